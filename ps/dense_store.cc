@@ -1,0 +1,110 @@
+#include "ps/dense_store.h"
+
+#include <cstring>
+
+namespace deepfm::ps {
+namespace {
+
+std::string ShapeString(const std::vector<int64_t>& shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) s += (i ? "," : "") + std::to_string(shape[i]);
+  return s + "]";
+}
+
+}  // namespace
+
+Status DenseStore::Register(const std::string& name, const std::vector<int64_t>& shape,
+                            const std::vector<float>& init, uint32_t* id, bool* created) {
+  if (name.empty()) return InvalidArgument("dense variable name is empty");
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d <= 0) return InvalidArgument("dense variable '" + name + "' has bad shape " + ShapeString(shape));
+    n *= d;
+  }
+  if (!init.empty() && static_cast<int64_t>(init.size()) != n) {
+    return InvalidArgument("dense variable '" + name + "' shape " + ShapeString(shape) + " needs " +
+                           std::to_string(n) + " initial values, got " + std::to_string(init.size()));
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  auto it = by_name_.find(name);
+  if (it != by_name_.end()) {
+    const DenseVariable& v = *vars_[it->second];
+    if (v.shape != shape) {
+      return FailedPrecondition("dense variable '" + name + "' already registered with shape " +
+                                ShapeString(v.shape) + ", refusing shape " + ShapeString(shape));
+    }
+    *id = it->second;
+    *created = false;
+    return Status::Ok();
+  }
+  auto v = std::make_unique<DenseVariable>();
+  v->name = name;
+  v->shape = shape;
+  v->values = init.empty() ? std::vector<float>(n, 0.0f) : init;
+  v->slots.resize(optimizer_->SlotFloats(static_cast<int>(n)));
+  optimizer_->InitSlots(v->slots.data(), static_cast<int>(n));
+  *id = static_cast<uint32_t>(vars_.size());
+  *created = true;
+  by_name_[name] = *id;
+  vars_.push_back(std::move(v));
+  return Status::Ok();
+}
+
+size_t DenseStore::num_variables() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return vars_.size();
+}
+
+const DenseVariable* DenseStore::Get(uint32_t id) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return id < vars_.size() ? vars_[id].get() : nullptr;
+}
+
+int64_t DenseStore::NumElements(uint32_t id) const {
+  const DenseVariable* v = Get(id);
+  return v ? static_cast<int64_t>(v->values.size()) : -1;
+}
+
+Status DenseStore::Pull(uint32_t id, float* out) const {
+  const DenseVariable* v = Get(id);
+  if (!v) return InvalidArgument("unknown dense variable id " + std::to_string(id));
+  std::lock_guard<std::mutex> lock(v->mu);
+  std::memcpy(out, v->values.data(), v->values.size() * sizeof(float));
+  return Status::Ok();
+}
+
+Status DenseStore::Push(uint32_t id, const float* grads, int64_t global_step) {
+  DenseVariable* v = const_cast<DenseVariable*>(Get(id));
+  if (!v) return InvalidArgument("unknown dense variable id " + std::to_string(id));
+  std::lock_guard<std::mutex> lock(v->mu);
+  const PushConstants c = optimizer_->BeginPush(&v->opt_state, global_step);
+  optimizer_->Apply(v->values.data(), v->slots.data(), grads, static_cast<int>(v->values.size()), c);
+  return Status::Ok();
+}
+
+Status DenseStore::Assign(uint32_t id, const std::vector<float>& values,
+                          const std::vector<float>& slots, const VariableOptState& state) {
+  DenseVariable* v = const_cast<DenseVariable*>(Get(id));
+  if (!v) return InvalidArgument("unknown dense variable id " + std::to_string(id));
+  std::lock_guard<std::mutex> lock(v->mu);
+  if (values.size() != v->values.size() || slots.size() != v->slots.size()) {
+    return InvalidArgument("dense variable '" + v->name + "': restore has " +
+                           std::to_string(values.size()) + " values and " +
+                           std::to_string(slots.size()) + " slots, expected " +
+                           std::to_string(v->values.size()) + " and " +
+                           std::to_string(v->slots.size()));
+  }
+  v->values = values;
+  v->slots = slots;
+  v->opt_state = state;
+  return Status::Ok();
+}
+
+uint64_t DenseStore::TotalElements() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  uint64_t n = 0;
+  for (const auto& v : vars_) n += v->values.size();
+  return n;
+}
+
+}  // namespace deepfm::ps

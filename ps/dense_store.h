@@ -1,0 +1,68 @@
+// Named dense tensors with their optimizer slots and per-tensor optimizer
+// state. The first registration of a name fixes its shape and initial values;
+// a later one with the same shape gets the existing tensor, and one with
+// another shape is refused (never a silent overwrite).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "ps/optimizer.h"
+
+namespace deepfm::ps {
+
+struct DenseVariable {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+  std::vector<float> slots;
+  VariableOptState opt_state;
+  mutable std::mutex mu;  // one push or pull at a time per tensor
+};
+
+class DenseStore {
+ public:
+  explicit DenseStore(const Optimizer* optimizer) : optimizer_(optimizer) {}
+
+  // Registers `name`. init may be empty (zeros) or hold product(shape) values.
+  // *created tells whether this call created it.
+  Status Register(const std::string& name, const std::vector<int64_t>& shape,
+                  const std::vector<float>& init, uint32_t* id, bool* created);
+
+  size_t num_variables() const;
+  // Number of floats in variable `id`, or -1 if there is none.
+  int64_t NumElements(uint32_t id) const;
+  const DenseVariable* Get(uint32_t id) const;
+
+  Status Pull(uint32_t id, float* out) const;
+  // grads must hold NumElements(id) finite values.
+  Status Push(uint32_t id, const float* grads, int64_t global_step);
+
+  // Sets values, slots and optimizer state of an existing variable (restore).
+  Status Assign(uint32_t id, const std::vector<float>& values, const std::vector<float>& slots,
+                const VariableOptState& state);
+
+  uint64_t TotalElements() const;
+
+  template <typename Fn>  // Fn(uint32_t id, const DenseVariable&) under the variable's lock
+  void ForEach(Fn&& fn) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (uint32_t i = 0; i < vars_.size(); ++i) {
+      std::lock_guard<std::mutex> vlock(vars_[i]->mu);
+      fn(i, *vars_[i]);
+    }
+  }
+
+ private:
+  const Optimizer* optimizer_;
+  mutable std::mutex mu_;  // guards the registry, not the values
+  std::vector<std::unique_ptr<DenseVariable>> vars_;
+  std::unordered_map<std::string, uint32_t> by_name_;
+};
+
+}  // namespace deepfm::ps

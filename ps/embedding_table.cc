@@ -1,0 +1,130 @@
+#include "ps/embedding_table.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/random.h"
+
+namespace deepfm::ps {
+
+EmbeddingTable::EmbeddingTable(const TableOptions& options, const Optimizer* optimizer)
+    : options_(options),
+      optimizer_(optimizer),
+      slot_floats_(optimizer->SlotFloats(options.dim)),
+      stride_(kMetaFloats + options.dim + slot_floats_) {
+  int bits = 0;
+  while ((1 << bits) < std::max(1, options_.num_stripes)) ++bits;
+  options_.num_stripes = 1 << bits;
+  stripe_shift_ = 64 - bits;
+  if (bits == 0) stripe_shift_ = 63;  // shift by 64 is undefined; one stripe needs index 0
+  stripes_.reserve(options_.num_stripes);
+  for (int i = 0; i < options_.num_stripes; ++i) stripes_.emplace_back(new Stripe(stride_));
+}
+
+void EmbeddingTable::InitRow(uint64_t key, float* row) const {
+  std::memset(row, 0, kMetaFloats * sizeof(float));
+  InitRowNormal(key, options_.seed, options_.init_stddev, row + kMetaFloats, options_.dim);
+  optimizer_->InitSlots(row + kMetaFloats + options_.dim, options_.dim);
+}
+
+float* EmbeddingTable::FindOrCreate(Stripe& s, uint64_t key) {
+  uint32_t r = s.index.Find(key);
+  if (r == KeyIndex::kEmpty) {
+    r = s.arena.Allocate();
+    s.index.Insert(key, r);
+    InitRow(key, s.arena.Row(r));
+  }
+  return s.arena.Row(r);
+}
+
+void EmbeddingTable::Pull(const uint64_t* keys, size_t n, float* out, bool create_missing) {
+  const int dim = options_.dim;
+  for (size_t i = 0; i < n; ++i) {
+    Stripe& s = StripeOf(keys[i]);
+    float* dst = out + i * dim;
+    std::lock_guard<SpinLock> lock(s.mu);
+    if (create_missing) {
+      std::memcpy(dst, FindOrCreate(s, keys[i]) + kMetaFloats, dim * sizeof(float));
+      continue;
+    }
+    const uint32_t r = s.index.Find(keys[i]);
+    if (r != KeyIndex::kEmpty) {
+      std::memcpy(dst, s.arena.Row(r) + kMetaFloats, dim * sizeof(float));
+    } else {
+      InitRowNormal(keys[i], options_.seed, options_.init_stddev, dst, dim);
+    }
+  }
+}
+
+void EmbeddingTable::Push(const uint64_t* keys, size_t n, const float* grads, int64_t step) {
+  PushConstants c;
+  {
+    std::lock_guard<std::mutex> lock(opt_mu_);
+    c = optimizer_->BeginPush(&opt_state_, step);
+  }
+  const int dim = options_.dim;
+  const uint32_t step32 = static_cast<uint32_t>(step);
+  for (size_t i = 0; i < n; ++i) {
+    Stripe& s = StripeOf(keys[i]);
+    std::lock_guard<SpinLock> lock(s.mu);
+    float* row = FindOrCreate(s, keys[i]);
+    RowMeta meta{};
+    std::memcpy(&meta, row, sizeof(meta));
+    if (meta.frequency != UINT32_MAX) ++meta.frequency;
+    meta.last_step = step32;
+    std::memcpy(row, &meta, sizeof(meta));
+    optimizer_->Apply(row + kMetaFloats, row + kMetaFloats + dim, grads + i * dim, dim, c);
+  }
+}
+
+size_t EmbeddingTable::size() const {
+  size_t n = 0;
+  for (const auto& s : stripes_) {
+    std::lock_guard<SpinLock> lock(s->mu);
+    n += s->index.size();
+  }
+  return n;
+}
+
+size_t EmbeddingTable::MemoryBytes() const {
+  size_t b = sizeof(*this);
+  for (const auto& s : stripes_) {
+    std::lock_guard<SpinLock> lock(s->mu);
+    b += sizeof(Stripe) + s->index.MemoryBytes() + s->arena.MemoryBytes();
+  }
+  return b;
+}
+
+void EmbeddingTable::ForEachRow(const RowVisitor& fn) const {
+  const int dim = options_.dim;
+  for (const auto& s : stripes_) {
+    std::lock_guard<SpinLock> lock(s->mu);
+    s->index.ForEach([&](uint64_t key, uint32_t r) {
+      const float* row = s->arena.Row(r);
+      RowMeta meta{};
+      std::memcpy(&meta, row, sizeof(meta));
+      fn(key, row + kMetaFloats, row + kMetaFloats + dim, meta);
+    });
+  }
+}
+
+void EmbeddingTable::Upsert(uint64_t key, const float* values, const float* slots, RowMeta meta) {
+  Stripe& s = StripeOf(key);
+  std::lock_guard<SpinLock> lock(s.mu);
+  float* row = FindOrCreate(s, key);
+  std::memcpy(row, &meta, sizeof(meta));
+  std::memcpy(row + kMetaFloats, values, options_.dim * sizeof(float));
+  std::memcpy(row + kMetaFloats + options_.dim, slots, slot_floats_ * sizeof(float));
+}
+
+VariableOptState EmbeddingTable::opt_state() const {
+  std::lock_guard<std::mutex> lock(opt_mu_);
+  return opt_state_;
+}
+
+void EmbeddingTable::set_opt_state(const VariableOptState& s) {
+  std::lock_guard<std::mutex> lock(opt_mu_);
+  opt_state_ = s;
+}
+
+}  // namespace deepfm::ps

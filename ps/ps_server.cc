@@ -1,0 +1,108 @@
+#include "ps/ps_server.h"
+
+#include <glog/logging.h>
+
+#include "proto/ps.grpc.pb.h"
+
+namespace deepfm::ps {
+
+grpc::Status ToGrpc(const Status& s) {
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), s.message());
+}
+
+class PsServer::Service final : public ParameterServer::Service {
+ public:
+  explicit Service(PsServer* owner) : owner_(owner), shard_(owner->shard_.get()) {}
+
+  grpc::Status RegisterTable(grpc::ServerContext*, const RegisterTableRequest* req,
+                             RegisterTableResponse* resp) override {
+    return ToGrpc(shard_->RegisterTable(*req, resp));
+  }
+  grpc::Status RegisterDense(grpc::ServerContext*, const RegisterDenseRequest* req,
+                             RegisterDenseResponse* resp) override {
+    return ToGrpc(shard_->RegisterDense(*req, resp));
+  }
+  grpc::Status Pull(grpc::ServerContext*, const PullRequest* req, PullResponse* resp) override {
+    return ToGrpc(shard_->Pull(*req, resp));
+  }
+  grpc::Status Push(grpc::ServerContext*, const PushRequest* req, PushResponse* resp) override {
+    return ToGrpc(shard_->Push(*req, resp));
+  }
+  grpc::Status GlobalStep(grpc::ServerContext*, const StepRequest* req,
+                          StepResponse* resp) override {
+    return ToGrpc(shard_->GlobalStep(*req, resp));
+  }
+  grpc::Status Stats(grpc::ServerContext*, const StatsRequest*, StatsResponse* resp) override {
+    shard_->Stats(resp);
+    return grpc::Status::OK;
+  }
+  grpc::Status Shutdown(grpc::ServerContext*, const ShutdownRequest*, ShutdownResponse*) override {
+    LOG(INFO) << "shard " << shard_->options().shard_index << ": shutdown requested by a client";
+    owner_->RequestShutdown();
+    return grpc::Status::OK;
+  }
+
+ private:
+  PsServer* owner_;
+  Shard* shard_;
+};
+
+std::unique_ptr<PsServer> PsServer::Start(const ServerOptions& options,
+                                          std::unique_ptr<Shard> shard, Status* status) {
+  std::unique_ptr<PsServer> s(new PsServer());
+  s->options_ = options;
+  s->shard_ = std::move(shard);
+  s->service_ = std::make_unique<Service>(s.get());
+  grpc::ServerBuilder builder;
+  const std::string addr = options.bind + ":" + std::to_string(options.port);
+  builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &s->port_);
+  builder.RegisterService(s->service_.get());
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(options.max_message_bytes);
+  const int threads = std::max(1, options.threads);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::NUM_CQS, threads);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MIN_POLLERS, 1);
+  builder.SetSyncServerOption(grpc::ServerBuilder::SyncServerOption::MAX_POLLERS, threads);
+  s->server_ = builder.BuildAndStart();
+  if (!s->server_ || s->port_ == 0) {
+    *status = Status(Code::kUnavailable, "cannot listen on " + addr +
+                                             " (port in use or bad address; try another --port)");
+    return nullptr;
+  }
+  *status = Status::Ok();
+  return s;
+}
+
+std::string PsServer::address() const { return options_.bind + ":" + std::to_string(port_); }
+
+void PsServer::RequestShutdown() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (stopping_) return;
+  stopping_ = true;
+  // grpc::Server::Shutdown waits for in-flight handlers, including the one
+  // asking, so it must run on another thread.
+  stopper_ = std::thread([this] {
+    server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    std::lock_guard<std::mutex> l(mu_);
+    stopped_ = true;
+    cv_.notify_all();
+  });
+}
+
+void PsServer::Shutdown() {
+  RequestShutdown();
+  Wait();
+}
+
+void PsServer::Wait() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [this] { return stopped_; });
+}
+
+PsServer::~PsServer() {
+  Shutdown();
+  if (stopper_.joinable()) stopper_.join();
+}
+
+}  // namespace deepfm::ps

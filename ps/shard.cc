@@ -1,0 +1,296 @@
+#include "ps/shard.h"
+
+#include <cmath>
+#include <cstring>
+
+#include "common/bf16.h"
+#include "common/bytes.h"
+
+namespace deepfm::ps {
+namespace {
+
+size_t ElemSize(DType t) { return t == BF16 ? 2 : 4; }
+
+// Decodes `bytes` (n values of `dtype`) into out[n], rejecting non-finite ones.
+Status DecodeFinite(const std::string& bytes, DType dtype, size_t n, float* out,
+                    const std::string& what) {
+  if (dtype == BF16) {
+    std::vector<uint16_t> tmp(n);
+    std::memcpy(tmp.data(), bytes.data(), n * 2);
+    Bf16ToFloat(tmp.data(), out, n);
+  } else {
+    std::memcpy(out, bytes.data(), n * 4);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (!std::isfinite(out[i])) {
+      return InvalidArgument(what + ": gradient " + std::to_string(i) + " is not finite (" +
+                             std::to_string(out[i]) + ")");
+    }
+  }
+  return Status::Ok();
+}
+
+// Writes n floats to `bytes` as `dtype`.
+void Encode(const float* values, size_t n, DType dtype, std::string* bytes) {
+  bytes->resize(n * ElemSize(dtype));
+  if (dtype == BF16) {
+    FloatToBf16(values, reinterpret_cast<uint16_t*>(bytes->data()), n);
+  } else {
+    std::memcpy(bytes->data(), values, n * 4);
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Shard> Shard::Create(const ShardOptions& options, Status* status) {
+  std::unique_ptr<Optimizer> opt;
+  *status = MakeOptimizer(options.optimizer, &opt);
+  if (!status->ok()) return nullptr;
+  if (options.num_shards == 0 || options.shard_index >= options.num_shards) {
+    *status = InvalidArgument("shard_index " + std::to_string(options.shard_index) +
+                              " must be < num_shards " + std::to_string(options.num_shards));
+    return nullptr;
+  }
+  return std::unique_ptr<Shard>(new Shard(options, std::move(opt)));
+}
+
+Shard::Shard(const ShardOptions& options, std::unique_ptr<Optimizer> opt)
+    : options_(options), optimizer_(std::move(opt)), dense_(optimizer_.get()) {}
+
+EmbeddingTable* Shard::table(uint32_t id) const {
+  std::shared_lock<std::shared_mutex> lock(tables_mu_);
+  return id < tables_.size() ? tables_[id].get() : nullptr;
+}
+
+std::vector<EmbeddingTable*> Shard::tables() const {
+  std::shared_lock<std::shared_mutex> lock(tables_mu_);
+  std::vector<EmbeddingTable*> out;
+  for (const auto& t : tables_) out.push_back(t.get());
+  return out;
+}
+
+int64_t Shard::ObserveStep(int64_t step) {
+  int64_t cur = global_step_.load(std::memory_order_relaxed);
+  while (cur < step && !global_step_.compare_exchange_weak(cur, step)) {
+  }
+  return std::max(cur, step);
+}
+
+Status Shard::RegisterTable(const RegisterTableRequest& req, RegisterTableResponse* resp) {
+  const TableSpec& spec = req.spec();
+  if (spec.name().empty()) return InvalidArgument("table name is empty");
+  if (spec.dim() == 0 || spec.dim() > 4096) {
+    return InvalidArgument("table '" + spec.name() + "': dim " + std::to_string(spec.dim()) +
+                           " must be in [1, 4096]");
+  }
+  if (!(spec.init_stddev() >= 0) || !std::isfinite(spec.init_stddev())) {
+    return InvalidArgument("table '" + spec.name() + "': init_stddev must be finite and >= 0");
+  }
+  std::unique_lock<std::shared_mutex> lock(tables_mu_);
+  auto it = table_by_name_.find(spec.name());
+  if (it != table_by_name_.end()) {
+    const TableOptions& o = tables_[it->second]->options();
+    if (static_cast<uint32_t>(o.dim) != spec.dim() || o.seed != spec.seed() ||
+        o.init_stddev != spec.init_stddev()) {
+      return FailedPrecondition("table '" + spec.name() + "' already registered with dim " +
+                                std::to_string(o.dim) + ", seed " + std::to_string(o.seed) +
+                                "; refusing a different spec (dim " + std::to_string(spec.dim()) +
+                                ", seed " + std::to_string(spec.seed()) + ")");
+    }
+    resp->set_table_id(it->second);
+    return Status::Ok();
+  }
+  TableOptions o;
+  o.name = spec.name();
+  o.dim = static_cast<int>(spec.dim());
+  o.init_stddev = spec.init_stddev();
+  o.seed = spec.seed();
+  o.num_stripes = options_.table_stripes;
+  const uint32_t id = static_cast<uint32_t>(tables_.size());
+  tables_.emplace_back(new EmbeddingTable(o, optimizer_.get()));
+  table_by_name_[o.name] = id;
+  resp->set_table_id(id);
+  return Status::Ok();
+}
+
+Status Shard::RegisterDense(const RegisterDenseRequest& req, RegisterDenseResponse* resp) {
+  const DenseSpec& spec = req.spec();
+  if (!IsWholeArrayOf<float>(req.init_values())) {
+    return InvalidArgument("dense variable '" + spec.name() + "': init_values has " +
+                           std::to_string(req.init_values().size()) +
+                           " bytes, not a whole number of float32");
+  }
+  std::vector<float> init;
+  CopyOut(req.init_values(), &init);
+  for (size_t i = 0; i < init.size(); ++i) {
+    if (!std::isfinite(init[i])) {
+      return InvalidArgument("dense variable '" + spec.name() + "': initial value " +
+                             std::to_string(i) + " is not finite");
+    }
+  }
+  std::vector<int64_t> shape(spec.shape().begin(), spec.shape().end());
+  uint32_t id = 0;
+  bool created = false;
+  Status s = dense_.Register(spec.name(), shape, init, &id, &created);
+  if (!s.ok()) return s;
+  resp->set_dense_id(id);
+  resp->set_created(created);
+  return Status::Ok();
+}
+
+Status Shard::Pull(const PullRequest& req, PullResponse* resp) {
+  pull_requests_.fetch_add(1, std::memory_order_relaxed);
+  bytes_in_.fetch_add(req.ByteSizeLong(), std::memory_order_relaxed);
+  // Validate everything first.
+  std::vector<EmbeddingTable*> tabs(req.sparse_size());
+  for (int i = 0; i < req.sparse_size(); ++i) {
+    const SparsePull& sp = req.sparse(i);
+    tabs[i] = table(sp.table_id());
+    if (!tabs[i]) return InvalidArgument("pull: unknown table id " + std::to_string(sp.table_id()));
+    if (!IsWholeArrayOf<uint64_t>(sp.keys())) {
+      return InvalidArgument("pull: table '" + tabs[i]->options().name + "': keys has " +
+                             std::to_string(sp.keys().size()) + " bytes, not a multiple of 8");
+    }
+  }
+  for (uint32_t id : req.dense_ids()) {
+    if (dense_.NumElements(id) < 0) {
+      return InvalidArgument("pull: unknown dense variable id " + std::to_string(id));
+    }
+  }
+  std::vector<uint64_t> keys;
+  std::vector<float> values;
+  uint64_t nkeys = 0;
+  for (int i = 0; i < req.sparse_size(); ++i) {
+    CopyOut(req.sparse(i).keys(), &keys);
+    const int dim = tabs[i]->dim();
+    SparseRows* rows = resp->add_sparse();
+    rows->set_table_id(req.sparse(i).table_id());
+    if (req.dtype() == F32) {
+      // Rows land straight in the response buffer.
+      std::string* out = rows->mutable_values();
+      out->resize(keys.size() * dim * sizeof(float));
+      tabs[i]->Pull(keys.data(), keys.size(), reinterpret_cast<float*>(out->data()),
+                    !req.read_only());
+    } else {
+      values.resize(keys.size() * dim);
+      tabs[i]->Pull(keys.data(), keys.size(), values.data(), !req.read_only());
+      Encode(values.data(), values.size(), req.dtype(), rows->mutable_values());
+    }
+    nkeys += keys.size();
+  }
+  for (uint32_t id : req.dense_ids()) {
+    values.resize(dense_.NumElements(id));
+    Status s = dense_.Pull(id, values.data());
+    if (!s.ok()) return s;
+    DenseValues* dv = resp->add_dense();
+    dv->set_dense_id(id);
+    Encode(values.data(), values.size(), req.dtype(), dv->mutable_values());
+  }
+  resp->set_global_step(global_step());
+  pulled_keys_.fetch_add(nkeys, std::memory_order_relaxed);
+  bytes_out_.fetch_add(resp->ByteSizeLong(), std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+Status Shard::Push(const PushRequest& req, PushResponse* resp) {
+  push_requests_.fetch_add(1, std::memory_order_relaxed);
+  bytes_in_.fetch_add(req.ByteSizeLong(), std::memory_order_relaxed);
+  if (req.dtype() != F32 && req.dtype() != BF16) {
+    return InvalidArgument("push: unknown dtype " + std::to_string(req.dtype()));
+  }
+  if (req.increment_global_step() < 0) return InvalidArgument("push: negative step increment");
+  const size_t esize = ElemSize(req.dtype());
+  // Decode and validate every array before applying any of them, so a bad
+  // request leaves the shard unchanged.
+  struct Decoded {
+    EmbeddingTable* table;
+    std::vector<uint64_t> keys;
+    std::vector<float> grads;
+  };
+  std::vector<Decoded> sparse(req.sparse_size());
+  uint64_t nkeys = 0;
+  for (int i = 0; i < req.sparse_size(); ++i) {
+    const SparseGrad& sg = req.sparse(i);
+    Decoded& d = sparse[i];
+    d.table = table(sg.table_id());
+    if (!d.table) return InvalidArgument("push: unknown table id " + std::to_string(sg.table_id()));
+    const std::string& name = d.table->options().name;
+    if (!IsWholeArrayOf<uint64_t>(sg.keys())) {
+      return InvalidArgument("push: table '" + name + "': keys has " +
+                             std::to_string(sg.keys().size()) + " bytes, not a multiple of 8");
+    }
+    const size_t n = CountOf<uint64_t>(sg.keys());
+    const size_t want = n * d.table->dim();
+    if (sg.grads().size() != want * esize) {
+      return InvalidArgument("push: table '" + name + "': " + std::to_string(n) + " keys of dim " +
+                             std::to_string(d.table->dim()) + " need " + std::to_string(want) +
+                             " gradient values, got " + std::to_string(sg.grads().size() / esize) +
+                             (sg.grads().size() % esize ? " (and a partial value)" : ""));
+    }
+    CopyOut(sg.keys(), &d.keys);
+    d.grads.resize(want);
+    Status s = DecodeFinite(sg.grads(), req.dtype(), want, d.grads.data(), "push: table '" + name + "'");
+    if (!s.ok()) return s;
+    nkeys += n;
+  }
+  std::vector<std::vector<float>> dense(req.dense_size());
+  for (int i = 0; i < req.dense_size(); ++i) {
+    const DenseGrad& dg = req.dense(i);
+    const int64_t n = dense_.NumElements(dg.dense_id());
+    if (n < 0) return InvalidArgument("push: unknown dense variable id " + std::to_string(dg.dense_id()));
+    const std::string name = dense_.Get(dg.dense_id())->name;
+    if (dg.grads().size() != static_cast<size_t>(n) * esize) {
+      return InvalidArgument("push: dense variable '" + name + "' has " + std::to_string(n) +
+                             " elements, got " + std::to_string(dg.grads().size()) + " bytes of gradient");
+    }
+    dense[i].resize(n);
+    Status s = DecodeFinite(dg.grads(), req.dtype(), n, dense[i].data(),
+                            "push: dense variable '" + name + "'");
+    if (!s.ok()) return s;
+  }
+  int64_t step;
+  if (req.increment_global_step() > 0) {
+    step = global_step_.fetch_add(req.increment_global_step()) + req.increment_global_step();
+  } else {
+    step = ObserveStep(std::max<int64_t>(req.global_step(), 1));
+  }
+  for (Decoded& d : sparse) d.table->Push(d.keys.data(), d.keys.size(), d.grads.data(), step);
+  for (int i = 0; i < req.dense_size(); ++i) {
+    Status s = dense_.Push(req.dense(i).dense_id(), dense[i].data(), step);
+    if (!s.ok()) return s;  // cannot happen: ids were validated and are never removed
+  }
+  resp->set_global_step(step);
+  pushed_keys_.fetch_add(nkeys, std::memory_order_relaxed);
+  return Status::Ok();
+}
+
+Status Shard::GlobalStep(const StepRequest& req, StepResponse* resp) {
+  if (req.increment() < 0) return InvalidArgument("global step increment must be >= 0");
+  resp->set_global_step(req.increment() > 0
+                            ? global_step_.fetch_add(req.increment()) + req.increment()
+                            : global_step());
+  return Status::Ok();
+}
+
+void Shard::Stats(StatsResponse* resp) const {
+  resp->set_shard_index(options_.shard_index);
+  resp->set_num_shards(options_.num_shards);
+  resp->set_global_step(global_step());
+  resp->set_optimizer(OptimizerName(optimizer_->type()));
+  for (EmbeddingTable* t : tables()) {
+    TableStats* ts = resp->add_tables();
+    ts->set_name(t->options().name);
+    ts->set_dim(t->dim());
+    ts->set_rows(t->size());
+    ts->set_bytes(t->MemoryBytes());
+  }
+  resp->set_dense_params(dense_.TotalElements());
+  resp->set_pull_requests(pull_requests_.load());
+  resp->set_push_requests(push_requests_.load());
+  resp->set_pulled_keys(pulled_keys_.load());
+  resp->set_pushed_keys(pushed_keys_.load());
+  resp->set_bytes_in(bytes_in_.load());
+  resp->set_bytes_out(bytes_out_.load());
+}
+
+}  // namespace deepfm::ps

@@ -1,0 +1,72 @@
+// Shard: the whole state of one parameter-server shard (its embedding tables,
+// dense variables, optimizer and global step) and the request logic the gRPC
+// service exposes. Independent of the transport, so tests and benchmarks can
+// drive it in-process.
+//
+// Every request is validated in full before anything is applied: a request
+// that fails leaves the shard exactly as it was.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "proto/ps.pb.h"
+#include "ps/dense_store.h"
+#include "ps/embedding_table.h"
+#include "ps/optimizer.h"
+
+namespace deepfm::ps {
+
+struct ShardOptions {
+  uint32_t shard_index = 0;
+  uint32_t num_shards = 1;
+  OptimizerOptions optimizer;
+  int table_stripes = 256;
+};
+
+class Shard {
+ public:
+  // Fails (returns null and sets *status) when the optimizer options are bad.
+  static std::unique_ptr<Shard> Create(const ShardOptions& options, Status* status);
+
+  Status RegisterTable(const RegisterTableRequest& req, RegisterTableResponse* resp);
+  Status RegisterDense(const RegisterDenseRequest& req, RegisterDenseResponse* resp);
+  Status Pull(const PullRequest& req, PullResponse* resp);
+  Status Push(const PushRequest& req, PushResponse* resp);
+  Status GlobalStep(const StepRequest& req, StepResponse* resp);
+  void Stats(StatsResponse* resp) const;
+
+  int64_t global_step() const { return global_step_.load(std::memory_order_acquire); }
+  const ShardOptions& options() const { return options_; }
+  const Optimizer& optimizer() const { return *optimizer_; }
+  // Null when there is no such table.
+  EmbeddingTable* table(uint32_t id) const;
+  DenseStore& dense() { return dense_; }
+  std::vector<EmbeddingTable*> tables() const;
+
+ private:
+  Shard(const ShardOptions& options, std::unique_ptr<Optimizer> opt);
+  // Advances the step to at least `step` and returns the resulting value.
+  int64_t ObserveStep(int64_t step);
+
+  ShardOptions options_;
+  std::unique_ptr<Optimizer> optimizer_;
+  DenseStore dense_;
+  mutable std::shared_mutex tables_mu_;  // registry only; rows have their own locks
+  std::vector<std::unique_ptr<EmbeddingTable>> tables_;
+  std::unordered_map<std::string, uint32_t> table_by_name_;
+  std::atomic<int64_t> global_step_{0};
+
+  std::atomic<uint64_t> pull_requests_{0}, push_requests_{0};
+  std::atomic<uint64_t> pulled_keys_{0}, pushed_keys_{0};
+  std::atomic<uint64_t> bytes_in_{0}, bytes_out_{0};
+};
+
+}  // namespace deepfm::ps

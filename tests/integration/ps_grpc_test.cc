@@ -1,0 +1,194 @@
+// Two ps_server shards in-process on ephemeral ports, driven through real
+// gRPC channels: registration, pull, push, pull again, bad requests, stats and
+// orderly shutdown.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include <map>
+
+#include "common/bytes.h"
+#include "common/routing.h"
+#include "proto/ps.grpc.pb.h"
+#include "ps/ps_server.h"
+
+namespace deepfm::ps {
+namespace {
+
+class TwoShards : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (uint32_t i = 0; i < 2; ++i) {
+      ShardOptions so;
+      so.shard_index = i;
+      so.num_shards = 2;
+      so.optimizer.type = OptimizerType::kSgd;
+      so.optimizer.learning_rate = 0.25f;
+      Status s;
+      auto shard = Shard::Create(so, &s);
+      ASSERT_TRUE(s.ok());
+      ServerOptions opts;
+      opts.port = 0;
+      servers_.push_back(PsServer::Start(opts, std::move(shard), &s));
+      ASSERT_TRUE(s.ok()) << s.ToString();
+      ASSERT_GT(servers_.back()->port(), 0);
+      grpc::ChannelArguments args;
+      args.SetMaxReceiveMessageSize(64 << 20);
+      args.SetMaxSendMessageSize(64 << 20);
+      auto ch = grpc::CreateCustomChannel(servers_.back()->address(),
+                                          grpc::InsecureChannelCredentials(), args);
+      stubs_.push_back(ParameterServer::NewStub(ch));
+    }
+  }
+
+  grpc::Status Call(int shard, const PullRequest& req, PullResponse* resp) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return stubs_[shard]->Pull(&ctx, req, resp);
+  }
+  grpc::Status Call(int shard, const PushRequest& req, PushResponse* resp) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    return stubs_[shard]->Push(&ctx, req, resp);
+  }
+  uint32_t Register(int shard, const std::string& name, uint32_t dim) {
+    RegisterTableRequest req;
+    req.mutable_spec()->set_name(name);
+    req.mutable_spec()->set_dim(dim);
+    req.mutable_spec()->set_init_stddev(0.01f);
+    req.mutable_spec()->set_seed(5);
+    RegisterTableResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(stubs_[shard]->RegisterTable(&ctx, req, &resp).ok());
+    return resp.table_id();
+  }
+
+  std::vector<std::unique_ptr<PsServer>> servers_;
+  std::vector<std::unique_ptr<ParameterServer::Stub>> stubs_;
+};
+
+TEST_F(TwoShards, PullPushPullAcrossShards) {
+  const int dim = 17;
+  uint32_t table[2] = {Register(0, "emb", dim), Register(1, "emb", dim)};
+  Router router(2);
+  std::map<uint64_t, int> where;
+  std::vector<uint64_t> keys[2];
+  for (uint64_t k = 1; k <= 1000; ++k) {
+    const uint64_t key = Mix64(k);
+    keys[router.ShardOfKey(key)].push_back(key);
+  }
+  ASSERT_FALSE(keys[0].empty());
+  ASSERT_FALSE(keys[1].empty());
+  std::vector<float> before[2];
+  for (int s = 0; s < 2; ++s) {
+    PullRequest req;
+    auto* sp = req.add_sparse();
+    sp->set_table_id(table[s]);
+    AssignBytes(keys[s].data(), keys[s].size(), sp->mutable_keys());
+    PullResponse resp;
+    ASSERT_TRUE(Call(s, req, &resp).ok());
+    CopyOut(resp.sparse(0).values(), &before[s]);
+    ASSERT_EQ(before[s].size(), keys[s].size() * dim);
+  }
+  for (int s = 0; s < 2; ++s) {
+    PushRequest req;
+    req.set_global_step(1);
+    if (s == 0) req.set_increment_global_step(1);
+    auto* sg = req.add_sparse();
+    sg->set_table_id(table[s]);
+    AssignBytes(keys[s].data(), keys[s].size(), sg->mutable_keys());
+    std::vector<float> g(keys[s].size() * dim);
+    for (size_t i = 0; i < g.size(); ++i) g[i] = static_cast<float>(i % 7) - 3.0f;
+    AssignBytes(g.data(), g.size(), sg->mutable_grads());
+    PushResponse resp;
+    ASSERT_TRUE(Call(s, req, &resp).ok());
+    EXPECT_EQ(resp.global_step(), 1);
+  }
+  for (int s = 0; s < 2; ++s) {
+    PullRequest req;
+    auto* sp = req.add_sparse();
+    sp->set_table_id(table[s]);
+    AssignBytes(keys[s].data(), keys[s].size(), sp->mutable_keys());
+    PullResponse resp;
+    ASSERT_TRUE(Call(s, req, &resp).ok());
+    std::vector<float> after;
+    CopyOut(resp.sparse(0).values(), &after);
+    for (size_t i = 0; i < after.size(); ++i) {
+      ASSERT_FLOAT_EQ(after[i], before[s][i] - 0.25f * (static_cast<float>(i % 7) - 3.0f));
+    }
+    EXPECT_EQ(resp.global_step(), 1);
+    StatsResponse stats;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stubs_[s]->Stats(&ctx, StatsRequest(), &stats).ok());
+    EXPECT_EQ(stats.shard_index(), static_cast<uint32_t>(s));
+    ASSERT_EQ(stats.tables_size(), 1);
+    EXPECT_EQ(stats.tables(0).rows(), keys[s].size());
+    EXPECT_EQ(stats.pull_requests(), 2u);
+    EXPECT_EQ(stats.push_requests(), 1u);
+  }
+}
+
+TEST_F(TwoShards, BadRequestsGetInvalidArgumentAndServerKeepsServing) {
+  const uint32_t t = Register(0, "emb", 4);
+  const uint64_t key = 9;
+  PushRequest bad;
+  auto* sg = bad.add_sparse();
+  sg->set_table_id(t);
+  AssignBytes(&key, 1, sg->mutable_keys());
+  const float g[3] = {1, 2, 3};  // 3 values for a dim-4 row
+  AssignBytes(g, 3, sg->mutable_grads());
+  PushResponse presp;
+  grpc::Status st = Call(0, bad, &presp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("need 4 gradient values, got 3"), std::string::npos)
+      << st.error_message();
+  PullRequest unknown;
+  unknown.add_sparse()->set_table_id(42);
+  PullResponse resp;
+  st = Call(0, unknown, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("unknown table id 42"), std::string::npos);
+  // Still serving, and the bad push created nothing.
+  StatsResponse stats;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stubs_[0]->Stats(&ctx, StatsRequest(), &stats).ok());
+  EXPECT_EQ(stats.tables(0).rows(), 0u);
+}
+
+TEST_F(TwoShards, DenseRegistrationFirstWinsAndShapeConflictFails) {
+  RegisterDenseRequest req;
+  req.mutable_spec()->set_name("dnn/out/bias");
+  req.mutable_spec()->add_shape(1);
+  const float init = 0.5f;
+  AssignBytes(&init, 1, req.mutable_init_values());
+  RegisterDenseResponse resp;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stubs_[1]->RegisterDense(&ctx, req, &resp).ok());
+    EXPECT_TRUE(resp.created());
+  }
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stubs_[1]->RegisterDense(&ctx, req, &resp).ok());
+    EXPECT_FALSE(resp.created());
+  }
+  req.mutable_spec()->set_shape(0, 2);
+  req.clear_init_values();
+  grpc::ClientContext ctx;
+  grpc::Status st = stubs_[1]->RegisterDense(&ctx, req, &resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+TEST_F(TwoShards, ShutdownRpcStopsTheServer) {
+  grpc::ClientContext ctx;
+  ShutdownResponse resp;
+  ASSERT_TRUE(stubs_[1]->Shutdown(&ctx, ShutdownRequest(), &resp).ok());
+  servers_[1]->Wait();  // returns because the RPC stopped it
+  grpc::ClientContext ctx2;
+  ctx2.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(500));
+  StatsResponse stats;
+  grpc::Status st = stubs_[1]->Stats(&ctx2, StatsRequest(), &stats);
+  EXPECT_FALSE(st.ok());
+}
+
+}  // namespace
+}  // namespace deepfm::ps

@@ -1,0 +1,63 @@
+#include "ps/dense_store.h"
+
+#include <gtest/gtest.h>
+
+namespace deepfm::ps {
+namespace {
+
+std::unique_ptr<Optimizer> Sgd() {
+  OptimizerOptions o;
+  o.type = OptimizerType::kSgd;
+  o.learning_rate = 0.5f;
+  std::unique_ptr<Optimizer> opt;
+  EXPECT_TRUE(MakeOptimizer(o, &opt).ok());
+  return opt;
+}
+
+TEST(DenseStoreTest, FirstRegistrationWins) {
+  auto opt = Sgd();
+  DenseStore store(opt.get());
+  uint32_t id = 9;
+  bool created = false;
+  ASSERT_TRUE(store.Register("w", {2, 2}, {1, 2, 3, 4}, &id, &created).ok());
+  EXPECT_TRUE(created);
+  uint32_t id2 = 9;
+  ASSERT_TRUE(store.Register("w", {2, 2}, {9, 9, 9, 9}, &id2, &created).ok());
+  EXPECT_FALSE(created);
+  EXPECT_EQ(id, id2);
+  std::vector<float> v(4);
+  ASSERT_TRUE(store.Pull(id, v.data()).ok());
+  EXPECT_EQ(v, (std::vector<float>{1, 2, 3, 4}));
+}
+
+TEST(DenseStoreTest, OtherShapeIsRefused) {
+  auto opt = Sgd();
+  DenseStore store(opt.get());
+  uint32_t id;
+  bool created;
+  ASSERT_TRUE(store.Register("w", {4}, {}, &id, &created).ok());
+  Status s = store.Register("w", {2, 2}, {}, &id, &created);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition);
+  EXPECT_NE(s.message().find("[4]"), std::string::npos) << s.message();
+  EXPECT_FALSE(store.Register("x", {3}, {1, 2}, &id, &created).ok());
+  EXPECT_FALSE(store.Register("y", {0}, {}, &id, &created).ok());
+  EXPECT_FALSE(store.Register("", {1}, {}, &id, &created).ok());
+}
+
+TEST(DenseStoreTest, PushAppliesOptimizer) {
+  auto opt = Sgd();
+  DenseStore store(opt.get());
+  uint32_t id;
+  bool created;
+  ASSERT_TRUE(store.Register("b", {3}, {1, 1, 1}, &id, &created).ok());
+  const float g[3] = {1, 0, -2};
+  ASSERT_TRUE(store.Push(id, g, 1).ok());
+  std::vector<float> v(3);
+  ASSERT_TRUE(store.Pull(id, v.data()).ok());
+  EXPECT_EQ(v, (std::vector<float>{0.5f, 1.0f, 2.0f}));
+  EXPECT_FALSE(store.Push(id + 1, g, 1).ok());
+  EXPECT_EQ(store.TotalElements(), 3u);
+}
+
+}  // namespace
+}  // namespace deepfm::ps
