@@ -8,6 +8,8 @@
 #include <thread>
 #include <cstdio>
 
+#include "common/checkpoint_manifest.h"
+#include "ps/checkpoint.h"
 #include "ps/ps_server.h"
 
 DEFINE_string(bind, "127.0.0.1", "address to listen on (0.0.0.0 for every interface)");
@@ -23,6 +25,7 @@ DEFINE_double(epsilon, 1e-8, "adam epsilon");
 DEFINE_double(initial_accumulator, 0.1, "adagrad(decay) initial accumulator and decay floor");
 DEFINE_int64(decay_period, 100000, "adagraddecay: global steps between accumulator decays");
 DEFINE_double(decay_rate, 0.9, "adagraddecay: accumulator decay factor");
+DEFINE_string(checkpoint_dir, "", "restore from the newest checkpoint under this folder, if it has one");
 DEFINE_int32(max_message_mb, 512, "largest gRPC message accepted or sent, MiB");
 
 
@@ -59,6 +62,25 @@ int main(int argc, char** argv) {
   if (!shard) {
     fprintf(stderr, "ps_server: %s\n", st.ToString().c_str());
     return 2;
+  }
+  if (!FLAGS_checkpoint_dir.empty()) {
+    std::string folder;
+    st = deepfm::LatestCheckpoint(FLAGS_checkpoint_dir, &folder);
+    if (st.code() == deepfm::Code::kNotFound) {
+      LOG(INFO) << "no checkpoint under " << FLAGS_checkpoint_dir << "; starting fresh";
+    } else if (!st.ok()) {
+      fprintf(stderr, "ps_server: %s\n", st.message().c_str());
+      return 1;
+    } else {
+      uint64_t rows = 0;
+      st = deepfm::ps::RestoreShard(shard.get(), folder, &rows);
+      if (!st.ok()) {
+        fprintf(stderr, "ps_server: cannot restore %s: %s\n", folder.c_str(), st.message().c_str());
+        return 1;
+      }
+      LOG(INFO) << "restored " << rows << " rows from " << folder << " at global step "
+                << shard->global_step();
+    }
   }
   deepfm::ps::ServerOptions opts;
   opts.bind = FLAGS_bind;

@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include "proto/ps.grpc.pb.h"
+#include "ps/checkpoint.h"
 
 namespace deepfm::ps {
 
@@ -32,6 +33,19 @@ class PsServer::Service final : public ParameterServer::Service {
   grpc::Status GlobalStep(grpc::ServerContext*, const StepRequest* req,
                           StepResponse* resp) override {
     return ToGrpc(shard_->GlobalStep(*req, resp));
+  }
+  grpc::Status Save(grpc::ServerContext*, const SaveRequest* req, SaveResponse* resp) override {
+    CheckpointFile file;
+    uint64_t rows = 0;
+    Status s = SaveShard(*shard_, req->dir(), req->global_step(), &file, &rows);
+    if (!s.ok()) return ToGrpc(s);
+    resp->set_file(file.name);
+    resp->set_bytes(file.bytes);
+    resp->set_crc32c(file.crc32c);
+    resp->set_rows(rows);
+    LOG(INFO) << "shard " << shard_->options().shard_index << ": saved " << rows << " rows to "
+              << req->dir() << "/" << file.name << " (" << file.bytes << " bytes)";
+    return grpc::Status::OK;
   }
   grpc::Status Stats(grpc::ServerContext*, const StatsRequest*, StatsResponse* resp) override {
     shard_->Stats(resp);

@@ -1,0 +1,170 @@
+// Two in-process parameter-server shards and an in-process worker (Trainer +
+// PsClient over real gRPC) train DeepFM on generated data.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "ps/ps_server.h"
+#include "tools/datagen.h"
+#include "worker/trainer.h"
+
+namespace deepfm {
+namespace {
+
+namespace fs = std::filesystem;
+
+class TrainTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new std::string((fs::temp_directory_path() / ("deepfm_train_test_" + std::to_string(getpid()))).string());
+    DataGenOptions o;
+    o.train_rows = 60000;
+    o.eval_rows = 20000;
+    o.out_dir = *dir_;
+    o.seed = 11;
+    // Small vocabularies so a few hundred steps see most values several times.
+    o.cardinalities.assign(26, 0);
+    for (int f = 0; f < 26; ++f) o.cardinalities[f] = 20 + 40 * f;
+    DataGenReport r;
+    Status s = GenerateCriteoData(o, &r);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    oracle_auc_ = r.oracle_auc;
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*dir_);
+    delete dir_;
+  }
+
+  void StartShards(int n, ps::OptimizerType opt, float lr) {
+    servers_.clear();
+    hosts_.clear();
+    for (int i = 0; i < n; ++i) {
+      ps::ShardOptions so;
+      so.shard_index = i;
+      so.num_shards = n;
+      so.optimizer.type = opt;
+      so.optimizer.learning_rate = lr;
+      Status s;
+      auto shard = ps::Shard::Create(so, &s);
+      ASSERT_TRUE(s.ok());
+      servers_.push_back(ps::PsServer::Start(ps::ServerOptions(), std::move(shard), &s));
+      ASSERT_TRUE(s.ok());
+      hosts_.push_back(servers_.back()->address());
+    }
+  }
+
+  TrainerOptions Options(int64_t steps, int staleness) {
+    TrainerOptions t;
+    t.model.hidden_units = {64, 32};
+    t.train_data.files = {*dir_ + "/train.csv"};
+    t.train_data.batch_size = 256;
+    t.train_data.num_epochs = 5;
+    t.steps = steps;
+    t.staleness = staleness;
+    t.seed = 3;
+    t.log_every = 0;
+    return t;
+  }
+
+  static std::string* dir_;
+  static double oracle_auc_;
+  std::vector<std::unique_ptr<ps::PsServer>> servers_;
+  std::vector<std::string> hosts_;
+};
+std::string* TrainTest::dir_ = nullptr;
+double TrainTest::oracle_auc_ = 0;
+
+TEST_F(TrainTest, TwoShardsOneWorkerLearnsThePlantedModel) {
+  StartShards(2, ps::OptimizerType::kAdamAsync, 0.002f);
+  PsClientOptions co;
+  co.hosts = hosts_;
+  std::unique_ptr<PsClient> client;
+  ASSERT_TRUE(PsClient::Connect(co, &client).ok());
+  // One epoch: like Criteo, the planted data is overfitted by a second one.
+  Trainer trainer(Options(230, 1), client.get());
+  ASSERT_TRUE(trainer.Setup().ok());
+  TrainResult tr;
+  Status s = trainer.Train(&tr);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(tr.global_step, 230);
+  EXPECT_EQ(tr.local_steps, 230);
+  EXPECT_EQ(tr.bad_lines, 0);
+  ReaderOptions eval;
+  eval.files = {*dir_ + "/eval.csv"};
+  EvalResult er;
+  s = trainer.Evaluate(eval, &er);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(er.rows, 20000);
+  // The loss falls, and held-out AUC gets most of the way to the oracle.
+  double first = 0, last = 0;
+  for (int i = 0; i < 30; ++i) {
+    first += tr.losses[i];
+    last += tr.losses[tr.losses.size() - 1 - i];
+  }
+  EXPECT_LT(last, first * 0.95);
+  printf("oracle AUC %.4f, trained AUC %.4f, logloss %.4f\n", oracle_auc_, er.auc, er.logloss);
+  EXPECT_GT(er.auc, 0.72);
+  EXPECT_GT(er.auc, oracle_auc_ - 0.08);
+  // Both shards hold rows, and evaluation created none.
+  std::vector<ps::StatsResponse> stats;
+  ASSERT_TRUE(client->Stats(&stats).ok());
+  uint64_t rows = 0;
+  for (const auto& st : stats) {
+    EXPECT_GT(st.tables(0).rows(), 0u);
+    rows += st.tables(0).rows();
+  }
+  EXPECT_LE(rows, 26u * 20 + 40u * 325);
+}
+
+TEST_F(TrainTest, StalenessZeroIsBitIdenticalAcrossRuns) {
+  std::vector<float> losses[2];
+  for (int run = 0; run < 2; ++run) {
+    StartShards(2, ps::OptimizerType::kAdam, 0.001f);
+    PsClientOptions co;
+    co.hosts = hosts_;
+    std::unique_ptr<PsClient> client;
+    ASSERT_TRUE(PsClient::Connect(co, &client).ok());
+    Trainer trainer(Options(80, 0), client.get());
+    ASSERT_TRUE(trainer.Setup().ok());
+    TrainResult tr;
+    ASSERT_TRUE(trainer.Train(&tr).ok());
+    losses[run] = tr.losses;
+  }
+  ASSERT_EQ(losses[0].size(), 80u);
+  ASSERT_EQ(losses[0].size(), losses[1].size());
+  for (size_t i = 0; i < losses[0].size(); ++i) {
+    ASSERT_EQ(losses[0][i], losses[1][i]) << "step " << i;  // bit-identical, not just close
+  }
+}
+
+TEST_F(TrainTest, DeadShardIsAnErrorNamingItsAddress) {
+  StartShards(2, ps::OptimizerType::kAdamAsync, 0.001f);
+  PsClientOptions co;
+  co.hosts = hosts_;
+  co.rpc_deadline_ms = 2000;
+  co.max_retries = 2;
+  co.initial_backoff_ms = 20;
+  std::unique_ptr<PsClient> client;
+  ASSERT_TRUE(PsClient::Connect(co, &client).ok());
+  Trainer trainer(Options(1000, 1), client.get());
+  ASSERT_TRUE(trainer.Setup().ok());
+  const std::string dead = hosts_[1];
+  servers_[1]->Shutdown();
+  TrainResult tr;
+  Status s = trainer.Train(&tr);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find(dead), std::string::npos) << s.message();
+}
+
+TEST_F(TrainTest, ConnectFailsClearlyWhenNoServerListens) {
+  PsClientOptions co;
+  co.hosts = {"127.0.0.1:1"};
+  co.connect_timeout_ms = 300;
+  std::unique_ptr<PsClient> client;
+  Status s = PsClient::Connect(co, &client);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("127.0.0.1:1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace deepfm

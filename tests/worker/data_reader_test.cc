@@ -1,0 +1,504 @@
+#include "worker/data_reader.h"
+
+#include <cmath>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/hash.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/worker/test_util.h"
+
+namespace deepfm {
+namespace {
+
+using ::testing::HasSubstr;
+using testing_util::TempDir;
+using testing_util::WriteFile;
+
+// A line whose I1 is `id` (so rows can be told apart) and whose tokens are
+// derived from it.
+std::string Line(int64_t id, char sep, int label = -1) {
+  std::string s = std::to_string(label >= 0 ? label : id % 2);
+  s += sep;
+  s += std::to_string(id);
+  for (int d = 1; d < kNumDense; ++d) {
+    s += sep;
+    if (d % 4 != 0) s += std::to_string((id * 7 + d) % 50);  // some empty
+  }
+  for (int f = 0; f < kNumFields; ++f) {
+    s += sep;
+    if (f % 9 != 8) s += "t" + std::to_string((id + f) % 13);
+  }
+  return s;
+}
+
+std::string Lines(int64_t first, int64_t n, char sep) {
+  std::string s;
+  for (int64_t i = first; i < first + n; ++i) s += Line(i, sep) + "\n";
+  return s;
+}
+
+// I1 of a parsed row, undoing the transform.
+int64_t RowId(const Batch& b, int row) {
+  return std::llround(std::expm1(double(b.dense[size_t(row) * kNumDense])));
+}
+
+struct Parsed {
+  float label = -1;
+  float dense[kNumDense];
+  uint64_t keys[kNumFields];
+  std::string what;
+  LineError error;
+};
+
+Parsed Parse(const std::string& line, char sep = ',') {
+  Parsed p;
+  p.error = ParseLine(line, sep, &p.label, p.dense, p.keys, &p.what);
+  return p;
+}
+
+std::string Join(const std::vector<std::string>& cols, char sep) {
+  std::string s;
+  for (size_t i = 0; i < cols.size(); ++i) {
+    if (i > 0) s += sep;
+    s += cols[i];
+  }
+  return s;
+}
+
+std::vector<std::string> GoodColumns() {
+  std::vector<std::string> c = {"1"};
+  for (int d = 0; d < kNumDense; ++d) c.push_back(std::to_string(d));
+  for (int f = 0; f < kNumFields; ++f) c.push_back("68fd1e64");
+  return c;
+}
+
+TEST(ParseLineTest, ParsesValuesTransformsAndHashes) {
+  std::vector<std::string> c = GoodColumns();
+  c[1] = "";        // empty dense -> 0
+  c[2] = "-3";      // negative -> log1p(0) = 0
+  c[3] = "2.5";     // decimal
+  c[4] = "1e2";     // exponent
+  c[5] = "123456";  // beyond any small-integer table
+  c[6] = "+7";
+  c[7] = "-0.5";
+  c[1 + kNumDense + 0] = "";  // empty token is a token
+  c[1 + kNumDense + 3] = "abc";
+  for (char sep : {',', '\t'}) {
+    Parsed p = Parse(Join(c, sep), sep);
+    ASSERT_EQ(p.error, LineError::kOk) << p.what;
+    EXPECT_EQ(p.label, 1.0f);
+    EXPECT_EQ(p.dense[0], 0.0f);
+    EXPECT_EQ(p.dense[1], 0.0f);
+    EXPECT_FLOAT_EQ(p.dense[2], std::log1p(2.5f));
+    EXPECT_FLOAT_EQ(p.dense[3], std::log1p(100.0f));
+    EXPECT_FLOAT_EQ(p.dense[4], std::log1p(123456.0f));
+    EXPECT_FLOAT_EQ(p.dense[5], std::log1p(7.0f));
+    EXPECT_EQ(p.dense[6], 0.0f);
+    for (int d = 7; d < kNumDense; ++d) EXPECT_FLOAT_EQ(p.dense[d], std::log1p(float(d)));
+    EXPECT_EQ(p.keys[0], FeatureKey(0, ""));
+    EXPECT_EQ(p.keys[3], FeatureKey(3, "abc"));
+    for (int f : {1, 2, 4, 25}) EXPECT_EQ(p.keys[f], FeatureKey(f, "68fd1e64")) << f;
+    EXPECT_NE(p.keys[1], p.keys[2]) << "same token in two fields must give two keys";
+  }
+}
+
+TEST(ParseLineTest, DropsCarriageReturnAndAcceptsFloatLabels) {
+  std::vector<std::string> c = GoodColumns();
+  c[0] = "0.0";
+  Parsed p = Parse(Join(c, ',') + "\r");
+  ASSERT_EQ(p.error, LineError::kOk) << p.what;
+  EXPECT_EQ(p.label, 0.0f);
+  EXPECT_EQ(p.keys[25], FeatureKey(25, "68fd1e64"));
+  // An empty last token followed by CR.
+  c.back() = "";
+  p = Parse(Join(c, ',') + "\r");
+  ASSERT_EQ(p.error, LineError::kOk) << p.what;
+  EXPECT_EQ(p.keys[25], FeatureKey(25, ""));
+}
+
+TEST(ParseLineTest, RejectsWrongFieldCount) {
+  std::vector<std::string> c = GoodColumns();
+  std::vector<std::string> shorter(c.begin(), c.end() - 1);
+  Parsed p = Parse(Join(shorter, ','));
+  EXPECT_EQ(p.error, LineError::kFieldCount);
+  EXPECT_THAT(p.what, HasSubstr("found 39"));
+  c.push_back("extra");
+  p = Parse(Join(c, ','));
+  EXPECT_EQ(p.error, LineError::kFieldCount);
+  EXPECT_THAT(p.what, HasSubstr("found 41"));
+  // A TSV line read as CSV is one column.
+  p = Parse(Join(GoodColumns(), '\t'), ',');
+  EXPECT_EQ(p.error, LineError::kFieldCount);
+  EXPECT_THAT(p.what, HasSubstr("found 1"));
+  // Too short to reach the dense columns.
+  EXPECT_EQ(Parse("1").error, LineError::kFieldCount);
+  EXPECT_EQ(Parse("1,2,3").error, LineError::kFieldCount);
+}
+
+TEST(ParseLineTest, RejectsNonNumericDense) {
+  for (const char* bad :
+       {"abc", "1.2.3", "-", "+", "nan", "inf", " 5", "5 ", "0x10", "--1", "1e"}) {
+    std::vector<std::string> c = GoodColumns();
+    c[3] = bad;
+    Parsed p = Parse(Join(c, ','));
+    EXPECT_EQ(p.error, LineError::kBadDense) << "'" << bad << "'";
+    EXPECT_THAT(p.what, HasSubstr("I3")) << bad;
+  }
+}
+
+TEST(ParseLineTest, RejectsBadLabel) {
+  for (const char* bad : {"2", "", "x", "0.5", "-1", "yes"}) {
+    std::vector<std::string> c = GoodColumns();
+    c[0] = bad;
+    Parsed p = Parse(Join(c, ','));
+    EXPECT_EQ(p.error, LineError::kBadLabel) << "'" << bad << "'";
+    EXPECT_THAT(p.what, HasSubstr("label")) << bad;
+  }
+}
+
+TEST(ParseTextTest, ParsesAllLinesAndCountsBad) {
+  std::string text = Lines(0, 5, ',') + "garbage\n\n" + Line(5, ',');  // no final newline
+  Batch batch;
+  EXPECT_EQ(ParseText(text, ',', &batch), 1);
+  ASSERT_EQ(batch.size, 6);
+  for (int i = 0; i < 6; ++i) EXPECT_EQ(RowId(batch, i), i);
+}
+
+TEST(DetectFormatTest, ByExtensionThenContent) {
+  const std::string tsv = Line(1, '\t');
+  const std::string csv = Line(1, ',');
+  EXPECT_EQ(DetectFormat("a/train.csv", tsv), ReaderOptions::kCsv);
+  EXPECT_EQ(DetectFormat("a/train.tsv", csv), ReaderOptions::kTsv);
+  EXPECT_EQ(DetectFormat("a/train.txt", tsv), ReaderOptions::kTsv);
+  EXPECT_EQ(DetectFormat("a/train.txt", csv), ReaderOptions::kCsv);
+  EXPECT_EQ(DetectFormat("data", tsv), ReaderOptions::kTsv);
+}
+
+// Reads everything; returns row ids in order.
+std::vector<int64_t> ReadAll(const ReaderOptions& options, Status* status,
+                             std::vector<int>* batch_sizes = nullptr, int64_t* bad = nullptr) {
+  BatchReader reader(options);
+  *status = reader.Start();
+  std::vector<int64_t> ids;
+  if (!status->ok()) return ids;
+  Batch batch;
+  while (reader.Next(&batch)) {
+    if (batch_sizes != nullptr) batch_sizes->push_back(batch.size);
+    for (int i = 0; i < batch.size; ++i) ids.push_back(RowId(batch, i));
+  }
+  *status = reader.status();
+  if (bad != nullptr) *bad = reader.bad_lines();
+  return ids;
+}
+
+std::vector<int64_t> Range(int64_t first, int64_t n) {
+  std::vector<int64_t> v;
+  for (int64_t i = first; i < first + n; ++i) v.push_back(i);
+  return v;
+}
+
+TEST(BatchReaderTest, ReadsCsvInBatchesWithMatchingContent) {
+  TempDir tmp;
+  const std::string dir = tmp.path();
+  const std::string text = Lines(0, 10, ',');
+  WriteFile(dir + "/train.csv", text);
+  ReaderOptions o;
+  o.files = {dir + "/train.csv"};
+  o.batch_size = 4;
+  BatchReader reader(o);
+  ASSERT_TRUE(reader.Start().ok());
+  Batch expected;
+  ASSERT_EQ(ParseText(text, ',', &expected), 0);
+  Batch batch;
+  std::vector<int> sizes;
+  int row = 0;
+  while (reader.Next(&batch)) {
+    sizes.push_back(batch.size);
+    for (int i = 0; i < batch.size; ++i, ++row) {
+      EXPECT_EQ(batch.labels[i], expected.labels[row]);
+      for (int d = 0; d < kNumDense; ++d) {
+        EXPECT_EQ(batch.dense[i * kNumDense + d], expected.dense[row * kNumDense + d]);
+      }
+      for (int f = 0; f < kNumFields; ++f) {
+        EXPECT_EQ(batch.keys[i * kNumFields + f], expected.keys[row * kNumFields + f]);
+      }
+    }
+  }
+  EXPECT_TRUE(reader.status().ok()) << reader.status().ToString();
+  EXPECT_EQ(sizes, (std::vector<int>{4, 4, 2}));
+  EXPECT_EQ(reader.rows(), 10);
+  EXPECT_EQ(reader.bad_lines(), 0);
+}
+
+TEST(BatchReaderTest, ReadsTsvAutoDetectedAndForced) {
+  TempDir tmp;
+  const std::string dir = tmp.path();
+  WriteFile(dir + "/train.txt", Lines(0, 7, '\t'));
+  WriteFile(dir + "/part-0", Lines(7, 3, '\t'));
+  ReaderOptions o;
+  o.files = {dir + "/train.txt", dir + "/part-0"};
+  Status s;
+  EXPECT_EQ(ReadAll(o, &s), Range(0, 10));
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  o.format = ReaderOptions::kTsv;
+  EXPECT_EQ(ReadAll(o, &s), Range(0, 10));
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+TEST(BatchReaderTest, NoTrailingNewlineCrlfAndBlankLines) {
+  TempDir tmp;
+  const std::string dir = tmp.path();
+  std::string text;
+  for (int i = 0; i < 5; ++i) text += Line(i, ',') + "\r\n";
+  text += "\n\r\n";
+  text += Line(5, ',');  // last line without newline
+  WriteFile(dir + "/a.csv", text);
+  ReaderOptions o;
+  o.files = {dir + "/a.csv"};
+  Status s;
+  int64_t bad = -1;
+  EXPECT_EQ(ReadAll(o, &s, nullptr, &bad), Range(0, 6));
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(bad, 0);
+}
+
+TEST(BatchReaderTest, LinesStraddlingReadBlocks) {
+  // More than one 4 MiB read block, so lines cross block boundaries.
+  TempDir tmp;
+  const std::string dir = tmp.path();
+  const int64_t n = 60000;
+  const std::string text = Lines(0, n, ',');
+  ASSERT_GT(text.size(), size_t{5} << 20);
+  WriteFile(dir + "/big.csv", text);
+  ReaderOptions o;
+  o.files = {dir + "/big.csv"};
+  o.batch_size = 1000;
+  Status s;
+  EXPECT_EQ(ReadAll(o, &s), Range(0, n));
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+TEST(BatchReaderTest, MissingFileErrorNamesPath) {
+  TempDir tmp;
+  const std::string dir = tmp.path();
+  WriteFile(dir + "/ok.csv", Lines(0, 3, ','));
+  ReaderOptions o;
+  o.files = {dir + "/ok.csv", dir + "/nope.csv"};
+  BatchReader reader(o);
+  Status s = reader.Start();
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr(dir + "/nope.csv"));
+}
+
+TEST(BatchReaderTest, RejectsBadOptions) {
+  ReaderOptions o;
+  EXPECT_FALSE(BatchReader(o).Start().ok());  // no files
+  o.files = {"x.csv"};
+  o.batch_size = 0;
+  EXPECT_THAT(BatchReader(o).Start().message(), HasSubstr("batch_size"));
+  o.batch_size = 8;
+  o.part_index = 2;
+  o.num_parts = 2;
+  EXPECT_THAT(BatchReader(o).Start().message(), HasSubstr("part_index"));
+}
+
+std::string FileWithBadLines(const std::string& dir) {
+  std::string text = Lines(0, 50, ',');
+  std::vector<std::string> c = GoodColumns();
+  text += Join(std::vector<std::string>(c.begin(), c.end() - 2), ',') + "\n";  // line 51
+  text += Lines(50, 25, ',');
+  c[5] = "12x";
+  text += Join(c, ',') + "\n";  // line 77
+  text += Lines(75, 25, ',');
+  c = GoodColumns();
+  c[0] = "3";
+  text += Join(c, ',') + "\n";  // line 103
+  const std::string path = dir + "/bad.csv";
+  WriteFile(path, text);
+  return path;
+}
+
+TEST(BatchReaderTest, SkipsAndCountsEachKindOfBadLine) {
+  TempDir tmp;
+  const std::string path = FileWithBadLines(tmp.path());
+  ReaderOptions o;
+  o.files = {path};
+  o.max_bad_fraction = 0.05;
+  BatchReader reader(o);
+  ASSERT_TRUE(reader.Start().ok());
+  std::vector<int64_t> ids;
+  Batch batch;
+  while (reader.Next(&batch)) {
+    for (int i = 0; i < batch.size; ++i) ids.push_back(RowId(batch, i));
+  }
+  EXPECT_TRUE(reader.status().ok()) << reader.status().ToString();
+  EXPECT_EQ(ids, Range(0, 100));
+  EXPECT_EQ(reader.rows(), 100);
+  EXPECT_EQ(reader.bad_lines(), 3);
+}
+
+TEST(BatchReaderTest, TooManyBadLinesFailsNamingFirstBadLine) {
+  TempDir tmp;
+  const std::string path = FileWithBadLines(tmp.path());
+  ReaderOptions o;
+  o.files = {path};
+  o.max_bad_fraction = 0.01;  // 3 of 103 is more
+  Status s;
+  int64_t bad = 0;
+  ReadAll(o, &s, nullptr, &bad);
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr(path + ":51: expected 40 columns"));
+  EXPECT_THAT(s.message(), HasSubstr("max_bad_fraction"));
+  EXPECT_EQ(bad, 3);
+}
+
+TEST(BatchReaderTest, StrictModeStopsAtFirstBadLine) {
+  TempDir tmp;
+  const std::string path = FileWithBadLines(tmp.path());
+  ReaderOptions o;
+  o.files = {path};
+  o.strict = true;
+  o.max_bad_fraction = 1.0;
+  Status s;
+  int64_t bad = 0;
+  ReadAll(o, &s, nullptr, &bad);
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr(path + ":51:"));
+  EXPECT_THAT(s.message(), HasSubstr("strict"));
+  EXPECT_EQ(bad, 1);
+}
+
+TEST(BatchReaderTest, StrictModeNamesDenseAndLabelProblems) {
+  TempDir tmp;
+  const std::string dir = tmp.path();
+  std::vector<std::string> c = GoodColumns();
+  c[5] = "12x";
+  WriteFile(dir + "/dense.csv", Lines(0, 3, ',') + Join(c, ',') + "\n");
+  c = GoodColumns();
+  c[0] = "3";
+  WriteFile(dir + "/label.csv", Lines(0, 2, ',') + Join(c, ','));
+  ReaderOptions o;
+  o.strict = true;
+  Status s;
+  o.files = {dir + "/dense.csv"};
+  ReadAll(o, &s);
+  EXPECT_THAT(s.message(), HasSubstr(dir + "/dense.csv:4: dense column I5 is '12x'"));
+  o.files = {dir + "/label.csv"};
+  ReadAll(o, &s);
+  EXPECT_THAT(s.message(), HasSubstr(dir + "/label.csv:3: label is '3'"));
+}
+
+TEST(BatchReaderTest, WrongFormatFailsEarly) {
+  TempDir tmp;
+  const std::string dir = tmp.path();
+  WriteFile(dir + "/train.csv", Lines(0, 3000, '\t'));  // extension lies
+  ReaderOptions o;
+  o.files = {dir + "/train.csv"};
+  Status s;
+  int64_t bad = 0;
+  ReadAll(o, &s, nullptr, &bad);
+  EXPECT_FALSE(s.ok());
+  EXPECT_THAT(s.message(), HasSubstr("format is probably wrong"));
+  EXPECT_LT(bad, 3000);
+}
+
+TEST(BatchReaderTest, PartsSplitByLineDisjointAndComplete) {
+  TempDir tmp;
+  const std::string dir = tmp.path();
+  // Uneven files, plus a blank line, which still takes a line number.
+  WriteFile(dir + "/a.csv", Lines(0, 11, ','));
+  WriteFile(dir + "/b.csv", Lines(11, 1, ',') + "\n" + Lines(12, 20, ','));
+  const int kParts = 3;
+  std::set<int64_t> seen;
+  size_t total = 0;
+  for (int part = 0; part < kParts; ++part) {
+    ReaderOptions o;
+    o.files = {dir + "/a.csv", dir + "/b.csv"};
+    o.batch_size = 5;
+    o.part_index = part;
+    o.num_parts = kParts;
+    Status s;
+    std::vector<int64_t> ids = ReadAll(o, &s);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_GE(ids.size(), 10u);
+    EXPECT_LE(ids.size(), 11u);
+    for (int64_t id : ids) {
+      // Line number across the files; the blank line sits after id 11.
+      const int64_t line = id <= 11 ? id : id + 1;
+      EXPECT_EQ(line % kParts, part) << "id " << id;
+    }
+    total += ids.size();
+    seen.insert(ids.begin(), ids.end());
+  }
+  EXPECT_EQ(total, 32u);
+  EXPECT_EQ(seen.size(), 32u);
+  EXPECT_EQ(*seen.begin(), 0);
+  EXPECT_EQ(*seen.rbegin(), 31);
+}
+
+TEST(BatchReaderTest, EpochsRemainderAndMaxRows) {
+  TempDir tmp;
+  const std::string dir = tmp.path();
+  WriteFile(dir + "/a.csv", Lines(0, 10, ','));
+  ReaderOptions o;
+  o.files = {dir + "/a.csv"};
+  o.batch_size = 4;
+  o.num_epochs = 2;
+  Status s;
+  std::vector<int> sizes;
+  std::vector<int64_t> ids = ReadAll(o, &s, &sizes);
+  std::vector<int64_t> twice = Range(0, 10);
+  twice.insert(twice.end(), twice.begin(), twice.end());
+  EXPECT_EQ(ids, twice);
+  EXPECT_EQ(sizes, (std::vector<int>{4, 4, 4, 4, 4}));
+
+  o.num_epochs = 1;
+  o.drop_remainder = true;
+  sizes.clear();
+  EXPECT_EQ(ReadAll(o, &s, &sizes), Range(0, 8));
+  EXPECT_EQ(sizes, (std::vector<int>{4, 4}));
+
+  o.drop_remainder = false;
+  o.max_rows = 6;
+  o.num_epochs = 2;
+  ids = ReadAll(o, &s);
+  std::vector<int64_t> expected = Range(0, 6);
+  expected.insert(expected.end(), expected.begin(), expected.end());
+  EXPECT_EQ(ids, expected);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+}
+
+TEST(BatchReaderTest, StopEarlyWithFullQueueDoesNotHang) {
+  TempDir tmp;
+  const std::string dir = tmp.path();
+  WriteFile(dir + "/a.csv", Lines(0, 5000, ','));
+  ReaderOptions o;
+  o.files = {dir + "/a.csv"};
+  o.batch_size = 10;
+  o.queue_capacity = 2;
+  BatchReader reader(o);
+  ASSERT_TRUE(reader.Start().ok());
+  Batch batch;
+  ASSERT_TRUE(reader.Next(&batch));
+  reader.Stop();
+  EXPECT_FALSE(reader.Next(&batch));
+}
+
+TEST(BatchReaderTest, MeasuresThroughput) {
+  TempDir tmp;
+  const std::string dir = tmp.path();
+  WriteFile(dir + "/a.csv", Lines(0, 20000, ','));
+  ReaderOptions o;
+  o.files = {dir + "/a.csv"};
+  double rate = 0;
+  int64_t rows = 0;
+  ASSERT_TRUE(BatchReader::MeasureRowsPerSecond(o, &rate, &rows).ok());
+  EXPECT_EQ(rows, 20000);
+  EXPECT_GT(rate, 0);
+}
+
+}  // namespace
+}  // namespace deepfm

@@ -1,0 +1,464 @@
+#include "worker/data_reader.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstring>
+#include <utility>
+
+#include "common/hash.h"
+#include "common/timing.h"
+#include "glog/logging.h"
+
+namespace deepfm {
+namespace {
+
+constexpr size_t kBlockBytes = 4 << 20;
+constexpr int kMaxLoggedBadLines = 10;
+// "More than half bad" is only judged after this many lines, so a few bad
+// lines at the head of a good file cannot abort the read.
+constexpr int64_t kWrongFormatMinLines = 1000;
+
+// log1p of small non-negative integers, which is what nearly every Criteo
+// dense value is; std::log1p costs more than parsing the whole field.
+class Log1pTable {
+ public:
+  static constexpr uint64_t kSize = 4096;
+  Log1pTable() {
+    for (uint64_t i = 0; i < kSize; ++i) values_[i] = static_cast<float>(std::log1p(double(i)));
+  }
+  float operator()(uint64_t v) const {
+    return v < kSize ? values_[v] : static_cast<float>(std::log1p(double(v)));
+  }
+
+ private:
+  float values_[kSize];
+};
+const Log1pTable kLog1p;
+
+inline float TransformDense(double v) { return v > 0 ? static_cast<float>(std::log1p(v)) : 0.0f; }
+
+// Parses a whole field as a finite number (integer or decimal, optional sign,
+// optional exponent). No whitespace, no "inf"/"nan".
+bool ParseNumber(const char* b, const char* e, double* out) {
+  const char* p = b;
+  bool neg = false;
+  if (p != e && (*p == '-' || *p == '+')) {
+    neg = *p == '-';
+    ++p;
+  }
+  if (p == e || *p == '-' || *p == '+') return false;
+  double v = 0;
+  auto r = std::from_chars(p, e, v, std::chars_format::general);
+  if (r.ec != std::errc() || r.ptr != e || !std::isfinite(v)) return false;
+  *out = neg ? -v : v;
+  return true;
+}
+
+// Parses a dense field and applies the transform; empty is 0.
+inline bool ParseDense(const char* b, const char* e, float* x) {
+  if (b == e) {
+    *x = 0.0f;
+    return true;
+  }
+  // Fast path: plain integers of up to 18 digits (cannot overflow uint64).
+  const char* p = b;
+  const bool neg = *p == '-';
+  if (neg || *p == '+') ++p;
+  if (p != e && e - p <= 18) {
+    uint64_t v = 0;
+    const char* q = p;
+    for (; q != e; ++q) {
+      const unsigned d = static_cast<unsigned>(*q) - '0';
+      if (d > 9) break;
+      v = v * 10 + d;
+    }
+    if (q == e) {
+      *x = neg ? 0.0f : kLog1p(v);
+      return true;
+    }
+  }
+  double v;
+  if (!ParseNumber(b, e, &v)) return false;
+  *x = TransformDense(v);
+  return true;
+}
+
+inline const char* FindSep(const char* p, const char* end, char sep) {
+  while (p != end && *p != sep) ++p;
+  return p;
+}
+
+std::string Quote(const char* b, const char* e) {
+  constexpr size_t kMax = 40;
+  const size_t n = static_cast<size_t>(e - b);
+  std::string s = "'";
+  s.append(b, std::min(n, kMax));
+  if (n > kMax) s += "...";
+  s += "'";
+  return s;
+}
+
+const char* SepName(char sep) { return sep == '\t' ? "tabs" : "','"; }
+
+LineError FieldCountError(const char* b, const char* e, char sep, std::string* what) {
+  if (what != nullptr) {
+    const int64_t fields = 1 + std::count(b, e, sep);
+    *what = "expected " + std::to_string(kNumColumns) +
+            " columns (label, 13 dense, 26 categorical) separated by " + SepName(sep) + ", found " +
+            std::to_string(fields);
+  }
+  return LineError::kFieldCount;
+}
+
+char SepOf(ReaderOptions::Format f) { return f == ReaderOptions::kTsv ? '\t' : ','; }
+
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+}  // namespace
+
+LineError ParseLine(std::string_view line, char sep, float* label, float* dense, uint64_t* keys,
+                    std::string* what) {
+  const char* const begin = line.data();
+  const char* end = begin + line.size();
+  if (end != begin && end[-1] == '\r') --end;
+
+  // Label.
+  const char* p = begin;
+  const char* q = FindSep(p, end, sep);
+  if (q == end) return FieldCountError(begin, end, sep, what);
+  if (q - p == 1 && (*p == '0' || *p == '1')) {
+    *label = static_cast<float>(*p - '0');
+  } else {
+    double v;
+    if (!ParseNumber(p, q, &v) || (v != 0.0 && v != 1.0)) {
+      if (what != nullptr) *what = "label is " + Quote(p, q) + ", expected 0 or 1";
+      return LineError::kBadLabel;
+    }
+    *label = static_cast<float>(v);
+  }
+  p = q + 1;
+
+  for (int d = 0; d < kNumDense; ++d) {
+    q = FindSep(p, end, sep);
+    if (q == end) return FieldCountError(begin, end, sep, what);
+    if (!ParseDense(p, q, &dense[d])) {
+      if (what != nullptr) {
+        *what = "dense column I" + std::to_string(d + 1) + " is " + Quote(p, q) + ", not a number";
+      }
+      return LineError::kBadDense;
+    }
+    p = q + 1;
+  }
+
+  for (int f = 0; f < kNumFields; ++f) {
+    q = FindSep(p, end, sep);
+    if ((q == end) != (f == kNumFields - 1)) return FieldCountError(begin, end, sep, what);
+    keys[f] = FeatureKey(static_cast<uint32_t>(f), std::string_view(p, q - p));
+    p = q + 1;
+  }
+  return LineError::kOk;
+}
+
+int64_t ParseText(std::string_view text, char sep, Batch* out) {
+  int64_t bad = 0;
+  int row = out->size;
+  int capacity = row;
+  const char* p = text.data();
+  const char* const end = p + text.size();
+  while (p < end) {
+    const char* nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
+    const char* line_end = nl != nullptr ? nl : end;
+    const std::string_view line(p, line_end - p);
+    p = line_end + 1;
+    if (line.empty() || line == "\r") continue;
+    if (row == capacity) {
+      capacity = std::max(2 * capacity, 1024);
+      out->Resize(capacity);
+    }
+    if (ParseLine(line, sep, &out->labels[row], &out->dense[size_t(row) * kNumDense],
+                  &out->keys[size_t(row) * kNumFields]) == LineError::kOk) {
+      ++row;
+    } else {
+      ++bad;
+    }
+  }
+  out->Resize(row);
+  return bad;
+}
+
+ReaderOptions::Format DetectFormat(std::string_view path, std::string_view first_line) {
+  if (EndsWith(path, ".csv")) return ReaderOptions::kCsv;
+  if (EndsWith(path, ".tsv")) return ReaderOptions::kTsv;
+  const auto tabs = std::count(first_line.begin(), first_line.end(), '\t');
+  const auto commas = std::count(first_line.begin(), first_line.end(), ',');
+  return tabs > commas ? ReaderOptions::kTsv : ReaderOptions::kCsv;
+}
+
+BatchReader::BatchReader(ReaderOptions options) : options_(std::move(options)) {}
+
+BatchReader::~BatchReader() { Stop(); }
+
+Status BatchReader::Start() {
+  if (started_) return FailedPrecondition("BatchReader::Start called twice");
+  const ReaderOptions& o = options_;
+  if (o.files.empty()) return InvalidArgument("reader: no input files given");
+  if (o.batch_size <= 0) {
+    return InvalidArgument("reader: batch_size must be positive, got " +
+                           std::to_string(o.batch_size));
+  }
+  if (o.num_parts <= 0 || o.part_index < 0 || o.part_index >= o.num_parts) {
+    return InvalidArgument(
+        "reader: need 0 <= part_index < num_parts, got part_index=" + std::to_string(o.part_index) +
+        " num_parts=" + std::to_string(o.num_parts));
+  }
+  if (o.num_epochs <= 0) {
+    return InvalidArgument("reader: num_epochs must be positive, got " +
+                           std::to_string(o.num_epochs));
+  }
+  if (o.queue_capacity <= 0) {
+    return InvalidArgument("reader: queue_capacity must be positive, got " +
+                           std::to_string(o.queue_capacity));
+  }
+
+  seps_.clear();
+  for (const std::string& path : o.files) {
+    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      return NotFound(path + ": cannot open for reading: " + std::strerror(errno) +
+                      "; check the data path");
+    }
+    ReaderOptions::Format format = o.format;
+    if (format == ReaderOptions::kAuto) {
+      char head[4096];
+      ssize_t n;
+      do {
+        n = ::read(fd, head, sizeof(head));
+      } while (n < 0 && errno == EINTR);
+      if (n < 0) {
+        const int err = errno;
+        ::close(fd);
+        return DataLoss(path + ": cannot read: " + std::strerror(err));
+      }
+      std::string_view first(head, static_cast<size_t>(n));
+      first = first.substr(0, first.find('\n'));
+      format = DetectFormat(path, first);
+    }
+    ::close(fd);
+    seps_.push_back(SepOf(format));
+  }
+
+  buffer_.resize(kBlockBytes);
+  current_.Resize(o.batch_size);
+  current_rows_ = 0;
+  started_ = true;
+  thread_ = std::thread(&BatchReader::Run, this);
+  return Status::Ok();
+}
+
+void BatchReader::Stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stop_ = true;
+  }
+  not_full_.notify_all();
+  not_empty_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+bool BatchReader::Next(Batch* out) {
+  std::unique_lock<std::mutex> lock(mu_);
+  not_empty_.wait(lock, [this] { return !queue_.empty() || done_ || stop_; });
+  if (stop_ || !status_.ok() || queue_.empty()) return false;
+  std::swap(*out, queue_.front());
+  free_.push_back(std::move(queue_.front()));
+  queue_.pop_front();
+  lock.unlock();
+  not_full_.notify_one();
+  return true;
+}
+
+Status BatchReader::status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return status_;
+}
+
+bool BatchReader::PushCurrent() {
+  std::unique_lock<std::mutex> lock(mu_);
+  not_full_.wait(
+      lock, [this] { return static_cast<int>(queue_.size()) < options_.queue_capacity || stop_; });
+  if (stop_) return false;
+  queue_.push_back(std::move(current_));
+  if (!free_.empty()) {
+    current_ = std::move(free_.back());
+    free_.pop_back();
+  } else {
+    current_ = Batch();
+  }
+  lock.unlock();
+  not_empty_.notify_one();
+  current_.Resize(options_.batch_size);
+  current_rows_ = 0;
+  return true;
+}
+
+void BatchReader::Finish(Status status) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    status_ = std::move(status);
+    done_ = true;
+  }
+  not_empty_.notify_all();
+}
+
+void BatchReader::Run() {
+  Status status;
+  bool stopped = false;
+  for (int epoch = 0; epoch < options_.num_epochs && status.ok() && !stopped; ++epoch) {
+    line_index_ = 0;
+    epoch_rows_ = 0;
+    epoch_lines_ = 0;
+    epoch_bad_ = 0;
+    Flow flow = Flow::kContinue;
+    for (size_t i = 0; i < options_.files.size() && flow == Flow::kContinue; ++i) {
+      status = ReadFile(i, &flow);
+      if (!status.ok()) break;
+    }
+    if (flow == Flow::kStop) stopped = status.ok();
+    if (!status.ok() || stopped) break;
+    if (epoch_bad_ > 0 &&
+        static_cast<double>(epoch_bad_) > options_.max_bad_fraction * epoch_lines_) {
+      status =
+          InvalidArgument(std::to_string(epoch_bad_) + " of " + std::to_string(epoch_lines_) +
+                          " lines were bad, more than max_bad_fraction=" +
+                          std::to_string(options_.max_bad_fraction) + "; first bad line " +
+                          first_bad_ + ". Fix the data or the format, or raise max_bad_fraction");
+    }
+  }
+  if (status.ok() && !stopped && current_rows_ > 0 && !options_.drop_remainder) {
+    current_.Resize(current_rows_);
+    PushCurrent();
+  }
+  Finish(std::move(status));
+}
+
+Status BatchReader::ReadFile(size_t file_index, Flow* flow) {
+  const std::string& path = options_.files[file_index];
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NotFound(path + ": cannot open for reading: " + std::strerror(errno));
+  ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+
+  Status status;
+  int64_t line_number = 0;
+  size_t carry = 0;  // bytes of an unfinished line at the front of buffer_
+  bool eof = false;
+  *flow = Flow::kContinue;
+  while (!eof && *flow == Flow::kContinue) {
+    // A line longer than the buffer: grow rather than fail.
+    if (carry == buffer_.size()) buffer_.resize(buffer_.size() * 2);
+    const ssize_t n = ::read(fd, buffer_.data() + carry, buffer_.size() - carry);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      status = DataLoss(path + ": read failed after line " + std::to_string(line_number) + ": " +
+                        std::strerror(errno));
+      break;
+    }
+    eof = n == 0;
+    const char* p = buffer_.data();
+    const char* const end = p + carry + n;
+    while (p < end && *flow == Flow::kContinue) {
+      const char* nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
+      if (nl == nullptr) {
+        if (!eof) break;
+        nl = end;  // last line without '\n'
+      }
+      *flow = HandleLine(file_index, ++line_number, p, nl);
+      p = nl + 1;
+    }
+    if (*flow != Flow::kContinue) break;
+    carry = static_cast<size_t>(end - std::min(p, end));
+    if (carry > 0) std::memmove(buffer_.data(), p, carry);
+  }
+  ::close(fd);
+  if (status.ok() && *flow == Flow::kStop && !pending_error_.ok()) {
+    status = std::move(pending_error_);
+    pending_error_ = Status();
+  }
+  return status;
+}
+
+BatchReader::Flow BatchReader::HandleLine(size_t file_index, int64_t line_number, const char* begin,
+                                          const char* end) {
+  const int64_t index = line_index_++;
+  if (options_.num_parts > 1 && index % options_.num_parts != options_.part_index) {
+    return Flow::kContinue;
+  }
+  if (begin == end || (end - begin == 1 && *begin == '\r')) return Flow::kContinue;
+  ++epoch_lines_;
+  const int r = current_rows_;
+  const LineError error = ParseLine(std::string_view(begin, end - begin), seps_[file_index],
+                                    &current_.labels[r], &current_.dense[size_t(r) * kNumDense],
+                                    &current_.keys[size_t(r) * kNumFields], &scratch_);
+  if (error != LineError::kOk) {
+    ++epoch_bad_;
+    RecordBadLine(file_index, line_number, scratch_);
+    if (options_.strict) {
+      pending_error_ = InvalidArgument(first_bad_ +
+                                       " (strict mode stops at the first bad line; turn strict "
+                                       "off to skip and count bad lines)");
+      return Flow::kStop;
+    }
+    if (options_.max_bad_fraction < 0.5 && epoch_lines_ >= kWrongFormatMinLines &&
+        2 * epoch_bad_ > epoch_lines_) {
+      pending_error_ = InvalidArgument(
+          std::to_string(epoch_bad_) + " of the first " + std::to_string(epoch_lines_) +
+          " lines are bad, so the format is probably wrong (separator, column order); first bad "
+          "line " +
+          first_bad_);
+      return Flow::kStop;
+    }
+    return Flow::kContinue;
+  }
+  rows_.fetch_add(1, std::memory_order_relaxed);
+  ++epoch_rows_;
+  if (++current_rows_ == options_.batch_size && !PushCurrent()) return Flow::kStop;
+  if (options_.max_rows >= 0 && epoch_rows_ >= options_.max_rows) return Flow::kEndEpoch;
+  return Flow::kContinue;
+}
+
+void BatchReader::RecordBadLine(size_t file_index, int64_t line_number, const std::string& what) {
+  const int64_t count = bad_lines_.fetch_add(1, std::memory_order_relaxed) + 1;
+  std::string where = options_.files[file_index] + ":" + std::to_string(line_number) + ": " + what;
+  if (count <= kMaxLoggedBadLines) {
+    LOG(WARNING) << where
+                 << (count == kMaxLoggedBadLines
+                         ? " (further bad lines are skipped and counted, not logged)"
+                         : "");
+  }
+  if (first_bad_.empty()) first_bad_ = std::move(where);
+}
+
+Status BatchReader::MeasureRowsPerSecond(const ReaderOptions& options, double* rows_per_second,
+                                         int64_t* rows) {
+  BatchReader reader(options);
+  Stopwatch watch;
+  Status status = reader.Start();
+  if (!status.ok()) return status;
+  Batch batch;
+  int64_t n = 0;
+  while (reader.Next(&batch)) n += batch.size;
+  const double seconds = watch.Seconds();
+  status = reader.status();
+  if (!status.ok()) return status;
+  if (rows != nullptr) *rows = n;
+  *rows_per_second = seconds > 0 ? n / seconds : 0.0;
+  return Status::Ok();
+}
+
+}  // namespace deepfm

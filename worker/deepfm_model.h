@@ -1,0 +1,140 @@
+// DeepFM forward/backward on one de-duplicated batch (DESIGN.md section 3):
+//   logit = b + sum_f w_{k_f} + w_dense . x                       (linear)
+//         + 1/2 sum_j [(sum_f e_{f,j})^2 - sum_f e_{f,j}^2]      (FM)
+//         + MLP(concat(e_1..e_F, x_1..x_13))                     (DNN, ReLU)
+//   loss  = mean binary cross-entropy of sigmoid(logit).
+// The model owns the dense parameters (a fixed, named list of tensors, the
+// order and shapes the parameter servers use too); embedding rows are passed
+// in per call, because they live on the servers.
+//
+// The math is templated on the scalar so tests can check gradients in double;
+// training uses DeepFMModel (float). All GEMMs and activation storage sit in
+// the DNN forward/backward helpers, which is where a bf16 variant (bf16
+// weights/activations, fp32 accumulation) would plug in.
+#pragma once
+
+#include <Eigen/Core>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace deepfm {
+
+struct DeepFMConfig {
+  int num_fields = 26;
+  int num_dense = 13;
+  int embedding_dim = 16;
+  std::vector<int> hidden_units{1024, 256, 32};
+
+  // An embedding row: [w_k (first-order weight), e_k[0..D)].
+  int row_width() const { return embedding_dim + 1; }
+  // num_fields * embedding_dim + num_dense (429 for the defaults).
+  int dnn_input_width() const { return num_fields * embedding_dim + num_dense; }
+};
+
+// Name and shape of one dense parameter tensor; kernels are [in, out]
+// row-major.
+struct DenseTensorSpec {
+  std::string name;
+  std::vector<int64_t> shape;
+  int64_t size() const;
+};
+
+// The dense parameters of `config` in their fixed order:
+//   linear/w_dense [num_dense], linear/bias [1],
+//   dnn/layer{i}/kernel [in, out], dnn/layer{i}/bias [out]   (i = 0, 1, ...),
+//   dnn/out/kernel [last, 1], dnn/out/bias [1].
+std::vector<DenseTensorSpec> DeepFMDenseSpecs(const DeepFMConfig& config);
+
+// Initial values of one tensor, a function of (seed, spec.name) only, so every
+// worker and server computes the same: "*/kernel" tensors Glorot-uniform
+// (limit sqrt(6 / (in + out))) from a SplitMix64 stream seeded by the seed
+// and the name's hash; everything else 0. `out` holds spec.size() values.
+template <typename T>
+void InitDenseTensor(const DenseTensorSpec& spec, uint64_t seed, T* out);
+
+template <typename T>
+struct DenseTensorT {
+  std::string name;
+  std::vector<int64_t> shape;
+  std::vector<T> values;
+  // Gradient of the mean batch loss, overwritten by each ForwardBackward.
+  std::vector<T> grads;
+};
+using DenseTensor = DenseTensorT<float>;
+
+template <typename T>
+class DeepFMModelT {
+ public:
+  using Scalar = T;
+
+  // Allocates the dense tensors (values 0; call InitDense or copy values in).
+  explicit DeepFMModelT(DeepFMConfig config);
+
+  const DeepFMConfig& config() const { return config_; }
+  // The dense parameters, in DeepFMDenseSpecs order. Callers may overwrite
+  // values (e.g. after a pull) but must not resize them.
+  std::vector<DenseTensorT<T>>& dense() { return dense_; }
+  const std::vector<DenseTensorT<T>>& dense() const { return dense_; }
+  // nullptr when no tensor has that name.
+  DenseTensorT<T>* FindDense(const std::string& name);
+
+  // Sets every dense tensor to InitDenseTensor(spec, seed).
+  void InitDense(uint64_t seed);
+
+  // One training step's math on a batch of B rows whose keys were
+  // de-duplicated into U unique rows:
+  //   dense_x   [B x num_dense]     transformed dense features
+  //   uniq_rows [U x row_width]     the unique keys' rows
+  //   inverse   [B x num_fields]    row of (b, f) in uniq_rows, each in [0, U)
+  //   labels    [B]                 0 or 1
+  //   uniq_grads[U x row_width]     out: zeroed, then the gradient of the mean
+  //                                 loss summed over every (b, f) using a row
+  // Returns the mean loss and writes every dense tensor's grads. Buffers are
+  // reused, so after the first call at a given B this allocates nothing
+  // (apart from what Eigen's GEMM kernels may take for large blocks).
+  T ForwardBackward(int B, const T* dense_x, const T* uniq_rows, int U, const int32_t* inverse,
+                    const T* labels, T* uniq_grads);
+
+  // Forward only: the mean loss (same inputs as ForwardBackward).
+  T ForwardLoss(int B, const T* dense_x, const T* uniq_rows, int U, const int32_t* inverse,
+                const T* labels);
+
+  // Forward only: click probabilities, probs[B].
+  void Predict(int B, const T* dense_x, const T* uniq_rows, int U, const int32_t* inverse,
+               T* probs);
+
+ private:
+  using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using ColVector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+
+  // Fills input_, linear_ and fm_sum_, then the DNN, then logits_.
+  void Forward(int B, const T* dense_x, const T* uniq_rows, int U, const int32_t* inverse);
+  void GatherLinearFm(int B, const T* dense_x, const T* uniq_rows, const int32_t* inverse);
+  void DnnForward(int B);
+  // Reads dlogit_, writes the DNN grads and d_embedding_ (dLoss/d(e part of
+  // input_)).
+  void DnnBackward(int B);
+  T MeanLoss(int B, const T* labels) const;
+
+  DeepFMConfig config_;
+  std::vector<DenseTensorT<T>> dense_;
+  int num_layers_;  // hidden layers
+
+  // Per-batch buffers, [B x ...] row-major, resized only when B changes.
+  Matrix input_;                // DNN input: e_1..e_F, x
+  Matrix fm_sum_;               // sum_f e_f, for the FM backward
+  ColVector linear_fm_;         // linear + FM part of the logit
+  std::vector<Matrix> hidden_;  // post-ReLU activations
+  ColVector logits_;
+  ColVector dlogit_;
+  std::vector<Matrix> d_hidden_;  // dLoss/d(pre-activation) of each layer
+  Matrix d_embedding_;            // dLoss/d(embedding part of input_)
+};
+
+using DeepFMModel = DeepFMModelT<float>;
+
+extern template class DeepFMModelT<float>;
+extern template class DeepFMModelT<double>;
+
+}  // namespace deepfm

@@ -1,0 +1,343 @@
+#include "worker/ps_client.h"
+
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "common/bf16.h"
+#include "common/bytes.h"
+
+namespace deepfm {
+namespace {
+
+Status FromGrpc(const grpc::Status& s, const std::string& prefix) {
+  return Status(static_cast<Code>(s.error_code()), prefix + s.error_message());
+}
+
+// Decodes n values of dtype from bytes[offset...] into out.
+void DecodeValues(const std::string& bytes, size_t first, size_t n, ps::DType dtype, float* out) {
+  if (dtype == ps::BF16) {
+    const uint16_t* src = reinterpret_cast<const uint16_t*>(bytes.data()) + first;
+    Bf16ToFloat(src, out, n);
+  } else {
+    std::memcpy(out, bytes.data() + first * sizeof(float), n * sizeof(float));
+  }
+}
+
+void EncodeValues(const float* values, size_t n, ps::DType dtype, char* out) {
+  if (dtype == ps::BF16) {
+    FloatToBf16(values, reinterpret_cast<uint16_t*>(out), n);
+  } else {
+    std::memcpy(out, values, n * sizeof(float));
+  }
+}
+
+size_t ElemSize(ps::DType t) { return t == ps::BF16 ? 2 : 4; }
+
+}  // namespace
+
+PsClient::PsClient(const PsClientOptions& options)
+    : options_(options), router_(static_cast<uint32_t>(options.hosts.size())) {}
+
+Status PsClient::Connect(const PsClientOptions& options, std::unique_ptr<PsClient>* out) {
+  if (options.hosts.empty()) return InvalidArgument("no parameter servers given (--ps_hosts)");
+  std::unique_ptr<PsClient> c(new PsClient(options));
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(options.max_message_bytes);
+  args.SetMaxSendMessageSize(options.max_message_bytes);
+  // Reconnect quickly while the launcher is still starting shards.
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  const auto deadline =
+      std::chrono::system_clock::now() + std::chrono::milliseconds(options.connect_timeout_ms);
+  for (const std::string& host : options.hosts) {
+    auto ch = grpc::CreateCustomChannel(host, grpc::InsecureChannelCredentials(), args);
+    if (!ch->WaitForConnected(deadline)) {
+      return Status(Code::kUnavailable, "parameter server " + host + " did not accept a connection within " +
+                                            std::to_string(options.connect_timeout_ms) +
+                                            " ms; is ps_server running there?");
+    }
+    c->stubs_.push_back(ps::ParameterServer::NewStub(ch));
+    c->channels_.push_back(std::move(ch));
+  }
+  *out = std::move(c);
+  return Status::Ok();
+}
+
+std::unique_ptr<grpc::ClientContext> PsClient::NewContext() const {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->set_deadline(std::chrono::system_clock::now() +
+                    std::chrono::milliseconds(options_.rpc_deadline_ms));
+  return ctx;
+}
+
+Status PsClient::Error(int shard, const char* what, const grpc::Status& s) const {
+  std::string prefix = std::string(what) + " to parameter server " + std::to_string(shard) + " (" +
+                       options_.hosts[shard] + ") failed: ";
+  if (s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    prefix += "no answer within " + std::to_string(options_.rpc_deadline_ms) + " ms: ";
+  }
+  return FromGrpc(s, prefix);
+}
+
+template <typename Call>
+Status PsClient::ParallelCall(const char* what, const std::vector<int>& shards, Call call) {
+  std::vector<int> pending = shards;
+  int backoff_ms = options_.initial_backoff_ms;
+  for (int attempt = 0;; ++attempt) {
+    const size_t n = pending.size();
+    std::vector<grpc::Status> status(n);
+    std::vector<std::unique_ptr<grpc::ClientContext>> ctx(n);
+    std::mutex mu;
+    std::condition_variable cv;
+    size_t done = 0;
+    for (size_t i = 0; i < n; ++i) {
+      ctx[i] = NewContext();
+      call(pending[i], ctx[i].get(), [&, i](grpc::Status s) {
+        status[i] = std::move(s);
+        std::lock_guard<std::mutex> lock(mu);
+        if (++done == n) cv.notify_one();
+      });
+    }
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      cv.wait(lock, [&] { return done == n; });
+    }
+    std::vector<int> retry;
+    for (size_t i = 0; i < n; ++i) {
+      if (status[i].ok()) continue;
+      if (status[i].error_code() == grpc::StatusCode::UNAVAILABLE && attempt < options_.max_retries) {
+        retry.push_back(pending[i]);
+      } else {
+        return Error(pending[i], what, status[i]);
+      }
+    }
+    if (retry.empty()) return Status::Ok();
+    std::this_thread::sleep_for(std::chrono::milliseconds(backoff_ms));
+    backoff_ms *= 2;
+    pending = std::move(retry);
+  }
+}
+
+Status PsClient::RegisterTable(const ps::TableSpec& spec, int* handle) {
+  TableInfo info;
+  info.dim = static_cast<int>(spec.dim());
+  info.ids.resize(stubs_.size());
+  ps::RegisterTableRequest req;
+  *req.mutable_spec() = spec;
+  std::vector<ps::RegisterTableResponse> resp(stubs_.size());
+  std::vector<int> all(stubs_.size());
+  for (size_t s = 0; s < all.size(); ++s) all[s] = static_cast<int>(s);
+  Status st = ParallelCall("RegisterTable", all,
+                           [&](int s, grpc::ClientContext* ctx, auto done) {
+                             stubs_[s]->async()->RegisterTable(ctx, &req, &resp[s], done);
+                           });
+  if (!st.ok()) return st;
+  for (size_t s = 0; s < resp.size(); ++s) info.ids[s] = resp[s].table_id();
+  *handle = static_cast<int>(tables_.size());
+  tables_.push_back(std::move(info));
+  return Status::Ok();
+}
+
+Status PsClient::RegisterDense(const std::string& name, const std::vector<int64_t>& shape,
+                               const std::vector<float>& init, int* handle) {
+  DenseInfo info;
+  info.name = name;
+  info.shard = static_cast<int>(router_.ShardOfName(name));
+  info.size = 1;
+  for (int64_t d : shape) info.size *= d;
+  ps::RegisterDenseRequest req;
+  req.mutable_spec()->set_name(name);
+  for (int64_t d : shape) req.mutable_spec()->add_shape(d);
+  AssignBytes(init.data(), init.size(), req.mutable_init_values());
+  ps::RegisterDenseResponse resp;
+  Status st = ParallelCall("RegisterDense", {info.shard}, [&](int s, grpc::ClientContext* ctx, auto done) {
+    stubs_[s]->async()->RegisterDense(ctx, &req, &resp, done);
+  });
+  if (!st.ok()) return st;
+  info.id = resp.dense_id();
+  *handle = static_cast<int>(dense_.size());
+  dense_.push_back(std::move(info));
+  return Status::Ok();
+}
+
+void PsClient::Route(const uint64_t* uniq, size_t n, std::vector<std::vector<uint32_t>>* idx) const {
+  idx->resize(stubs_.size());
+  for (auto& v : *idx) v.clear();
+  if (stubs_.size() == 1) {
+    (*idx)[0].resize(n);
+    for (size_t i = 0; i < n; ++i) (*idx)[0][i] = static_cast<uint32_t>(i);
+    return;
+  }
+  for (size_t i = 0; i < n; ++i) (*idx)[router_.ShardOfKey(uniq[i])].push_back(static_cast<uint32_t>(i));
+}
+
+Status PsClient::Pull(int table, const uint64_t* uniq, size_t n, float* rows,
+                      const std::vector<float*>& dense_out, bool read_only, int64_t* global_step,
+                      WireBytes* bytes) {
+  const TableInfo& t = tables_[table];
+  const int S = num_shards();
+  std::vector<std::vector<uint32_t>> idx;
+  Route(uniq, n, &idx);
+  std::vector<ps::PullRequest> req(S);
+  std::vector<ps::PullResponse> resp(S);
+  std::vector<std::vector<int>> dense_of(S);  // dense handles asked of each shard, in order
+  std::vector<uint64_t> keys;
+  for (int s = 0; s < S; ++s) {
+    req[s].set_dtype(options_.wire_dtype);
+    req[s].set_read_only(read_only);
+    auto* sp = req[s].add_sparse();
+    sp->set_table_id(t.ids[s]);
+    std::string* kb = sp->mutable_keys();
+    kb->resize(idx[s].size() * sizeof(uint64_t));
+    uint64_t* kp = reinterpret_cast<uint64_t*>(kb->data());
+    for (size_t i = 0; i < idx[s].size(); ++i) kp[i] = uniq[idx[s][i]];
+  }
+  for (size_t d = 0; d < dense_.size() && d < dense_out.size(); ++d) {
+    if (!dense_out[d]) continue;
+    req[dense_[d].shard].add_dense_ids(dense_[d].id);
+    dense_of[dense_[d].shard].push_back(static_cast<int>(d));
+  }
+  std::vector<int> all(S);
+  for (int s = 0; s < S; ++s) all[s] = s;
+  Status st = ParallelCall("Pull", all, [&](int s, grpc::ClientContext* ctx, auto done) {
+    resp[s].Clear();
+    stubs_[s]->async()->Pull(ctx, &req[s], &resp[s], done);
+  });
+  if (!st.ok()) return st;
+  const size_t es = ElemSize(options_.wire_dtype);
+  for (int s = 0; s < S; ++s) {
+    const ps::PullResponse& r = resp[s];
+    if (r.sparse_size() != 1 || r.sparse(0).values().size() != idx[s].size() * t.dim * es ||
+        r.dense_size() != static_cast<int>(dense_of[s].size())) {
+      return Internal("Pull from parameter server " + std::to_string(s) + " (" + options_.hosts[s] +
+                      ") returned a response of the wrong shape");
+    }
+    const std::string& values = r.sparse(0).values();
+    for (size_t i = 0; i < idx[s].size(); ++i) {
+      DecodeValues(values, i * t.dim, t.dim, options_.wire_dtype, rows + size_t{idx[s][i]} * t.dim);
+    }
+    for (size_t j = 0; j < dense_of[s].size(); ++j) {
+      const DenseInfo& di = dense_[dense_of[s][j]];
+      if (r.dense(j).values().size() != static_cast<size_t>(di.size) * es) {
+        return Internal("Pull of dense '" + di.name + "' returned the wrong size");
+      }
+      DecodeValues(r.dense(j).values(), 0, di.size, options_.wire_dtype, dense_out[dense_of[s][j]]);
+    }
+    if (bytes) {
+      bytes->sent += req[s].ByteSizeLong();
+      bytes->received += r.ByteSizeLong();
+    }
+  }
+  if (global_step) *global_step = resp[0].global_step();
+  return Status::Ok();
+}
+
+Status PsClient::Push(int table, const uint64_t* uniq, size_t n, const float* grads,
+                      const std::vector<const float*>& dense_grads, bool advance_step,
+                      int64_t* global_step, WireBytes* bytes) {
+  const TableInfo& t = tables_[table];
+  const int S = num_shards();
+  const ps::DType dt = options_.wire_dtype;
+  const size_t es = ElemSize(dt);
+  std::vector<std::vector<uint32_t>> idx;
+  Route(uniq, n, &idx);
+  std::vector<ps::PushRequest> req(S);
+  std::vector<ps::PushResponse> resp(S);
+  for (int s = 0; s < S; ++s) {
+    req[s].set_dtype(dt);
+    req[s].set_global_step(*global_step);
+    if (s == 0 && advance_step) req[s].set_increment_global_step(1);
+    auto* sg = req[s].add_sparse();
+    sg->set_table_id(t.ids[s]);
+    std::string* kb = sg->mutable_keys();
+    std::string* gb = sg->mutable_grads();
+    kb->resize(idx[s].size() * sizeof(uint64_t));
+    gb->resize(idx[s].size() * t.dim * es);
+    uint64_t* kp = reinterpret_cast<uint64_t*>(kb->data());
+    for (size_t i = 0; i < idx[s].size(); ++i) {
+      kp[i] = uniq[idx[s][i]];
+      EncodeValues(grads + size_t{idx[s][i]} * t.dim, t.dim, dt, gb->data() + i * t.dim * es);
+    }
+  }
+  for (size_t d = 0; d < dense_.size() && d < dense_grads.size(); ++d) {
+    if (!dense_grads[d]) continue;
+    auto* dg = req[dense_[d].shard].add_dense();
+    dg->set_dense_id(dense_[d].id);
+    std::string* gb = dg->mutable_grads();
+    gb->resize(dense_[d].size * es);
+    EncodeValues(dense_grads[d], dense_[d].size, dt, gb->data());
+  }
+  std::vector<int> all(S);
+  for (int s = 0; s < S; ++s) all[s] = s;
+  Status st = ParallelCall("Push", all, [&](int s, grpc::ClientContext* ctx, auto done) {
+    stubs_[s]->async()->Push(ctx, &req[s], &resp[s], done);
+  });
+  if (!st.ok()) return st;
+  if (bytes) {
+    for (int s = 0; s < S; ++s) {
+      bytes->sent += req[s].ByteSizeLong();
+      bytes->received += resp[s].ByteSizeLong();
+    }
+  }
+  *global_step = resp[0].global_step();
+  return Status::Ok();
+}
+
+Status PsClient::GlobalStep(int64_t* step) {
+  ps::StepRequest req;
+  ps::StepResponse resp;
+  Status st = ParallelCall("GlobalStep", {0}, [&](int s, grpc::ClientContext* ctx, auto done) {
+    stubs_[s]->async()->GlobalStep(ctx, &req, &resp, done);
+  });
+  if (st.ok()) *step = resp.global_step();
+  return st;
+}
+
+Status PsClient::Save(const std::string& dir, int64_t global_step,
+                      std::vector<CheckpointFile>* files, uint64_t* rows) {
+  const int S = num_shards();
+  ps::SaveRequest req;
+  req.set_dir(dir);
+  req.set_global_step(global_step);
+  std::vector<ps::SaveResponse> resp(S);
+  std::vector<int> all(S);
+  for (int s = 0; s < S; ++s) all[s] = s;
+  Status st = ParallelCall("Save", all, [&](int s, grpc::ClientContext* ctx, auto done) {
+    stubs_[s]->async()->Save(ctx, &req, &resp[s], done);
+  });
+  if (!st.ok()) return st;
+  files->clear();
+  *rows = 0;
+  for (const auto& r : resp) {
+    files->push_back(CheckpointFile{r.file(), r.bytes(), r.crc32c()});
+    *rows += r.rows();
+  }
+  return Status::Ok();
+}
+
+Status PsClient::Stats(std::vector<ps::StatsResponse>* stats) {
+  const int S = num_shards();
+  stats->assign(S, ps::StatsResponse());
+  ps::StatsRequest req;
+  std::vector<int> all(S);
+  for (int s = 0; s < S; ++s) all[s] = s;
+  return ParallelCall("Stats", all, [&](int s, grpc::ClientContext* ctx, auto done) {
+    stubs_[s]->async()->Stats(ctx, &req, &(*stats)[s], done);
+  });
+}
+
+Status PsClient::ShutdownAll() {
+  const int S = num_shards();
+  ps::ShutdownRequest req;
+  std::vector<ps::ShutdownResponse> resp(S);
+  std::vector<int> all(S);
+  for (int s = 0; s < S; ++s) all[s] = s;
+  return ParallelCall("Shutdown", all, [&](int s, grpc::ClientContext* ctx, auto done) {
+    stubs_[s]->async()->Shutdown(ctx, &req, &resp[s], done);
+  });
+}
+
+}  // namespace deepfm

@@ -1,0 +1,117 @@
+// PsClient: a worker's view of the sharded parameter servers. Keys are routed
+// by slot (common/routing.h), dense variables by name; a Pull or Push sends
+// one request per shard, to all shards in parallel, and waits for all.
+//
+// Failures: every RPC has a deadline; a shard that does not answer in time is
+// an error naming its address. UNAVAILABLE (a shard restarting or not yet
+// listening) is retried with exponential backoff a bounded number of times.
+//
+// Thread safety: Pull and Push may run concurrently from different threads
+// (the trainer pulls ahead while it pushes); registration happens before.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/checkpoint_manifest.h"
+#include "common/routing.h"
+#include "common/status.h"
+#include "proto/ps.grpc.pb.h"
+
+namespace deepfm {
+
+struct PsClientOptions {
+  std::vector<std::string> hosts;    // host:port of shard 0, 1, ...
+  int rpc_deadline_ms = 60000;
+  int connect_timeout_ms = 60000;    // how long to wait for every shard at start
+  int max_retries = 5;               // for UNAVAILABLE
+  int initial_backoff_ms = 50;
+  int max_message_bytes = 512 << 20;
+  ps::DType wire_dtype = ps::F32;    // values on the wire, both directions
+};
+
+// Bytes of request and response payload a call moved, for the step report.
+struct WireBytes {
+  uint64_t sent = 0;
+  uint64_t received = 0;
+};
+
+class PsClient {
+ public:
+  // Connects to every shard, waiting up to connect_timeout_ms for each.
+  static Status Connect(const PsClientOptions& options, std::unique_ptr<PsClient>* out);
+
+  int num_shards() const { return static_cast<int>(stubs_.size()); }
+  const Router& router() const { return router_; }
+  const std::vector<std::string>& hosts() const { return options_.hosts; }
+
+  // Registers a table on every shard (each holds its slots' rows); returns a
+  // handle for Pull/Push. Same spec from every worker gives the same table.
+  Status RegisterTable(const ps::TableSpec& spec, int* handle);
+  // Registers a dense variable on its owner shard; the first registration's
+  // values win. Returns a handle.
+  Status RegisterDense(const std::string& name, const std::vector<int64_t>& shape,
+                       const std::vector<float>& init, int* handle);
+  int64_t DenseSize(int handle) const { return dense_[handle].size; }
+
+  // Pulls rows of uniq keys (unique) of `table` into rows[U * dim], and each
+  // dense variable d into dense_out[d] (nullptr skips it). read_only pulls do
+  // not create rows on the servers (evaluation). global_step gets shard 0's.
+  Status Pull(int table, const uint64_t* uniq, size_t n, float* rows,
+              const std::vector<float*>& dense_out, bool read_only, int64_t* global_step,
+              WireBytes* bytes = nullptr);
+
+  // Pushes gradients grads[U * dim] of uniq keys and dense_grads[d] (nullptr
+  // skips). The chief shard advances the global step by one when
+  // advance_step; *global_step is in: the step this push counts as, out: the
+  // chief's step after it.
+  Status Push(int table, const uint64_t* uniq, size_t n, const float* grads,
+              const std::vector<const float*>& dense_grads, bool advance_step,
+              int64_t* global_step, WireBytes* bytes = nullptr);
+
+  Status GlobalStep(int64_t* step);
+  // Every shard writes its checkpoint file into `dir`; files come back in
+  // shard order.
+  Status Save(const std::string& dir, int64_t global_step, std::vector<CheckpointFile>* files,
+              uint64_t* rows);
+  Status Stats(std::vector<ps::StatsResponse>* stats);
+  // Asks every shard to stop (orderly: in-flight calls finish).
+  Status ShutdownAll();
+
+ private:
+  struct TableInfo {
+    int dim;
+    std::vector<uint32_t> ids;  // per shard
+  };
+  struct DenseInfo {
+    std::string name;
+    int shard;
+    uint32_t id;
+    int64_t size;
+  };
+
+  explicit PsClient(const PsClientOptions& options);
+  std::unique_ptr<grpc::ClientContext> NewContext() const;
+  Status Error(int shard, const char* what, const grpc::Status& s) const;
+  // Splits uniq keys by owner shard: idx[s] lists positions in uniq.
+  void Route(const uint64_t* uniq, size_t n, std::vector<std::vector<uint32_t>>* idx) const;
+
+  // Runs call(shard, ctx, done) for each shard in `shards` in parallel, waits,
+  // and retries those that failed with UNAVAILABLE.
+  template <typename Call>
+  Status ParallelCall(const char* what, const std::vector<int>& shards, Call call);
+
+  PsClientOptions options_;
+  Router router_;
+  std::vector<std::shared_ptr<grpc::Channel>> channels_;
+  std::vector<std::unique_ptr<ps::ParameterServer::Stub>> stubs_;
+  std::vector<TableInfo> tables_;
+  std::vector<DenseInfo> dense_;
+};
+
+}  // namespace deepfm

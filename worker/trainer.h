@@ -1,0 +1,99 @@
+// Trainer: one worker's training loop and evaluation against the parameter
+// servers, pipelined as DESIGN.md §2 describes:
+//
+//   reader thread -> prefetch thread: dedup keys, pull rows + dense weights
+//                 -> main thread: DeepFM forward/backward
+//                 -> push thread: push sparse + dense gradients
+//
+// `staleness` bounds how far pulls may run ahead of pushes: the pull for local
+// step s waits until the pushes of steps < s - staleness have been applied.
+// With staleness 0 and one worker, training is deterministic.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "worker/data_reader.h"
+#include "worker/deepfm_model.h"
+#include "worker/ps_client.h"
+
+namespace deepfm {
+
+struct TrainerOptions {
+  DeepFMConfig model;
+  ReaderOptions train_data;           // files, batch_size, part_index/num_parts, epochs
+  int64_t steps = 0;                  // stop at this global step; 0 = when the data ends
+  int staleness = 1;
+  uint64_t seed = 2026;               // row init and dense init
+  float embedding_init_stddev = 0.01f;
+  int log_every = 100;
+  std::string table_name = "deepfm/embedding";
+  std::string log_prefix;             // e.g. "worker0"
+  // Checkpoints (the chief saves): every save_steps global steps and at the
+  // end, under checkpoint_dir, keeping the newest keep_checkpoint_max.
+  bool is_chief = true;
+  std::string checkpoint_dir;
+  int64_t save_steps = 0;
+  int keep_checkpoint_max = 0;
+  std::string optimizer_name;         // recorded in the manifest
+  int num_workers = 1;
+};
+
+// Where a step's time went, averaged per step (microseconds).
+struct StepSplit {
+  double wait_us = 0;        // main thread waiting for a pulled batch (data + pull not hidden)
+  double compute_us = 0;     // forward + backward
+  double handoff_us = 0;     // main thread waiting for the push thread to take the gradients
+  double read_us = 0;        // prefetch: waiting for the reader
+  double dedup_us = 0;       // prefetch: unique + inverse
+  double pull_us = 0;        // prefetch: pull RPCs (including staleness wait)
+  double push_us = 0;        // push thread: push RPCs
+  uint64_t pull_bytes = 0;   // per step, both directions
+  uint64_t push_bytes = 0;
+};
+
+struct TrainResult {
+  int64_t local_steps = 0;
+  int64_t rows = 0;
+  int64_t bad_lines = 0;
+  int64_t global_step = 0;
+  double seconds = 0;
+  double last_loss = 0;                // mean loss over the last log interval
+  std::vector<float> losses;           // every step's loss, in order
+  StepSplit split;
+};
+
+struct EvalResult {
+  double auc = 0, logloss = 0, accuracy = 0;
+  int64_t rows = 0;
+  int64_t bad_lines = 0;
+  double seconds = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(const TrainerOptions& options, PsClient* client);
+
+  // Registers the embedding table and the dense variables (every worker
+  // computes the same initial values from the seed; the first to register wins).
+  Status Setup();
+  Status Train(TrainResult* result);
+  // One pass over `data` (not sharded), pulling read-only: evaluation does
+  // not create rows.
+  Status Evaluate(const ReaderOptions& data, EvalResult* result);
+
+  DeepFMModel& model() { return model_; }
+  // Saves a checkpoint of every shard at `global_step` and commits it.
+  Status SaveCheckpoint(int64_t global_step);
+
+ private:
+  TrainerOptions options_;
+  PsClient* client_;
+  DeepFMModel model_;
+  int table_ = -1;
+  std::vector<int> dense_handles_;
+};
+
+}  // namespace deepfm
