@@ -1,0 +1,154 @@
+// End-to-end: the real `deepfm` binary runs local jobs (it starts ps_server
+// and worker processes) on small generated data.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+#include "common/checkpoint_manifest.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int exit_code;
+  std::string output;
+};
+
+Result Deepfm(const std::string& args) {
+  const std::string cmd = std::string(DEEPFM_BIN) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  Result r{-1, ""};
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
+  const int st = pclose(p);
+  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+double Metric(const fs::path& job, const std::string& key) {
+  std::ifstream in(job / "metrics.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::smatch m;
+  const std::string text = ss.str();
+  if (!std::regex_search(text, m, std::regex("\"" + key + "\": (-?[0-9.eE+-]+)"))) return -1;
+  return std::stod(m[1].str());
+}
+
+class LauncherTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    root_ = new fs::path(fs::temp_directory_path() / ("deepfm_e2e_" + std::to_string(getpid())));
+    fs::remove_all(*root_);
+    const Result r = Deepfm("gen-data --rows=30000 --eval_rows=10000 --seed=5 --out=" + (*root_ / "data").string());
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.output, m, std::regex("oracle eval AUC ([0-9.]+)")));
+    oracle_ = std::stod(m[1].str());
+  }
+  static void TearDownTestSuite() {
+    fs::remove_all(*root_);
+    delete root_;
+  }
+  // Common flags: a small DNN so each job takes a second or two.
+  static std::string Job(const std::string& name, const std::string& extra) {
+    return "train --data_location=" + (*root_ / "data").string() + " --checkpoint=" +
+           (*root_ / name).string() + " --hidden_units=64,32 --batch_size=256 --hang_timeout=120 " + extra;
+  }
+  static fs::path* root_;
+  static double oracle_;
+};
+fs::path* LauncherTest::root_ = nullptr;
+double LauncherTest::oracle_ = 0;
+
+TEST_F(LauncherTest, OneShardOneWorkerTrainsAndEvaluates) {
+  const Result r = Deepfm(Job("j1", "--learning_rate=0.002"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("[ps0] "), std::string::npos);
+  EXPECT_NE(r.output.find("[worker0] "), std::string::npos);
+  const double auc = Metric(*root_ / "j1", "auc");
+  printf("1x1: AUC %.4f (oracle %.4f)\n", auc, oracle_);
+  EXPECT_GT(auc, 0.70);
+  EXPECT_GT(auc, oracle_ - 0.08);
+  EXPECT_GT(Metric(*root_ / "j1", "train_samples_per_sec"), 0);
+  EXPECT_EQ(Metric(*root_ / "j1", "bad_lines"), 0);
+  EXPECT_EQ(Metric(*root_ / "j1", "global_step"), 118);  // ceil(30000 / 256)
+  std::string latest;
+  EXPECT_TRUE(deepfm::LatestCheckpoint((*root_ / "j1").string(), &latest).ok());
+  EXPECT_TRUE(fs::exists(*root_ / "j1" / "logs" / "worker0.log"));
+}
+
+TEST_F(LauncherTest, TwoShardsTwoWorkers) {
+  const Result r = Deepfm(Job("j2", "--ps_num=2 --worker_num=2 --learning_rate=0.002"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("[ps1] "), std::string::npos);
+  EXPECT_NE(r.output.find("[worker1] "), std::string::npos);
+  const double auc = Metric(*root_ / "j2", "auc");
+  printf("2x2: AUC %.4f (oracle %.4f)\n", auc, oracle_);
+  EXPECT_GT(auc, 0.70);
+  EXPECT_EQ(Metric(*root_ / "j2", "workers"), 2);
+  EXPECT_EQ(Metric(*root_ / "j2", "job_train_rows"), 30000);
+}
+
+// Same seed, staleness 0: training to step 40, stopping, and resuming to step
+// 80 gives exactly the model of one uninterrupted run to step 80.
+TEST_F(LauncherTest, ResumedRunEqualsUninterruptedRun) {
+  const std::string common = "--staleness=0 --seed=9 --num_epochs=2 ";
+  Result r = Deepfm(Job("straight", common + "--steps=80"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = Deepfm(Job("resumed", common + "--steps=40"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(Metric(*root_ / "resumed", "global_step"), 40);
+  r = Deepfm(Job("resumed", common + "--steps=80"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("at global step 40"), std::string::npos) << r.output;
+  EXPECT_EQ(Metric(*root_ / "resumed", "global_step"), 80);
+  EXPECT_EQ(Metric(*root_ / "resumed", "auc"), Metric(*root_ / "straight", "auc"));
+  EXPECT_EQ(Metric(*root_ / "resumed", "logloss"), Metric(*root_ / "straight", "logloss"));
+}
+
+TEST_F(LauncherTest, CorruptCheckpointIsRefused) {
+  Result r = Deepfm(Job("corrupt", "--steps=20 --no_eval"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::string latest;
+  ASSERT_TRUE(deepfm::LatestCheckpoint((*root_ / "corrupt").string(), &latest).ok());
+  const fs::path file = fs::path(latest) / deepfm::ShardFileName(0, 1);
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(200);
+    f.put('\x55');
+    f.put('\xaa');
+  }
+  r = Deepfm(Job("corrupt", "--steps=40 --no_eval"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find(file.string()), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("checksum"), std::string::npos) << r.output;
+}
+
+TEST_F(LauncherTest, UnknownFlagListsValidOnes) {
+  const Result r = Deepfm("train --stepz=3");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.output.find("unknown flag --stepz"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--save_steps"), std::string::npos) << r.output;
+}
+
+TEST_F(LauncherTest, DeadWorkerStopsTheJobAndIsReported) {
+  const fs::path bad = *root_ / "bad_data";
+  fs::create_directories(bad);
+  std::ofstream(bad / "train.csv") << "this,is,not,criteo\n";
+  std::ofstream(bad / "eval.csv") << "";
+  const Result r = Deepfm("train --data_location=" + bad.string() + " --checkpoint=" +
+                       (*root_ / "dead").string() + " --hidden_units=8 --max_bad_fraction=0");
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("worker0 died (exit code 1)"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("train.csv:1"), std::string::npos) << r.output;
+}
+
+}  // namespace
