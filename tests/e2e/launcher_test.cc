@@ -1,7 +1,12 @@
 // End-to-end: the real `deepfm` binary runs local jobs (it starts ps_server
 // and worker processes) on small generated data.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <thread>
 
 #include <cstdio>
 #include <filesystem>
@@ -149,6 +154,83 @@ TEST_F(LauncherTest, DeadWorkerStopsTheJobAndIsReported) {
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("worker0 died (exit code 1)"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("train.csv:1"), std::string::npos) << r.output;
+}
+
+// Starts `deepfm <args>` in the background with its output in `log`.
+pid_t StartDeepfm(const std::string& args, const fs::path& log) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const std::string cmd = "exec " + std::string(DEEPFM_BIN) + " " + args + " > " + log.string() + " 2>&1";
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+    _exit(127);
+  }
+  return pid;
+}
+
+std::string Slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+bool WaitForText(const fs::path& log, const std::string& text, int seconds) {
+  for (int i = 0; i < seconds * 20; ++i) {
+    if (Slurp(log).find(text) != std::string::npos) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  return false;
+}
+
+// Pids of processes whose command line mentions `needle`.
+std::vector<pid_t> ProcessesWith(const std::string& needle) {
+  std::vector<pid_t> out;
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const std::string name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::string cmdline = Slurp(e.path() / "cmdline");
+    for (char& c : cmdline) {
+      if (c == '\0') c = ' ';
+    }
+    if (cmdline.find(needle) != std::string::npos && cmdline.find("/bin/sh") == std::string::npos) {
+      out.push_back(std::stoi(name));
+    }
+  }
+  return out;
+}
+
+TEST_F(LauncherTest, CtrlCStopsEveryProcess) {
+  const fs::path log = *root_ / "ctrlc.log";
+  const std::string job = (*root_ / "ctrlc").string();
+  const pid_t pid = StartDeepfm(Job("ctrlc", "--num_epochs=1000 --ps_num=2"), log);
+  ASSERT_TRUE(WaitForText(log, "[worker0] worker0 step 100", 60)) << Slurp(log);
+  EXPECT_GE(ProcessesWith(job).size(), 4u);  // launcher, 2 shards, worker
+  kill(pid, SIGINT);
+  int st = 0;
+  waitpid(pid, &st, 0);
+  EXPECT_TRUE(WIFEXITED(st));
+  EXPECT_EQ(WEXITSTATUS(st), 130) << Slurp(log);
+  EXPECT_TRUE(ProcessesWith(job).empty()) << "orphans left behind";
+}
+
+TEST_F(LauncherTest, HungWorkerIsStoppedAndReported) {
+  const fs::path log = *root_ / "hang.log";
+  const std::string job = (*root_ / "hang").string();
+  // A later flag overrides an earlier one: --hang_timeout=2 wins.
+  const pid_t pid = StartDeepfm(Job("hang", "--num_epochs=1000 --hang_timeout=2"), log);
+  ASSERT_TRUE(WaitForText(log, "[worker0] worker0 step 100", 60)) << Slurp(log);
+  // Freeze the worker: it stops printing without exiting.
+  for (pid_t p : ProcessesWith(job)) {
+    if (Slurp(fs::path("/proc") / std::to_string(p) / "cmdline").find("--task_index=0") != std::string::npos) {
+      kill(p, SIGSTOP);
+    }
+  }
+  int st = 0;
+  waitpid(pid, &st, 0);
+  EXPECT_EQ(WEXITSTATUS(st), 1);
+  const std::string out = Slurp(log);
+  EXPECT_NE(out.find("worker0 printed nothing for 2 s (--hang_timeout): hung"), std::string::npos) << out;
+  EXPECT_TRUE(ProcessesWith(job).empty()) << "orphans left behind";
 }
 
 }  // namespace
