@@ -2,11 +2,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <utility>
 
 #include "common/hash.h"
 #include "common/random.h"
 #include "glog/logging.h"
+#include "worker/dnn_kernels.h"
 
 namespace deepfm {
 namespace {
@@ -29,6 +31,84 @@ inline T Sigmoid(T z) {
   const T e = std::exp(z);
   return e / (T(1) + e);
 }
+
+// The DNN's dense linear algebra on row-major blocks (leading dimensions as
+// in dnn::Kernels). The float model goes through the run-time-dispatched
+// kernels; the double one (gradient checks) through Eigen and plain loops in
+// this TU, at whatever ISA the build has.
+template <typename T>
+struct DnnOps {
+  const dnn::Kernels* kernels;  // unused for double
+  int threads;
+
+  template <bool kTransA, bool kTransB>
+  static void EigenGemm(const T* a, int lda, const T* b, int ldb, T* c, int ldc, int m, int n,
+                        int k, T beta) {
+    using Stride = Eigen::OuterStride<>;
+    // A transposed row-major block is the same memory read column-major.
+    using MapA = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic,
+                                                kTransA ? Eigen::ColMajor : Eigen::RowMajor>,
+                            Eigen::Unaligned, Stride>;
+    using MapB = Eigen::Map<const Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic,
+                                                kTransB ? Eigen::ColMajor : Eigen::RowMajor>,
+                            Eigen::Unaligned, Stride>;
+    using MapC = Eigen::Map<Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>,
+                            Eigen::Unaligned, Stride>;
+    const MapA op_a(a, m, k, Stride(lda));
+    const MapB op_b(b, k, n, Stride(ldb));
+    MapC out(c, m, n, Stride(ldc));
+    if (beta == T(0)) {
+      out.noalias() = op_a * op_b;
+    } else {
+      out *= beta;
+      out.noalias() += op_a * op_b;
+    }
+  }
+
+  // C[m x n] = op(A) op(B) + beta C.
+  void Gemm(const T* a, int lda, const T* b, int ldb, T* c, int ldc, int m, int n, int k,
+            bool trans_a, bool trans_b, T beta) const {
+    if constexpr (std::is_same_v<T, float>) {
+      dnn::ParallelGemm(*kernels, threads, a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b, beta);
+    } else if (trans_a) {
+      trans_b ? EigenGemm<true, true>(a, lda, b, ldb, c, ldc, m, n, k, beta)
+              : EigenGemm<true, false>(a, lda, b, ldb, c, ldc, m, n, k, beta);
+    } else {
+      trans_b ? EigenGemm<false, true>(a, lda, b, ldb, c, ldc, m, n, k, beta)
+              : EigenGemm<false, false>(a, lda, b, ldb, c, ldc, m, n, k, beta);
+    }
+  }
+
+  // c[m x n] = max(c + bias (per column), 0), contiguous rows.
+  void BiasRelu(T* c, const T* bias, int m, int n) const {
+    if constexpr (std::is_same_v<T, float>) {
+      kernels->bias_relu(c, n, bias, m, n);
+    } else {
+      for (int i = 0; i < m; ++i) {
+        T* row = c + static_cast<size_t>(i) * n;
+        for (int j = 0; j < n; ++j) row[j] = std::max(row[j] + bias[j], T(0));
+      }
+    }
+  }
+
+  // ReLU backward as a mask (a unit that output 0 passes no gradient), with
+  // the masked gradient's column sums (the bias gradient) in `col_sums`.
+  void ReluBackward(T* d, const T* act, int m, int n, T* col_sums) const {
+    if constexpr (std::is_same_v<T, float>) {
+      kernels->relu_backward(d, act, m, n, col_sums);
+    } else {
+      std::fill(col_sums, col_sums + n, T(0));
+      for (int i = 0; i < m; ++i) {
+        T* row = d + static_cast<size_t>(i) * n;
+        const T* act_row = act + static_cast<size_t>(i) * n;
+        for (int j = 0; j < n; ++j) {
+          if (!(act_row[j] > T(0))) row[j] = T(0);
+          col_sums[j] += row[j];
+        }
+      }
+    }
+  }
+};
 
 }  // namespace
 
@@ -77,6 +157,20 @@ DeepFMModelT<T>::DeepFMModelT(DeepFMConfig config)
   CHECK_GE(config_.num_dense, 0);
   CHECK_GT(config_.embedding_dim, 0);
   for (int h : config_.hidden_units) CHECK_GT(h, 0) << "hidden layer widths must be positive";
+  CHECK_GE(config_.dnn_threads, 1) << "dnn_threads counts the calling thread";
+  if constexpr (std::is_same_v<T, float>) {
+    if (config_.dnn_isa.empty()) {
+      kernels_ = &dnn::ActiveKernels();
+    } else {
+      dnn::Isa isa;
+      CHECK(dnn::ParseIsa(config_.dnn_isa, &isa))
+          << "DeepFMConfig::dnn_isa '" << config_.dnn_isa
+          << "' is not one of generic, avx2, avx512 (or empty for the process default)";
+      kernels_ = dnn::KernelsFor(isa);
+      CHECK(kernels_ != nullptr) << "DeepFMConfig::dnn_isa " << config_.dnn_isa
+                                 << ": this CPU cannot run that path; leave it empty";
+    }
+  }
   for (DenseTensorSpec& spec : DeepFMDenseSpecs(config_)) {
     const int64_t n = spec.size();
     dense_.push_back({std::move(spec.name), std::move(spec.shape), std::vector<T>(n, T(0)),
@@ -133,23 +227,26 @@ void DeepFMModelT<T>::GatherLinearFm(int B, const T* dense_x, const T* uniq_rows
 
 template <typename T>
 void DeepFMModelT<T>::DnnForward(int B) {
-  using RowVectorMap = Eigen::Map<const Eigen::Matrix<T, 1, Eigen::Dynamic>>;
-  const Matrix* prev = &input_;
+  const DnnOps<T> ops{kernels_, config_.dnn_threads};
+  const T* prev = input_.data();
+  int prev_width = static_cast<int>(input_.cols());
   for (int i = 0; i < num_layers_; ++i) {
     const DenseTensorT<T>& kernel = dense_[KernelIndex(i)];
-    const Eigen::Map<const Matrix> w(kernel.values.data(), kernel.shape[0], kernel.shape[1]);
-    const RowVectorMap bias(dense_[BiasIndex(i)].values.data(), kernel.shape[1]);
+    const int out = static_cast<int>(kernel.shape[1]);
     Matrix& h = hidden_[i];
-    h.resize(B, kernel.shape[1]);
-    h.noalias() = *prev * w;
+    h.resize(B, out);
+    ops.Gemm(prev, prev_width, kernel.values.data(), out, h.data(), out, B, out, prev_width,
+             /*trans_a=*/false, /*trans_b=*/false, T(0));
     // Bias and ReLU in one pass over the activations.
-    h = (h.rowwise() + bias).cwiseMax(T(0));
-    prev = &h;
+    ops.BiasRelu(h.data(), dense_[BiasIndex(i)].values.data(), B, out);
+    prev = h.data();
+    prev_width = out;
   }
+  // The output layer is a matrix-vector product: too small to dispatch.
   const DenseTensorT<T>& out_kernel = dense_[KernelIndex(num_layers_)];
   const Eigen::Map<const ColVector> w_out(out_kernel.values.data(), out_kernel.shape[0]);
   logits_.resize(B);
-  logits_.noalias() = *prev * w_out;
+  logits_.noalias() = Eigen::Map<const Matrix>(prev, B, prev_width) * w_out;
   logits_.array() += dense_[BiasIndex(num_layers_)].values[0] + linear_fm_.array();
 }
 
@@ -194,33 +291,37 @@ void DeepFMModelT<T>::DnnBackward(int B) {
     return;
   }
 
+  const DnnOps<T> ops{kernels_, config_.dnn_threads};
   Matrix& top = d_hidden_[num_layers_ - 1];
   top.resize(B, last.cols());
   top.noalias() = dlogit_ * w_out.transpose();
-  // ReLU backward as a mask: a unit that output 0 passes no gradient.
-  top.array() = (last.array() > T(0)).select(top.array(), T(0));
+  ops.ReluBackward(top.data(), last.data(), B, static_cast<int>(last.cols()),
+                   dense_[BiasIndex(num_layers_ - 1)].grads.data());
 
+  // Each d_hidden_[i] arrives masked, with its layer's bias gradient already
+  // written by the ReluBackward that produced it.
   for (int i = num_layers_ - 1; i >= 0; --i) {
     const Matrix& prev = i > 0 ? hidden_[i - 1] : input_;
     const Matrix& dz = d_hidden_[i];
     DenseTensorT<T>& kernel = dense_[KernelIndex(i)];
-    const int64_t in = kernel.shape[0];
-    const int64_t out = kernel.shape[1];
-    Eigen::Map<Matrix>(kernel.grads.data(), in, out).noalias() = prev.transpose() * dz;
-    Eigen::Map<Eigen::Matrix<T, 1, Eigen::Dynamic>>(dense_[BiasIndex(i)].grads.data(), out)
-        .noalias() = dz.colwise().sum();
+    const int in = static_cast<int>(kernel.shape[0]);
+    const int out = static_cast<int>(kernel.shape[1]);
+    // dW[in x out] = prev^T dz.
+    ops.Gemm(prev.data(), in, dz.data(), out, kernel.grads.data(), out, in, out, B,
+             /*trans_a=*/true, /*trans_b=*/false, T(0));
     if (i > 0) {
-      const Eigen::Map<const Matrix> w(kernel.values.data(), in, out);
+      // dprev[B x in] = dz W^T.
       Matrix& dprev = d_hidden_[i - 1];
       dprev.resize(B, in);
-      dprev.noalias() = dz * w.transpose();
-      dprev.array() = (prev.array() > T(0)).select(dprev.array(), T(0));
+      ops.Gemm(dz.data(), out, kernel.values.data(), out, dprev.data(), in, B, in, out,
+               /*trans_a=*/false, /*trans_b=*/true, T(0));
+      ops.ReluBackward(dprev.data(), prev.data(), B, in, dense_[BiasIndex(i - 1)].grads.data());
     } else {
       // Only the embedding columns need an input gradient: the dense
       // features are data. They are the kernel's first rows.
-      const Eigen::Map<const Matrix> w_embed(kernel.values.data(), embed_width, out);
       d_embedding_.resize(B, embed_width);
-      d_embedding_.noalias() = dz * w_embed.transpose();
+      ops.Gemm(dz.data(), out, kernel.values.data(), out, d_embedding_.data(), embed_width, B,
+               embed_width, out, /*trans_a=*/false, /*trans_b=*/true, T(0));
     }
   }
 }

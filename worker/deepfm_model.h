@@ -10,7 +10,10 @@
 // The math is templated on the scalar so tests can check gradients in double;
 // training uses DeepFMModel (float). All GEMMs and activation storage sit in
 // the DNN forward/backward helpers, which is where a bf16 variant (bf16
-// weights/activations, fp32 accumulation) would plug in.
+// weights/activations, fp32 accumulation) would plug in. The float model's
+// GEMMs, bias+ReLU and ReLU backward run on dnn::Kernels picked at run time
+// (AVX-512, AVX2+FMA or baseline; worker/dnn_kernels.h); the double model
+// stays on plain Eigen.
 #pragma once
 
 #include <Eigen/Core>
@@ -20,11 +23,23 @@
 
 namespace deepfm {
 
+namespace dnn {
+struct Kernels;
+}  // namespace dnn
+
 struct DeepFMConfig {
   int num_fields = 26;
   int num_dense = 13;
   int embedding_dim = 16;
   std::vector<int> hidden_units{1024, 256, 32};
+  // DNN kernel path of the float model: empty follows the process-wide
+  // choice (DEEPFM_ISA, else the best the CPU has); "generic", "avx2" or
+  // "avx512" force one, and the model refuses (fatal) one the CPU lacks.
+  std::string dnn_isa;
+  // Threads for each float DNN GEMM: the calling thread plus dnn_threads - 1
+  // helpers shared by the process. 1 keeps the step on the caller's core,
+  // which suits a trainer whose reader/pull/push threads want the rest.
+  int dnn_threads = 1;
 
   // An embedding row: [w_k (first-order weight), e_k[0..D)].
   int row_width() const { return embedding_dim + 1; }
@@ -118,6 +133,8 @@ class DeepFMModelT {
   T MeanLoss(int B, const T* labels) const;
 
   DeepFMConfig config_;
+  // The float model's kernel table; null for double (Eigen in this TU).
+  const dnn::Kernels* kernels_ = nullptr;
   std::vector<DenseTensorT<T>> dense_;
   int num_layers_;  // hidden layers
 

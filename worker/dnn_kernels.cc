@@ -1,0 +1,255 @@
+// Dispatch for the DNN kernels (baseline ISA: this TU runs on every CPU, and
+// only calls into the wider TUs once the CPU has been asked).
+#include "worker/dnn_kernels.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <cstdlib>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "glog/logging.h"
+#include "worker/dnn_kernels_isa.h"
+
+namespace deepfm {
+namespace dnn {
+namespace {
+
+constexpr Kernels kGenericKernels = {Isa::kGeneric, "generic", &generic::Gemm, &generic::BiasRelu,
+                                     &generic::ReluBackward};
+constexpr Kernels kAvx2Kernels = {Isa::kAvx2, "avx2", &avx2::Gemm, &avx2::BiasRelu,
+                                  &avx2::ReluBackward};
+constexpr Kernels kAvx512Kernels = {Isa::kAvx512, "avx512", &avx512::Gemm, &avx512::BiasRelu,
+                                    &avx512::ReluBackward};
+
+const Kernels& TableOf(Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512:
+      return kAvx512Kernels;
+    case Isa::kAvx2:
+      return kAvx2Kernels;
+    case Isa::kGeneric:
+      break;
+  }
+  return kGenericKernels;
+}
+
+std::string SupportedList(const CpuIsaSupport& cpu) {
+  std::string out;
+  for (Isa isa : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512}) {
+    if (!Supports(cpu, isa)) continue;
+    if (!out.empty()) out += ", ";
+    out += IsaName(isa);
+  }
+  return out;
+}
+
+// Threads - 1 helpers that run the other blocks of one fork-join at a time.
+// Shared by the process (and never destroyed, so no exit-order hazards):
+// the machines this runs on have few cores, and a pool per model would
+// oversubscribe them.
+class HelperPool {
+ public:
+  static HelperPool& Get() {
+    static HelperPool* pool = new HelperPool();
+    return *pool;
+  }
+
+  // Runs fn(0) .. fn(tasks - 1), fn(0) on the caller, and returns when all
+  // are done. Returns false without running anything when another caller is
+  // using the pool: that caller then does the work alone rather than wait.
+  bool TryRun(int tasks, const std::function<void(int)>& fn) {
+    std::unique_lock<std::mutex> run(run_mu_, std::try_to_lock);
+    if (!run.owns_lock()) return false;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      while (static_cast<int>(threads_.size()) < tasks - 1) {
+        const int index = static_cast<int>(threads_.size()) + 1;
+        threads_.emplace_back([this, index] { Loop(index); });
+      }
+      fn_ = &fn;
+      tasks_ = tasks;
+      pending_ = tasks - 1;
+      ++generation_;
+    }
+    work_cv_.notify_all();
+    fn(0);
+    std::unique_lock<std::mutex> lock(mu_);
+    done_cv_.wait(lock, [this] { return pending_ == 0; });
+    fn_ = nullptr;
+    return true;
+  }
+
+ private:
+  HelperPool() = default;
+
+  void Loop(int index) {
+    uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      work_cv_.wait(lock, [&] { return generation_ != seen; });
+      seen = generation_;
+      if (index >= tasks_) continue;  // this round needs fewer helpers
+      const std::function<void(int)>* fn = fn_;
+      lock.unlock();
+      (*fn)(index);
+      lock.lock();
+      if (--pending_ == 0) done_cv_.notify_one();
+    }
+  }
+
+  std::mutex run_mu_;  // held for a whole fork-join
+  std::mutex mu_;
+  std::condition_variable work_cv_;
+  std::condition_variable done_cv_;
+  std::vector<std::thread> threads_;
+  const std::function<void(int)>* fn_ = nullptr;
+  int tasks_ = 0;
+  int pending_ = 0;
+  uint64_t generation_ = 0;
+};
+
+// Blocks are multiples of this many rows/columns, so each starts on a
+// whole number of 64-byte vectors where it can.
+constexpr int kBlockAlign = 16;
+
+}  // namespace
+
+const char* IsaName(Isa isa) { return TableOf(isa).name; }
+
+bool ParseIsa(const std::string& name, Isa* isa) {
+  for (Isa candidate : {Isa::kGeneric, Isa::kAvx2, Isa::kAvx512}) {
+    if (name == IsaName(candidate)) {
+      *isa = candidate;
+      return true;
+    }
+  }
+  return false;
+}
+
+CpuIsaSupport DetectCpu() {
+  CpuIsaSupport cpu;
+  // libgcc's checks include the OS having enabled the YMM/ZMM register
+  // state (XGETBV), not just the CPUID bits.
+  __builtin_cpu_init();
+  cpu.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  cpu.avx512 = cpu.avx2 && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vl");
+  return cpu;
+}
+
+bool Supports(const CpuIsaSupport& cpu, Isa isa) {
+  switch (isa) {
+    case Isa::kAvx512:
+      return cpu.avx512;
+    case Isa::kAvx2:
+      return cpu.avx2;
+    case Isa::kGeneric:
+      break;
+  }
+  return true;
+}
+
+const Kernels* KernelsFor(Isa isa) {
+  static const CpuIsaSupport cpu = DetectCpu();
+  return Supports(cpu, isa) ? &TableOf(isa) : nullptr;
+}
+
+const Kernels* ChooseKernels(const char* forced, const CpuIsaSupport& cpu, std::string* error) {
+  if (forced == nullptr || *forced == '\0') {
+    for (Isa isa : {Isa::kAvx512, Isa::kAvx2}) {
+      if (Supports(cpu, isa)) return &TableOf(isa);
+    }
+    return &kGenericKernels;
+  }
+  Isa isa;
+  if (!ParseIsa(forced, &isa)) {
+    *error = std::string("DEEPFM_ISA='") + forced +
+             "' is not a DNN kernel path; use one of generic, avx2, avx512, or unset it to pick "
+             "the best this CPU supports (" +
+             SupportedList(cpu) + ")";
+    return nullptr;
+  }
+  if (!Supports(cpu, isa)) {
+    *error = std::string("DEEPFM_ISA=") + forced + " needs " +
+             (isa == Isa::kAvx512 ? "AVX-512 F/BW/DQ/VL with FMA" : "AVX2 with FMA") +
+             ", which this CPU (or OS) does not provide; it supports: " + SupportedList(cpu) +
+             ". Unset DEEPFM_ISA or pick one of those";
+    return nullptr;
+  }
+  return &TableOf(isa);
+}
+
+const Kernels& ActiveKernels() {
+  static const Kernels& active = []() -> const Kernels& {
+    const char* forced = std::getenv("DEEPFM_ISA");
+    const CpuIsaSupport cpu = DetectCpu();
+    std::string error;
+    const Kernels* chosen = ChooseKernels(forced, cpu, &error);
+    if (chosen == nullptr) LOG(FATAL) << error;
+    LOG(INFO) << "DNN kernels: " << chosen->name
+              << (forced != nullptr && *forced != '\0' ? " (forced by DEEPFM_ISA)"
+                                                       : " (best this CPU supports)")
+              << "; CPU supports " << SupportedList(cpu);
+    return *chosen;
+  }();
+  return active;
+}
+
+void ParallelGemm(const Kernels& kern, int threads, const float* a, int lda, const float* b,
+                  int ldb, float* c, int ldc, int m, int n, int k, bool trans_a, bool trans_b,
+                  float beta) {
+  // Blocks of C's longer dimension: each is an independent GEMM on the same
+  // K, so no reduction across threads is needed and results do not depend
+  // on the thread count beyond Eigen's per-call blocking.
+  const bool split_rows = m >= n;
+  const int len = split_rows ? m : n;
+  const int parts = std::min(threads, len / kBlockAlign);
+  if (parts < 2 || 2.0 * m * n * k < kParallelGemmMinFlops) {
+    kern.gemm(a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b, beta);
+    return;
+  }
+  const int chunk = ((len + parts - 1) / parts + kBlockAlign - 1) / kBlockAlign * kBlockAlign;
+  // The block runner captures one reference, so std::function stores it
+  // inline: no allocation per call.
+  struct Blocks {
+    const Kernels& kern;
+    const float *a, *b;
+    float* c;
+    int lda, ldb, ldc, m, n, k, len, chunk;
+    bool trans_a, trans_b, split_rows;
+    float beta;
+
+    void Run(int t) const {
+      const int begin = t * chunk;
+      const int size = std::min(len, begin + chunk) - begin;
+      if (size <= 0) return;
+      if (split_rows) {
+        const float* a_block = trans_a ? a + begin : a + static_cast<std::ptrdiff_t>(begin) * lda;
+        kern.gemm(a_block, lda, b, ldb, c + static_cast<std::ptrdiff_t>(begin) * ldc, ldc, size, n,
+                  k, trans_a, trans_b, beta);
+      } else {
+        const float* b_block = trans_b ? b + static_cast<std::ptrdiff_t>(begin) * ldb : b + begin;
+        kern.gemm(a, lda, b_block, ldb, c + begin, ldc, m, size, k, trans_a, trans_b, beta);
+      }
+    }
+  };
+  const Blocks blocks{kern, a, b,   c,     lda,     ldb,     ldc,        m,
+                      n,    k, len, chunk, trans_a, trans_b, split_rows, beta};
+  const std::function<void(int)> run = [&blocks](int t) { blocks.Run(t); };
+  if (!HelperPool::Get().TryRun(parts, run)) {
+    kern.gemm(a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b, beta);
+  }
+}
+
+void Gemm(const float* a, const float* b, float* c, int m, int n, int k, bool trans_a, bool trans_b,
+          float beta) {
+  ActiveKernels().gemm(a, trans_a ? m : k, b, trans_b ? k : n, c, n, m, n, k, trans_a, trans_b,
+                       beta);
+}
+
+}  // namespace dnn
+}  // namespace deepfm

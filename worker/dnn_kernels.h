@@ -1,0 +1,92 @@
+// Single-precision kernels of the DeepFM DNN (GEMM, bias+ReLU, ReLU
+// backward), compiled once per instruction set and picked at run time.
+//
+// Release binaries are built for baseline x86-64, so the AVX2+FMA and
+// AVX-512 copies live in their own translation units (dnn_kernels_avx2.cc,
+// dnn_kernels_avx512.cc) compiled with per-file flags, and are reached only
+// through a Kernels table chosen after asking the CPU. The active table is
+// the best the CPU has, unless DEEPFM_ISA=generic|avx2|avx512 forces one (for
+// tests and benchmarks; a path the CPU lacks is refused with a fatal error).
+//
+// All matrices are row-major with explicit leading dimensions (elements
+// between consecutive rows), so callers can pass sub-blocks.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace deepfm {
+namespace dnn {
+
+enum class Isa { kGeneric, kAvx2, kAvx512 };
+
+// "generic", "avx2", "avx512".
+const char* IsaName(Isa isa);
+// Parses IsaName's spellings; false for anything else.
+bool ParseIsa(const std::string& name, Isa* isa);
+
+// One instruction set's kernels. Plain function pointers: the ISA-specific
+// code must not share any inline or template code with the rest of the
+// program (see dnn_kernels_body.inc), so nothing fancier crosses the seam.
+struct Kernels {
+  Isa isa;
+  const char* name;
+
+  // C[M x N] = op(A)[M x K] * op(B)[K x N] + beta * C. op(A) is A, stored
+  // [M x K] with leading dimension lda, or (trans_a) A^T with A stored
+  // [K x M]; likewise op(B). beta == 0 ignores C's old contents (it may hold
+  // NaN).
+  void (*gemm)(const float* a, int lda, const float* b, int ldb, float* c, int ldc, int m, int n,
+               int k, bool trans_a, bool trans_b, float beta);
+
+  // c[i][j] = max(c[i][j] + bias[j], 0) over c[M x N] (leading dimension ldc).
+  void (*bias_relu)(float* c, int ldc, const float* bias, int m, int n);
+
+  // ReLU backward through a layer with output act[M x N] (both contiguous):
+  // d[i][j] = act[i][j] > 0 ? d[i][j] : 0, and, when col_sums is not null,
+  // col_sums[j] = sum_i of the masked d[i][j] (the layer's bias gradient),
+  // in the same pass over d.
+  void (*relu_backward)(float* d, const float* act, int m, int n, float* col_sums);
+};
+
+// What this CPU (and OS, for the wider register state) can run.
+struct CpuIsaSupport {
+  bool avx2 = false;    // AVX2 and FMA
+  bool avx512 = false;  // AVX-512 F, BW, DQ, VL, plus AVX2 and FMA
+};
+CpuIsaSupport DetectCpu();
+bool Supports(const CpuIsaSupport& cpu, Isa isa);
+
+// The kernels for `isa`; nullptr when this CPU cannot run them.
+const Kernels* KernelsFor(Isa isa);
+
+// The table to use given DEEPFM_ISA's value (`forced`; null or empty means
+// unset: the best `cpu` supports). On a bad or unsupported value returns
+// nullptr and says why in *error.
+const Kernels* ChooseKernels(const char* forced, const CpuIsaSupport& cpu, std::string* error);
+
+// The process-wide table: chosen on first use from DEEPFM_ISA and the CPU,
+// logged once, fatal if DEEPFM_ISA asks for something impossible.
+const Kernels& ActiveKernels();
+
+// Below this many flops (2 M N K) ParallelGemm does not split: waking a
+// helper costs 30-45 us on the 2-core VMs measured (the 8.4 MFLOP layer-2
+// GEMMs took 68 us on two threads against 46 us on one with AVX-512), while
+// the layer-0/1 GEMMs (>= 268 MFLOP) ran 1.7-1.8x faster on two.
+constexpr double kParallelGemmMinFlops = 3e7;
+
+// `kern.gemm` split into `threads` column or row blocks of C (whichever
+// dimension is longer), run on the caller plus threads - 1 helper threads
+// shared by the process. Small products, threads <= 1, or a call made while
+// another thread is using the helpers run on the caller alone. The result is
+// identical to kern.gemm's up to the blocking Eigen chooses per block.
+void ParallelGemm(const Kernels& kern, int threads, const float* a, int lda, const float* b,
+                  int ldb, float* c, int ldc, int m, int n, int k, bool trans_a, bool trans_b,
+                  float beta);
+
+// Convenience: contiguous row-major operands on the active kernels.
+void Gemm(const float* a, const float* b, float* c, int m, int n, int k, bool trans_a, bool trans_b,
+          float beta);
+
+}  // namespace dnn
+}  // namespace deepfm
