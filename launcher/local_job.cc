@@ -81,6 +81,8 @@ void AddTrainFlags(FlagSet* f) {
   f->Add("optimizer", K::kString, "adamasync", "adam, adamasync, adagrad, adagraddecay or sgd");
   f->Add("no_eval", K::kBool, "false", "skip evaluation after training");
   f->Add("timeline", K::kInt, "0", "accepted for train.py compatibility; timelines are not written yet");
+  f->Add("bf16", K::kBool, "false", "BF16 training: bf16 on the wire, bf16 storage in FM + DNN, fp32 master weights");
+  f->Add("dnn_threads", K::kInt, "1", "threads per DNN GEMM in each worker");
   f->Add("hidden_units", K::kString, "1024,256,32", "DNN hidden layer widths");
   f->Add("embedding_dim", K::kInt, "16", "embedding dimension");
   f->Add("ps_num", K::kInt, "1", "parameter-server shards to start");
@@ -227,6 +229,8 @@ int RunLocalJob(const FlagSet& flags, const std::string& self) {
               "--checkpoint=" + job.string(),
               "--save_steps=" + flags.Get("save_steps"),
               "--keep_checkpoint_max=" + flags.Get("keep_checkpoint_max"),
+              "--dnn_threads=" + flags.Get("dnn_threads"),
+              std::string("--bf16=") + (flags.GetBool("bf16") ? "true" : "false"),
               std::string("--no_eval=") + (flags.GetBool("no_eval") ? "true" : "false")};
     c.log_path = (job / "logs" / (c.name + ".log")).string();
     Status s = sup.Spawn(c, &worker_idx[i]);

@@ -40,6 +40,7 @@ template <typename T>
 struct DnnOps {
   const dnn::Kernels* kernels;  // unused for double
   int threads;
+  bool bf16;                    // float only: store activations at bf16 precision
 
   template <bool kTransA, bool kTransB>
   static void EigenGemm(const T* a, int lda, const T* b, int ldb, T* c, int ldc, int m, int n,
@@ -82,7 +83,7 @@ struct DnnOps {
   // c[m x n] = max(c + bias (per column), 0), contiguous rows.
   void BiasRelu(T* c, const T* bias, int m, int n) const {
     if constexpr (std::is_same_v<T, float>) {
-      kernels->bias_relu(c, n, bias, m, n);
+      (bf16 ? kernels->bias_relu_bf16 : kernels->bias_relu)(c, n, bias, m, n);
     } else {
       for (int i = 0; i < m; ++i) {
         T* row = c + static_cast<size_t>(i) * n;
@@ -91,11 +92,18 @@ struct DnnOps {
     }
   }
 
+  // Rounds x[0..n) to bf16 precision in place when training in bf16.
+  void RoundIfBf16(T* x, int64_t n) const {
+    if constexpr (std::is_same_v<T, float>) {
+      if (bf16) kernels->round_bf16(x, static_cast<long>(n));
+    }
+  }
+
   // ReLU backward as a mask (a unit that output 0 passes no gradient), with
   // the masked gradient's column sums (the bias gradient) in `col_sums`.
   void ReluBackward(T* d, const T* act, int m, int n, T* col_sums) const {
     if constexpr (std::is_same_v<T, float>) {
-      kernels->relu_backward(d, act, m, n, col_sums);
+      (bf16 ? kernels->relu_backward_bf16 : kernels->relu_backward)(d, act, m, n, col_sums);
     } else {
       std::fill(col_sums, col_sums + n, T(0));
       for (int i = 0; i < m; ++i) {
@@ -227,7 +235,11 @@ void DeepFMModelT<T>::GatherLinearFm(int B, const T* dense_x, const T* uniq_rows
 
 template <typename T>
 void DeepFMModelT<T>::DnnForward(int B) {
-  const DnnOps<T> ops{kernels_, config_.dnn_threads};
+  const DnnOps<T> ops{kernels_, config_.dnn_threads, config_.bf16};
+  // The DNN input (embeddings and dense features) is stored at bf16
+  // precision too; the FM above used the pulled rows, already bf16 on the
+  // wire.
+  ops.RoundIfBf16(input_.data(), input_.size());
   const T* prev = input_.data();
   int prev_width = static_cast<int>(input_.cols());
   for (int i = 0; i < num_layers_; ++i) {
@@ -260,6 +272,11 @@ void DeepFMModelT<T>::Forward(int B, const T* dense_x, const T* uniq_rows, int U
         << "inverse[" << i << "]=" << inverse[i] << " outside [0, " << U << ")";
   }
 #endif
+  if (config_.bf16) {
+    // Weights at bf16 precision (a no-op when they were pulled as bf16).
+    const DnnOps<T> ops{kernels_, config_.dnn_threads, true};
+    for (auto& t : dense_) ops.RoundIfBf16(t.values.data(), static_cast<int64_t>(t.values.size()));
+  }
   GatherLinearFm(B, dense_x, uniq_rows, inverse);
   DnnForward(B);
 }
@@ -291,7 +308,7 @@ void DeepFMModelT<T>::DnnBackward(int B) {
     return;
   }
 
-  const DnnOps<T> ops{kernels_, config_.dnn_threads};
+  const DnnOps<T> ops{kernels_, config_.dnn_threads, config_.bf16};
   Matrix& top = d_hidden_[num_layers_ - 1];
   top.resize(B, last.cols());
   top.noalias() = dlogit_ * w_out.transpose();

@@ -40,6 +40,14 @@ struct DeepFMConfig {
   // helpers shared by the process. 1 keeps the step on the caller's core,
   // which suits a trainer whose reader/pull/push threads want the rest.
   int dnn_threads = 1;
+  // BF16 training (float model only): weights, the DNN input, every hidden
+  // activation and every activation gradient are stored at bfloat16
+  // precision (round to nearest even) while every GEMM and sum accumulates in
+  // fp32; the logit, sigmoid and loss stay fp32. On CPUs without bf16
+  // arithmetic the values live in fp32 buffers, so the fp32 kernels run
+  // unchanged and the rounding is fused into the bias+ReLU and ReLU-backward
+  // passes.
+  bool bf16 = false;
 
   // An embedding row: [w_k (first-order weight), e_k[0..D)].
   int row_width() const { return embedding_dim + 1; }

@@ -47,6 +47,13 @@ struct Kernels {
   // col_sums[j] = sum_i of the masked d[i][j] (the layer's bias gradient),
   // in the same pass over d.
   void (*relu_backward)(float* d, const float* act, int m, int n, float* col_sums);
+
+  // BF16 training: the same two passes, rounding every value they store to
+  // bfloat16 (round to nearest even; col_sums still sums the unrounded
+  // values in fp32), and a plain rounding pass.
+  void (*bias_relu_bf16)(float* c, int ldc, const float* bias, int m, int n);
+  void (*relu_backward_bf16)(float* d, const float* act, int m, int n, float* col_sums);
+  void (*round_bf16)(float* x, long n);
 };
 
 // What this CPU (and OS, for the wider register state) can run.

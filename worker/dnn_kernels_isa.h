@@ -11,6 +11,9 @@
             int k, bool trans_a, bool trans_b, float beta);                                    \
   void BiasRelu(float* c, int ldc, const float* bias, int m, int n);                           \
   void ReluBackward(float* d, const float* act, int m, int n, float* col_sums);                \
+  void BiasReluBf16(float* c, int ldc, const float* bias, int m, int n);                       \
+  void ReluBackwardBf16(float* d, const float* act, int m, int n, float* col_sums);            \
+  void RoundToBf16(float* x, long n);                                                          \
   }
 
 namespace deepfm {

@@ -32,6 +32,8 @@ DEFINE_double(max_bad_fraction, 0.001, "fail when more than this fraction of lin
 DEFINE_bool(strict, false, "fail on the first bad input line");
 DEFINE_int32(log_every, 100, "log every N steps");
 DEFINE_int32(rpc_deadline_ms, 60000, "deadline of every RPC to a parameter server");
+DEFINE_bool(bf16, false, "BF16 training: bf16 on the wire and bf16 storage in FM + DNN (fp32 accumulation)");
+DEFINE_int32(dnn_threads, 1, "threads per DNN GEMM (the step's own thread included)");
 DEFINE_bool(shutdown_ps, false, "ask every shard to stop when done");
 DEFINE_string(checkpoint, "", "checkpoint folder: the chief saves here; shards restore from it");
 DEFINE_int64(save_steps, 0, "save a checkpoint every N global steps (and at the end); 0 = only at the end");
@@ -90,6 +92,8 @@ int main(int argc, char** argv) {
 
   TrainerOptions to;
   to.model.embedding_dim = FLAGS_embedding_dim;
+  to.model.bf16 = FLAGS_bf16;
+  to.model.dnn_threads = std::max(1, FLAGS_dnn_threads);
   to.model.hidden_units.clear();
   for (const std::string& u : Split(FLAGS_hidden_units, ',')) {
     const int v = std::atoi(u.c_str());
@@ -119,6 +123,7 @@ int main(int argc, char** argv) {
   PsClientOptions co;
   co.hosts = Split(FLAGS_ps_hosts, ',');
   co.rpc_deadline_ms = FLAGS_rpc_deadline_ms;
+  co.wire_dtype = FLAGS_bf16 ? ps::BF16 : ps::F32;
   std::unique_ptr<PsClient> client;
   Status s = PsClient::Connect(co, &client);
   if (!s.ok()) return Fail(s.message());
@@ -175,7 +180,8 @@ int main(int argc, char** argv) {
       << ", \"handoff\": " << Num(sp.handoff_us) << ", \"read\": " << Num(sp.read_us)
       << ", \"dedup\": " << Num(sp.dedup_us) << ", \"pull\": " << Num(sp.pull_us)
       << ", \"push\": " << Num(sp.push_us) << "}, \"pull_bytes_per_step\": " << sp.pull_bytes
-      << ", \"push_bytes_per_step\": " << sp.push_bytes << "}\n";
+      << ", \"push_bytes_per_step\": " << sp.push_bytes << ", \"bf16\": " << (FLAGS_bf16 ? "true" : "false")
+      << "}\n";
   }
 
   if (FLAGS_task_index == 0) {

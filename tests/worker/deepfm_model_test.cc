@@ -1,3 +1,4 @@
+#include "common/bf16.h"
 #include "worker/deepfm_model.h"
 
 #include <cmath>
@@ -154,6 +155,109 @@ TEST(DeepFMModelTest, FloatMatchesDouble) {
   for (size_t t = 0; t < md.dense().size(); ++t) {
     for (size_t i = 0; i < md.dense()[t].grads.size(); ++i) {
       EXPECT_NEAR(mf.dense()[t].grads[i], md.dense()[t].grads[i], 1e-5) << md.dense()[t].name;
+    }
+  }
+}
+
+// BF16 variant of the gradient check. bf16 keeps 8 significant bits: one
+// rounding to nearest has relative error at most u = 2^-9. How far such
+// errors move a gradient depends on the problem's conditioning (sums of
+// terms that cancel amplify them), so the tolerance is measured, not guessed:
+// `sensitivity` is how far the exact (double) gradient moves when every input
+// and weight is perturbed by a random relative error of size u, i.e. one
+// bf16 rounding of everything. The bf16 model rounds at most 5 times along
+// any path (DNN input, 2 hidden activations, 2 activation gradients), so its
+// gradients must lie within 8x that of the exact ones, group by group; fp32
+// must be 100x tighter than the sensitivity, so the test would notice a bf16
+// path that silently ran in fp32 or lost more precision than bf16 does.
+TEST(DeepFMModelTest, Bf16GradientsWithinBf16Precision) {
+  DeepFMConfig c = SmallConfig({32, 16});
+  c.num_fields = 8;
+  const double u = 1.0 / 512;
+  auto to_bf16 = [](double v) {
+    return static_cast<double>(Bf16ToFloat(FloatToBf16(static_cast<float>(v))));
+  };
+  DeepFMModelT<double> exact(c);
+  InitForTest(&exact, 5);
+  Problem<double> pd = MakeProblem<double>(c, 64, 21);
+  for (auto& t : exact.dense()) {
+    for (double& v : t.values) v = to_bf16(v);
+  }
+  for (double& v : pd.rows) v = to_bf16(v);
+  for (double& v : pd.dense_x) v = to_bf16(v);
+  const int n = pd.U * c.row_width();
+  const size_t W = c.row_width();
+
+  // Gradient groups of a model's last step, in a fixed order.
+  auto groups = [&](const auto& model, const auto& row_grads) {
+    std::vector<std::vector<double>> out(2);
+    for (size_t i = 0; i < row_grads.size(); ++i) out[i % W == 0 ? 1 : 0].push_back(row_grads[i]);
+    for (const auto& t : model.dense()) out.emplace_back(t.grads.begin(), t.grads.end());
+    return out;
+  };
+  auto dist = [](const std::vector<double>& a, const std::vector<double>& b) {
+    double s = 0;
+    for (size_t i = 0; i < a.size(); ++i) s += (a[i] - b[i]) * (a[i] - b[i]);
+    return std::sqrt(s);
+  };
+
+  std::vector<double> g(n);
+  exact.ForwardBackward(pd.B, pd.dense_x.data(), pd.rows.data(), pd.U, pd.inverse.data(),
+                        pd.labels.data(), g.data());
+  const auto g_exact = groups(exact, g);
+
+  // Sensitivity: the largest move over a few random u-perturbations.
+  std::vector<double> sensitivity(g_exact.size(), 0);
+  std::mt19937_64 rng(77);
+  std::uniform_real_distribution<double> delta(-u, u);
+  for (int trial = 0; trial < 4; ++trial) {
+    DeepFMModelT<double> pert(c);
+    Problem<double> pp = pd;
+    for (size_t t = 0; t < exact.dense().size(); ++t) {
+      for (size_t i = 0; i < exact.dense()[t].values.size(); ++i) {
+        pert.dense()[t].values[i] = exact.dense()[t].values[i] * (1 + delta(rng));
+      }
+    }
+    for (double& v : pp.rows) v *= 1 + delta(rng);
+    for (double& v : pp.dense_x) v *= 1 + delta(rng);
+    pert.ForwardBackward(pp.B, pp.dense_x.data(), pp.rows.data(), pp.U, pp.inverse.data(),
+                         pp.labels.data(), g.data());
+    const auto gp = groups(pert, g);
+    for (size_t k = 0; k < gp.size(); ++k) sensitivity[k] = std::max(sensitivity[k], dist(gp[k], g_exact[k]));
+  }
+
+  double worst_ratio = 0;
+  for (bool bf16 : {false, true}) {
+    DeepFMConfig cf = c;
+    cf.bf16 = bf16;
+    DeepFMModelT<float> m(cf);
+    for (size_t t = 0; t < m.dense().size(); ++t) {
+      for (size_t i = 0; i < m.dense()[t].values.size(); ++i) {
+        m.dense()[t].values[i] = static_cast<float>(exact.dense()[t].values[i]);
+      }
+    }
+    std::vector<float> rows(pd.rows.begin(), pd.rows.end()), x(pd.dense_x.begin(), pd.dense_x.end()),
+        labels(pd.labels.begin(), pd.labels.end()), gf(n);
+    m.ForwardBackward(pd.B, x.data(), rows.data(), pd.U, pd.inverse.data(), labels.data(), gf.data());
+    const auto got = groups(m, std::vector<double>(gf.begin(), gf.end()));
+    bool some_group_moved = false;
+    for (size_t k = 0; k < got.size(); ++k) {
+      std::string name = "embedding rows";
+      if (k == 1) name = "first-order weights";
+      if (k >= 2) name = m.dense()[k - 2].name;
+      const double err = dist(got[k], g_exact[k]);
+      if (bf16) {
+        worst_ratio = std::max(worst_ratio, err / sensitivity[k]);
+        EXPECT_LE(err, 8 * sensitivity[k] + 1e-12) << name << ": bf16 error " << err
+                                                   << ", sensitivity to one bf16 rounding " << sensitivity[k];
+        some_group_moved |= err > 0.05 * sensitivity[k];
+      } else {
+        EXPECT_LE(err, 0.01 * sensitivity[k] + 1e-12) << name << ": fp32 error " << err;
+      }
+    }
+    if (bf16) {
+      EXPECT_TRUE(some_group_moved) << "bf16 mode changed nothing: is it rounding?";
+      printf("bf16 gradient error / sensitivity to one bf16 rounding: at most %.2f\n", worst_ratio);
     }
   }
 }

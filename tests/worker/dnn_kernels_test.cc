@@ -3,6 +3,7 @@
 //
 // The ODR side (no weak symbol of an ISA object shared with other code) is
 // checked on the objects by the dnn_kernels_odr_guard CTest.
+#include "common/bf16.h"
 #include "worker/dnn_kernels.h"
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include <random>
 #include <string>
 #include <thread>
+#include <cstring>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -220,6 +222,51 @@ TEST_P(DnnKernelsTest, ReluBackwardMasksAndSumsColumns) {
         }
         EXPECT_NEAR(sums[j], want_sum, 1e-5 * m) << kern_->name << " column " << j;
       }
+    }
+  }
+}
+
+// The bf16 passes store exactly what the fp32 passes compute, rounded to
+// nearest even (common/bf16 is the reference); the bias gradient still sums
+// the unrounded values.
+TEST_P(DnnKernelsTest, Bf16PassesRoundWhatTheyStore) {
+  const int m = 37, n = 70, ldc = n + 2;
+  std::vector<float> c = RandomVector(size_t(m) * ldc, 5);
+  const std::vector<float> bias = RandomVector(n, 6);
+  std::vector<float> want = c;
+  kern_->bias_relu(want.data(), ldc, bias.data(), m, n);
+  kern_->bias_relu_bf16(c.data(), ldc, bias.data(), m, n);
+  for (int i = 0; i < m; ++i) {
+    for (int j = 0; j < ldc; ++j) {
+      const size_t idx = size_t(i) * ldc + j;
+      const float expect = j < n ? Bf16ToFloat(FloatToBf16(want[idx])) : want[idx];
+      ASSERT_EQ(c[idx], expect) << kern_->name << " (" << i << ", " << j << ")";
+    }
+  }
+  const std::vector<float> act = RandomVector(size_t(m) * n, 7);
+  const std::vector<float> d0 = RandomVector(size_t(m) * n, 8);
+  std::vector<float> d32 = d0, d16 = d0, s32(n), s16(n);
+  kern_->relu_backward(d32.data(), act.data(), m, n, s32.data());
+  kern_->relu_backward_bf16(d16.data(), act.data(), m, n, s16.data());
+  for (size_t i = 0; i < d0.size(); ++i) ASSERT_EQ(d16[i], Bf16ToFloat(FloatToBf16(d32[i]))) << i;
+  for (int j = 0; j < n; ++j) ASSERT_EQ(s16[j], s32[j]) << "column " << j;
+  // Ties to even, Inf and NaN, through the plain rounding pass.
+  auto bits = [](uint32_t u) {
+    float f;
+    std::memcpy(&f, &u, 4);
+    return f;
+  };
+  std::vector<float> special = {bits(0x3f808000u), bits(0x3f818000u), bits(0x3f808001u),
+                                std::numeric_limits<float>::infinity(), bits(0x7f800001u),
+                                -0.0f, bits(0x7f7fffffu)};
+  std::vector<float> rounded = special;
+  kern_->round_bf16(rounded.data(), static_cast<long>(rounded.size()));
+  for (size_t i = 0; i < special.size(); ++i) {
+    const float expect = Bf16ToFloat(FloatToBf16(special[i]));
+    if (std::isnan(expect)) {
+      EXPECT_TRUE(std::isnan(rounded[i])) << i;
+    } else {
+      EXPECT_EQ(rounded[i], expect) << i;
     }
   }
 }
