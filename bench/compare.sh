@@ -45,7 +45,8 @@ for cfg in "fp32 1" "bf16 1" "fp32 2" "bf16 2"; do
   grep -E "trained|step split|eval:" "$OUT/$name.log"
 done
 
-echo "== GEMM rates of this build (three layer shapes, batch 512)"
-./build/bench/dnn_bench --benchmark_filter='^Gemm/.*/t[12]/' --benchmark_format=json \
+isa=$(grep -oE "DNN kernels: [a-z0-9]+" "$OUT/fp32_ps1.log" | head -1 | awk '{print $3}')
+echo "== GEMM rates of this build's $isa path (three layer shapes, batch 512)"
+./build/bench/dnn_bench --benchmark_filter="^Gemm/$isa/.*/t[12]/" --benchmark_format=json \
     --benchmark_repetitions=3 --benchmark_report_aggregates_only=true > "$OUT/gemm.json" 2>"$OUT/gemm.log"
 /usr/bin/python3 bench/report.py "$OUT"

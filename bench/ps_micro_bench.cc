@@ -1,0 +1,93 @@
+// Google Benchmark micro-benchmarks of the parameter server's parts: the
+// embedding table's pull and push (with each optimizer) in batches of
+// unique keys, and each optimizer's apply over a dense tensor the size of
+// the default DeepFM's DNN. Prints figures; not a test.
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <vector>
+
+#include "common/hash.h"
+#include "ps/embedding_table.h"
+#include "ps/optimizer.h"
+
+namespace deepfm::ps {
+namespace {
+
+constexpr int kDim = 17;           // D = 16 plus the first-order weight
+constexpr int kBatch = 10000;      // unique keys per request
+constexpr int64_t kKeys = 1 << 20;  // rows in the table
+
+std::unique_ptr<Optimizer> Make(OptimizerType t) {
+  OptimizerOptions o;
+  o.type = t;
+  std::unique_ptr<Optimizer> opt;
+  MakeOptimizer(o, &opt);
+  return opt;
+}
+
+std::vector<uint64_t> Batch(int64_t start) {
+  std::vector<uint64_t> keys(kBatch);
+  for (int i = 0; i < kBatch; ++i) keys[i] = Mix64((start + i * 97) % kKeys + 1);
+  return keys;
+}
+
+void BM_TablePull(benchmark::State& state) {
+  auto opt = Make(OptimizerType::kAdam);
+  TableOptions o;
+  o.dim = kDim;
+  EmbeddingTable table(o, opt.get());
+  std::vector<float> out(kBatch * kDim);
+  for (int64_t s = 0; s < kKeys; s += kBatch) table.Pull(Batch(s).data(), kBatch, out.data());
+  int64_t i = 0;
+  for (auto _ : state) {
+    const auto keys = Batch((i++ * 7919) % kKeys);
+    table.Pull(keys.data(), kBatch, out.data());
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_TablePull)->Unit(benchmark::kMicrosecond);
+
+void BM_TablePush(benchmark::State& state) {
+  auto opt = Make(static_cast<OptimizerType>(state.range(0)));
+  state.SetLabel(OptimizerName(opt->type()));
+  TableOptions o;
+  o.dim = kDim;
+  EmbeddingTable table(o, opt.get());
+  std::vector<float> out(kBatch * kDim), grads(kBatch * kDim, 1e-3f);
+  for (int64_t s = 0; s < kKeys; s += kBatch) table.Pull(Batch(s).data(), kBatch, out.data());
+  int64_t i = 0;
+  for (auto _ : state) {
+    const auto keys = Batch((i * 7919) % kKeys);
+    table.Push(keys.data(), kBatch, grads.data(), ++i);
+  }
+  state.SetItemsProcessed(state.iterations() * kBatch);
+}
+BENCHMARK(BM_TablePush)
+    ->DenseRange(0, 4)
+    ->Unit(benchmark::kMicrosecond);  // sgd, adam, adamasync, adagrad, adagraddecay
+
+// One optimizer step over 709,664 dense parameters (the default DNN).
+void BM_DenseApply(benchmark::State& state) {
+  auto opt = Make(static_cast<OptimizerType>(state.range(0)));
+  state.SetLabel(OptimizerName(opt->type()));
+  const int n = 709664;
+  std::vector<float> w(n, 0.1f), g(n, 1e-3f), slots(opt->SlotFloats(n));
+  opt->InitSlots(slots.data(), n);
+  VariableOptState st;
+  int64_t step = 0;
+  for (auto _ : state) {
+    const PushConstants c = opt->BeginPush(&st, ++step);
+    opt->Apply(w.data(), slots.data(), g.data(), n, c);
+    benchmark::DoNotOptimize(w.data());
+  }
+  state.SetItemsProcessed(state.iterations() * n);
+  state.SetBytesProcessed(state.iterations() * n * sizeof(float) * (2 + opt->SlotFloats(1)));
+}
+BENCHMARK(BM_DenseApply)->DenseRange(0, 4)->Unit(benchmark::kMicrosecond);
+
+}  // namespace
+}  // namespace deepfm::ps
+
+BENCHMARK_MAIN();
