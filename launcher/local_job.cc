@@ -12,6 +12,7 @@
 #include <regex>
 #include <sstream>
 
+#include "common/checkpoint_manifest.h"
 #include "common/timing.h"
 #include "launcher/supervisor.h"
 #include "tools/datagen.h"
@@ -59,10 +60,8 @@ bool JsonNumber(const std::string& json, const std::string& key, double* out) {
 }
 
 std::string ReadAll(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  std::string text;
+  return ReadFile(p.string(), &text).ok() ? text : std::string();
 }
 
 }  // namespace

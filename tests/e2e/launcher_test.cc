@@ -38,11 +38,9 @@ Result Deepfm(const std::string& args) {
 }
 
 double Metric(const fs::path& job, const std::string& key) {
-  std::ifstream in(job / "metrics.json");
-  std::stringstream ss;
-  ss << in.rdbuf();
+  std::string text;
+  deepfm::ReadFile((job / "metrics.json").string(), &text);
   std::smatch m;
-  const std::string text = ss.str();
   if (!std::regex_search(text, m, std::regex("\"" + key + "\": (-?[0-9.eE+-]+)"))) return -1;
   return std::stod(m[1].str());
 }
@@ -168,10 +166,8 @@ pid_t StartDeepfm(const std::string& args, const fs::path& log) {
 }
 
 std::string Slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
+  std::string text;
+  return deepfm::ReadFile(p.string(), &text).ok() ? text : std::string();
 }
 
 bool WaitForText(const fs::path& log, const std::string& text, int seconds) {
