@@ -34,14 +34,16 @@ if [ "${SKIP_TORCH:-0}" != 1 ]; then
   /usr/bin/python3 bench/pytorch_deepfm.py --data_location "$DATA" --threads 2 | tee "$OUT/torch.json"
 fi
 
-for cfg in "fp32 1" "bf16 1" "fp32 2" "bf16 2"; do
+# name, precision, shards, threads per DNN GEMM
+for cfg in "fp32_ps1 fp32 1 1" "bf16_ps1 bf16 1 1" "fp32_ps2 fp32 2 1" "bf16_ps2 bf16 2 1" \
+           "bf16_ps1_t2 bf16 1 2"; do
   set -- $cfg
-  name="$1_ps$2"
-  extra=""; [ "$1" = bf16 ] && extra="--bf16"
-  echo "== deepfm train $extra --ps_num=$2"
+  name="$1"
+  extra=""; [ "$2" = bf16 ] && extra="--bf16"
+  echo "== deepfm train $extra --ps_num=$3 --dnn_threads=$4"
   rm -rf "$OUT/$name"
-  ./build/launcher/deepfm train --data_location="$DATA" --checkpoint="$OUT/$name" --ps_num="$2" \
-      $extra > "$OUT/$name.log" 2>&1 || { tail -30 "$OUT/$name.log"; exit 1; }
+  ./build/launcher/deepfm train --data_location="$DATA" --checkpoint="$OUT/$name" --ps_num="$3" \
+      --dnn_threads="$4" $extra > "$OUT/$name.log" 2>&1 || { tail -30 "$OUT/$name.log"; exit 1; }
   grep -E "trained|step split|eval:" "$OUT/$name.log"
 done
 

@@ -6,6 +6,13 @@ import re
 import sys
 
 FLOP_PER_SAMPLE = 3 * 2 * 709664  # DESIGN.md section 3
+RUNS = {
+    "fp32_ps1": "fp32, 1 shard",
+    "bf16_ps1": "bf16, 1 shard",
+    "fp32_ps2": "fp32, 2 shards",
+    "bf16_ps2": "bf16, 2 shards",
+    "bf16_ps1_t2": "bf16, 1 shard, 2-thr",
+}
 
 
 def worker_json(job):
@@ -62,7 +69,7 @@ def main():
         print(f"{'pytorch (2 threads)':<22}{sps:>10.0f}{1.0:>8.2f}{sps * FLOP_PER_SAMPLE / 1e9 / r1:>14.0%}"
               f"{sps * FLOP_PER_SAMPLE / 1e9 / r2:>6.0%}{torch['auc']:>9.4f}{torch['logloss']:>9.4f}"
               f"{'':>11}{'':>7}{'':>12}{'':>12}")
-    for name in ("fp32_ps1", "bf16_ps1", "fp32_ps2", "bf16_ps2"):
+    for name in RUNS:
         job = os.path.join(out, name)
         if not os.path.exists(os.path.join(job, "metrics.json")):
             continue
@@ -70,18 +77,18 @@ def main():
         sps = m["train_samples_per_sec"]
         sp = w["split_us"]
         step = sp["wait"] + sp["compute"] + sp["handoff"]
-        label = name.replace("_ps", ", ") + " shard" + ("s" if name.endswith("2") else "")
+        label = RUNS[name]
         ratio = f"{sps / base:>8.2f}" if base else f"{'':>8}"
         print(f"{label:<22}{sps:>10.0f}{ratio}{sps * FLOP_PER_SAMPLE / 1e9 / r1:>14.0%}"
               f"{sps * FLOP_PER_SAMPLE / 1e9 / r2:>6.0%}{m['auc']:>9.4f}{m['logloss']:>9.4f}"
               f"{sp['compute']:>11.0f}{sp['wait'] / step:>7.1%}{w['pull_bytes_per_step']:>12}"
               f"{w['push_bytes_per_step']:>12}")
     print("\nstep split of the worker (us per step; prefetch and push run on their own threads):")
-    for name in ("fp32_ps1", "bf16_ps1", "fp32_ps2", "bf16_ps2"):
+    for name in RUNS:
         job = os.path.join(out, name)
         if os.path.exists(os.path.join(job, "worker0.json")):
             sp = worker_json(job)["split_us"]
-            print(f"  {name:<10} " + " ".join(f"{k} {v:.0f}" for k, v in sp.items()))
+            print(f"  {name:<12} " + " ".join(f"{k} {v:.0f}" for k, v in sp.items()))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@
 #include <thread>
 #include <cstdio>
 
+#include "common/malloc_tuning.h"
 #include "common/checkpoint_manifest.h"
 #include "ps/checkpoint.h"
 #include "ps/ps_server.h"
@@ -32,6 +33,7 @@ DEFINE_int32(max_message_mb, 512, "largest gRPC message accepted or sent, MiB");
 int main(int argc, char** argv) {
   gflags::SetUsageMessage("ps_server --port=P --shard_index=I --num_shards=N [--optimizer=...]");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  deepfm::TuneMallocForLargeBuffers();
   // SIGTERM/SIGINT are blocked in every thread and taken by sigwait on one
   // thread, which can then shut the server down in order (a signal handler
   // could not safely do that).

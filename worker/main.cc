@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/malloc_tuning.h"
 #include "worker/trainer.h"
 
 DEFINE_string(data_location, "./data", "folder with train.csv/eval.csv (or train.txt/eval.txt)");
@@ -78,6 +79,7 @@ std::string Num(double v) {
 int main(int argc, char** argv) {
   gflags::SetUsageMessage("worker --ps_hosts=h:p,... --data_location=DIR [train.py flags]");
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  deepfm::TuneMallocForLargeBuffers();
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   using namespace deepfm;
