@@ -34,6 +34,10 @@ class PsServer::Service final : public ParameterServer::Service {
                           StepResponse* resp) override {
     return ToGrpc(shard_->GlobalStep(*req, resp));
   }
+  grpc::Status WorkerDone(grpc::ServerContext*, const WorkerDoneRequest* req,
+                          WorkerDoneResponse* resp) override {
+    return ToGrpc(shard_->WorkerDone(*req, resp));
+  }
   grpc::Status Save(grpc::ServerContext*, const SaveRequest* req, SaveResponse* resp) override {
     CheckpointFile file;
     uint64_t rows = 0;

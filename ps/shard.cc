@@ -272,6 +272,13 @@ Status Shard::GlobalStep(const StepRequest& req, StepResponse* resp) {
   return Status::Ok();
 }
 
+Status Shard::WorkerDone(const WorkerDoneRequest& req, WorkerDoneResponse* resp) {
+  std::lock_guard<std::mutex> lock(done_mu_);
+  done_workers_.insert(req.task_index());
+  resp->set_done(static_cast<uint32_t>(done_workers_.size()));
+  return Status::Ok();
+}
+
 void Shard::Stats(StatsResponse* resp) const {
   resp->set_shard_index(options_.shard_index);
   resp->set_num_shards(options_.num_shards);

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -41,6 +42,7 @@ class Shard {
   Status Pull(const PullRequest& req, PullResponse* resp);
   Status Push(const PushRequest& req, PushResponse* resp);
   Status GlobalStep(const StepRequest& req, StepResponse* resp);
+  Status WorkerDone(const WorkerDoneRequest& req, WorkerDoneResponse* resp);
   void Stats(StatsResponse* resp) const;
 
   int64_t global_step() const { return global_step_.load(std::memory_order_acquire); }
@@ -63,6 +65,8 @@ class Shard {
   std::vector<std::unique_ptr<EmbeddingTable>> tables_;
   std::unordered_map<std::string, uint32_t> table_by_name_;
   std::atomic<int64_t> global_step_{0};
+  std::mutex done_mu_;
+  std::set<uint32_t> done_workers_;
 
   std::atomic<uint64_t> pull_requests_{0}, push_requests_{0};
   std::atomic<uint64_t> pulled_keys_{0}, pushed_keys_{0};

@@ -121,6 +121,7 @@ int main(int argc, char** argv) {
   to.keep_checkpoint_max = FLAGS_keep_checkpoint_max;
   to.optimizer_name = FLAGS_optimizer;
   to.num_workers = FLAGS_num_workers;
+  to.task_index = FLAGS_task_index;
 
   PsClientOptions co;
   co.hosts = Split(FLAGS_ps_hosts, ',');

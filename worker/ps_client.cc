@@ -296,6 +296,17 @@ Status PsClient::GlobalStep(int64_t* step) {
   return st;
 }
 
+Status PsClient::WorkerDone(uint32_t task_index, uint32_t* done) {
+  ps::WorkerDoneRequest req;
+  req.set_task_index(task_index);
+  ps::WorkerDoneResponse resp;
+  Status st = ParallelCall("WorkerDone", {0}, [&](int s, grpc::ClientContext* ctx, auto cb) {
+    stubs_[s]->async()->WorkerDone(ctx, &req, &resp, cb);
+  });
+  if (st.ok()) *done = resp.done();
+  return st;
+}
+
 Status PsClient::Save(const std::string& dir, int64_t global_step,
                       std::vector<CheckpointFile>* files, uint64_t* rows) {
   const int S = num_shards();

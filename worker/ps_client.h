@@ -75,6 +75,8 @@ class PsClient {
               int64_t* global_step, WireBytes* bytes = nullptr);
 
   Status GlobalStep(int64_t* step);
+  // Tells the chief shard this worker is done; *done gets how many are.
+  Status WorkerDone(uint32_t task_index, uint32_t* done);
   // Every shard writes its checkpoint file into `dir`; files come back in
   // shard order.
   Status Save(const std::string& dir, int64_t global_step, std::vector<CheckpointFile>* files,

@@ -353,7 +353,28 @@ Status Trainer::Train(TrainResult* result) {
   if (!es.ok()) return es;
   s = reader.status();
   if (!s.ok()) return s;
-  if (options_.is_chief && !options_.checkpoint_dir.empty() && result->global_step > last_saved) {
+  // Every worker reports that it is done; the chief waits for all of them,
+  // so its final checkpoint and its evaluation see every worker's updates.
+  uint32_t done = 0;
+  s = client_->WorkerDone(static_cast<uint32_t>(options_.task_index), &done);
+  if (!s.ok()) return s;
+  if (!options_.is_chief) return Status::Ok();
+  Stopwatch waiting;
+  double next_note = 0;
+  while (done < static_cast<uint32_t>(options_.num_workers)) {
+    if (waiting.Seconds() >= next_note) {
+      printf("%s waiting for the other workers: %u of %d done\n", options_.log_prefix.c_str(), done,
+             options_.num_workers);
+      fflush(stdout);
+      next_note += 30;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    s = client_->WorkerDone(static_cast<uint32_t>(options_.task_index), &done);
+    if (!s.ok()) return s;
+  }
+  s = client_->GlobalStep(&result->global_step);
+  if (!s.ok()) return s;
+  if (!options_.checkpoint_dir.empty() && result->global_step > last_saved) {
     return SaveCheckpoint(result->global_step);
   }
   return Status::Ok();

@@ -39,6 +39,7 @@ struct TrainerOptions {
   int keep_checkpoint_max = 0;
   std::string optimizer_name;         // recorded in the manifest
   int num_workers = 1;
+  int task_index = 0;
 };
 
 // Where a step's time went, averaged per step (microseconds).

@@ -98,6 +98,8 @@ TEST_F(LauncherTest, TwoShardsTwoWorkers) {
   EXPECT_GT(auc, 0.70);
   EXPECT_EQ(Metric(*root_ / "j2", "workers"), 2);
   EXPECT_EQ(Metric(*root_ / "j2", "job_train_rows"), 30000);
+  // The chief waited for worker 1: its final step counts both workers' steps.
+  EXPECT_EQ(Metric(*root_ / "j2", "global_step"), 2 * 59);  // 2 x ceil(15000 / 256)
 }
 
 // Same seed, staleness 0: training to step 40, stopping, and resuming to step
