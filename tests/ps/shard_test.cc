@@ -203,5 +203,19 @@ TEST(ShardTest, GlobalStepIsAdvancedByTheChiefPushAndObservedByOthers) {
   EXPECT_EQ(stats.optimizer(), "adam");
 }
 
+TEST(ShardTest, WorkerDoneCountsDistinctWorkers) {
+  auto shard = MakeShard();
+  WorkerDoneRequest req;
+  WorkerDoneResponse resp;
+  req.set_task_index(1);
+  ASSERT_TRUE(shard->WorkerDone(req, &resp).ok());
+  EXPECT_EQ(resp.done(), 1u);
+  ASSERT_TRUE(shard->WorkerDone(req, &resp).ok());  // a retry does not count twice
+  EXPECT_EQ(resp.done(), 1u);
+  req.set_task_index(0);
+  ASSERT_TRUE(shard->WorkerDone(req, &resp).ok());
+  EXPECT_EQ(resp.done(), 2u);
+}
+
 }  // namespace
 }  // namespace deepfm::ps
