@@ -98,7 +98,9 @@ int main(int argc, char** argv) {
     int sig = 0;
     sigwait(&stop_signals, &sig);
     LOG(INFO) << "signal " << sig << ": shutting down";
-    srv->Shutdown();
+    // Only request it: main's Wait() returns when it is done and then
+    // destroys the server, which this thread must no longer touch.
+    srv->RequestShutdown();
   }).detach();
   // The launcher reads this exact line to learn the port.
   printf("ps_server shard %d/%d listening on %s optimizer=%s\n", FLAGS_shard_index,

@@ -38,11 +38,13 @@ class PsServer {
   void Wait();
   // Idempotent; safe from any thread except a gRPC handler (the RPC defers it).
   void Shutdown();
+  // Starts an orderly shutdown on a helper thread and returns at once: for
+  // gRPC handlers and signal-watching threads, which must not block on it.
+  void RequestShutdown();
 
  private:
   class Service;
   PsServer() = default;
-  void RequestShutdown();  // from a handler: a helper thread does the work
 
   ServerOptions options_;
   std::unique_ptr<Shard> shard_;
