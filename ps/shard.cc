@@ -3,24 +3,18 @@
 #include <cmath>
 #include <cstring>
 
-#include "common/bf16.h"
 #include "common/bytes.h"
+#include "common/wire_values.h"
 
 namespace deepfm::ps {
 namespace {
 
-size_t ElemSize(DType t) { return t == BF16 ? 2 : 4; }
+size_t ElemSize(DType t) { return WireElemSize(t == BF16); }
 
 // Decodes `bytes` (n values of `dtype`) into out[n], rejecting non-finite ones.
 Status DecodeFinite(const std::string& bytes, DType dtype, size_t n, float* out,
                     const std::string& what) {
-  if (dtype == BF16) {
-    std::vector<uint16_t> tmp(n);
-    std::memcpy(tmp.data(), bytes.data(), n * 2);
-    Bf16ToFloat(tmp.data(), out, n);
-  } else {
-    std::memcpy(out, bytes.data(), n * 4);
-  }
+  DecodeWireValues(bytes.data(), n, dtype == BF16, out);
   for (size_t i = 0; i < n; ++i) {
     if (!std::isfinite(out[i])) {
       return InvalidArgument(what + ": gradient " + std::to_string(i) + " is not finite (" +
@@ -33,11 +27,7 @@ Status DecodeFinite(const std::string& bytes, DType dtype, size_t n, float* out,
 // Writes n floats to `bytes` as `dtype`.
 void Encode(const float* values, size_t n, DType dtype, std::string* bytes) {
   bytes->resize(n * ElemSize(dtype));
-  if (dtype == BF16) {
-    FloatToBf16(values, reinterpret_cast<uint16_t*>(bytes->data()), n);
-  } else {
-    std::memcpy(bytes->data(), values, n * 4);
-  }
+  EncodeWireValues(values, n, dtype == BF16, bytes->data());
 }
 
 }  // namespace

@@ -6,8 +6,8 @@
 #include <mutex>
 #include <thread>
 
-#include "common/bf16.h"
 #include "common/bytes.h"
+#include "common/wire_values.h"
 
 namespace deepfm {
 namespace {
@@ -16,25 +16,7 @@ Status FromGrpc(const grpc::Status& s, const std::string& prefix) {
   return Status(static_cast<Code>(s.error_code()), prefix + s.error_message());
 }
 
-// Decodes n values of dtype from bytes[offset...] into out.
-void DecodeValues(const std::string& bytes, size_t first, size_t n, ps::DType dtype, float* out) {
-  if (dtype == ps::BF16) {
-    const uint16_t* src = reinterpret_cast<const uint16_t*>(bytes.data()) + first;
-    Bf16ToFloat(src, out, n);
-  } else {
-    std::memcpy(out, bytes.data() + first * sizeof(float), n * sizeof(float));
-  }
-}
-
-void EncodeValues(const float* values, size_t n, ps::DType dtype, char* out) {
-  if (dtype == ps::BF16) {
-    FloatToBf16(values, reinterpret_cast<uint16_t*>(out), n);
-  } else {
-    std::memcpy(out, values, n * sizeof(float));
-  }
-}
-
-size_t ElemSize(ps::DType t) { return t == ps::BF16 ? 2 : 4; }
+size_t ElemSize(ps::DType t) { return WireElemSize(t == ps::BF16); }
 
 }  // namespace
 
@@ -64,6 +46,12 @@ Status PsClient::Connect(const PsClientOptions& options, std::unique_ptr<PsClien
   }
   *out = std::move(c);
   return Status::Ok();
+}
+
+std::vector<int> PsClient::AllShards() const {
+  std::vector<int> all(stubs_.size());
+  for (size_t s = 0; s < all.size(); ++s) all[s] = static_cast<int>(s);
+  return all;
 }
 
 std::unique_ptr<grpc::ClientContext> PsClient::NewContext() const {
@@ -128,9 +116,7 @@ Status PsClient::RegisterTable(const ps::TableSpec& spec, int* handle) {
   ps::RegisterTableRequest req;
   *req.mutable_spec() = spec;
   std::vector<ps::RegisterTableResponse> resp(stubs_.size());
-  std::vector<int> all(stubs_.size());
-  for (size_t s = 0; s < all.size(); ++s) all[s] = static_cast<int>(s);
-  Status st = ParallelCall("RegisterTable", all,
+  Status st = ParallelCall("RegisterTable", AllShards(),
                            [&](int s, grpc::ClientContext* ctx, auto done) {
                              stubs_[s]->async()->RegisterTable(ctx, &req, &resp[s], done);
                            });
@@ -200,14 +186,13 @@ Status PsClient::Pull(int table, const uint64_t* uniq, size_t n, float* rows,
     req[dense_[d].shard].add_dense_ids(dense_[d].id);
     dense_of[dense_[d].shard].push_back(static_cast<int>(d));
   }
-  std::vector<int> all(S);
-  for (int s = 0; s < S; ++s) all[s] = s;
-  Status st = ParallelCall("Pull", all, [&](int s, grpc::ClientContext* ctx, auto done) {
+  Status st = ParallelCall("Pull", AllShards(), [&](int s, grpc::ClientContext* ctx, auto done) {
     resp[s].Clear();
     stubs_[s]->async()->Pull(ctx, &req[s], &resp[s], done);
   });
   if (!st.ok()) return st;
   const size_t es = ElemSize(options_.wire_dtype);
+  const bool bf16 = options_.wire_dtype == ps::BF16;
   for (int s = 0; s < S; ++s) {
     const ps::PullResponse& r = resp[s];
     if (r.sparse_size() != 1 || r.sparse(0).values().size() != idx[s].size() * t.dim * es ||
@@ -217,14 +202,14 @@ Status PsClient::Pull(int table, const uint64_t* uniq, size_t n, float* rows,
     }
     const std::string& values = r.sparse(0).values();
     for (size_t i = 0; i < idx[s].size(); ++i) {
-      DecodeValues(values, i * t.dim, t.dim, options_.wire_dtype, rows + size_t{idx[s][i]} * t.dim);
+      DecodeWireValues(values.data() + i * t.dim * es, t.dim, bf16, rows + size_t{idx[s][i]} * t.dim);
     }
     for (size_t j = 0; j < dense_of[s].size(); ++j) {
       const DenseInfo& di = dense_[dense_of[s][j]];
       if (r.dense(j).values().size() != static_cast<size_t>(di.size) * es) {
         return Internal("Pull of dense '" + di.name + "' returned the wrong size");
       }
-      DecodeValues(r.dense(j).values(), 0, di.size, options_.wire_dtype, dense_out[dense_of[s][j]]);
+      DecodeWireValues(r.dense(j).values().data(), di.size, bf16, dense_out[dense_of[s][j]]);
     }
     if (bytes) {
       bytes->sent += req[s].ByteSizeLong();
@@ -259,7 +244,8 @@ Status PsClient::Push(int table, const uint64_t* uniq, size_t n, const float* gr
     uint64_t* kp = reinterpret_cast<uint64_t*>(kb->data());
     for (size_t i = 0; i < idx[s].size(); ++i) {
       kp[i] = uniq[idx[s][i]];
-      EncodeValues(grads + size_t{idx[s][i]} * t.dim, t.dim, dt, gb->data() + i * t.dim * es);
+      EncodeWireValues(grads + size_t{idx[s][i]} * t.dim, t.dim, dt == ps::BF16,
+                       gb->data() + i * t.dim * es);
     }
   }
   for (size_t d = 0; d < dense_.size() && d < dense_grads.size(); ++d) {
@@ -268,11 +254,9 @@ Status PsClient::Push(int table, const uint64_t* uniq, size_t n, const float* gr
     dg->set_dense_id(dense_[d].id);
     std::string* gb = dg->mutable_grads();
     gb->resize(dense_[d].size * es);
-    EncodeValues(dense_grads[d], dense_[d].size, dt, gb->data());
+    EncodeWireValues(dense_grads[d], dense_[d].size, dt == ps::BF16, gb->data());
   }
-  std::vector<int> all(S);
-  for (int s = 0; s < S; ++s) all[s] = s;
-  Status st = ParallelCall("Push", all, [&](int s, grpc::ClientContext* ctx, auto done) {
+  Status st = ParallelCall("Push", AllShards(), [&](int s, grpc::ClientContext* ctx, auto done) {
     stubs_[s]->async()->Push(ctx, &req[s], &resp[s], done);
   });
   if (!st.ok()) return st;
@@ -314,9 +298,7 @@ Status PsClient::Save(const std::string& dir, int64_t global_step,
   req.set_dir(dir);
   req.set_global_step(global_step);
   std::vector<ps::SaveResponse> resp(S);
-  std::vector<int> all(S);
-  for (int s = 0; s < S; ++s) all[s] = s;
-  Status st = ParallelCall("Save", all, [&](int s, grpc::ClientContext* ctx, auto done) {
+  Status st = ParallelCall("Save", AllShards(), [&](int s, grpc::ClientContext* ctx, auto done) {
     stubs_[s]->async()->Save(ctx, &req, &resp[s], done);
   });
   if (!st.ok()) return st;
@@ -333,9 +315,7 @@ Status PsClient::Stats(std::vector<ps::StatsResponse>* stats) {
   const int S = num_shards();
   stats->assign(S, ps::StatsResponse());
   ps::StatsRequest req;
-  std::vector<int> all(S);
-  for (int s = 0; s < S; ++s) all[s] = s;
-  return ParallelCall("Stats", all, [&](int s, grpc::ClientContext* ctx, auto done) {
+  return ParallelCall("Stats", AllShards(), [&](int s, grpc::ClientContext* ctx, auto done) {
     stubs_[s]->async()->Stats(ctx, &req, &(*stats)[s], done);
   });
 }
@@ -344,9 +324,7 @@ Status PsClient::ShutdownAll() {
   const int S = num_shards();
   ps::ShutdownRequest req;
   std::vector<ps::ShutdownResponse> resp(S);
-  std::vector<int> all(S);
-  for (int s = 0; s < S; ++s) all[s] = s;
-  return ParallelCall("Shutdown", all, [&](int s, grpc::ClientContext* ctx, auto done) {
+  return ParallelCall("Shutdown", AllShards(), [&](int s, grpc::ClientContext* ctx, auto done) {
     stubs_[s]->async()->Shutdown(ctx, &req, &resp[s], done);
   });
 }

@@ -99,6 +99,7 @@ class PsClient {
 
   explicit PsClient(const PsClientOptions& options);
   std::unique_ptr<grpc::ClientContext> NewContext() const;
+  std::vector<int> AllShards() const;  // 0 .. num_shards - 1
   Status Error(int shard, const char* what, const grpc::Status& s) const;
   // Splits uniq keys by owner shard: idx[s] lists positions in uniq.
   void Route(const uint64_t* uniq, size_t n, std::vector<std::vector<uint32_t>>* idx) const;
