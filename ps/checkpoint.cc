@@ -292,7 +292,9 @@ Status RestoreShard(Shard* shard, const std::string& folder, uint64_t* rows) {
   StepRequest req;
   req.set_increment(m.global_step - shard->global_step());
   StepResponse resp;
-  return shard->GlobalStep(req, &resp);
+  s = shard->GlobalStep(req, &resp);
+  if (s.ok()) shard->set_restored_global_step(m.global_step);
+  return s;
 }
 
 }  // namespace deepfm::ps

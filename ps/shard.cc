@@ -275,6 +275,7 @@ void Shard::Stats(StatsResponse* resp) const {
   resp->set_global_step(global_step());
   resp->set_optimizer(OptimizerName(optimizer_->type()));
   resp->set_learning_rate(optimizer_->options().learning_rate);
+  resp->set_restored_global_step(restored_global_step());
   for (EmbeddingTable* t : tables()) {
     TableStats* ts = resp->add_tables();
     ts->set_name(t->options().name);

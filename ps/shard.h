@@ -46,6 +46,9 @@ class Shard {
   void Stats(StatsResponse* resp) const;
 
   int64_t global_step() const { return global_step_.load(std::memory_order_acquire); }
+  // Set by a restore: the checkpoint's global step (0 for a fresh shard).
+  int64_t restored_global_step() const { return restored_step_.load(); }
+  void set_restored_global_step(int64_t step) { restored_step_ = step; }
   const ShardOptions& options() const { return options_; }
   const Optimizer& optimizer() const { return *optimizer_; }
   // Null when there is no such table.
@@ -65,6 +68,7 @@ class Shard {
   std::vector<std::unique_ptr<EmbeddingTable>> tables_;
   std::unordered_map<std::string, uint32_t> table_by_name_;
   std::atomic<int64_t> global_step_{0};
+  std::atomic<int64_t> restored_step_{0};
   std::mutex done_mu_;
   std::set<uint32_t> done_workers_;
 

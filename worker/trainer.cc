@@ -132,16 +132,22 @@ Status Trainer::Train(TrainResult* result) {
   BatchReader reader(options_.train_data);
   s = reader.Start();
   if (!s.ok()) return s;
-  // Resuming: skip the batches this worker already trained on, so a resumed
-  // single-worker job sees exactly the data the uninterrupted one would
-  // (with N workers each skips global_step / N batches).
-  if (start_step > 0) {
+  // Resuming from a checkpoint: skip the batches this worker already trained
+  // on, so a resumed single-worker job sees exactly the data the
+  // uninterrupted one would (with N workers each skips step / N batches).
+  // The position comes from the step the shards restored, not the live
+  // global step, which other workers of a fresh job may already have moved.
+  std::vector<ps::StatsResponse> stats;
+  s = client_->Stats(&stats);
+  if (!s.ok()) return s;
+  const int64_t restored_step = stats[0].restored_global_step();
+  if (restored_step > 0) {
     Batch skipped;
-    const int64_t skip = start_step / std::max(1, options_.num_workers);
+    const int64_t skip = restored_step / std::max(1, options_.num_workers);
     for (int64_t i = 0; i < skip; ++i) {
       if (!reader.Next(&skipped)) break;
     }
-    LOG(INFO) << options_.log_prefix << " resuming at global step " << start_step << ", skipped "
+    LOG(INFO) << options_.log_prefix << " resuming at global step " << restored_step << ", skipped "
               << skip << " batches of this worker's data";
   }
   int64_t last_saved = start_step;

@@ -137,6 +137,28 @@ TEST_F(TrainTest, StalenessZeroIsBitIdenticalAcrossRuns) {
   }
 }
 
+// A worker joining a job whose global step other workers have already moved
+// is not resuming: it must read its data from the start. (Only a restored
+// checkpoint moves a worker's data position.)
+TEST_F(TrainTest, LateWorkerOfAFreshJobSkipsNoData) {
+  StartShards(1, ps::OptimizerType::kAdamAsync, 0.001f);
+  PsClientOptions co;
+  co.hosts = hosts_;
+  std::unique_ptr<PsClient> client;
+  ASSERT_TRUE(PsClient::Connect(co, &client).ok());
+  Trainer early(Options(5, 1), client.get());
+  ASSERT_TRUE(early.Setup().ok());
+  TrainResult tr;
+  ASSERT_TRUE(early.Train(&tr).ok());
+  ASSERT_EQ(tr.global_step, 5);
+  TrainerOptions late_options = Options(0, 1);
+  late_options.train_data.num_epochs = 1;
+  Trainer late(late_options, client.get());
+  ASSERT_TRUE(late.Setup().ok());
+  ASSERT_TRUE(late.Train(&tr).ok());
+  EXPECT_EQ(tr.rows, 60000);
+}
+
 TEST_F(TrainTest, DeadShardIsAnErrorNamingItsAddress) {
   StartShards(2, ps::OptimizerType::kAdamAsync, 0.001f);
   PsClientOptions co;
