@@ -12,6 +12,7 @@
 
 #include "common/bytes.h"
 #include "common/hash.h"
+#include "common/routing.h"
 #include "common/timing.h"
 #include "proto/ps.grpc.pb.h"
 #include "ps/ps_server.h"
@@ -19,6 +20,9 @@
 DEFINE_int64(keys, 1000000, "distinct keys in the table");
 DEFINE_int32(batch, 10000, "unique keys per request");
 DEFINE_double(seconds, 2.0, "time per measurement");
+DEFINE_int32(shards, 1,
+             "the measured shard is shard 0 of this many, and every key sent to it is one it owns "
+             "(so a multi-shard job's per-key ownership check is on the measured path)");
 
 namespace deepfm::ps {
 namespace {
@@ -27,9 +31,22 @@ constexpr int kDim = 17;
 
 std::unique_ptr<Shard> MakeShard() {
   ShardOptions so;
+  so.num_shards = FLAGS_shards;
   so.optimizer.type = OptimizerType::kAdam;
   Status s;
   return Shard::Create(so, &s);
+}
+
+// Key number i of the table: the i-th of Mix64(0), Mix64(1), ... that shard 0
+// owns. Shard 0's keys are a fixed fraction (about 1 / --shards) of them.
+uint64_t OwnedKey(uint64_t i) {
+  static const Router router(FLAGS_shards);
+  static std::vector<uint64_t> keys;
+  static uint64_t next = 0;
+  for (; keys.size() <= i; ++next) {
+    if (router.ShardOfKey(Mix64(next)) == 0) keys.push_back(Mix64(next));
+  }
+  return keys[i];
 }
 
 std::vector<std::vector<uint64_t>> MakeBatches(int count, uint64_t seed) {
@@ -39,7 +56,7 @@ std::vector<std::vector<uint64_t>> MakeBatches(int count, uint64_t seed) {
     b.resize(FLAGS_batch);
     // Consecutive ranges of a random start give unique keys within a batch.
     const uint64_t start = rng() % (FLAGS_keys - FLAGS_batch);
-    for (int i = 0; i < FLAGS_batch; ++i) b[i] = Mix64(start + i);
+    for (int i = 0; i < FLAGS_batch; ++i) b[i] = OwnedKey(start + i);
   }
   return out;
 }
@@ -98,7 +115,7 @@ void Fill(Shard* shard) {
   std::vector<float> out(FLAGS_batch * kDim);
   for (int64_t k = 0; k < FLAGS_keys; k += FLAGS_batch) {
     const int n = static_cast<int>(std::min<int64_t>(FLAGS_batch, FLAGS_keys - k));
-    for (int i = 0; i < n; ++i) keys[i] = Mix64(k + i);
+    for (int i = 0; i < n; ++i) keys[i] = OwnedKey(k + i);
     shard->table(0)->Pull(keys.data(), n, out.data());
   }
   const double s = sw.Seconds();
