@@ -5,7 +5,10 @@
 namespace deepfm {
 
 Router::Router(uint32_t num_shards, uint32_t num_slots)
-    : num_shards_(num_shards), num_slots_(num_slots), owner_(num_slots) {
+    : num_shards_(num_shards),
+      num_slots_(num_slots),
+      slot_mask_((num_slots & (num_slots - 1)) == 0 ? num_slots - 1 : 0),
+      owner_(num_slots) {
   if (num_shards == 0 || num_slots < num_shards) {
     throw std::invalid_argument("Router: need 1 <= num_shards <= num_slots, got " +
                                 std::to_string(num_shards) + " shards, " +

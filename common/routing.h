@@ -15,9 +15,11 @@ namespace deepfm {
 
 inline constexpr uint32_t kDefaultNumSlots = 4096;
 
+// A second mix, salted, decorrelates the slot from the table's own bucket choice.
+inline constexpr uint64_t kSlotSalt = 0x5851f42d4c957f2dULL;
+
 inline uint32_t SlotOf(uint64_t key, uint32_t num_slots) {
-  // A second mix decorrelates the slot from the table's own bucket choice.
-  return static_cast<uint32_t>(Mix64(key ^ 0x5851f42d4c957f2dULL) % num_slots);
+  return static_cast<uint32_t>(Mix64(key ^ kSlotSalt) % num_slots);
 }
 
 class Router {
@@ -29,7 +31,12 @@ class Router {
 
   uint32_t num_shards() const { return num_shards_; }
   uint32_t num_slots() const { return num_slots_; }
-  uint32_t SlotOfKey(uint64_t key) const { return SlotOf(key, num_slots_); }
+  uint32_t SlotOfKey(uint64_t key) const {
+    // Same value as SlotOf; a mask instead of a 64-bit division when the slot
+    // count is a power of two (the default), since shards check every key.
+    return slot_mask_ ? static_cast<uint32_t>(Mix64(key ^ kSlotSalt) & slot_mask_)
+                      : SlotOf(key, num_slots_);
+  }
   uint32_t ShardOfSlot(uint32_t slot) const { return owner_[slot]; }
   uint32_t ShardOfKey(uint64_t key) const { return owner_[SlotOfKey(key)]; }
   // Dense variables live whole on one shard, chosen by name.
@@ -42,6 +49,7 @@ class Router {
  private:
   uint32_t num_shards_;
   uint32_t num_slots_;
+  uint64_t slot_mask_;  // num_slots - 1 when a power of two, else 0
   std::vector<uint32_t> owner_;
 };
 

@@ -15,7 +15,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr char kMagic[8] = {'D', 'F', 'M', 'S', 'H', 'R', 'D', '1'};
+constexpr char kMagic[8] = {'D', 'F', 'M', 'S', 'H', 'R', 'D', '0' + kShardFileVersion};
+static_assert(kShardFileVersion >= 1 && kShardFileVersion <= 9, "the version is one magic byte");
 
 // Streams bytes to a file while computing their CRC-32C.
 class FileSink {
@@ -103,7 +104,7 @@ Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step, Chec
   const ShardOptions& so = shard.options();
   const std::string name = ShardFileName(so.shard_index, so.num_shards);
   const std::string tmp = (fs::path(dir) / (name + ".tmp")).string();
-  const Router router(so.num_shards, kDefaultNumSlots);
+  const Router& router = shard.router();
   FileSink out(tmp);
   out.Put(kMagic, sizeof(kMagic));
   out.Pod(so.shard_index);
@@ -186,7 +187,13 @@ Status RestoreShard(Shard* shard, const std::string& folder, uint64_t* rows) {
                               ", this shard runs " + opt_name +
                               "; restart with --optimizer=" + m.optimizer);
   }
-  const Router router(so.num_shards, m.num_slots);
+  if (m.num_slots != so.num_slots) {
+    return FailedPrecondition("checkpoint " + folder + " routes keys over " +
+                              std::to_string(m.num_slots) + " slots, this shard over " +
+                              std::to_string(so.num_slots) +
+                              "; the slot count is fixed for the life of a model");
+  }
+  const Router& router = shard->router();
   *rows = 0;
   for (uint32_t fi = 0; fi < m.files.size(); ++fi) {
     const std::string path = (fs::path(folder) / m.files[fi].name).string();
@@ -197,7 +204,11 @@ Status RestoreShard(Shard* shard, const std::string& folder, uint64_t* rows) {
     char magic[8];
     uint32_t file_shard, file_shards, num_slots, num_tables;
     int64_t step;
-    if (!in.Bytes(magic, 8) || std::memcmp(magic, kMagic, 8) != 0) return in.Corrupt("bad magic");
+    if (!in.Bytes(magic, 8) || std::memcmp(magic, kMagic, 7) != 0) return in.Corrupt("bad magic");
+    if (magic[7] != kMagic[7]) {
+      return FailedPrecondition(path + " is shard file format version " + std::string(1, magic[7]) +
+                                "; this build reads version " + std::to_string(kShardFileVersion));
+    }
     if (!in.Pod(&file_shard) || !in.Pod(&file_shards) || !in.Pod(&num_slots) || !in.Pod(&step) ||
         !in.Pod(&num_tables)) {
       return in.Corrupt("truncated header");

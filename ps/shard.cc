@@ -1,6 +1,7 @@
 #include "ps/shard.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 
 #include "common/bytes.h"
@@ -41,11 +42,40 @@ std::unique_ptr<Shard> Shard::Create(const ShardOptions& options, Status* status
                               " must be < num_shards " + std::to_string(options.num_shards));
     return nullptr;
   }
+  if (options.num_slots < options.num_shards) {
+    *status = InvalidArgument("num_slots " + std::to_string(options.num_slots) +
+                              " must be >= num_shards " + std::to_string(options.num_shards));
+    return nullptr;
+  }
   return std::unique_ptr<Shard>(new Shard(options, std::move(opt)));
 }
 
 Shard::Shard(const ShardOptions& options, std::unique_ptr<Optimizer> opt)
-    : options_(options), optimizer_(std::move(opt)), dense_(optimizer_.get()) {}
+    : options_(options),
+      router_(options.num_shards, options.num_slots),
+      optimizer_(std::move(opt)),
+      dense_(optimizer_.get()) {}
+
+Status Shard::CheckKeysOwned(const std::vector<uint64_t>& keys, const char* rpc,
+                             const std::string& table) const {
+  if (options_.num_shards == 1) return Status::Ok();  // every slot is shard 0's
+  const uint32_t me = options_.shard_index;
+  for (uint64_t key : keys) {
+    const uint32_t slot = router_.SlotOfKey(key);
+    const uint32_t owner = router_.ShardOfSlot(slot);
+    if (owner == me) continue;
+    char hex[24];
+    snprintf(hex, sizeof(hex), "0x%016llx", static_cast<unsigned long long>(key));
+    return FailedPrecondition(
+        std::string(rpc) + ": table '" + table + "': key " + hex + " is in slot " +
+        std::to_string(slot) + ", which shard " + std::to_string(owner) + " owns, not this shard " +
+        std::to_string(me) + " (" + std::to_string(options_.num_shards) + " shards, " +
+        std::to_string(options_.num_slots) +
+        " slots): the client routes keys differently from the servers; give every worker the "
+        "job's full shard list, in shard order, and run one build everywhere");
+  }
+  return Status::Ok();
+}
 
 EmbeddingTable* Shard::table(uint32_t id) const {
   std::shared_lock<std::shared_mutex> lock(tables_mu_);
@@ -118,6 +148,14 @@ Status Shard::RegisterDense(const RegisterDenseRequest& req, RegisterDenseRespon
                              std::to_string(i) + " is not finite");
     }
   }
+  const uint32_t owner = router_.ShardOfName(spec.name());
+  if (owner != options_.shard_index) {
+    return FailedPrecondition("dense variable '" + spec.name() + "' routes to shard " +
+                              std::to_string(owner) + ", not this shard " +
+                              std::to_string(options_.shard_index) + " of " +
+                              std::to_string(options_.num_shards) +
+                              ": the client routes names differently from the servers");
+  }
   std::vector<int64_t> shape(spec.shape().begin(), spec.shape().end());
   uint32_t id = 0;
   bool created = false;
@@ -147,11 +185,16 @@ Status Shard::Pull(const PullRequest& req, PullResponse* resp) {
       return InvalidArgument("pull: unknown dense variable id " + std::to_string(id));
     }
   }
-  std::vector<uint64_t> keys;
+  std::vector<std::vector<uint64_t>> all_keys(req.sparse_size());
+  for (int i = 0; i < req.sparse_size(); ++i) {
+    CopyOut(req.sparse(i).keys(), &all_keys[i]);
+    Status s = CheckKeysOwned(all_keys[i], "pull", tabs[i]->options().name);
+    if (!s.ok()) return s;
+  }
   std::vector<float> values;
   uint64_t nkeys = 0;
   for (int i = 0; i < req.sparse_size(); ++i) {
-    CopyOut(req.sparse(i).keys(), &keys);
+    const std::vector<uint64_t>& keys = all_keys[i];
     const int dim = tabs[i]->dim();
     SparseRows* rows = resp->add_sparse();
     rows->set_table_id(req.sparse(i).table_id());
@@ -218,6 +261,8 @@ Status Shard::Push(const PushRequest& req, PushResponse* resp) {
                              (sg.grads().size() % esize ? " (and a partial value)" : ""));
     }
     CopyOut(sg.keys(), &d.keys);
+    Status owned = CheckKeysOwned(d.keys, "push", name);
+    if (!owned.ok()) return owned;
     d.grads.resize(want);
     Status s = DecodeFinite(sg.grads(), req.dtype(), want, d.grads.data(), "push: table '" + name + "'");
     if (!s.ok()) return s;

@@ -5,6 +5,13 @@
 //
 // Every request is validated in full before anything is applied: a request
 // that fails leaves the shard exactly as it was.
+//
+// A shard serves only what routes to it: every key pulled or pushed must fall
+// in a slot this shard owns under (num_shards, num_slots), and a dense
+// variable must be one whose name routes here. Anything else is refused with
+// FAILED_PRECONDITION naming the key's slot and its owner, so a client whose
+// routing disagrees with the servers' (another shard count, slot count or
+// hash) fails at its first step instead of training on the wrong rows.
 #pragma once
 
 #include <atomic>
@@ -17,6 +24,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/routing.h"
 #include "common/status.h"
 #include "proto/ps.pb.h"
 #include "ps/dense_store.h"
@@ -28,13 +36,15 @@ namespace deepfm::ps {
 struct ShardOptions {
   uint32_t shard_index = 0;
   uint32_t num_shards = 1;
+  uint32_t num_slots = kDefaultNumSlots;  // routing slots of the job; >= num_shards
   OptimizerOptions optimizer;
   int table_stripes = 256;
 };
 
 class Shard {
  public:
-  // Fails (returns null and sets *status) when the optimizer options are bad.
+  // Fails (returns null and sets *status) when the optimizer options or the
+  // shard/slot counts are bad.
   static std::unique_ptr<Shard> Create(const ShardOptions& options, Status* status);
 
   Status RegisterTable(const RegisterTableRequest& req, RegisterTableResponse* resp);
@@ -50,6 +60,7 @@ class Shard {
   int64_t restored_global_step() const { return restored_step_.load(); }
   void set_restored_global_step(int64_t step) { restored_step_ = step; }
   const ShardOptions& options() const { return options_; }
+  const Router& router() const { return router_; }
   const Optimizer& optimizer() const { return *optimizer_; }
   // Null when there is no such table.
   EmbeddingTable* table(uint32_t id) const;
@@ -60,8 +71,13 @@ class Shard {
   Shard(const ShardOptions& options, std::unique_ptr<Optimizer> opt);
   // Advances the step to at least `step` and returns the resulting value.
   int64_t ObserveStep(int64_t step);
+  // OK when every key routes to this shard; else FAILED_PRECONDITION naming
+  // the first stray key, its slot and its owner.
+  Status CheckKeysOwned(const std::vector<uint64_t>& keys, const char* rpc,
+                        const std::string& table) const;
 
   ShardOptions options_;
+  Router router_;
   std::unique_ptr<Optimizer> optimizer_;
   DenseStore dense_;
   mutable std::shared_mutex tables_mu_;  // registry only; rows have their own locks

@@ -21,10 +21,14 @@ size_t ElemSize(ps::DType t) { return WireElemSize(t == ps::BF16); }
 }  // namespace
 
 PsClient::PsClient(const PsClientOptions& options)
-    : options_(options), router_(static_cast<uint32_t>(options.hosts.size())) {}
+    : options_(options), router_(static_cast<uint32_t>(options.hosts.size()), options.num_slots) {}
 
 Status PsClient::Connect(const PsClientOptions& options, std::unique_ptr<PsClient>* out) {
   if (options.hosts.empty()) return InvalidArgument("no parameter servers given (--ps_hosts)");
+  if (options.num_slots < options.hosts.size()) {
+    return InvalidArgument("num_slots " + std::to_string(options.num_slots) + " is below the " +
+                           std::to_string(options.hosts.size()) + " parameter servers given");
+  }
   std::unique_ptr<PsClient> c(new PsClient(options));
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(options.max_message_bytes);

@@ -27,6 +27,7 @@ namespace deepfm {
 
 struct PsClientOptions {
   std::vector<std::string> hosts;    // host:port of shard 0, 1, ...
+  uint32_t num_slots = kDefaultNumSlots;  // routing slots; must equal the servers'
   int rpc_deadline_ms = 60000;
   int connect_timeout_ms = 60000;    // how long to wait for every shard at start
   int max_retries = 5;               // for UNAVAILABLE

@@ -161,21 +161,75 @@ TEST_F(TwoShards, DenseRegistrationFirstWinsAndShapeConflictFails) {
   const float init = 0.5f;
   AssignBytes(&init, 1, req.mutable_init_values());
   RegisterDenseResponse resp;
+  const int owner = static_cast<int>(Router(2).ShardOfName("dnn/out/bias"));
   {
     grpc::ClientContext ctx;
-    ASSERT_TRUE(stubs_[1]->RegisterDense(&ctx, req, &resp).ok());
+    grpc::Status st = stubs_[1 - owner]->RegisterDense(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << "the other shard must refuse it";
+    EXPECT_NE(st.error_message().find("routes to shard " + std::to_string(owner)), std::string::npos)
+        << st.error_message();
+  }
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(stubs_[owner]->RegisterDense(&ctx, req, &resp).ok());
     EXPECT_TRUE(resp.created());
   }
   {
     grpc::ClientContext ctx;
-    ASSERT_TRUE(stubs_[1]->RegisterDense(&ctx, req, &resp).ok());
+    ASSERT_TRUE(stubs_[owner]->RegisterDense(&ctx, req, &resp).ok());
     EXPECT_FALSE(resp.created());
   }
   req.mutable_spec()->set_shape(0, 2);
   req.clear_init_values();
   grpc::ClientContext ctx;
-  grpc::Status st = stubs_[1]->RegisterDense(&ctx, req, &resp);
+  grpc::Status st = stubs_[owner]->RegisterDense(&ctx, req, &resp);
   EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+// The ownership guard: a key pulled from or pushed to a shard that does not
+// own its slot is refused, with the slot and its owner named, and the shard
+// creates and changes nothing.
+TEST_F(TwoShards, KeysOfAnotherShardAreRefused) {
+  const int dim = 3;
+  const uint32_t table = Register(0, "emb", dim);
+  Router router(2);
+  uint64_t mine = 0, stray = 0;
+  for (uint64_t k = 1; mine == 0 || stray == 0; ++k) {
+    (router.ShardOfKey(Mix64(k)) == 0 ? mine : stray) = Mix64(k);
+  }
+  const uint32_t stray_slot = router.SlotOfKey(stray);
+  const std::vector<uint64_t> keys = {mine, stray};
+  PullRequest pull;
+  auto* sp = pull.add_sparse();
+  sp->set_table_id(table);
+  AssignBytes(keys.data(), keys.size(), sp->mutable_keys());
+  PullResponse presp;
+  grpc::Status st = Call(0, pull, &presp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(st.error_message().find("slot " + std::to_string(stray_slot) + ", which shard 1 owns"),
+            std::string::npos)
+      << st.error_message();
+  pull.set_read_only(true);
+  EXPECT_EQ(Call(0, pull, &presp).error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+
+  PushRequest push;
+  push.set_global_step(1);
+  push.set_increment_global_step(1);
+  auto* sg = push.add_sparse();
+  sg->set_table_id(table);
+  AssignBytes(keys.data(), keys.size(), sg->mutable_keys());
+  const std::vector<float> g(keys.size() * dim, 1.0f);
+  AssignBytes(g.data(), g.size(), sg->mutable_grads());
+  PushResponse push_resp;
+  st = Call(0, push, &push_resp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(st.error_message().find("push: table 'emb'"), std::string::npos) << st.error_message();
+
+  StatsResponse stats;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(stubs_[0]->Stats(&ctx, StatsRequest(), &stats).ok());
+  EXPECT_EQ(stats.tables(0).rows(), 0u) << "a refused request created rows";
+  EXPECT_EQ(stats.global_step(), 0) << "a refused push advanced the step";
 }
 
 TEST_F(TwoShards, ShutdownRpcStopsTheServer) {
