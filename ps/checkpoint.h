@@ -13,6 +13,13 @@
 
 namespace deepfm::ps {
 
+// The shard file's format version, the last byte of its magic "DFMSHRD1".
+// Any change to the bytes SaveShard writes must bump it; the golden files
+// under tests/ps/testdata/ckpt-v<N> hold one tiny checkpoint per version
+// (DEEPFM_UPDATE_GOLDEN=1 writes the current one), and RestoreShard names
+// the version of a file it cannot read.
+inline constexpr int kShardFileVersion = 1;
+
 // Writes shard's state to dir/ShardFileName(...) via a temporary name.
 Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step, CheckpointFile* file,
                  uint64_t* rows);

@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <cmath>
 #include <fstream>
+#include <algorithm>
 #include <map>
 
 #include "common/bytes.h"
@@ -29,21 +30,48 @@ std::unique_ptr<Shard> MakeShard(uint32_t index, uint32_t n, OptimizerType t = O
 
 struct RowCopy {
   std::vector<float> values, slots;
-  uint32_t freq;
+  uint32_t freq, last_step;
+  bool operator==(const RowCopy& o) const {
+    return values == o.values && slots == o.slots && freq == o.freq && last_step == o.last_step;
+  }
 };
 
-std::map<uint64_t, RowCopy> Snapshot(const std::vector<std::unique_ptr<Shard>>& shards) {
-  std::map<uint64_t, RowCopy> out;
-  for (const auto& sh : shards) {
-    for (EmbeddingTable* t : sh->tables()) {
-      t->ForEachRow([&](uint64_t k, const float* v, const float* s, RowMeta m) {
-        EXPECT_EQ(out.count(k), 0u) << "key on two shards";
-        out[k] = RowCopy{{v, v + t->dim()}, {s, s + t->slot_floats()}, m.frequency};
-      });
-    }
+struct TableCopy {
+  std::map<uint64_t, RowCopy> rows;
+  VariableOptState state;
+};
+
+struct DenseCopy {
+  std::vector<int64_t> shape;
+  std::vector<float> values, slots;
+  VariableOptState state;
+};
+
+// Everything one shard holds, by table and variable name.
+struct ShardCopy {
+  std::map<std::string, TableCopy> tables;
+  std::map<std::string, DenseCopy> dense;
+  int64_t global_step = 0;
+};
+
+ShardCopy Copy(Shard& sh) {
+  ShardCopy c;
+  c.global_step = sh.global_step();
+  for (EmbeddingTable* t : sh.tables()) {
+    TableCopy& tc = c.tables[t->options().name];
+    tc.state = t->opt_state();
+    t->ForEachRow([&](uint64_t k, const float* v, const float* s, RowMeta m) {
+      tc.rows[k] = RowCopy{{v, v + t->dim()}, {s, s + t->slot_floats()}, m.frequency, m.last_step};
+    });
   }
-  return out;
+  sh.dense().ForEach([&](uint32_t, const DenseVariable& v) {
+    c.dense[v.name] = DenseCopy{v.shape, v.values, v.slots, v.opt_state};
+  });
+  return c;
 }
+
+const char* const kTables[] = {"emb", "wide"};
+const char* const kDense[] = {"dnn/out/bias", "dnn/layer0/kernel", "linear/w_dense", "linear/bias"};
 
 class CheckpointTest : public ::testing::Test {
  protected:
@@ -54,49 +82,72 @@ class CheckpointTest : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(root_); }
 
-  // Trains 2 shards a little and saves them as ckpt-7.
+  // Trains 2 shards a little (two tables, four dense variables spread over
+  // both shards) and saves them as ckpt-7. Shard 1 takes three pushes more
+  // than shard 0, so the shards' AdamAsync powers differ and a restore that
+  // takes them from the wrong file shows.
   std::string SaveTwoShards(std::vector<std::unique_ptr<Shard>>* shards) {
     Router router(2);
     for (uint32_t i = 0; i < 2; ++i) shards->push_back(MakeShard(i, 2));
     for (auto& sh : *shards) {
-      RegisterTableRequest req;
-      req.mutable_spec()->set_name("emb");
-      req.mutable_spec()->set_dim(3);
-      req.mutable_spec()->set_init_stddev(0.1f);
-      RegisterTableResponse resp;
-      EXPECT_TRUE(sh->RegisterTable(req, &resp).ok());
+      for (uint32_t t = 0; t < 2; ++t) {
+        RegisterTableRequest req;
+        req.mutable_spec()->set_name(kTables[t]);
+        req.mutable_spec()->set_dim(t == 0 ? 3 : 1);
+        req.mutable_spec()->set_init_stddev(0.1f);
+        req.mutable_spec()->set_seed(11 + t);
+        RegisterTableResponse resp;
+        EXPECT_TRUE(sh->RegisterTable(req, &resp).ok());
+        EXPECT_EQ(resp.table_id(), t);
+      }
     }
-    RegisterDenseRequest dreq;
-    dreq.mutable_spec()->set_name("dnn/out/bias");
-    dreq.mutable_spec()->add_shape(2);
-    RegisterDenseResponse dresp;
-    Shard& owner = *(*shards)[router.ShardOfName("dnn/out/bias")];
-    EXPECT_TRUE(owner.RegisterDense(dreq, &dresp).ok());
-    for (int step = 1; step <= 7; ++step) {
-      std::vector<uint64_t> keys[2];
+    std::map<std::string, uint32_t> dense_id;
+    std::vector<uint32_t> owners;
+    for (const char* name : kDense) {
+      RegisterDenseRequest dreq;
+      dreq.mutable_spec()->set_name(name);
+      dreq.mutable_spec()->add_shape(2);
+      dreq.mutable_spec()->add_shape(3);
+      RegisterDenseResponse dresp;
+      const uint32_t owner = router.ShardOfName(name);
+      owners.push_back(owner);
+      EXPECT_TRUE((*shards)[owner]->RegisterDense(dreq, &dresp).ok()) << name;
+      dense_id[name] = dresp.dense_id();
+    }
+    EXPECT_NE(std::count(owners.begin(), owners.end(), 0u), 0) << "every variable on shard 1";
+    EXPECT_NE(std::count(owners.begin(), owners.end(), 1u), 0) << "every variable on shard 0";
+    auto push = [&](uint32_t s, int step) {
+      std::vector<uint64_t> keys;
       for (uint64_t k = 0; k < 500; ++k) {
         const uint64_t key = k * 7919 + step * (k % 3);
-        keys[router.ShardOfKey(key)].push_back(key);
+        if (router.ShardOfKey(key) == s && (k + step) % 4 != 0) keys.push_back(key);
       }
-      for (uint32_t s = 0; s < 2; ++s) {
-        PushRequest p;
-        p.set_global_step(step);
-        if (s == 0) p.set_increment_global_step(1);
+      PushRequest p;
+      p.set_global_step(step);
+      if (s == 0) p.set_increment_global_step(1);
+      for (uint32_t t = 0; t < 2; ++t) {
         auto* sg = p.add_sparse();
-        sg->set_table_id(0);
-        AssignBytes(keys[s].data(), keys[s].size(), sg->mutable_keys());
-        std::vector<float> g(keys[s].size() * 3, 0.01f * step);
+        sg->set_table_id(t);
+        AssignBytes(keys.data(), keys.size(), sg->mutable_keys());
+        std::vector<float> g(keys.size() * (t == 0 ? 3 : 1));
+        for (size_t i = 0; i < g.size(); ++i) g[i] = 0.01f * step * (1 + i % 5) - 0.02f;
         AssignBytes(g.data(), g.size(), sg->mutable_grads());
-        if (&owner == (*shards)[s].get()) {
-          auto* dg = p.add_dense();
-          dg->set_dense_id(dresp.dense_id());
-          const float dgv[2] = {0.5f, -0.5f};
-          AssignBytes(dgv, 2, dg->mutable_grads());
-        }
-        PushResponse r;
-        EXPECT_TRUE((*shards)[s]->Push(p, &r).ok());
       }
+      for (const char* name : kDense) {
+        if (router.ShardOfName(name) != s) continue;
+        auto* dg = p.add_dense();
+        dg->set_dense_id(dense_id[name]);
+        const float dgv[6] = {0.5f, -0.5f, 0.25f * step, 1, -1, 0.125f};
+        AssignBytes(dgv, 6, dg->mutable_grads());
+      }
+      PushResponse r;
+      EXPECT_TRUE((*shards)[s]->Push(p, &r).ok());
+    };
+    for (int step = 1; step <= 7; ++step) {
+      push(0, step);
+      push(1, step);
     }
+    for (int extra = 0; extra < 3; ++extra) push(1, 7);
     const fs::path tmp = root_ / "ckpt-7.tmp";
     fs::create_directories(tmp);
     Manifest m;
@@ -117,40 +168,82 @@ class CheckpointTest : public ::testing::Test {
   fs::path root_;
 };
 
-TEST_F(CheckpointTest, RestoresOntoMoreAndFewerShards) {
+void ExpectSameState(const VariableOptState& got, const VariableOptState& want, const std::string& what) {
+  EXPECT_EQ(got.beta1_power, want.beta1_power) << what;
+  EXPECT_EQ(got.beta2_power, want.beta2_power) << what;
+}
+
+// A restore onto 1, 2 and 3 shards, compared whole: every table's rows with
+// their slots, frequency and last step; every table's and dense variable's
+// optimizer state (both beta powers); every dense value and slot; the step.
+TEST_F(CheckpointTest, RestoreIsComparedWholeOnOneTwoAndThreeShards) {
   std::vector<std::unique_ptr<Shard>> saved;
   const std::string folder = SaveTwoShards(&saved);
-  const auto before = Snapshot(saved);
-  ASSERT_GT(before.size(), 400u);
+  const ShardCopy before[2] = {Copy(*saved[0]), Copy(*saved[1])};
+  ASSERT_NE(before[0].tables.at("emb").state.beta1_power, before[1].tables.at("emb").state.beta1_power)
+      << "the shards' powers must differ for this test to tell them apart";
+  std::map<std::string, std::map<uint64_t, RowCopy>> all_rows;
+  std::map<std::string, DenseCopy> all_dense;
+  for (const ShardCopy& c : before) {
+    for (const auto& [name, t] : c.tables) all_rows[name].insert(t.rows.begin(), t.rows.end());
+    all_dense.insert(c.dense.begin(), c.dense.end());
+  }
+  ASSERT_GT(all_rows["emb"].size(), 300u);
+  ASSERT_EQ(all_rows["wide"].size(), all_rows["emb"].size());
+  ASSERT_EQ(all_dense.size(), 4u);
+
   for (uint32_t n : {1u, 2u, 3u}) {
-    std::vector<std::unique_ptr<Shard>> restored;
-    uint64_t total = 0;
+    SCOPED_TRACE(std::to_string(n) + " shards");
     Router router(n);
+    std::map<std::string, std::map<uint64_t, RowCopy>> rows_after;
+    std::map<std::string, DenseCopy> dense_after;
+    uint64_t total = 0;
     for (uint32_t i = 0; i < n; ++i) {
-      restored.push_back(MakeShard(i, n));
+      auto shard = MakeShard(i, n);
       uint64_t rows = 0;
-      Status s = RestoreShard(restored.back().get(), folder, &rows);
+      Status s = RestoreShard(shard.get(), folder, &rows);
       ASSERT_TRUE(s.ok()) << s.ToString();
       total += rows;
-      EXPECT_EQ(restored.back()->global_step(), 7);
-      // Every row sits on the shard that owns its slot under the new count.
-      restored.back()->table(0)->ForEachRow([&](uint64_t k, const float*, const float*, RowMeta) {
-        EXPECT_EQ(router.ShardOfKey(k), i);
-      });
+      const ShardCopy after = Copy(*shard);
+      EXPECT_EQ(after.global_step, 7);
+      EXPECT_EQ(shard->restored_global_step(), 7);
+      ASSERT_EQ(after.tables.size(), 2u);
+      for (const auto& [name, t] : after.tables) {
+        // Per-table powers: the same shard's when the count is unchanged,
+        // else the first file's.
+        const ShardCopy& source = before[n == 2 ? i : 0];
+        ExpectSameState(t.state, source.tables.at(name).state, "table " + name + " on shard " + std::to_string(i));
+        for (const auto& [k, row] : t.rows) {
+          EXPECT_EQ(router.ShardOfKey(k), i) << "key " << k << " restored onto a shard that does not own it";
+          EXPECT_EQ(rows_after[name].count(k), 0u) << "key on two shards";
+          rows_after[name][k] = row;
+        }
+      }
+      for (const auto& [name, d] : after.dense) {
+        EXPECT_EQ(router.ShardOfName(name), i) << name << " restored onto a shard that does not own it";
+        dense_after[name] = d;
+      }
     }
-    EXPECT_EQ(total, before.size());
-    const auto after = Snapshot(restored);
-    ASSERT_EQ(after.size(), before.size());
-    for (const auto& [k, row] : before) {
-      ASSERT_EQ(after.at(k).values, row.values);
-      ASSERT_EQ(after.at(k).slots, row.slots);
-      ASSERT_EQ(after.at(k).freq, row.freq);
+    EXPECT_EQ(total, all_rows["emb"].size() + all_rows["wide"].size());
+    for (const char* name : kTables) {
+      ASSERT_EQ(rows_after[name].size(), all_rows[name].size()) << name;
+      for (const auto& [k, row] : all_rows[name]) {
+        const RowCopy& got = rows_after[name].at(k);
+        ASSERT_EQ(got.values, row.values) << name << " key " << k;
+        ASSERT_EQ(got.slots, row.slots) << name << " key " << k;
+        ASSERT_EQ(got.freq, row.freq) << name << " key " << k;
+        ASSERT_EQ(got.last_step, row.last_step) << name << " key " << k;
+      }
     }
-    // The dense variable and its AdamAsync powers came along.
-    const Shard& owner = *restored[router.ShardOfName("dnn/out/bias")];
-    ASSERT_EQ(const_cast<Shard&>(owner).dense().num_variables(), 1u);
-    const DenseVariable* v = const_cast<Shard&>(owner).dense().Get(0);
-    EXPECT_NEAR(v->opt_state.beta1_power, std::pow(0.9, 8), 1e-6);
+    ASSERT_EQ(dense_after.size(), all_dense.size());
+    for (const auto& [name, d] : all_dense) {
+      const DenseCopy& got = dense_after.at(name);
+      EXPECT_EQ(got.shape, d.shape) << name;
+      EXPECT_EQ(got.values, d.values) << name;
+      EXPECT_EQ(got.slots, d.slots) << name;
+      ExpectSameState(got.state, d.state, "dense " + name);
+      EXPECT_NE(d.state.beta1_power, 0) << name << " was never pushed: the check proves nothing";
+    }
   }
 }
 

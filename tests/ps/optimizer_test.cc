@@ -73,6 +73,31 @@ TEST(OptimizerTest, AdamAsyncKeepsItsOwnBetaPowers) {
   EXPECT_NEAR(s.beta2_power, 0.999 * 0.999 * 0.999, 1e-6);
 }
 
+// Epsilon in the denominator, for both Adam flavours: a zero first gradient
+// (m = v = 0) must leave the weight unchanged instead of making 0/0 = NaN,
+// and a large epsilon damps the step by the formula:
+//   t=1, g=0.5: a = 0.1*sqrt(1-0.999)/(1-0.9), m = 0.05, v = 0.00025,
+//   w = 1 - a*m/(sqrt(v) + 0.1) = 0.9863472940504185
+//   t=2, g=-0.2: w = 0.981320106090418 (same formula, double precision).
+TEST(OptimizerTest, AdamEpsilonGuardsTheDenominator) {
+  for (OptimizerType type : {OptimizerType::kAdam, OptimizerType::kAdamAsync}) {
+    SCOPED_TRACE(OptimizerName(type));
+    auto opt = Make(type);
+    auto zero = RunPushes(*opt, {1, 2}, {0.0f, 0.0f});
+    EXPECT_EQ(zero[0], 1.0f);
+    EXPECT_EQ(zero[1], 1.0f);
+    OptimizerOptions o;
+    o.type = type;
+    o.learning_rate = 0.1f;
+    o.epsilon = 0.1f;
+    std::unique_ptr<Optimizer> damped;
+    ASSERT_TRUE(MakeOptimizer(o, &damped).ok());
+    auto w = RunPushes(*damped, {1, 2}, {0.5f, -0.2f});
+    EXPECT_NEAR(w[0], 0.9863472940504185, 1e-6);
+    EXPECT_NEAR(w[1], 0.981320106090418, 1e-6);
+  }
+}
+
 TEST(OptimizerTest, AdagradAccumulatesSquares) {
   auto opt = Make(OptimizerType::kAdagrad);
   std::vector<float> slots;

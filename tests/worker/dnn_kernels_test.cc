@@ -258,9 +258,16 @@ TEST_P(DnnKernelsTest, Bf16PassesRoundWhatTheyStore) {
   };
   std::vector<float> special = {bits(0x3f808000u), bits(0x3f818000u), bits(0x3f808001u),
                                 std::numeric_limits<float>::infinity(), bits(0x7f800001u),
-                                -0.0f, bits(0x7f7fffffu)};
+                                -0.0f, bits(0x7f7fffffu), bits(0xbf808000u), bits(0xbf818000u),
+                                bits(0x00018000u)};
+  // The ties, by hand (common/bf16's own golden test pins the reference too).
+  const uint32_t tie_bits[] = {0x3f800000u, 0x3f820000u};
+  const uint32_t negative_tie_bits[] = {0xbf800000u, 0xbf820000u, 0x00020000u};
   std::vector<float> rounded = special;
   kern_->round_bf16(rounded.data(), static_cast<long>(rounded.size()));
+  EXPECT_EQ(rounded[0], bits(tie_bits[0])) << kern_->name;
+  EXPECT_EQ(rounded[1], bits(tie_bits[1])) << kern_->name;
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(rounded[7 + i], bits(negative_tie_bits[i])) << kern_->name;
   for (size_t i = 0; i < special.size(); ++i) {
     const float expect = Bf16ToFloat(FloatToBf16(special[i]));
     if (std::isnan(expect)) {

@@ -1,0 +1,245 @@
+// The checkpoint format, pinned by a golden checkpoint: a tiny two-shard
+// checkpoint (MANIFEST and both shard files) kept in
+// tests/ps/testdata/ckpt-v<kShardFileVersion>/. Today's code must write the
+// same bytes for the same state, and must read the golden back exactly, so a
+// format change is always deliberate: bump kShardFileVersion, keep (or
+// refuse, by name) the old version's files, and write the new golden with
+//   DEEPFM_UPDATE_GOLDEN=1 ./build/tests/ps/ps_test --gtest_filter='CheckpointFormat*'
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "common/checkpoint_manifest.h"
+#include "common/crc32c.h"
+#include "common/hash.h"
+#include "common/routing.h"
+#include "ps/checkpoint.h"
+
+namespace deepfm::ps {
+namespace {
+
+namespace fs = std::filesystem;
+
+const fs::path kGolden = fs::path(DEEPFM_TESTDATA) / ("ckpt-v" + std::to_string(kShardFileVersion));
+
+// The state is set directly (no random init, no optimizer arithmetic), so the
+// bytes depend on the format alone, not on libm or the compiler's float code.
+// Rows: shard 0 owns Mix64(3), Mix64(4), Mix64(5); shard 1 owns Mix64(1), Mix64(2)
+// (pinned by the routing golden values). Dense: linear/w_dense and
+// dnn/out/bias route to shard 0, linear/bias to shard 1.
+struct GoldenRow {
+  uint64_t n;  // the key is Mix64(n)
+  float values[2];
+  float slots[4];  // adam: m[2], v[2]
+  RowMeta meta;
+};
+const GoldenRow kRows[] = {
+    {1, {0.5f, -1.25f}, {0.125f, -0.25f, 0.0625f, 0.03125f}, {1, 7}},
+    {2, {-3.0f, 0.75f}, {0.5f, 0.5f, 1.0f, 2.0f}, {4, 40}},
+    {3, {1.0f, 2.0f}, {-0.125f, 0.25f, 4.0f, 0.5f}, {2, 41}},
+    {4, {0.0f, -0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}, {0, 0}},
+    {5, {1e-3f, 65504.0f}, {1.5f, -1.5f, 8.0f, 16.0f}, {0xffffffffu, 42}},
+};
+const VariableOptState kTableState[2] = {{0.5, 0.75}, {0.25, 0.875}};
+
+struct GoldenDense {
+  const char* name;
+  std::vector<int64_t> shape;
+  std::vector<float> values;
+  VariableOptState state;
+};
+const GoldenDense kDense[] = {
+    {"linear/w_dense", {3}, {1.0f, 2.0f, 3.0f}, {0.5, 0.5}},
+    {"dnn/out/bias", {1, 1}, {-0.5f}, {0.125, 0.25}},
+    {"linear/bias", {1}, {0.25f}, {0.0625, 0.5}},
+};
+
+std::unique_ptr<Shard> NewShard(uint32_t index, uint32_t n) {
+  ShardOptions o;
+  o.shard_index = index;
+  o.num_shards = n;
+  o.optimizer.type = OptimizerType::kAdam;
+  Status s;
+  auto shard = Shard::Create(o, &s);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return shard;
+}
+
+std::vector<float> DenseSlots(const GoldenDense& d) {
+  std::vector<float> slots(2 * d.values.size());
+  for (size_t i = 0; i < slots.size(); ++i) slots[i] = 0.125f * static_cast<float>(i + 1);
+  return slots;
+}
+
+std::unique_ptr<Shard> GoldenShard(uint32_t index) {
+  auto shard = NewShard(index, 2);
+  RegisterTableRequest req;
+  req.mutable_spec()->set_name("emb");
+  req.mutable_spec()->set_dim(2);
+  req.mutable_spec()->set_init_stddev(0.25f);
+  req.mutable_spec()->set_seed(5);
+  RegisterTableResponse resp;
+  EXPECT_TRUE(shard->RegisterTable(req, &resp).ok());
+  EmbeddingTable* t = shard->table(resp.table_id());
+  for (const GoldenRow& r : kRows) {
+    if (shard->router().ShardOfKey(Mix64(r.n)) == index) t->Upsert(Mix64(r.n), r.values, r.slots, r.meta);
+  }
+  t->set_opt_state(kTableState[index]);
+  for (const GoldenDense& d : kDense) {
+    if (shard->router().ShardOfName(d.name) != index) continue;
+    uint32_t id;
+    bool created;
+    EXPECT_TRUE(shard->dense().Register(d.name, d.shape, d.values, &id, &created).ok());
+    EXPECT_TRUE(shard->dense().Assign(id, d.values, DenseSlots(d), d.state).ok());
+  }
+  return shard;
+}
+
+std::string Slurp(const fs::path& p) {
+  std::string s;
+  EXPECT_TRUE(ReadFile(p.string(), &s).ok()) << p;
+  return s;
+}
+
+// Where two byte strings first differ, for a readable failure.
+std::string FirstDifference(const std::string& a, const std::string& b) {
+  size_t i = 0;
+  while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
+  return "sizes " + std::to_string(a.size()) + " and " + std::to_string(b.size()) +
+         ", first difference at byte " + std::to_string(i);
+}
+
+class CheckpointFormatTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("ckpt_format_" + std::to_string(getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(CheckpointFormatTest, TodaysWriterProducesTheGoldenBytes) {
+  // The golden rows really are split between the shards as the comment says.
+  const Router router(2);
+  for (const GoldenRow& r : kRows) EXPECT_EQ(router.ShardOfKey(Mix64(r.n)), r.n <= 2 ? 1u : 0u);
+  EXPECT_EQ(router.ShardOfName("linear/bias"), 1u);
+  EXPECT_EQ(router.ShardOfName("dnn/out/bias"), 0u);
+
+  Manifest m;
+  m.global_step = 42;
+  m.num_shards = 2;
+  m.num_slots = kDefaultNumSlots;
+  m.optimizer = "adam";
+  m.batch_size = 256;
+  m.num_workers = 3;
+  uint64_t total_rows = 0;
+  for (uint32_t i = 0; i < 2; ++i) {
+    auto shard = GoldenShard(i);
+    CheckpointFile f;
+    uint64_t rows = 0;
+    ASSERT_TRUE(SaveShard(*shard, dir_.string(), 42, &f, &rows).ok());
+    total_rows += rows;
+    m.files.push_back(f);
+  }
+  EXPECT_EQ(total_rows, 5u);
+  ASSERT_TRUE(WriteFileAtomic((dir_ / "MANIFEST").string(), m.Serialize()).ok());
+  if (std::getenv("DEEPFM_UPDATE_GOLDEN") != nullptr) {
+    fs::create_directories(kGolden);
+    for (const char* name : {"MANIFEST", "shard-0-of-2.bin", "shard-1-of-2.bin"}) {
+      fs::copy_file(dir_ / name, kGolden / name, fs::copy_options::overwrite_existing);
+    }
+    GTEST_SKIP() << "wrote the golden checkpoint to " << kGolden;
+  }
+  ASSERT_TRUE(fs::exists(kGolden / "MANIFEST"))
+      << kGolden << " is missing: a new format version needs its golden (see the file comment)";
+  for (const char* name : {"MANIFEST", "shard-0-of-2.bin", "shard-1-of-2.bin"}) {
+    const std::string now = Slurp(dir_ / name), golden = Slurp(kGolden / name);
+    EXPECT_TRUE(now == golden) << name << " differs from the golden file (" << FirstDifference(now, golden)
+                               << "): the checkpoint format changed. Bump kShardFileVersion and write a new "
+                                  "golden (see this file's comment)";
+  }
+}
+
+// The golden checkpoint still loads, onto one shard and onto two, with every
+// value, slot, row meta and optimizer state as written.
+TEST_F(CheckpointFormatTest, TheGoldenCheckpointLoadsExactly) {
+  for (uint32_t n : {1u, 2u}) {
+    SCOPED_TRACE(std::to_string(n) + " shards");
+    const Router router(n);
+    size_t rows_seen = 0;
+    for (uint32_t i = 0; i < n; ++i) {
+      auto shard = NewShard(i, n);
+      uint64_t rows = 0;
+      Status s = RestoreShard(shard.get(), kGolden.string(), &rows);
+      ASSERT_TRUE(s.ok()) << s.ToString();
+      EXPECT_EQ(shard->global_step(), 42);
+      ASSERT_EQ(shard->tables().size(), 1u);
+      EmbeddingTable* t = shard->table(0);
+      EXPECT_EQ(t->options().name, "emb");
+      EXPECT_EQ(t->dim(), 2);
+      EXPECT_EQ(t->options().seed, 5u);
+      EXPECT_EQ(t->options().init_stddev, 0.25f);
+      const VariableOptState want = kTableState[n == 2 ? i : 0];
+      EXPECT_EQ(t->opt_state().beta1_power, want.beta1_power);
+      EXPECT_EQ(t->opt_state().beta2_power, want.beta2_power);
+      t->ForEachRow([&](uint64_t key, const float* v, const float* sl, RowMeta meta) {
+        const GoldenRow* r = nullptr;
+        for (const GoldenRow& g : kRows) {
+          if (Mix64(g.n) == key) r = &g;
+        }
+        ASSERT_NE(r, nullptr) << "unknown key " << key;
+        EXPECT_EQ(router.ShardOfKey(key), i);
+        for (int j = 0; j < 2; ++j) EXPECT_EQ(v[j], r->values[j]);
+        for (int j = 0; j < 4; ++j) EXPECT_EQ(sl[j], r->slots[j]);
+        EXPECT_EQ(meta.frequency, r->meta.frequency);
+        EXPECT_EQ(meta.last_step, r->meta.last_step);
+        ++rows_seen;
+      });
+      shard->dense().ForEach([&](uint32_t, const DenseVariable& v) {
+        const GoldenDense* d = nullptr;
+        for (const GoldenDense& g : kDense) {
+          if (v.name == g.name) d = &g;
+        }
+        ASSERT_NE(d, nullptr) << v.name;
+        EXPECT_EQ(router.ShardOfName(v.name), i);
+        EXPECT_EQ(v.shape, d->shape);
+        EXPECT_EQ(v.values, d->values);
+        EXPECT_EQ(v.slots, DenseSlots(*d));
+        EXPECT_EQ(v.opt_state.beta1_power, d->state.beta1_power);
+        EXPECT_EQ(v.opt_state.beta2_power, d->state.beta2_power);
+      });
+    }
+    EXPECT_EQ(rows_seen, 5u);
+  }
+  Manifest m;
+  ASSERT_TRUE(ReadAndVerifyManifest(kGolden.string(), &m).ok());
+  EXPECT_EQ(m.batch_size, 256);
+  EXPECT_EQ(m.num_workers, 3);
+}
+
+TEST_F(CheckpointFormatTest, AnotherVersionIsRefusedByName) {
+  fs::copy(kGolden, dir_ / "ckpt-42", fs::copy_options::recursive);
+  const fs::path file = dir_ / "ckpt-42" / "shard-0-of-2.bin";
+  std::string bytes = Slurp(file);
+  bytes[7] = '9';
+  ASSERT_TRUE(WriteFileAtomic(file.string(), bytes).ok());
+  // Re-seal the manifest so the checksum passes and the version check speaks.
+  Manifest m;
+  std::string text = Slurp(dir_ / "ckpt-42" / "MANIFEST");
+  ASSERT_TRUE(Manifest::Parse(text, "MANIFEST", &m).ok());
+  m.files[0].crc32c = Crc32c(bytes.data(), bytes.size());
+  ASSERT_TRUE(WriteFileAtomic((dir_ / "ckpt-42" / "MANIFEST").string(), m.Serialize()).ok());
+  auto shard = NewShard(0, 1);
+  uint64_t rows = 0;
+  Status s = RestoreShard(shard.get(), (dir_ / "ckpt-42").string(), &rows);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("format version 9; this build reads version 1"), std::string::npos)
+      << s.message();
+}
+
+}  // namespace
+}  // namespace deepfm::ps
