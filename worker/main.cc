@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/malloc_tuning.h"
+#include "worker/server_check.h"
 #include "worker/trainer.h"
 
 DEFINE_string(data_location, "./data", "folder with train.csv/eval.csv (or train.txt/eval.txt)");
@@ -136,21 +137,8 @@ int main(int argc, char** argv) {
   std::vector<ps::StatsResponse> stats;
   s = client->Stats(&stats);
   if (!s.ok()) return Fail(s.message());
-  for (size_t i = 0; i < stats.size(); ++i) {
-    if (stats[i].optimizer() != FLAGS_optimizer ||
-        std::fabs(stats[i].learning_rate() - FLAGS_learning_rate) > 1e-7 * FLAGS_learning_rate + 1e-12) {
-      return Fail("parameter server " + co.hosts[i] + " runs optimizer " + stats[i].optimizer() +
-                  " with learning rate " + std::to_string(stats[i].learning_rate()) +
-                  ", but this worker was given --optimizer=" + FLAGS_optimizer +
-                  " --learning_rate=" + std::to_string(FLAGS_learning_rate));
-    }
-    if (stats[i].num_shards() != stats.size() || stats[i].shard_index() != i) {
-      return Fail("parameter server " + co.hosts[i] + " says it is shard " +
-                  std::to_string(stats[i].shard_index()) + " of " + std::to_string(stats[i].num_shards()) +
-                  " but --ps_hosts lists it as shard " + std::to_string(i) + " of " +
-                  std::to_string(stats.size()));
-    }
-  }
+  s = CheckServersMatch(stats, co.hosts, FLAGS_optimizer, FLAGS_learning_rate);
+  if (!s.ok()) return Fail(s.message());
 
   Trainer trainer(to, client.get());
   s = trainer.Setup();

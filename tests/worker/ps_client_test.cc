@@ -18,6 +18,7 @@
 #include "common/random.h"
 #include "proto/ps.grpc.pb.h"
 #include "ps/ps_server.h"
+#include "tests/worker/loopback_shards.h"
 
 namespace deepfm {
 namespace {
@@ -48,22 +49,9 @@ std::unique_ptr<ps::Shard> NewShard(uint32_t index, uint32_t n) {
   return shard;
 }
 
-class Shards {
+class Shards : public testing_util::LoopbackShards {
  public:
-  explicit Shards(uint32_t n) {
-    for (uint32_t i = 0; i < n; ++i) {
-      Status s;
-      servers_.push_back(ps::PsServer::Start(ps::ServerOptions(), NewShard(i, n), &s));
-      EXPECT_TRUE(s.ok()) << s.ToString();
-      hosts_.push_back(servers_.back()->address());
-    }
-  }
-  const std::vector<std::string>& hosts() const { return hosts_; }
-  ps::Shard& shard(int i) { return servers_[i]->shard(); }
-
- private:
-  std::vector<std::unique_ptr<ps::PsServer>> servers_;
-  std::vector<std::string> hosts_;
+  explicit Shards(uint32_t n) : LoopbackShards(n, ps::OptimizerType::kSgd, kLr) {}
 };
 
 std::unique_ptr<PsClient> Connect(const std::vector<std::string>& hosts, PsClientOptions co = {}) {
