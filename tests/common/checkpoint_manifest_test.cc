@@ -31,7 +31,21 @@ TEST(ManifestTest, RoundTripsAndRejectsTruncation) {
   Manifest back;
   ASSERT_TRUE(Manifest::Parse(m.Serialize(), "M", &back).ok());
   EXPECT_EQ(back.global_step, 42);
-  EXPECT_EQ(back.files[1].crc32c, 8u);
+  EXPECT_EQ(back.num_shards, 2u);
+  EXPECT_EQ(back.num_slots, 4096u);
+  EXPECT_EQ(back.optimizer, "adamasync");
+  EXPECT_EQ(back.batch_size, 512);
+  EXPECT_EQ(back.num_workers, 1);
+  ASSERT_EQ(back.files.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(back.files[i].name, m.files[i].name);
+    EXPECT_EQ(back.files[i].bytes, m.files[i].bytes);
+    EXPECT_EQ(back.files[i].crc32c, m.files[i].crc32c);
+  }
+  // The text itself is a format (the golden checkpoint pins one too).
+  EXPECT_EQ(m.Serialize(),
+            "deepfm-checkpoint 1\nglobal_step 42\nnum_shards 2\nnum_slots 4096\noptimizer adamasync\n"
+            "batch_size 512\nnum_workers 1\nfile shard-0-of-2.bin 10 7\nfile shard-1-of-2.bin 11 8\nend\n");
   const std::string text = m.Serialize();
   EXPECT_EQ(Manifest::Parse(text.substr(0, text.size() - 5), "M", &back).code(), Code::kDataLoss);
   EXPECT_FALSE(Manifest::Parse("garbage\n", "M", &back).ok());

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 
 #include "ps/ps_server.h"
 #include "tools/datagen.h"
@@ -89,6 +90,17 @@ TEST_F(TrainTest, TwoShardsOneWorkerLearnsThePlantedModel) {
   EXPECT_EQ(tr.global_step, 230);
   EXPECT_EQ(tr.local_steps, 230);
   EXPECT_EQ(tr.bad_lines, 0);
+  auto table_rows = [&] {
+    std::vector<ps::StatsResponse> stats;
+    EXPECT_TRUE(client->Stats(&stats).ok());
+    uint64_t rows = 0;
+    for (const auto& st : stats) {
+      EXPECT_GT(st.tables(0).rows(), 1000u) << "shard " << st.shard_index() << " holds almost nothing";
+      rows += st.tables(0).rows();
+    }
+    return rows;
+  };
+  const uint64_t rows_after_training = table_rows();
   ReaderOptions eval;
   eval.files = {*dir_ + "/eval.csv"};
   EvalResult er;
@@ -105,15 +117,23 @@ TEST_F(TrainTest, TwoShardsOneWorkerLearnsThePlantedModel) {
   printf("oracle AUC %.4f, trained AUC %.4f, logloss %.4f\n", oracle_auc_, er.auc, er.logloss);
   EXPECT_GT(er.auc, 0.72);
   EXPECT_GT(er.auc, oracle_auc_ - 0.08);
-  // Both shards hold rows, and evaluation created none.
-  std::vector<ps::StatsResponse> stats;
-  ASSERT_TRUE(client->Stats(&stats).ok());
-  uint64_t rows = 0;
-  for (const auto& st : stats) {
-    EXPECT_GT(st.tables(0).rows(), 0u);
-    rows += st.tables(0).rows();
+  // Evaluation created no rows, even for keys training never saw.
+  EXPECT_EQ(table_rows(), rows_after_training);
+  const std::string novel = *dir_ + "/novel.csv";
+  {
+    std::ofstream out(novel);
+    for (int i = 0; i < 100; ++i) {
+      out << (i % 2);
+      for (int d = 0; d < 13; ++d) out << "," << d;
+      for (int f = 0; f < 26; ++f) out << ",never-seen-" << i << "-" << f;
+      out << "\n";
+    }
   }
-  EXPECT_LE(rows, 26u * 20 + 40u * 325);
+  eval.files = {novel};
+  s = trainer.Evaluate(eval, &er);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(er.rows, 100);
+  EXPECT_EQ(table_rows(), rows_after_training) << "evaluation created rows for unseen keys";
 }
 
 TEST_F(TrainTest, StalenessZeroIsBitIdenticalAcrossRuns) {

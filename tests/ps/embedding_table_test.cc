@@ -137,19 +137,38 @@ TEST(EmbeddingTableTest, MemoryPerKeyIsCloseToPayload) {
   EXPECT_GE(per_key, payload);
 }
 
-TEST(EmbeddingTableTest, UpsertRestoresRowsAndSlots) {
+TEST(EmbeddingTableTest, UpsertCreatesAndOverwritesRowsSlotsAndMeta) {
   auto opt = MakeOpt(OptimizerType::kAdam);
   EmbeddingTable t(Opts(2), opt.get());
   const float values[2] = {1.5f, -2.5f};
   const float slots[4] = {0.1f, 0.2f, 0.3f, 0.4f};
   t.Upsert(77, values, slots, RowMeta{3, 9});
+  // An existing row (created by a pull, then pushed) is overwritten whole.
+  const uint64_t other = 78;
+  std::vector<float> scratch(2);
+  t.Pull(&other, 1, scratch.data());
+  const float g[2] = {1.0f, 1.0f};
+  t.Push(&other, 1, g, 5);
+  const float values2[2] = {-7.0f, 8.0f};
+  const float slots2[4] = {4.0f, 3.0f, 2.0f, 1.0f};
+  t.Upsert(other, values2, slots2, RowMeta{11, 12});
+  EXPECT_EQ(t.size(), 2u);
+  int visited = 0;
   t.ForEachRow([&](uint64_t k, const float* v, const float* s, RowMeta m) {
-    EXPECT_EQ(k, 77u);
-    EXPECT_EQ(v[1], -2.5f);
-    EXPECT_EQ(s[3], 0.4f);
-    EXPECT_EQ(m.frequency, 3u);
-    EXPECT_EQ(m.last_step, 9u);
+    ++visited;
+    ASSERT_TRUE(k == 77u || k == other) << k;
+    const float* want_v = k == 77u ? values : values2;
+    const float* want_s = k == 77u ? slots : slots2;
+    for (int j = 0; j < 2; ++j) EXPECT_EQ(v[j], want_v[j]) << k;
+    for (int j = 0; j < 4; ++j) EXPECT_EQ(s[j], want_s[j]) << k;
+    EXPECT_EQ(m.frequency, k == 77u ? 3u : 11u);
+    EXPECT_EQ(m.last_step, k == 77u ? 9u : 12u);
   });
+  EXPECT_EQ(visited, 2);
+  // Pull sees what Upsert wrote.
+  const uint64_t k77 = 77;
+  t.Pull(&k77, 1, scratch.data());
+  EXPECT_EQ(scratch, std::vector<float>(values, values + 2));
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "worker/data_reader.h"
 
+#include <chrono>
 #include <cmath>
 #include <set>
 #include <string>
@@ -495,9 +496,13 @@ TEST(BatchReaderTest, MeasuresThroughput) {
   o.files = {dir + "/a.csv"};
   double rate = 0;
   int64_t rows = 0;
+  const auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(BatchReader::MeasureRowsPerSecond(o, &rate, &rows).ok());
+  const double outside = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_EQ(rows, 20000);
-  EXPECT_GT(rate, 0);
+  // The measured window lies inside the call: the rate can be no lower than
+  // rows over the call's whole time (a rate in the wrong unit fails this).
+  EXPECT_GE(rate * outside, 20000 * 0.999) << "rate " << rate << " rows/s over " << outside << " s";
 }
 
 }  // namespace

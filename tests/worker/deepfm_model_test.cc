@@ -12,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "tests/worker/test_util.h"
 #include "worker/dnn_kernels.h"
+#include "worker/key_dedup.h"
 #include "worker/metrics.h"
 
 namespace deepfm {
@@ -317,31 +318,35 @@ void CheckHandWorkedForward(Model* m, double tol) {
               2.244965359967736, tol * 10);
 }
 
-TEST(DeepFMModelTest, ForwardMatchesAHandWorkedExample) {
+DeepFMConfig HandWorkedConfig() {
   DeepFMConfig c;
   c.num_fields = 2;
   c.num_dense = 1;
   c.embedding_dim = 2;
   c.hidden_units = {2};
-  {
-    SCOPED_TRACE("double");
-    DeepFMModelT<double> m(c);
-    CheckHandWorkedForward(&m, 1e-12);
-  }
-  for (const char* isa : {"generic", "avx2", "avx512"}) {
-    dnn::Isa parsed;
-    ASSERT_TRUE(dnn::ParseIsa(isa, &parsed));
-    if (dnn::KernelsFor(parsed) == nullptr) {
-      printf("[  SKIPPED ] the float model on %s: this CPU cannot run that path\n", isa);
-      continue;
-    }
-    SCOPED_TRACE(std::string("float ") + isa);
-    DeepFMConfig cf = c;
-    cf.dnn_isa = isa;
-    DeepFMModel m(cf);
-    CheckHandWorkedForward(&m, 1e-6);
-  }
+  return c;
 }
+
+TEST(DeepFMModelTest, ForwardMatchesAHandWorkedExample) {
+  DeepFMModelT<double> m(HandWorkedConfig());
+  CheckHandWorkedForward(&m, 1e-12);
+}
+
+// The float model on each DNN kernel path; a path this CPU lacks is skipped.
+class HandWorkedOnPath : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(HandWorkedOnPath, FloatForwardMatches) {
+  dnn::Isa isa;
+  ASSERT_TRUE(dnn::ParseIsa(GetParam(), &isa));
+  if (dnn::KernelsFor(isa) == nullptr) GTEST_SKIP() << "this CPU cannot run " << GetParam();
+  DeepFMConfig c = HandWorkedConfig();
+  c.dnn_isa = GetParam();
+  DeepFMModel m(c);
+  CheckHandWorkedForward(&m, 1e-6);
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryPath, HandWorkedOnPath, ::testing::Values("generic", "avx2", "avx512"),
+                         [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
 
 TEST(DeepFMModelTest, PredictAgreesWithLossAndIsStableForLargeLogits) {
   const DeepFMConfig c = SmallConfig();
@@ -480,8 +485,9 @@ TEST(DeepFMModelTest, LearnsPlantedProblem) {
   std::vector<uint64_t> uniq;
   std::vector<int32_t> inverse;
   std::vector<float> rows, grads;
+  KeyDedup dedup;
   auto gather = [&](const std::vector<uint64_t>& keys) {
-    testing_util::Dedupe(keys, &uniq, &inverse);
+    dedup.Run(keys.data(), keys.size(), &uniq, &inverse);
     rows.resize(uniq.size() * W);
     for (size_t u = 0; u < uniq.size(); ++u) {
       const std::vector<float>& r = row(uniq[u]);

@@ -69,6 +69,17 @@ TEST(AucTest, UndefinedForOneClass) {
   EXPECT_TRUE(std::isnan(ComputeAuc(s.data(), y.data(), 0)));
 }
 
+TEST(AucTest, NanScoresGiveNan) {
+  // A NaN score has no rank; AUC must say it cannot be computed rather than
+  // return a number from an ill-defined sort.
+  const std::vector<float> s = {0.1f, std::nanf(""), 0.8f, 0.3f};
+  const std::vector<float> y = {0, 1, 1, 0};
+  EXPECT_TRUE(std::isnan(ComputeAuc(s.data(), y.data(), 4)));
+  EvalAccumulator acc;
+  acc.Add(s.data(), y.data(), 4);
+  EXPECT_TRUE(std::isnan(acc.Auc()));
+}
+
 TEST(LogLossTest, HandComputedAndClipped) {
   const std::vector<float> p = {0.8f, 0.4f};
   const std::vector<float> y = {1, 0};

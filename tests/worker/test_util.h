@@ -8,7 +8,6 @@
 #include <fstream>
 #include <string>
 #include <system_error>
-#include <unordered_map>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -51,20 +50,6 @@ inline void WriteFile(const std::string& path, const std::string& content) {
 inline std::string ReadFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
-}
-
-// What the trainer does before a step: unique keys in first-seen order and,
-// per (row, field), the index of its key among them.
-inline void Dedupe(const std::vector<uint64_t>& keys, std::vector<uint64_t>* uniq,
-                   std::vector<int32_t>* inverse) {
-  std::unordered_map<uint64_t, int32_t> index;
-  uniq->clear();
-  inverse->resize(keys.size());
-  for (size_t i = 0; i < keys.size(); ++i) {
-    auto it = index.emplace(keys[i], static_cast<int32_t>(uniq->size())).first;
-    if (it->second == static_cast<int32_t>(uniq->size())) uniq->push_back(keys[i]);
-    (*inverse)[i] = it->second;
-  }
 }
 
 }  // namespace testing_util
