@@ -25,16 +25,54 @@ struct Result {
   std::string output;
 };
 
-Result Deepfm(const std::string& args) {
-  const std::string cmd = std::string(DEEPFM_BIN) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  Result r{-1, ""};
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  const int st = pclose(p);
-  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
+// Waits up to `seconds` for pid to exit. On timeout it asks the process to
+// stop (SIGINT: the launcher then stops its children), then kills it, and
+// returns false: no test waits on a process without a deadline.
+bool WaitExit(pid_t pid, double seconds, int* status) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid, status, WNOHANG) == pid) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill(pid, SIGINT);
+  for (int i = 0; i < 500; ++i) {
+    if (waitpid(pid, status, WNOHANG) == pid) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, status, 0);
+  return false;
+}
+
+// Runs `deepfm <args>` with stdout and stderr captured, for at most
+// timeout_s; a run past it fails the test with what it printed.
+Result Deepfm(const std::string& args, double timeout_s = 180) {
+  int fds[2];
+  if (pipe(fds) != 0) return {-1, "pipe failed"};
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(fds[1], 1);
+    dup2(fds[1], 2);
+    close(fds[0]);
+    close(fds[1]);
+    const std::string cmd = "exec " + std::string(DEEPFM_BIN) + " " + args;
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+    _exit(127);
+  }
+  close(fds[1]);
+  // Read on a thread so the deadline holds even if output stalls.
+  std::string output;
+  std::thread reader([&] {
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fds[0], buf, sizeof(buf))) > 0) output.append(buf, n);
+  });
+  int st = 0;
+  const bool exited = WaitExit(pid, timeout_s, &st);
+  reader.join();  // the write end closes when the process (and its children) are gone
+  close(fds[0]);
+  EXPECT_TRUE(exited) << "deepfm " << args << " ran past " << timeout_s << " s; it printed:\n" << output;
+  return {exited && WIFEXITED(st) ? WEXITSTATUS(st) : -1, output};
 }
 
 double Metric(const fs::path& job, const std::string& key) {
@@ -46,7 +84,7 @@ double Metric(const fs::path& job, const std::string& key) {
 }
 
 class LauncherTest : public ::testing::Test {
- protected:
+ public:
   static void SetUpTestSuite() {
     root_ = new fs::path(fs::temp_directory_path() / ("deepfm_e2e_" + std::to_string(getpid())));
     fs::remove_all(*root_);
@@ -65,6 +103,7 @@ class LauncherTest : public ::testing::Test {
     return "train --data_location=" + (*root_ / "data").string() + " --checkpoint=" +
            (*root_ / name).string() + " --hidden_units=64,32 --batch_size=256 --hang_timeout=120 " + extra;
   }
+  static fs::path Folder(const std::string& name) { return *root_ / name; }
   static fs::path* root_;
   static double oracle_;
 };
@@ -80,7 +119,19 @@ TEST_F(LauncherTest, OneShardOneWorkerTrainsAndEvaluates) {
   printf("1x1: AUC %.4f (oracle %.4f)\n", auc, oracle_);
   EXPECT_GT(auc, 0.70);
   EXPECT_GT(auc, oracle_ - 0.08);
-  EXPECT_GT(Metric(*root_ / "j1", "train_samples_per_sec"), 0);
+  // The job's rate is its rows over the worker's training time.
+  double worker_seconds = -1;
+  {
+    std::string w;
+    ASSERT_TRUE(deepfm::ReadFile((*root_ / "j1" / "worker0.json").string(), &w).ok());
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(w, m, std::regex("\"train_seconds\": ([0-9.eE+-]+)"))) << w;
+    worker_seconds = std::stod(m[1].str());
+  }
+  ASSERT_GT(worker_seconds, 0);
+  EXPECT_EQ(Metric(*root_ / "j1", "job_train_rows"), 30000);
+  EXPECT_NEAR(Metric(*root_ / "j1", "train_samples_per_sec"), 30000 / worker_seconds,
+              1e-3 * 30000 / worker_seconds);
   EXPECT_EQ(Metric(*root_ / "j1", "bad_lines"), 0);
   EXPECT_EQ(Metric(*root_ / "j1", "global_step"), 118);  // ceil(30000 / 256)
   std::string latest;
@@ -103,21 +154,51 @@ TEST_F(LauncherTest, TwoShardsTwoWorkers) {
 }
 
 // Same seed, staleness 0: training to step 40, stopping, and resuming to step
-// 80 gives exactly the model of one uninterrupted run to step 80.
-TEST_F(LauncherTest, ResumedRunEqualsUninterruptedRun) {
-  const std::string common = "--staleness=0 --seed=9 --num_epochs=2 ";
-  Result r = Deepfm(Job("straight", common + "--steps=80"));
+// 80 gives exactly the model of one uninterrupted run to step 80, on one
+// shard and on two (where every key must come back to the shard that owns it).
+void ExpectResumedEqualsStraight(const std::string& ps_num) {
+  const std::string common = "--staleness=0 --seed=9 --num_epochs=2 --ps_num=" + ps_num + " ";
+  const std::string straight = "straight" + ps_num, resumed = "resumed" + ps_num;
+  Result r = Deepfm(LauncherTest::Job(straight, common + "--steps=80"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = Deepfm(Job("resumed", common + "--steps=40"));
+  r = Deepfm(LauncherTest::Job(resumed, common + "--steps=40"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_EQ(Metric(*root_ / "resumed", "global_step"), 40);
-  r = Deepfm(Job("resumed", common + "--steps=80"));
+  EXPECT_EQ(Metric(LauncherTest::Folder(resumed), "global_step"), 40);
+  r = Deepfm(LauncherTest::Job(resumed, common + "--steps=80"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("at global step 40"), std::string::npos) << r.output;
-  EXPECT_EQ(Metric(*root_ / "resumed", "global_step"), 80);
-  EXPECT_EQ(Metric(*root_ / "resumed", "auc"), Metric(*root_ / "straight", "auc"));
-  EXPECT_EQ(Metric(*root_ / "resumed", "logloss"), Metric(*root_ / "straight", "logloss"));
+  EXPECT_EQ(Metric(LauncherTest::Folder(resumed), "global_step"), 80);
+  EXPECT_EQ(Metric(LauncherTest::Folder(resumed), "auc"), Metric(LauncherTest::Folder(straight), "auc"));
+  EXPECT_EQ(Metric(LauncherTest::Folder(resumed), "logloss"),
+            Metric(LauncherTest::Folder(straight), "logloss"));
 }
+
+TEST_F(LauncherTest, ResumedRunEqualsUninterruptedRun) { ExpectResumedEqualsStraight("1"); }
+TEST_F(LauncherTest, ResumedRunEqualsUninterruptedRunOnTwoShards) { ExpectResumedEqualsStraight("2"); }
+
+// Every optimizer trains through real servers (two shards) and is the one
+// the checkpoint records.
+void ExpectOptimizerTrains(const std::string& optimizer, const std::string& rate, double min_auc) {
+  const std::string name = "opt_" + optimizer;
+  const Result r = Deepfm(LauncherTest::Job(name, "--ps_num=2 --optimizer=" + optimizer +
+                                                      " --learning_rate=" + rate));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const double auc = Metric(LauncherTest::Folder(name), "auc");
+  printf("%s: AUC %.4f\n", optimizer.c_str(), auc);
+  EXPECT_GT(auc, min_auc) << optimizer;
+  std::string latest;
+  ASSERT_TRUE(deepfm::LatestCheckpoint(LauncherTest::Folder(name).string(), &latest).ok());
+  deepfm::Manifest m;
+  ASSERT_TRUE(deepfm::ReadAndVerifyManifest(latest, &m).ok());
+  EXPECT_EQ(m.optimizer, optimizer);
+  EXPECT_EQ(m.num_shards, 2u);
+}
+
+TEST_F(LauncherTest, AdagradTrainsThroughRealServers) { ExpectOptimizerTrains("adagrad", "0.1", 0.72); }
+TEST_F(LauncherTest, AdagradDecayTrainsThroughRealServers) {
+  ExpectOptimizerTrains("adagraddecay", "0.1", 0.72);
+}
+TEST_F(LauncherTest, SgdTrainsThroughRealServers) { ExpectOptimizerTrains("sgd", "0.1", 0.68); }
 
 TEST_F(LauncherTest, CorruptCheckpointIsRefused) {
   Result r = Deepfm(Job("corrupt", "--steps=20 --no_eval"));
@@ -201,11 +282,15 @@ TEST_F(LauncherTest, CtrlCStopsEveryProcess) {
   const fs::path log = *root_ / "ctrlc.log";
   const std::string job = (*root_ / "ctrlc").string();
   const pid_t pid = StartDeepfm(Job("ctrlc", "--num_epochs=1000 --ps_num=2"), log);
-  ASSERT_TRUE(WaitForText(log, "[worker0] worker0 step 100", 60)) << Slurp(log);
+  if (!WaitForText(log, "[worker0] worker0 step 100", 60)) {
+    int st;
+    WaitExit(pid, 0, &st);
+    FAIL() << Slurp(log);
+  }
   EXPECT_GE(ProcessesWith(job).size(), 4u);  // launcher, 2 shards, worker
   kill(pid, SIGINT);
   int st = 0;
-  waitpid(pid, &st, 0);
+  ASSERT_TRUE(WaitExit(pid, 30, &st)) << "the launcher ignored Ctrl-C for 30 s: " << Slurp(log);
   EXPECT_TRUE(WIFEXITED(st));
   EXPECT_EQ(WEXITSTATUS(st), 130) << Slurp(log);
   EXPECT_TRUE(ProcessesWith(job).empty()) << "orphans left behind";
@@ -218,15 +303,21 @@ TEST_F(LauncherTest, HungWorkerIsStoppedAndReported) {
   const pid_t pid = StartDeepfm(Job("hang", "--num_epochs=1000 --hang_timeout=5"), log);
   // The worker logs its kernel choice when it builds the model; freeze it
   // right after, so the test does not depend on how fast steps run.
-  ASSERT_TRUE(WaitForText(log, "DNN kernels", 60)) << Slurp(log);
+  if (!WaitForText(log, "DNN kernels", 60)) {
+    int st;
+    WaitExit(pid, 0, &st);
+    FAIL() << Slurp(log);
+  }
   // Freeze the worker: it stops printing without exiting.
   for (pid_t p : ProcessesWith(job)) {
     if (Slurp(fs::path("/proc") / std::to_string(p) / "cmdline").find("--task_index=0") != std::string::npos) {
       kill(p, SIGSTOP);
     }
   }
+  // Frozen at once, the worker must be declared hung after 5 s; give the
+  // detector 60 s before calling it broken.
   int st = 0;
-  waitpid(pid, &st, 0);
+  ASSERT_TRUE(WaitExit(pid, 60, &st)) << "the hang detector did not stop the job: " << Slurp(log);
   EXPECT_EQ(WEXITSTATUS(st), 1);
   const std::string out = Slurp(log);
   EXPECT_NE(out.find("worker0 printed nothing for 5 s (--hang_timeout): hung"), std::string::npos) << out;
