@@ -161,9 +161,14 @@ void ExpectResumedEqualsStraight(const std::string& ps_num) {
   const std::string straight = "straight" + ps_num, resumed = "resumed" + ps_num;
   Result r = Deepfm(LauncherTest::Job(straight, common + "--steps=80"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = Deepfm(LauncherTest::Job(resumed, common + "--steps=40"));
+  // The first leg also saves every 15 steps, keeping two: saves between
+  // pushes do not change the model.
+  r = Deepfm(LauncherTest::Job(resumed, common + "--steps=40 --save_steps=15 --keep_checkpoint_max=2"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(Metric(LauncherTest::Folder(resumed), "global_step"), 40);
+  EXPECT_FALSE(fs::exists(LauncherTest::Folder(resumed) / "ckpt-15")) << "kept more than 2";
+  EXPECT_TRUE(fs::exists(LauncherTest::Folder(resumed) / "ckpt-30")) << "--save_steps=15 saved nothing at 30";
+  EXPECT_TRUE(fs::exists(LauncherTest::Folder(resumed) / "ckpt-40"));
   r = Deepfm(LauncherTest::Job(resumed, common + "--steps=80"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("at global step 40"), std::string::npos) << r.output;
