@@ -1,0 +1,71 @@
+// The result files of a job, written and read by this library only: every
+// worker's report (worker<i>.json) and the job's metrics (metrics.json).
+// The launcher, the tests and the benchmarks read results through these
+// types, never from a process's printed lines. JSON (nlohmann-json); a
+// number that is not finite is written as null and read back as NaN.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace deepfm {
+
+struct EvalReport {
+  double auc = 0, logloss = 0, accuracy = 0;
+  int64_t rows = 0;
+  int64_t bad_lines = 0;
+  double seconds = 0;
+};
+
+// One trainer's account of its training (and, for the chief, evaluation).
+struct WorkerReport {
+  int trainer_index = 0;          // place among the trainers (chief first)
+  std::string task;               // "worker:0", "chief:0"
+  int64_t train_rows = 0;
+  double train_seconds = 0;
+  int64_t local_steps = 0;
+  int64_t global_step = 0;        // the step this worker last saw
+  int64_t bad_lines = 0;
+  double last_loss = 0;
+  // Microseconds per step: wait, compute, handoff, read, dedup, pull, push.
+  std::map<std::string, double> split_us;
+  uint64_t pull_bytes_per_step = 0;
+  uint64_t push_bytes_per_step = 0;
+  bool bf16 = false;
+  bool has_eval = false;
+  EvalReport eval;
+
+  double samples_per_sec() const { return train_seconds > 0 ? train_rows / train_seconds : 0; }
+};
+
+// The job's result, written by the chief once every trainer has reported.
+struct JobMetrics {
+  bool has_eval = false;
+  EvalReport eval;               // the chief's evaluation
+  int64_t global_step = 0;
+  int64_t train_rows = 0;        // every trainer's rows
+  double train_seconds = 0;      // the slowest trainer's training time
+  int64_t bad_lines = 0;         // training and evaluation
+  int workers = 0;               // trainers in the job
+  int workers_reported = 0;      // trainers whose report was found
+  int ps = 0;
+
+  double samples_per_sec() const { return train_seconds > 0 ? train_rows / train_seconds : 0; }
+};
+
+std::string WorkerReportFileName(int trainer_index);  // "worker<i>.json"
+
+Status WriteWorkerReport(const std::string& path, const WorkerReport& r);
+Status ReadWorkerReport(const std::string& path, WorkerReport* r);
+Status WriteJobMetrics(const std::string& path, const JobMetrics& m);
+Status ReadJobMetrics(const std::string& path, JobMetrics* m);
+
+// The job's metrics from its trainers' reports (the chief's carries the
+// evaluation) and the job's shape.
+JobMetrics SummarizeJob(const std::vector<WorkerReport>& reports, int workers, int ps);
+
+}  // namespace deepfm
