@@ -28,6 +28,7 @@ class FlagSet {
   double GetDouble(const std::string& name) const;
   bool GetBool(const std::string& name) const;
   bool WasSet(const std::string& name) const { return set_.count(name) > 0; }
+  bool Has(const std::string& name) const { return flags_.count(name) > 0; }
   void Set(const std::string& name, const std::string& value);
 
   std::string Usage() const;

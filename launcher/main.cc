@@ -1,20 +1,32 @@
-// deepfm: the launcher. `deepfm train` runs a whole local job; `deepfm
-// gen-data` writes Criteo-schema data from a planted model.
+// deepfm: the one program of the project.
+//   deepfm train     a whole job (local, or the tasks of a cluster spec)
+//   deepfm ps        one parameter-server task of a cluster spec
+//   deepfm worker    one trainer task (chief or worker) of a cluster spec
+//   deepfm task      whichever of the two the cluster spec says this task is
+//   deepfm status    every trainer's heartbeat, as the chief shard sees it
+//   deepfm gen-data  Criteo-schema data from a planted model
+// main only parses flags and hands them to the libraries.
 #include <glog/logging.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
-#include "launcher/flag_set.h"
-#include "launcher/local_job.h"
+#include "launcher/job_flags.h"
+#include "launcher/train_job.h"
+#include "ps/ps_task.h"
+#include "rpc/job_status.h"
 #include "tools/datagen.h"
+#include "worker/ps_client.h"
+#include "worker/worker_task.h"
 
 namespace {
 
-using deepfm::launcher::FlagSet;
+using deepfm::Status;
+using namespace deepfm::launcher;
 
 std::string SelfPath(const char* argv0) {
   char buf[4096];
@@ -23,43 +35,94 @@ std::string SelfPath(const char* argv0) {
   return argv0;
 }
 
-int GenData(const std::vector<std::string>& args) {
-  FlagSet f("gen-data");
-  f.Add("rows", FlagSet::kInt, "500000", "training rows");
-  f.Add("eval_rows", FlagSet::kInt, "-1", "evaluation rows; -1 = rows / 5");
-  f.Add("out", FlagSet::kString, "./data", "output folder");
-  f.Add("seed", FlagSet::kInt, "2026", "generator seed");
-  f.Add("format", FlagSet::kString, "csv", "csv (train.csv) or tsv (train.txt, Criteo's layout)");
-  if (std::find(args.begin(), args.end(), std::string("--help")) != args.end()) {
-    fputs(f.Usage().c_str(), stdout);
-    return 0;
-  }
-  deepfm::Status s = f.Parse(args);
-  if (!s.ok()) {
-    fprintf(stderr, "%s\n\n%s", s.message().c_str(), f.Usage().c_str());
-    return 2;
-  }
+std::string TfConfig() {
+  const char* v = std::getenv("TF_CONFIG");
+  return v ? v : "";
+}
+
+int Error(const std::string& command, const Status& s, int code = 1) {
+  fprintf(stderr, "deepfm %s: %s\n", command.c_str(), s.message().c_str());
+  return code;
+}
+
+int GenData(const FlagSet& f) {
   deepfm::DataGenOptions o;
   o.train_rows = f.GetInt("rows");
   o.eval_rows = f.GetInt("eval_rows") >= 0 ? f.GetInt("eval_rows") : o.train_rows / 5;
   o.out_dir = f.Get("out");
   o.seed = f.GetInt("seed");
-  if (f.Get("format") == "tsv") o.format = deepfm::DataGenOptions::kTsv;
-  else if (f.Get("format") != "csv") {
-    fprintf(stderr, "deepfm gen-data: --format must be csv or tsv\n");
-    return 2;
-  }
+  o.format = f.Get("format") == "tsv" ? deepfm::DataGenOptions::kTsv : deepfm::DataGenOptions::kCsv;
   deepfm::DataGenReport r;
-  s = deepfm::GenerateCriteoData(o, &r);
-  if (!s.ok()) {
-    fprintf(stderr, "deepfm gen-data: %s\n", s.message().c_str());
-    return 1;
-  }
-  printf("wrote %s (%lld rows, ctr %.4f) and %s (%lld rows, ctr %.4f) in %.1f s\n",
-         r.train_path.c_str(), static_cast<long long>(r.train_rows), r.train_ctr, r.eval_path.c_str(),
+  Status s = deepfm::GenerateCriteoData(o, &r);
+  if (!s.ok()) return Error("gen-data", s);
+  printf("wrote %s (%lld rows, ctr %.4f) and %s (%lld rows, ctr %.4f) in %.1f s\n", r.train_path.c_str(),
+         static_cast<long long>(r.train_rows), r.train_ctr, r.eval_path.c_str(),
          static_cast<long long>(r.eval_rows), r.eval_ctr, r.seconds);
   printf("oracle eval AUC %.4f, oracle logloss %.4f (the planted model's own scores)\n", r.oracle_auc,
          r.oracle_logloss);
+  return 0;
+}
+
+// Runs one task of a cluster spec: `command` is kPs, kWorker, or 0 (follow the spec).
+int RunTask(const FlagSet& f, unsigned command, const std::string& name) {
+  deepfm::ClusterSpec spec;
+  std::string origin;
+  Status s = ResolveTaskSpec(f, TfConfig(), command, &spec, &origin);
+  if (!s.ok()) return Error(name, s, 2);
+  const Command role = spec.task_type == "ps" ? kPs : kWorker;
+  s = ValidateFlags(f, role);
+  if (!s.ok()) return Error(name, s, 2);
+  deepfm::rpc::Security security;
+  s = LoadSecurity(f, &security);
+  if (!s.ok()) return Error(name, s, 2);
+  if (role == kPs) {
+    deepfm::ps::PsTaskOptions o;
+    s = MakePsTask(f, spec, security, &o);
+    if (!s.ok()) return Error(name, s, 2);
+    return deepfm::ps::RunPsTask(o);
+  }
+  deepfm::WorkerTaskOptions o;
+  s = MakeWorkerTask(f, spec, security, &o);
+  if (!s.ok()) return Error(name, s, 2);
+  if (f.GetInt("timeline") > 0) printf("%s: --timeline is accepted but timelines are not written yet\n", o.name.c_str());
+  return deepfm::RunWorkerTask(o);
+}
+
+// Prints every trainer's phase and heartbeat age from the chief shard.
+int JobStatus(const FlagSet& f) {
+  deepfm::ClusterSpec spec;
+  std::string origin;
+  deepfm::ClusterSources src;
+  src.spec_file = f.Get("cluster_spec");
+  src.tf_config = TfConfig();
+  std::string chief_shard;
+  if (!f.Get("ps_hosts").empty()) {
+    chief_shard = f.Get("ps_hosts").substr(0, f.Get("ps_hosts").find(','));
+  } else {
+    Status s = deepfm::ResolveClusterSpec(src, /*need_task=*/false, &spec, &origin);
+    if (!s.ok()) return Error("status", s, 2);
+    chief_shard = spec.ps[0];
+  }
+  deepfm::rpc::Security security;
+  Status s = LoadSecurity(f, &security);
+  if (!s.ok()) return Error("status", s, 2);
+  deepfm::PsClientOptions co;
+  co.hosts = {chief_shard};
+  co.security = security;
+  co.connect_timeout_ms = 10000;
+  co.rpc_deadline_ms = static_cast<int>(f.GetInt("rpc_deadline_ms"));
+  co.max_retries = 0;
+  std::unique_ptr<deepfm::PsClient> client;
+  s = deepfm::PsClient::Connect(co, &client);
+  deepfm::ps::JobStatusResponse status;
+  if (s.ok()) s = client->JobStatus(&status);
+  if (!s.ok()) return Error("status", s);
+  printf("global step %lld, %u trainer(s)\n", static_cast<long long>(status.global_step()), status.num_workers());
+  for (const auto& w : status.workers()) {
+    printf("  trainer %u: %-10s local step %-8lld heartbeat %.1f s ago, progress %.1f s ago%s\n", w.task_index(),
+           deepfm::ps::WorkerPhase_Name(w.phase()).c_str(), static_cast<long long>(w.local_step()),
+           w.seconds_since_heartbeat(), w.seconds_since_progress(), w.done() ? ", done" : "");
+  }
   return 0;
 }
 
@@ -69,7 +132,11 @@ int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   const std::string usage =
-      "usage: deepfm train [flags]     run a local job (shards + workers), like DeepRec's train.py\n"
+      "usage: deepfm train [flags]     run a job: local shards + workers, or a cluster spec's tasks\n"
+      "       deepfm ps [flags]        run one parameter-server task (TF_CONFIG, --cluster_spec or TF1 flags)\n"
+      "       deepfm worker [flags]    run one trainer task (chief or worker)\n"
+      "       deepfm task [flags]      run whichever task the cluster spec says this is\n"
+      "       deepfm status [flags]    show every trainer's heartbeat, from the chief shard\n"
       "       deepfm gen-data [flags]  write Criteo-schema train/eval data from a planted model\n"
       "       deepfm COMMAND --help    list a command's flags\n";
   if (argc < 2) {
@@ -77,23 +144,35 @@ int main(int argc, char** argv) {
     return 2;
   }
   const std::string cmd = argv[1];
-  std::vector<std::string> args(argv + 2, argv + argc);
-  const bool help = std::find(args.begin(), args.end(), std::string("--help")) != args.end();
-  if (cmd == "gen-data") return GenData(args);
-  if (cmd == "train") {
-    FlagSet f("train");
-    deepfm::launcher::AddTrainFlags(&f);
-    if (help) {
-      fputs(f.Usage().c_str(), stdout);
-      return 0;
-    }
-    deepfm::Status s = f.Parse(args);
-    if (!s.ok()) {
-      fprintf(stderr, "%s\n", s.message().c_str());
-      return 2;
-    }
-    return deepfm::launcher::RunLocalJob(f, SelfPath(argv[0]));
+  const std::vector<std::string> args(argv + 2, argv + argc);
+  unsigned mask = 0;
+  if (cmd == "train") mask = kTrain;
+  else if (cmd == "ps") mask = kPs;
+  else if (cmd == "worker") mask = kWorker;
+  else if (cmd == "task") mask = kPs | kWorker;
+  else if (cmd == "status") mask = kStatus;
+  else if (cmd == "gen-data") mask = kGenData;
+  else {
+    fputs(usage.c_str(), stderr);
+    return 2;
   }
-  fputs(usage.c_str(), stderr);
-  return 2;
+  FlagSet f = FlagsOf(mask, cmd);
+  if (std::find(args.begin(), args.end(), std::string("--help")) != args.end()) {
+    fputs(f.Usage().c_str(), stdout);
+    return 0;
+  }
+  Status s = f.Parse(args);
+  if (!s.ok()) {
+    fprintf(stderr, "%s\n", s.message().c_str());
+    return 2;
+  }
+  if (cmd == "ps" || cmd == "worker" || cmd == "task") {
+    return RunTask(f, cmd == "ps" ? kPs : cmd == "worker" ? kWorker : 0u, cmd);
+  }
+  const Command command = static_cast<Command>(mask);
+  s = ValidateFlags(f, command);
+  if (!s.ok()) return Error(cmd, s, 2);
+  if (cmd == "gen-data") return GenData(f);
+  if (cmd == "status") return JobStatus(f);
+  return RunTrainJob(f, SelfPath(argv[0]));
 }

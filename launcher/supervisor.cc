@@ -50,7 +50,11 @@ Status Supervisor::Spawn(const ChildSpec& spec, int* index) {
     // Its own process group: a terminal's Ctrl-C reaches the launcher only,
     // which then stops the children in order.
     setpgid(0, 0);
-    execv(argv[0], argv.data());
+    for (const std::string& kv : spec.env) {
+      const size_t eq = kv.find('=');
+      if (eq != std::string::npos) setenv(kv.substr(0, eq).c_str(), kv.substr(eq + 1).c_str(), 1);
+    }
+    execvp(argv[0], argv.data());
     fprintf(stderr, "cannot execute %s: %s\n", argv[0], std::strerror(errno));
     _exit(127);
   }
@@ -58,13 +62,12 @@ Status Supervisor::Spawn(const ChildSpec& spec, int* index) {
   c->pid = pid;
   c->fd = fds[0];
   c->running = true;
-  c->last_output_ns = NowNanos();
   *index = static_cast<int>(children_.size());
   children_.push_back(std::move(c));
   return Status::Ok();
 }
 
-void Supervisor::EmitLine(int child, const std::string& line, const LineFn& on_line) {
+void Supervisor::EmitLine(int child, const std::string& line) {
   Child& c = *children_[child];
   printf("[%s] %s\n", c.spec.name.c_str(), line.c_str());
   if (c.log) {
@@ -74,11 +77,9 @@ void Supervisor::EmitLine(int child, const std::string& line, const LineFn& on_l
   }
   c.tail.push_back(line);
   if (c.tail.size() > kTailLines) c.tail.pop_front();
-  c.last_output_ns = NowNanos();
-  if (on_line) on_line(child, line);
 }
 
-void Supervisor::Pump(int timeout_ms, const LineFn& on_line) {
+void Supervisor::Pump(int timeout_ms) {
   std::vector<pollfd> pfds;
   std::vector<int> owner;
   for (size_t i = 0; i < children_.size(); ++i) {
@@ -100,7 +101,7 @@ void Supervisor::Pump(int timeout_ms, const LineFn& on_line) {
     const ssize_t r = read(c.fd, buf, sizeof(buf));
     if (r <= 0) {
       if (r < 0 && errno == EINTR) continue;
-      if (!c.partial.empty()) EmitLine(owner[k], c.partial, on_line);
+      if (!c.partial.empty()) EmitLine(owner[k], c.partial);
       c.partial.clear();
       close(c.fd);
       c.fd = -1;
@@ -109,7 +110,7 @@ void Supervisor::Pump(int timeout_ms, const LineFn& on_line) {
     c.partial.append(buf, r);
     size_t start = 0, nl;
     while ((nl = c.partial.find('\n', start)) != std::string::npos) {
-      EmitLine(owner[k], c.partial.substr(start, nl - start), on_line);
+      EmitLine(owner[k], c.partial.substr(start, nl - start));
       start = nl + 1;
     }
     c.partial.erase(0, start);

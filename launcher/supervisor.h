@@ -2,14 +2,14 @@
 // one pipe, copies every line to the console prefixed by the child's name
 // ("[ps0] ...") and to the child's log file, remembers each child's last lines
 // for failure reports, and reaps exits. Children get SIGTERM if the launcher
-// dies, so a killed launcher never leaves orphans behind.
+// dies, so a killed launcher never leaves orphans behind. Output is for
+// people: nothing is learned from it.
 #pragma once
 
 #include <sys/types.h>
 
 #include <cstdint>
 #include <deque>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -20,21 +20,20 @@ namespace deepfm::launcher {
 
 struct ChildSpec {
   std::string name;               // "ps0", "worker1"
-  std::vector<std::string> argv;  // argv[0] is the program path
+  std::vector<std::string> argv;  // argv[0] is the program (a path, or a name looked up in PATH)
+  std::vector<std::string> env;   // "NAME=value" set in the child on top of the launcher's environment
   std::string log_path;           // every output line is appended here too
 };
 
 class Supervisor {
  public:
   static constexpr size_t kTailLines = 30;
-  using LineFn = std::function<void(int child, const std::string& line)>;
 
   ~Supervisor();
 
   Status Spawn(const ChildSpec& spec, int* index);
-  // Waits up to timeout_ms for output, prints and logs whole lines, and calls
-  // on_line for each.
-  void Pump(int timeout_ms, const LineFn& on_line = nullptr);
+  // Waits up to timeout_ms for output, and prints and logs whole lines.
+  void Pump(int timeout_ms);
   // Collects children that exited since the last call: (index, wait status).
   std::vector<std::pair<int, int>> Reap();
 
@@ -42,7 +41,6 @@ class Supervisor {
   bool running(int child) const { return children_[child]->running; }
   const std::string& name(int child) const { return children_[child]->spec.name; }
   pid_t pid(int child) const { return children_[child]->pid; }
-  int64_t last_output_ns(int child) const { return children_[child]->last_output_ns; }
   std::string Tail(int child) const;
   size_t size() const { return children_.size(); }
 
@@ -59,9 +57,8 @@ class Supervisor {
     std::string partial;
     std::deque<std::string> tail;
     bool running = false;
-    int64_t last_output_ns = 0;
   };
-  void EmitLine(int child, const std::string& line, const LineFn& on_line);
+  void EmitLine(int child, const std::string& line);
 
   std::vector<std::unique_ptr<Child>> children_;
 };

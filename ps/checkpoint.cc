@@ -274,7 +274,7 @@ Status RestoreShard(Shard* shard, const std::string& folder, uint64_t* rows) {
       if (at == data.data() + data.size() - sizeof(uint32_t)) break;
       std::string name;
       uint32_t rank;
-      if (!in.Str(&name) || !in.Pod(&rank) || rank > 8) return in.Corrupt("bad dense header");
+      if (!in.Str(&name) || !in.Pod(&rank) || rank > DenseStore::kMaxRank) return in.Corrupt("bad dense header");
       std::vector<int64_t> shape(rank);
       for (auto& d : shape) {
         if (!in.Pod(&d)) return in.Corrupt("truncated dense shape");

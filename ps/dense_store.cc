@@ -16,9 +16,18 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 Status DenseStore::Register(const std::string& name, const std::vector<int64_t>& shape,
                             const std::vector<float>& init, uint32_t* id, bool* created) {
   if (name.empty()) return InvalidArgument("dense variable name is empty");
+  if (shape.size() > kMaxRank) {
+    return InvalidArgument("dense variable '" + name + "' has rank " + std::to_string(shape.size()) +
+                           ", more than " + std::to_string(kMaxRank));
+  }
   int64_t n = 1;
   for (int64_t d : shape) {
     if (d <= 0) return InvalidArgument("dense variable '" + name + "' has bad shape " + ShapeString(shape));
+    // Checked before multiplying, so the product never overflows.
+    if (d > kMaxElements / n) {
+      return InvalidArgument("dense variable '" + name + "' shape " + ShapeString(shape) + " has more than " +
+                             std::to_string(kMaxElements) + " elements");
+    }
     n *= d;
   }
   if (!init.empty() && static_cast<int64_t>(init.size()) != n) {

@@ -27,6 +27,11 @@ struct DenseVariable {
 
 class DenseStore {
  public:
+  // Limits of one variable: 2^28 floats (1 GiB of values) and rank 8 (what
+  // a checkpoint records).
+  static constexpr int64_t kMaxElements = int64_t{1} << 28;
+  static constexpr size_t kMaxRank = 8;
+
   explicit DenseStore(const Optimizer* optimizer) : optimizer_(optimizer) {}
 
   // Registers `name`. init may be empty (zeros) or hold product(shape) values.

@@ -1,6 +1,9 @@
 #include "ps/ps_server.h"
 
 #include <glog/logging.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <filesystem>
 
 #include "proto/ps.grpc.pb.h"
 #include "ps/checkpoint.h"
@@ -12,51 +15,101 @@ grpc::Status ToGrpc(const Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), s.message());
 }
 
+namespace {
+
+// A Save folder: relative to the shard's checkpoint root, no "..", no
+// absolute path, so a client can never make a shard write elsewhere.
+Status ResolveSaveFolder(const std::string& root, const std::string& dir, std::string* out) {
+  if (root.empty()) {
+    return FailedPrecondition("save: this shard has no checkpoint root (--checkpoint_dir); it saves nothing");
+  }
+  if (dir.empty() || dir.front() == '/') {
+    return InvalidArgument("save: folder '" + dir + "' must be a relative name below the checkpoint root");
+  }
+  for (const auto& part : std::filesystem::path(dir)) {
+    if (part == "..") return InvalidArgument("save: folder '" + dir + "' may not contain '..'");
+  }
+  const std::filesystem::path folder = std::filesystem::path(root) / dir;
+  std::error_code ec;
+  std::filesystem::create_directories(folder, ec);
+  if (ec) return Internal("save: cannot create " + folder.string() + ": " + ec.message());
+  *out = folder.string();
+  return Status::Ok();
+}
+
+}  // namespace
+
+// Each handler checks the caller's token before it reads the request.
 class PsServer::Service final : public ParameterServer::Service {
  public:
-  explicit Service(PsServer* owner) : owner_(owner), shard_(owner->shard_.get()) {}
+  explicit Service(PsServer* owner)
+      : owner_(owner), shard_(owner->shard_.get()), security_(owner->options_.security) {}
 
-  grpc::Status RegisterTable(grpc::ServerContext*, const RegisterTableRequest* req,
+  grpc::Status RegisterTable(grpc::ServerContext* ctx, const RegisterTableRequest* req,
                              RegisterTableResponse* resp) override {
+    if (auto a = security_.Check(*ctx); !a.ok()) return a;
     return ToGrpc(shard_->RegisterTable(*req, resp));
   }
-  grpc::Status RegisterDense(grpc::ServerContext*, const RegisterDenseRequest* req,
+  grpc::Status RegisterDense(grpc::ServerContext* ctx, const RegisterDenseRequest* req,
                              RegisterDenseResponse* resp) override {
+    if (auto a = security_.Check(*ctx); !a.ok()) return a;
     return ToGrpc(shard_->RegisterDense(*req, resp));
   }
-  grpc::Status Pull(grpc::ServerContext*, const PullRequest* req, PullResponse* resp) override {
+  grpc::Status Pull(grpc::ServerContext* ctx, const PullRequest* req, PullResponse* resp) override {
+    if (auto a = security_.Check(*ctx); !a.ok()) return a;
     return ToGrpc(shard_->Pull(*req, resp));
   }
-  grpc::Status Push(grpc::ServerContext*, const PushRequest* req, PushResponse* resp) override {
+  grpc::Status Push(grpc::ServerContext* ctx, const PushRequest* req, PushResponse* resp) override {
+    if (auto a = security_.Check(*ctx); !a.ok()) return a;
     return ToGrpc(shard_->Push(*req, resp));
   }
-  grpc::Status GlobalStep(grpc::ServerContext*, const StepRequest* req,
+  grpc::Status GlobalStep(grpc::ServerContext* ctx, const StepRequest* req,
                           StepResponse* resp) override {
+    if (auto a = security_.Check(*ctx); !a.ok()) return a;
     return ToGrpc(shard_->GlobalStep(*req, resp));
   }
-  grpc::Status WorkerDone(grpc::ServerContext*, const WorkerDoneRequest* req,
+  grpc::Status WorkerDone(grpc::ServerContext* ctx, const WorkerDoneRequest* req,
                           WorkerDoneResponse* resp) override {
+    if (auto a = security_.Check(*ctx); !a.ok()) return a;
     return ToGrpc(shard_->WorkerDone(*req, resp));
   }
-  grpc::Status Save(grpc::ServerContext*, const SaveRequest* req, SaveResponse* resp) override {
+  grpc::Status Heartbeat(grpc::ServerContext* ctx, const HeartbeatRequest* req,
+                         HeartbeatResponse* resp) override {
+    if (auto a = security_.Check(*ctx); !a.ok()) return a;
+    return ToGrpc(shard_->Heartbeat(*req, resp));
+  }
+  grpc::Status JobStatus(grpc::ServerContext* ctx, const JobStatusRequest*,
+                         JobStatusResponse* resp) override {
+    if (auto a = security_.Check(*ctx); !a.ok()) return a;
+    shard_->JobStatus(resp);
+    return grpc::Status::OK;
+  }
+  grpc::Status Save(grpc::ServerContext* ctx, const SaveRequest* req, SaveResponse* resp) override {
+    if (auto a = security_.Check(*ctx); !a.ok()) return a;
+    if (req->global_step() < 0) return ToGrpc(InvalidArgument("save: global_step is negative"));
+    std::string folder;
+    Status s = ResolveSaveFolder(owner_->options_.checkpoint_root, req->dir(), &folder);
+    if (!s.ok()) return ToGrpc(s);
     CheckpointFile file;
     uint64_t rows = 0;
-    Status s = SaveShard(*shard_, req->dir(), req->global_step(), &file, &rows);
+    s = SaveShard(*shard_, folder, req->global_step(), &file, &rows);
     if (!s.ok()) return ToGrpc(s);
     resp->set_file(file.name);
     resp->set_bytes(file.bytes);
     resp->set_crc32c(file.crc32c);
     resp->set_rows(rows);
     LOG(INFO) << "shard " << shard_->options().shard_index << ": saved " << rows << " rows to "
-              << req->dir() << "/" << file.name << " (" << file.bytes << " bytes)";
+              << folder << "/" << file.name << " (" << file.bytes << " bytes)";
     return grpc::Status::OK;
   }
-  grpc::Status Stats(grpc::ServerContext*, const StatsRequest*, StatsResponse* resp) override {
+  grpc::Status Stats(grpc::ServerContext* ctx, const StatsRequest*, StatsResponse* resp) override {
+    if (auto a = security_.Check(*ctx); !a.ok()) return a;
     shard_->Stats(resp);
     return grpc::Status::OK;
   }
-  grpc::Status Shutdown(grpc::ServerContext*, const ShutdownRequest*, ShutdownResponse*) override {
-    LOG(INFO) << "shard " << shard_->options().shard_index << ": shutdown requested by a client";
+  grpc::Status Shutdown(grpc::ServerContext* ctx, const ShutdownRequest*, ShutdownResponse*) override {
+    if (auto a = security_.Check(*ctx); !a.ok()) return a;
+    LOG(INFO) << "shard " << shard_->options().shard_index << ": shutdown requested by " << ctx->peer();
     owner_->RequestShutdown();
     return grpc::Status::OK;
   }
@@ -64,6 +117,7 @@ class PsServer::Service final : public ParameterServer::Service {
  private:
   PsServer* owner_;
   Shard* shard_;
+  const rpc::Security& security_;
 };
 
 std::unique_ptr<PsServer> PsServer::Start(const ServerOptions& options,
@@ -74,7 +128,8 @@ std::unique_ptr<PsServer> PsServer::Start(const ServerOptions& options,
   s->service_ = std::make_unique<Service>(s.get());
   grpc::ServerBuilder builder;
   const std::string addr = options.bind + ":" + std::to_string(options.port);
-  builder.AddListeningPort(addr, grpc::InsecureServerCredentials(), &s->port_);
+  grpc::EnableDefaultHealthCheckService(true);
+  builder.AddListeningPort(addr, options.security.ServerCredentials(), &s->port_);
   builder.RegisterService(s->service_.get());
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(options.max_message_bytes);

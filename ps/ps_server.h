@@ -1,6 +1,11 @@
 // PsServer: serves one Shard over gRPC. Start() binds and returns once the
 // port is listening; Shutdown() (or a client's Shutdown RPC) stops it in
 // order: no new calls, in-flight calls finish, then Wait() returns.
+//
+// Every RPC is checked against the job's token first (rpc::Security), and a
+// call that fails the check changes nothing. gRPC's standard health service
+// (grpc.health.v1) answers SERVING once the server is up; it needs no token,
+// so probes work, and tells nothing but that.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -13,6 +18,7 @@
 
 #include "common/status.h"
 #include "ps/shard.h"
+#include "rpc/security.h"
 
 namespace deepfm::ps {
 
@@ -21,6 +27,10 @@ struct ServerOptions {
   int port = 0;                             // 0 picks a free port
   int threads = 2;                          // handler threads (sync server pollers)
   int max_message_bytes = 512 << 20;        // both directions
+  rpc::Security security;                   // token and TLS; default: neither
+  // Save writes only below this folder (a relative name, no ".."); empty
+  // refuses every Save.
+  std::string checkpoint_root;
 };
 
 class PsServer {

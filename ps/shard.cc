@@ -54,7 +54,8 @@ Shard::Shard(const ShardOptions& options, std::unique_ptr<Optimizer> opt)
     : options_(options),
       router_(options.num_shards, options.num_slots),
       optimizer_(std::move(opt)),
-      dense_(optimizer_.get()) {}
+      dense_(optimizer_.get()),
+      coordinator_(options.num_trainers) {}
 
 Status Shard::CheckKeysOwned(const std::vector<uint64_t>& keys, const char* rpc,
                              const std::string& table) const {
@@ -232,6 +233,10 @@ Status Shard::Push(const PushRequest& req, PushResponse* resp) {
     return InvalidArgument("push: unknown dtype " + std::to_string(req.dtype()));
   }
   if (req.increment_global_step() < 0) return InvalidArgument("push: negative step increment");
+  // A negative step would flip the sign of Adam's bias correction.
+  if (req.global_step() < 0) {
+    return InvalidArgument("push: global_step " + std::to_string(req.global_step()) + " is negative");
+  }
   const size_t esize = ElemSize(req.dtype());
   // Decode and validate every array before applying any of them, so a bad
   // request leaves the shard unchanged.
@@ -308,10 +313,21 @@ Status Shard::GlobalStep(const StepRequest& req, StepResponse* resp) {
 }
 
 Status Shard::WorkerDone(const WorkerDoneRequest& req, WorkerDoneResponse* resp) {
-  std::lock_guard<std::mutex> lock(done_mu_);
-  done_workers_.insert(req.task_index());
-  resp->set_done(static_cast<uint32_t>(done_workers_.size()));
-  return Status::Ok();
+  uint32_t done = 0;
+  Status s = coordinator_.WorkerDone(req.task_index(), &done);
+  resp->set_done(done);
+  return s;
+}
+
+Status Shard::Heartbeat(const HeartbeatRequest& req, HeartbeatResponse* resp) {
+  Status s = coordinator_.Heartbeat(req);
+  resp->set_global_step(global_step());
+  return s;
+}
+
+void Shard::JobStatus(JobStatusResponse* resp) const {
+  coordinator_.Describe(resp);
+  resp->set_global_step(global_step());
 }
 
 void Shard::Stats(StatsResponse* resp) const {

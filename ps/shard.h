@@ -18,7 +18,6 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -29,6 +28,7 @@
 #include "proto/ps.pb.h"
 #include "ps/dense_store.h"
 #include "ps/embedding_table.h"
+#include "ps/job_coordinator.h"
 #include "ps/optimizer.h"
 
 namespace deepfm::ps {
@@ -37,6 +37,7 @@ struct ShardOptions {
   uint32_t shard_index = 0;
   uint32_t num_shards = 1;
   uint32_t num_slots = kDefaultNumSlots;  // routing slots of the job; >= num_shards
+  uint32_t num_trainers = 0;              // trainers in the job; 0: not checked
   OptimizerOptions optimizer;
   int table_stripes = 256;
 };
@@ -53,6 +54,8 @@ class Shard {
   Status Push(const PushRequest& req, PushResponse* resp);
   Status GlobalStep(const StepRequest& req, StepResponse* resp);
   Status WorkerDone(const WorkerDoneRequest& req, WorkerDoneResponse* resp);
+  Status Heartbeat(const HeartbeatRequest& req, HeartbeatResponse* resp);
+  void JobStatus(JobStatusResponse* resp) const;
   void Stats(StatsResponse* resp) const;
 
   int64_t global_step() const { return global_step_.load(std::memory_order_acquire); }
@@ -85,8 +88,7 @@ class Shard {
   std::unordered_map<std::string, uint32_t> table_by_name_;
   std::atomic<int64_t> global_step_{0};
   std::atomic<int64_t> restored_step_{0};
-  std::mutex done_mu_;
-  std::set<uint32_t> done_workers_;
+  JobCoordinator coordinator_;
 
   std::atomic<uint64_t> pull_requests_{0}, push_requests_{0};
   std::atomic<uint64_t> pulled_keys_{0}, pushed_keys_{0};

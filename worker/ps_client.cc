@@ -39,7 +39,7 @@ Status PsClient::Connect(const PsClientOptions& options, std::unique_ptr<PsClien
   const auto deadline =
       std::chrono::system_clock::now() + std::chrono::milliseconds(options.connect_timeout_ms);
   for (const std::string& host : options.hosts) {
-    auto ch = grpc::CreateCustomChannel(host, grpc::InsecureChannelCredentials(), args);
+    auto ch = grpc::CreateCustomChannel(host, options.security.ChannelCredentials(), args);
     if (!ch->WaitForConnected(deadline)) {
       return Status(Code::kUnavailable, "parameter server " + host + " did not accept a connection within " +
                                             std::to_string(options.connect_timeout_ms) +
@@ -62,6 +62,7 @@ std::unique_ptr<grpc::ClientContext> PsClient::NewContext() const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() +
                     std::chrono::milliseconds(options_.rpc_deadline_ms));
+  options_.security.Authorize(ctx.get());
   return ctx;
 }
 
@@ -293,6 +294,21 @@ Status PsClient::WorkerDone(uint32_t task_index, uint32_t* done) {
   });
   if (st.ok()) *done = resp.done();
   return st;
+}
+
+Status PsClient::Heartbeat(const ps::HeartbeatRequest& req) {
+  ps::HeartbeatResponse resp;
+  return ParallelCall("Heartbeat", {0}, [&](int s, grpc::ClientContext* ctx, auto cb) {
+    stubs_[s]->async()->Heartbeat(ctx, &req, &resp, cb);
+  });
+}
+
+Status PsClient::JobStatus(ps::JobStatusResponse* status) {
+  ps::JobStatusRequest req;
+  return ParallelCall("JobStatus", {0}, [&](int s, grpc::ClientContext* ctx, auto cb) {
+    status->Clear();
+    stubs_[s]->async()->JobStatus(ctx, &req, status, cb);
+  });
 }
 
 Status PsClient::Save(const std::string& dir, int64_t global_step,

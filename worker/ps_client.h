@@ -22,6 +22,7 @@
 #include "common/routing.h"
 #include "common/status.h"
 #include "proto/ps.grpc.pb.h"
+#include "rpc/security.h"
 
 namespace deepfm {
 
@@ -34,6 +35,7 @@ struct PsClientOptions {
   int initial_backoff_ms = 50;
   int max_message_bytes = 512 << 20;
   ps::DType wire_dtype = ps::F32;    // values on the wire, both directions
+  rpc::Security security;            // the job's token and TLS credentials
 };
 
 // Bytes of request and response payload a call moved, for the step report.
@@ -78,8 +80,12 @@ class PsClient {
   Status GlobalStep(int64_t* step);
   // Tells the chief shard this worker is done; *done gets how many are.
   Status WorkerDone(uint32_t task_index, uint32_t* done);
-  // Every shard writes its checkpoint file into `dir`; files come back in
-  // shard order.
+  // Reports this trainer's phase and progress to the chief shard.
+  Status Heartbeat(const ps::HeartbeatRequest& req);
+  // Every trainer's last heartbeat, as the chief shard saw it.
+  Status JobStatus(ps::JobStatusResponse* status);
+  // Every shard writes its checkpoint file into `dir`, a folder name relative
+  // to the shards' checkpoint root; files come back in shard order.
   Status Save(const std::string& dir, int64_t global_step, std::vector<CheckpointFile>* files,
               uint64_t* rows);
   Status Stats(std::vector<ps::StatsResponse>* stats);

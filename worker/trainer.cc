@@ -14,6 +14,7 @@
 
 #include "common/checkpoint_manifest.h"
 #include "common/timing.h"
+#include "rpc/job_status.h"
 #include "worker/key_dedup.h"
 #include "worker/metrics.h"
 
@@ -116,6 +117,12 @@ Status Trainer::Setup() {
 }
 
 Status Trainer::Train(TrainResult* result) {
+  Status s = TrainSteps(result);
+  if (!s.ok()) return s;
+  return Finish(result);
+}
+
+Status Trainer::TrainSteps(TrainResult* result) {
   *result = TrainResult();
   const int W = options_.model.row_width();
   const size_t num_dense = model_.dense().size();
@@ -126,8 +133,10 @@ Status Trainer::Train(TrainResult* result) {
     LOG(INFO) << options_.log_prefix << " global step " << start_step << " already >= --steps "
               << options_.steps << "; nothing to train";
     result->global_step = start_step;
+    last_saved_ = start_step;
     return Status::Ok();
   }
+  Progress(ps::TRAINING);
 
   BatchReader reader(options_.train_data);
   s = reader.Start();
@@ -303,6 +312,10 @@ Status Trainer::Train(TrainResult* result) {
     interval_rows += b.size;
     ++interval_steps;
     ++result->local_steps;
+    if (options_.progress) {
+      options_.progress->local_step.store(result->local_steps, std::memory_order_relaxed);
+      options_.progress->Advance();
+    }
     sw.Reset();
     if (!to_push.Put(std::move(st))) break;
     handoff_us += sw.Micros();
@@ -359,41 +372,65 @@ Status Trainer::Train(TrainResult* result) {
   if (!es.ok()) return es;
   s = reader.status();
   if (!s.ok()) return s;
+  last_saved_ = last_saved;
+  return Status::Ok();
+}
+
+void Trainer::Progress(ps::WorkerPhase phase) {
+  if (options_.progress) options_.progress->Enter(phase);
+}
+
+Status Trainer::Finish(TrainResult* result) {
   // Every worker reports that it is done; the chief waits for all of them,
   // so its final checkpoint and its evaluation see every worker's updates.
   uint32_t done = 0;
-  s = client_->WorkerDone(static_cast<uint32_t>(options_.task_index), &done);
+  Status s = client_->WorkerDone(static_cast<uint32_t>(options_.task_index), &done);
   if (!s.ok()) return s;
   if (!options_.is_chief) return Status::Ok();
-  Stopwatch waiting;
-  double next_note = 0;
-  while (done < static_cast<uint32_t>(options_.num_workers)) {
-    if (waiting.Seconds() >= next_note) {
-      printf("%s waiting for the other workers: %u of %d done\n", options_.log_prefix.c_str(), done,
-             options_.num_workers);
-      fflush(stdout);
-      next_note += 30;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    s = client_->WorkerDone(static_cast<uint32_t>(options_.task_index), &done);
-    if (!s.ok()) return s;
-  }
+  Progress(ps::WAITING);
+  s = WaitForOtherTrainers();
+  if (!s.ok()) return s;
   s = client_->GlobalStep(&result->global_step);
   if (!s.ok()) return s;
-  if (!options_.checkpoint_dir.empty() && result->global_step > last_saved) {
+  if (!options_.checkpoint_dir.empty() && result->global_step > last_saved_) {
     return SaveCheckpoint(result->global_step);
   }
   return Status::Ok();
 }
 
+Status Trainer::WaitForOtherTrainers() {
+  Stopwatch waiting;
+  while (true) {
+    ps::JobStatusResponse status;
+    Status s = client_->JobStatus(&status);
+    if (!s.ok()) return s;
+    uint32_t done = 0;
+    for (const ps::WorkerStatus& w : status.workers()) done += w.done();
+    if (done >= static_cast<uint32_t>(options_.num_workers)) return Status::Ok();
+    // A trainer that died or hangs would keep the chief waiting forever.
+    const rpc::StuckTrainer stuck = rpc::FindStuckTrainer(status, options_.hang_timeout_s);
+    if (stuck.found()) {
+      return Status(Code::kUnavailable, "the chief gave up waiting for the other trainers after " +
+                                            std::to_string(static_cast<int>(waiting.Seconds())) + " s: " +
+                                            stuck.why);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
 Status Trainer::SaveCheckpoint(int64_t global_step) {
   namespace fs = std::filesystem;
   Stopwatch sw;
-  const fs::path tmp = fs::path(options_.checkpoint_dir) / (CheckpointFolderName(global_step) + ".tmp");
+  const ps::WorkerPhase was = options_.progress
+                                  ? static_cast<ps::WorkerPhase>(options_.progress->phase.load())
+                                  : ps::TRAINING;
+  Progress(ps::SAVING);
+  // The shards write into <their checkpoint root>/<name>, which is this
+  // folder on the filesystem every task shares; the chief then commits it.
+  const std::string name = CheckpointFolderName(global_step) + ".tmp";
+  const fs::path tmp = fs::path(options_.checkpoint_dir) / name;
   std::error_code ec;
-  fs::remove_all(tmp, ec);
-  fs::create_directories(tmp, ec);
-  if (ec) return Internal("cannot create checkpoint folder " + tmp.string() + ": " + ec.message());
+  fs::remove_all(tmp, ec);  // a crashed save's leftovers
   Manifest m;
   m.global_step = global_step;
   m.num_shards = client_->num_shards();
@@ -402,10 +439,11 @@ Status Trainer::SaveCheckpoint(int64_t global_step) {
   m.batch_size = options_.train_data.batch_size;
   m.num_workers = options_.num_workers;
   uint64_t rows = 0;
-  Status s = client_->Save(tmp.string(), global_step, &m.files, &rows);
+  Status s = client_->Save(name, global_step, &m.files, &rows);
   if (!s.ok()) return s;
   s = CommitCheckpoint(options_.checkpoint_dir, tmp.string(), m, options_.keep_checkpoint_max);
   if (!s.ok()) return s;
+  Progress(was);
   printf("%s saved checkpoint %s/%s: %llu rows, %.2f s\n", options_.log_prefix.c_str(),
          options_.checkpoint_dir.c_str(), CheckpointFolderName(global_step).c_str(),
          static_cast<unsigned long long>(rows), sw.Seconds());
@@ -416,6 +454,7 @@ Status Trainer::SaveCheckpoint(int64_t global_step) {
 Status Trainer::Evaluate(const ReaderOptions& data, EvalResult* result) {
   *result = EvalResult();
   Stopwatch wall;
+  Progress(ps::EVALUATING);
   const int W = options_.model.row_width();
   const size_t num_dense = model_.dense().size();
   // Dense weights do not change during evaluation: pull them once.
@@ -445,6 +484,7 @@ Status Trainer::Evaluate(const ReaderOptions& data, EvalResult* result) {
     model_.Predict(batch.size, batch.dense.data(), rows.data(), static_cast<int>(uniq.size()),
                    inverse.data(), probs.data());
     acc.Add(probs.data(), batch.labels.data(), batch.size);
+    if (options_.progress) options_.progress->Advance();
   }
   s = reader.status();
   if (!s.ok()) return s;

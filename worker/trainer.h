@@ -17,6 +17,7 @@
 #include "common/status.h"
 #include "worker/data_reader.h"
 #include "worker/deepfm_model.h"
+#include "worker/heartbeat.h"
 #include "worker/ps_client.h"
 
 namespace deepfm {
@@ -38,8 +39,13 @@ struct TrainerOptions {
   int64_t save_steps = 0;
   int keep_checkpoint_max = 0;
   std::string optimizer_name;         // recorded in the manifest
-  int num_workers = 1;
-  int task_index = 0;
+  int num_workers = 1;                // trainers in the job, the chief included
+  int task_index = 0;                 // this trainer's place among them
+  // Advanced as the trainer works, for heartbeats; null: not reported.
+  TrainerProgress* progress = nullptr;
+  // The chief, waiting for the others at the end: how long one may look
+  // stuck (rpc::FindStuckTrainer) before the chief gives up with an error.
+  double hang_timeout_s = 300;
 };
 
 // Where a step's time went, averaged per step (microseconds).
@@ -80,7 +86,16 @@ class Trainer {
   // Registers the embedding table and the dense variables (every worker
   // computes the same initial values from the seed; the first to register wins).
   Status Setup();
+  // TrainSteps, then Finish.
   Status Train(TrainResult* result);
+  // The training steps (from the global step the servers hold to --steps,
+  // or to the end of the data), the chief saving every save_steps.
+  Status TrainSteps(TrainResult* result);
+  // After the last step: tells the chief shard this trainer is done (even
+  // one that had nothing to train). The chief then waits for every other
+  // trainer, failing if one looks stuck for hang_timeout_s, and writes the
+  // final checkpoint; result->global_step gets the job's final step.
+  Status Finish(TrainResult* result);
   // One pass over `data` (not sharded), pulling read-only: evaluation does
   // not create rows.
   Status Evaluate(const ReaderOptions& data, EvalResult* result);
@@ -90,10 +105,14 @@ class Trainer {
   Status SaveCheckpoint(int64_t global_step);
 
  private:
+  void Progress(ps::WorkerPhase phase);
+  Status WaitForOtherTrainers();
+
   TrainerOptions options_;
   PsClient* client_;
   DeepFMModel model_;
   int table_ = -1;
+  int64_t last_saved_ = 0;  // the step of the newest checkpoint this trainer knows of
   std::vector<int> dense_handles_;
 };
 

@@ -1,0 +1,431 @@
+#include "launcher/job_flags.h"
+
+#include <cmath>
+#include <functional>
+#include <filesystem>
+#include <sstream>
+
+#include "ps/optimizer.h"
+
+namespace deepfm::launcher {
+namespace {
+
+namespace fs = std::filesystem;
+using K = FlagSet::Kind;
+
+constexpr unsigned kTasks = kPs | kWorker;
+constexpr unsigned kJob = kTrain | kPs | kWorker;
+constexpr unsigned kTrainer = kTrain | kWorker;
+constexpr unsigned kSecure = kTrain | kPs | kWorker | kStatus;
+
+struct FlagDef {
+  const char* name;
+  K kind;
+  const char* default_value;
+  unsigned commands;
+  const char* help;
+};
+
+// The one definition of every flag. Names and meanings follow DeepRec's
+// train.py and TensorFlow's where they have one.
+const FlagDef kFlags[] = {
+    // The job's shape and where this task sits in it.
+    {"cluster_spec", K::kString, "", kJob | kStatus,
+     "cluster spec file, TF_CONFIG's JSON shape; train: run this spec's tasks (with --launch_prefix)"},
+    {"ps_hosts", K::kString, "", kTasks | kStatus, "TF1: comma-separated host:port of every shard, shard 0 first"},
+    {"worker_hosts", K::kString, "", kTasks, "TF1: comma-separated host:port of every worker, worker 0 (the chief) first"},
+    {"job_name", K::kString, "", kTasks, "TF1: this task's type, ps or worker (default: the command's)"},
+    {"task_index", K::kInt, "0", kTasks, "TF1: this task's index within its type"},
+    {"ps_num", K::kInt, "1", kTrain, "parameter-server shards of a local job"},
+    {"worker_num", K::kInt, "1", kTrain, "workers of a local job"},
+    {"launch_prefix", K::kString, "", kTrain,
+     "with --cluster_spec: command that runs a task on its host; {host} becomes the task's host "
+     "(e.g. 'ip netns exec {host}'); it must run its arguments as given, environment included"},
+    // Security.
+    {"auth_token_file", K::kString, "", kSecure,
+     "file holding the job's token; every RPC carries it (a local job makes a fresh one)"},
+    {"tls_cert", K::kString, "", kSecure, "PEM certificate of this task (serves and dials with TLS)"},
+    {"tls_key", K::kString, "", kSecure, "PEM private key of --tls_cert"},
+    {"tls_ca", K::kString, "", kSecure, "PEM CA the tasks verify each other against (mutual TLS)"},
+    {"insecure", K::kBool, "false", kPs | kTrain,
+     "let a shard listen beyond loopback without a token (anyone reaching it could train or stop it)"},
+    {"bind", K::kString, "", kPs,
+     "address a shard listens on; default: its spec host when that is loopback, else 0.0.0.0"},
+    // Data.
+    {"data_location", K::kString, "./data", kTrainer,
+     "folder with train.csv and eval.csv (or Criteo's train.txt/eval.txt); only the default folder is "
+     "filled with generated data when empty"},
+    {"data_format", K::kString, "auto", kTrainer, "auto, csv or tsv"},
+    {"num_epochs", K::kInt, "1", kTrainer, "passes over the training data when --steps does not stop earlier"},
+    {"batch_size", K::kInt, "512", kTrainer, "rows per step per worker"},
+    {"steps", K::kInt, "0", kTrainer, "stop at this global step; 0 = --num_epochs passes over the data"},
+    {"max_bad_fraction", K::kDouble, "0.001", kTrainer, "fail when more than this fraction of lines is bad"},
+    {"strict", K::kBool, "false", kTrainer, "fail on the first bad input line"},
+    {"gen_rows", K::kInt, "500000", kTrain,
+     "training rows of the default data, made when the default --data_location has none"},
+    // Model.
+    {"hidden_units", K::kString, "1024,256,32", kTrainer, "DNN hidden layer widths"},
+    {"embedding_dim", K::kInt, "16", kTrainer, "embedding dimension"},
+    {"seed", K::kInt, "2026", kTrainer | kGenData, "initialisation seed (embedding rows, dense weights); gen-data: generator seed"},
+    {"bf16", K::kBool, "false", kTrainer,
+     "BF16 training: bf16 on the wire, bf16 storage in FM + DNN, fp32 master weights"},
+    {"dnn_threads", K::kInt, "1", kTrainer, "threads per DNN GEMM in each worker"},
+    // Optimizer (applied on the shards; the workers check the shards run it).
+    {"optimizer", K::kString, "adamasync", kJob, "adam, adamasync, adagrad, adagraddecay or sgd"},
+    {"learning_rate", K::kDouble, "0.001", kJob, "learning rate"},
+    {"beta1", K::kDouble, "0.9", kTrain | kPs, "adam: beta1"},
+    {"beta2", K::kDouble, "0.999", kTrain | kPs, "adam: beta2"},
+    {"epsilon", K::kDouble, "1e-8", kTrain | kPs, "adam: epsilon"},
+    {"initial_accumulator", K::kDouble, "0.1", kTrain | kPs, "adagrad(decay): initial accumulator and decay floor"},
+    {"decay_period", K::kInt, "100000", kTrain | kPs, "adagraddecay: global steps between accumulator decays"},
+    {"decay_rate", K::kDouble, "0.9", kTrain | kPs, "adagraddecay: accumulator decay factor"},
+    // Training, checkpoints, results.
+    {"staleness", K::kInt, "1", kTrainer, "pulls may run this many pushes ahead; 0 = synchronous and deterministic"},
+    {"checkpoint", K::kString, "", kJob,
+     "job folder (on storage every task shares): checkpoints, reports; a job started on one holding a "
+     "checkpoint resumes from it"},
+    {"output_dir", K::kString, "./result", kJob,
+     "train: parent of a new job folder model_DeepFM_<timestamp> when --checkpoint is not given; "
+     "ps/worker: the job folder when --checkpoint is not given"},
+    {"save_steps", K::kInt, "0", kTrainer, "save a checkpoint every N global steps; the job always saves at its end"},
+    {"keep_checkpoint_max", K::kInt, "5", kTrainer, "keep the newest N checkpoints; 0 keeps all"},
+    {"no_eval", K::kBool, "false", kTrainer, "skip evaluation after training"},
+    {"timeline", K::kInt, "0", kTrainer, "accepted for train.py compatibility; timelines are not written yet"},
+    {"log_every", K::kInt, "100", kTrainer, "log every N steps"},
+    // Processes and RPC.
+    {"ps_threads", K::kInt, "2", kTrain | kPs, "gRPC handler threads per shard"},
+    {"rpc_deadline_ms", K::kInt, "60000", kTrainer | kStatus, "deadline of every RPC to a shard"},
+    {"max_message_mb", K::kInt, "512", kJob, "largest gRPC message sent or accepted, MiB"},
+    {"hang_timeout", K::kInt, "300", kTrainer,
+     "a trainer that sends no heartbeat, or makes no progress, for this many seconds is hung: the job stops"},
+    {"shutdown_ps", K::kBool, "false", kWorker, "ask every shard to stop when this worker is done (by-hand runs)"},
+    // gen-data.
+    {"rows", K::kInt, "500000", kGenData, "training rows"},
+    {"eval_rows", K::kInt, "-1", kGenData, "evaluation rows; -1 = rows / 5"},
+    {"out", K::kString, "./data", kGenData, "output folder"},
+    {"format", K::kString, "csv", kGenData, "csv (train.csv) or tsv (train.txt, Criteo's layout)"},
+};
+
+std::vector<std::string> Split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, sep)) out.push_back(item);
+  return out;
+}
+
+Status Bad(const std::string& flag, const std::string& value, const std::string& accepts) {
+  return InvalidArgument("--" + flag + "=" + value + ": " + accepts);
+}
+
+// Checks one flag only when `command` reads it.
+class Checker {
+ public:
+  Checker(const FlagSet& f, Command c) : f_(f), c_(c) {}
+  bool Reads(const char* name) const {
+    for (const FlagDef& d : kFlags) {
+      if (name == std::string(d.name)) return (d.commands & c_) != 0 && f_.Has(name);
+    }
+    return false;
+  }
+  void IntAtLeast(const char* name, long long min, const char* what = nullptr) {
+    if (!s_.ok() || !Reads(name)) return;
+    if (f_.GetInt(name) < min) {
+      s_ = Bad(name, f_.Get(name), what ? what : "must be >= " + std::to_string(min));
+    }
+  }
+  void IntIn(const char* name, long long lo, long long hi) {
+    if (!s_.ok() || !Reads(name)) return;
+    const long long v = f_.GetInt(name);
+    if (v < lo || v > hi) {
+      s_ = Bad(name, f_.Get(name), "must lie in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+    }
+  }
+  void Real(const char* name, const std::function<bool(double)>& ok, const char* what) {
+    if (!s_.ok() || !Reads(name)) return;
+    const double v = f_.GetDouble(name);
+    if (!std::isfinite(v) || !ok(v)) s_ = Bad(name, f_.Get(name), what);
+  }
+  void OneOf(const char* name, const std::vector<std::string>& values) {
+    if (!s_.ok() || !Reads(name)) return;
+    for (const std::string& v : values) {
+      if (f_.Get(name) == v) return;
+    }
+    std::string list;
+    for (const std::string& v : values) list += (list.empty() ? "" : ", ") + v;
+    s_ = Bad(name, f_.Get(name), "must be one of " + list);
+  }
+  void Set(const Status& s) {
+    if (s_.ok()) s_ = s;
+  }
+  const Status& status() const { return s_; }
+
+ private:
+  const FlagSet& f_;
+  Command c_;
+  Status s_;
+};
+
+Status ParseHiddenUnits(const std::string& text, std::vector<int>* out) {
+  out->clear();
+  for (const std::string& u : Split(text, ',')) {
+    char* end = nullptr;
+    const long v = std::strtol(u.c_str(), &end, 10);
+    if (u.empty() || *end != '\0' || v <= 0 || v > 65536) {
+      return Bad("hidden_units", text,
+                 "'" + u + "' is not a layer width; give comma-separated widths in [1, 65536], e.g. 1024,256,32");
+    }
+    out->push_back(static_cast<int>(v));
+  }
+  return Status::Ok();
+}
+
+ReaderOptions::Format DataFormat(const FlagSet& f) {
+  const std::string v = f.Get("data_format");
+  return v == "csv" ? ReaderOptions::kCsv : v == "tsv" ? ReaderOptions::kTsv : ReaderOptions::kAuto;
+}
+
+Status OptimizerFromFlags(const FlagSet& f, ps::OptimizerOptions* o) {
+  Status s = ps::ParseOptimizerType(f.Get("optimizer"), &o->type);
+  if (!s.ok()) return Bad("optimizer", f.Get("optimizer"), s.message());
+  o->learning_rate = static_cast<float>(f.GetDouble("learning_rate"));
+  return Status::Ok();
+}
+
+// The job folder a task writes to: --checkpoint, else --output_dir.
+std::string TaskJobFolder(const FlagSet& f) {
+  return f.Get("checkpoint").empty() ? f.Get("output_dir") : f.Get("checkpoint");
+}
+
+}  // namespace
+
+const char* CommandName(Command c) {
+  switch (c) {
+    case kTrain: return "train";
+    case kPs: return "ps";
+    case kWorker: return "worker";
+    case kGenData: return "gen-data";
+    case kStatus: return "status";
+  }
+  return "?";
+}
+
+FlagSet FlagsOf(unsigned commands, const std::string& name) {
+  FlagSet f(name);
+  for (const FlagDef& d : kFlags) {
+    if (d.commands & commands) f.Add(d.name, d.kind, d.default_value, d.help);
+  }
+  return f;
+}
+
+bool IsDefaultDataLocation(const FlagSet& flags) { return !flags.WasSet("data_location"); }
+
+Status FindDataFiles(const std::string& folder, bool need_eval, std::string* train, std::string* eval) {
+  auto find = [&](const std::string& split, std::string* out) {
+    for (const char* ext : {".csv", ".txt", ".tsv"}) {
+      const fs::path p = fs::path(folder) / (split + ext);
+      if (fs::exists(p)) {
+        *out = p.string();
+        return true;
+      }
+    }
+    return false;
+  };
+  if (!find("train", train)) {
+    return NotFound("--data_location=" + folder + " holds no training data (looked for train.csv, train.txt, "
+                    "train.tsv); give the folder that has it, or leave --data_location unset for generated data");
+  }
+  if (!find("eval", eval) && need_eval) {
+    return NotFound("--data_location=" + folder + " holds no evaluation data (looked for eval.csv, eval.txt, "
+                    "eval.tsv); add it, or pass --no_eval");
+  }
+  return Status::Ok();
+}
+
+Status ValidateFlags(const FlagSet& f, Command c) {
+  Checker k(f, c);
+  k.IntAtLeast("steps", 0, "must be >= 0 (0 trains --num_epochs passes over the data)");
+  k.IntIn("batch_size", 1, 1 << 20);
+  k.IntIn("num_epochs", 1, 1000000);
+  k.IntIn("embedding_dim", 1, 1024);
+  k.IntIn("dnn_threads", 1, 256);
+  k.IntIn("staleness", 0, 1000);
+  k.IntAtLeast("save_steps", 0);
+  k.IntAtLeast("keep_checkpoint_max", 0, "must be >= 0 (0 keeps every checkpoint)");
+  k.IntAtLeast("log_every", 0);
+  k.IntAtLeast("timeline", 0);
+  k.IntIn("ps_num", 1, 4096);
+  k.IntIn("worker_num", 1, 4096);
+  k.IntIn("ps_threads", 1, 1024);
+  k.IntIn("rpc_deadline_ms", 100, 24 * 3600 * 1000);
+  k.IntIn("max_message_mb", 4, 2047);
+  k.IntIn("hang_timeout", 1, 7 * 24 * 3600);
+  k.IntIn("task_index", 0, 1 << 16);
+  k.IntAtLeast("gen_rows", 1);
+  k.IntAtLeast("rows", 1);
+  k.IntAtLeast("eval_rows", -1, "must be >= 0, or -1 for rows / 5");
+  k.IntAtLeast("decay_period", 1);
+  k.Real("learning_rate", [](double v) { return v > 0; }, "must be a positive number");
+  k.Real("max_bad_fraction", [](double v) { return v >= 0 && v <= 1; }, "must lie in [0, 1]");
+  k.Real("beta1", [](double v) { return v >= 0 && v < 1; }, "must lie in [0, 1)");
+  k.Real("beta2", [](double v) { return v >= 0 && v < 1; }, "must lie in [0, 1)");
+  k.Real("epsilon", [](double v) { return v >= 0; }, "must be >= 0");
+  k.Real("initial_accumulator", [](double v) { return v > 0; }, "must be > 0");
+  k.Real("decay_rate", [](double v) { return v > 0 && v <= 1; }, "must lie in (0, 1]");
+  k.OneOf("optimizer", {"adam", "adamasync", "adagrad", "adagraddecay", "sgd"});
+  k.OneOf("data_format", {"auto", "csv", "tsv"});
+  k.OneOf("format", {"csv", "tsv"});
+  k.OneOf("job_name", {"", "ps", "worker", "chief", "master"});
+  if (k.Reads("hidden_units")) {
+    std::vector<int> units;
+    k.Set(ParseHiddenUnits(f.Get("hidden_units"), &units));
+  }
+  if (k.Reads("launch_prefix") && !f.Get("launch_prefix").empty() && f.Get("cluster_spec").empty()) {
+    k.Set(InvalidArgument("--launch_prefix needs --cluster_spec: it says how to reach the hosts of that spec"));
+  }
+  if (k.Reads("cluster_spec") && c == kTrain && !f.Get("cluster_spec").empty() &&
+      (f.WasSet("ps_num") || f.WasSet("worker_num"))) {
+    k.Set(InvalidArgument("--ps_num and --worker_num shape a local job; with --cluster_spec the spec lists the tasks"));
+  }
+  // An explicit data folder must hold data; only the default one is filled.
+  if (k.status().ok() && (c == kWorker || (c == kTrain && !IsDefaultDataLocation(f)))) {
+    std::string train, eval;
+    k.Set(FindDataFiles(f.Get("data_location"), !f.GetBool("no_eval"), &train, &eval));
+  }
+  return k.status();
+}
+
+Status ResolveTaskSpec(const FlagSet& f, const std::string& tf_config, unsigned command, ClusterSpec* spec,
+                       std::string* origin) {
+  ClusterSources src;
+  src.spec_file = f.Get("cluster_spec");
+  src.tf_config = tf_config;
+  src.ps_hosts = f.Get("ps_hosts");
+  src.worker_hosts = f.Get("worker_hosts");
+  src.job_name = f.Get("job_name");
+  if (src.job_name.empty() && command == kPs) src.job_name = "ps";
+  if (src.job_name.empty() && command == kWorker) src.job_name = "worker";
+  src.task_index = static_cast<int>(f.GetInt("task_index"));
+  Status s = ResolveClusterSpec(src, /*need_task=*/true, spec, origin);
+  if (!s.ok()) return s;
+  const bool is_ps = spec->task_type == "ps";
+  if ((command == kPs && !is_ps) || (command == kWorker && is_ps)) {
+    return InvalidArgument(*origin + " says this task is " + spec->task_name() + ", but the command is 'deepfm " +
+                           CommandName(static_cast<Command>(command)) + "'; run 'deepfm " + (is_ps ? "ps" : "worker") +
+                           "' (or 'deepfm task', which follows the spec)");
+  }
+  return Status::Ok();
+}
+
+Status LoadSecurity(const FlagSet& f, rpc::Security* security) {
+  rpc::SecurityOptions o;
+  o.auth_token_file = f.Get("auth_token_file");
+  o.tls_cert = f.Get("tls_cert");
+  o.tls_key = f.Get("tls_key");
+  o.tls_ca = f.Get("tls_ca");
+  return rpc::Security::Load(o, security);
+}
+
+Status MakePsTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Security& security,
+                  ps::PsTaskOptions* out) {
+  *out = ps::PsTaskOptions();
+  out->name = spec.task_name();
+  ps::ShardOptions& so = out->shard;
+  so.shard_index = static_cast<uint32_t>(spec.task_index);
+  so.num_shards = static_cast<uint32_t>(spec.ps.size());
+  so.num_trainers = static_cast<uint32_t>(spec.num_trainers());
+  Status s = OptimizerFromFlags(f, &so.optimizer);
+  if (!s.ok()) return s;
+  so.optimizer.beta1 = static_cast<float>(f.GetDouble("beta1"));
+  so.optimizer.beta2 = static_cast<float>(f.GetDouble("beta2"));
+  so.optimizer.epsilon = static_cast<float>(f.GetDouble("epsilon"));
+  so.optimizer.initial_accumulator = static_cast<float>(f.GetDouble("initial_accumulator"));
+  so.optimizer.decay_period = f.GetInt("decay_period");
+  so.optimizer.decay_rate = static_cast<float>(f.GetDouble("decay_rate"));
+  std::string host;
+  int port = 0;
+  s = SplitHostPort(spec.task_address(), &host, &port);
+  if (!s.ok()) return s;
+  ps::ServerOptions& server = out->server;
+  server.bind = f.Get("bind").empty() ? (IsLoopbackHost(host) ? host : "0.0.0.0") : f.Get("bind");
+  server.port = port;
+  server.threads = static_cast<int>(f.GetInt("ps_threads"));
+  server.max_message_bytes = static_cast<int>(f.GetInt("max_message_mb") << 20);
+  server.security = security;
+  server.checkpoint_root = TaskJobFolder(f);
+  // Beyond loopback, anyone who can reach the port could read the model,
+  // train it or stop it: that needs the job's token, or an explicit waiver.
+  if (!IsLoopbackHost(server.bind) && !security.has_token() && !f.GetBool("insecure")) {
+    return FailedPrecondition(out->name + " would listen on " + server.bind + ":" + std::to_string(port) +
+                              " without a token: give --auth_token_file (deploy/tls/make_certs.sh makes one), "
+                              "or --insecure to accept that anyone reaching the port controls the shard");
+  }
+  return Status::Ok();
+}
+
+Status MakeWorkerTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Security& security,
+                      WorkerTaskOptions* out) {
+  *out = WorkerTaskOptions();
+  out->name = spec.task_name();
+  TrainerOptions& to = out->trainer;
+  to.model.embedding_dim = static_cast<int>(f.GetInt("embedding_dim"));
+  to.model.bf16 = f.GetBool("bf16");
+  to.model.dnn_threads = static_cast<int>(f.GetInt("dnn_threads"));
+  Status s = ParseHiddenUnits(f.Get("hidden_units"), &to.model.hidden_units);
+  if (!s.ok()) return s;
+  std::string train, eval;
+  s = FindDataFiles(f.Get("data_location"), !f.GetBool("no_eval"), &train, &eval);
+  if (!s.ok()) return s;
+  const ReaderOptions::Format format = DataFormat(f);
+  to.train_data.files = {train};
+  to.train_data.format = format;
+  to.train_data.batch_size = static_cast<int>(f.GetInt("batch_size"));
+  to.train_data.part_index = spec.trainer_index();
+  to.train_data.num_parts = spec.num_trainers();
+  to.train_data.num_epochs = static_cast<int>(f.GetInt("num_epochs"));
+  to.train_data.max_bad_fraction = f.GetDouble("max_bad_fraction");
+  to.train_data.strict = f.GetBool("strict");
+  to.steps = f.GetInt("steps");
+  to.staleness = static_cast<int>(f.GetInt("staleness"));
+  to.seed = static_cast<uint64_t>(f.GetInt("seed"));
+  to.log_every = static_cast<int>(f.GetInt("log_every"));
+  to.log_prefix = spec.task_name();
+  to.is_chief = spec.is_chief();
+  to.checkpoint_dir = TaskJobFolder(f);
+  to.save_steps = f.GetInt("save_steps");
+  to.keep_checkpoint_max = static_cast<int>(f.GetInt("keep_checkpoint_max"));
+  to.optimizer_name = f.Get("optimizer");
+  to.num_workers = spec.num_trainers();
+  to.task_index = spec.trainer_index();
+  to.hang_timeout_s = static_cast<double>(f.GetInt("hang_timeout"));
+  PsClientOptions& co = out->client;
+  co.hosts = spec.ps;
+  co.rpc_deadline_ms = static_cast<int>(f.GetInt("rpc_deadline_ms"));
+  co.max_message_bytes = static_cast<int>(f.GetInt("max_message_mb") << 20);
+  co.wire_dtype = to.model.bf16 ? ps::BF16 : ps::F32;
+  co.security = security;
+  out->optimizer = f.Get("optimizer");
+  out->learning_rate = f.GetDouble("learning_rate");
+  out->evaluate = to.is_chief && !f.GetBool("no_eval");
+  out->eval_data.files = {eval};
+  out->eval_data.format = format;
+  out->eval_data.batch_size = 4096;
+  out->eval_data.max_bad_fraction = f.GetDouble("max_bad_fraction");
+  out->eval_data.strict = f.GetBool("strict");
+  out->output_dir = TaskJobFolder(f);
+  out->shutdown_ps = f.GetBool("shutdown_ps");
+  return Status::Ok();
+}
+
+std::vector<std::string> ForwardedFlags(const FlagSet& from, Command to, const std::vector<std::string>& except) {
+  std::vector<std::string> out;
+  for (const FlagDef& d : kFlags) {
+    if (!(d.commands & to) || !from.Has(d.name) || !from.WasSet(d.name)) continue;
+    bool skip = false;
+    for (const std::string& e : except) skip |= e == d.name;
+    if (!skip) out.push_back(std::string("--") + d.name + "=" + from.Get(d.name));
+  }
+  return out;
+}
+
+}  // namespace deepfm::launcher

@@ -1,0 +1,148 @@
+#include "worker/worker_task.h"
+
+#include <glog/logging.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+
+#include "common/malloc_tuning.h"
+#include "common/report.h"
+#include "worker/heartbeat.h"
+#include "worker/server_check.h"
+
+namespace deepfm {
+namespace {
+
+namespace fs = std::filesystem;
+
+WorkerReport MakeReport(const WorkerTaskOptions& o, const TrainResult& tr) {
+  WorkerReport r;
+  r.trainer_index = o.trainer.task_index;
+  r.task = o.name;
+  r.train_rows = tr.rows;
+  r.train_seconds = tr.seconds;
+  r.local_steps = tr.local_steps;
+  r.global_step = tr.global_step;
+  r.bad_lines = tr.bad_lines;
+  r.last_loss = tr.last_loss;
+  const StepSplit& sp = tr.split;
+  r.split_us = {{"wait", sp.wait_us}, {"compute", sp.compute_us}, {"handoff", sp.handoff_us},
+                {"read", sp.read_us}, {"dedup", sp.dedup_us},     {"pull", sp.pull_us},
+                {"push", sp.push_us}};
+  r.pull_bytes_per_step = sp.pull_bytes;
+  r.push_bytes_per_step = sp.push_bytes;
+  r.bf16 = o.trainer.model.bf16;
+  return r;
+}
+
+void PrintTraining(const WorkerTaskOptions& o, const TrainResult& tr) {
+  const StepSplit& sp = tr.split;
+  printf("%s trained %lld steps, %lld rows in %.2f s: %.0f samples/sec, global_step %lld, bad_lines %lld\n",
+         o.name.c_str(), static_cast<long long>(tr.local_steps), static_cast<long long>(tr.rows), tr.seconds,
+         tr.seconds > 0 ? tr.rows / tr.seconds : 0.0, static_cast<long long>(tr.global_step),
+         static_cast<long long>(tr.bad_lines));
+  printf("%s step split (us/step): wait %.0f compute %.0f handoff %.0f | prefetch: read %.0f dedup %.0f "
+         "pull %.0f | push %.0f | wire bytes/step pull %llu push %llu\n",
+         o.name.c_str(), sp.wait_us, sp.compute_us, sp.handoff_us, sp.read_us, sp.dedup_us, sp.pull_us,
+         sp.push_us, static_cast<unsigned long long>(sp.pull_bytes),
+         static_cast<unsigned long long>(sp.push_bytes));
+  fflush(stdout);
+}
+
+// The chief, once every trainer has reported done: the job's metrics from
+// every report found in the job folder.
+Status WriteMetrics(const WorkerTaskOptions& o, const WorkerReport& own, int num_ps) {
+  std::vector<WorkerReport> reports{own};
+  for (int i = 0; i < o.trainer.num_workers; ++i) {
+    if (i == o.trainer.task_index) continue;
+    WorkerReport r;
+    const std::string path = (fs::path(o.output_dir) / WorkerReportFileName(i)).string();
+    Status s = ReadWorkerReport(path, &r);
+    if (s.ok()) {
+      reports.push_back(r);
+    } else {
+      LOG(WARNING) << o.name << ": no report of trainer " << i << " (" << s.message()
+                   << "); is the job folder on a filesystem every task shares?";
+    }
+  }
+  const JobMetrics m = SummarizeJob(reports, o.trainer.num_workers, num_ps);
+  return WriteJobMetrics((fs::path(o.output_dir) / "metrics.json").string(), m);
+}
+
+int Fail(const WorkerTaskOptions& o, const Status& s) {
+  fprintf(stderr, "%s: error: %s\n", o.name.c_str(), s.message().c_str());
+  return 1;
+}
+
+}  // namespace
+
+int RunWorkerTask(const WorkerTaskOptions& o) {
+  TuneMallocForLargeBuffers();
+  std::unique_ptr<PsClient> client;
+  Status s = PsClient::Connect(o.client, &client);
+  if (!s.ok()) return Fail(o, s);
+  // The optimizer runs on the servers; refuse to train against servers that
+  // were started with something else than this worker was asked for.
+  std::vector<ps::StatsResponse> stats;
+  s = client->Stats(&stats);
+  if (!s.ok()) return Fail(o, s);
+  s = CheckServersMatch(stats, o.client.hosts, o.optimizer, o.learning_rate);
+  if (!s.ok()) return Fail(o, s);
+
+  TrainerProgress progress;
+  TrainerOptions to = o.trainer;
+  to.progress = &progress;
+  std::error_code ec;
+  fs::create_directories(o.output_dir, ec);
+  if (ec) return Fail(o, Internal("cannot create " + o.output_dir + ": " + ec.message()));
+  const std::string report_path = (fs::path(o.output_dir) / WorkerReportFileName(to.task_index)).string();
+  {
+    HeartbeatSender heartbeat(client.get(), static_cast<uint32_t>(to.task_index), &progress);
+    // The last heartbeat says FAILED, so the chief stops waiting at once.
+    auto failed = [&](const Status& error) {
+      progress.Enter(ps::FAILED);
+      return Fail(o, error);
+    };
+    Trainer trainer(to, client.get());
+    s = trainer.Setup();
+    if (!s.ok()) return failed(s);
+    TrainResult tr;
+    s = trainer.TrainSteps(&tr);
+    if (!s.ok()) return failed(s);
+    PrintTraining(o, tr);
+    WorkerReport report = MakeReport(o, tr);
+    // A trainer's report is on disk before it says it is done, so the chief
+    // finds every report once every trainer is done.
+    if (!to.is_chief) {
+      s = WriteWorkerReport(report_path, report);
+      if (!s.ok()) return failed(s);
+    }
+    s = trainer.Finish(&tr);
+    if (!s.ok()) return failed(s);
+    if (to.is_chief) {
+      report.global_step = tr.global_step;
+      if (o.evaluate) {
+        EvalResult er;
+        s = trainer.Evaluate(o.eval_data, &er);
+        if (!s.ok()) return failed(s);
+        printf("%s eval: auc %.6f logloss %.6f accuracy %.6f rows %lld (%.2f s)\n", o.name.c_str(), er.auc,
+               er.logloss, er.accuracy, static_cast<long long>(er.rows), er.seconds);
+        fflush(stdout);
+        report.has_eval = true;
+        report.eval = {er.auc, er.logloss, er.accuracy, er.rows, er.bad_lines, er.seconds};
+      }
+      s = WriteWorkerReport(report_path, report);
+      if (s.ok()) s = WriteMetrics(o, report, client->num_shards());
+      if (!s.ok()) return failed(s);
+    }
+    progress.Enter(ps::FINISHED);
+  }
+  if (o.shutdown_ps) {
+    s = client->ShutdownAll();
+    if (!s.ok()) LOG(WARNING) << o.name << ": shutting the servers down: " << s.message();
+  }
+  return 0;
+}
+
+}  // namespace deepfm

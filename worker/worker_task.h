@@ -1,0 +1,33 @@
+// One trainer task from start to exit: connect to every shard, check they
+// are the job it was given, train, report, and (the chief) wait for the
+// others, save, evaluate and write the job's metrics. `deepfm worker` parses
+// flags and the cluster spec into these options.
+#pragma once
+
+#include <string>
+
+#include "worker/data_reader.h"
+#include "worker/ps_client.h"
+#include "worker/trainer.h"
+
+namespace deepfm {
+
+struct WorkerTaskOptions {
+  std::string name = "worker:0";   // how logs name this task
+  TrainerOptions trainer;          // is_chief, task_index (the trainer index), num_workers, ...
+  PsClientOptions client;
+  // What the servers must run (checked before training).
+  std::string optimizer = "adamasync";
+  double learning_rate = 0.001;
+  bool evaluate = true;            // the chief evaluates after training
+  ReaderOptions eval_data;
+  // Every trainer's report (worker<i>.json) and the chief's metrics.json go
+  // here: the job folder, on a filesystem every task sees.
+  std::string output_dir;
+  bool shutdown_ps = false;        // ask every shard to stop when done (by-hand runs)
+};
+
+// Returns the process exit code: 0 on success, 1 on an error (printed).
+int RunWorkerTask(const WorkerTaskOptions& options);
+
+}  // namespace deepfm
