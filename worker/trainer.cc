@@ -407,6 +407,14 @@ Status Trainer::WaitForOtherTrainers() {
     uint32_t done = 0;
     for (const ps::WorkerStatus& w : status.workers()) done += w.done();
     if (done >= static_cast<uint32_t>(options_.num_workers)) return Status::Ok();
+    // A shard that does not know the job's size lists only the trainers it
+    // heard from; the others count as silent since this wait began.
+    for (int i = status.workers_size(); i < options_.num_workers; ++i) {
+      ps::WorkerStatus* w = status.add_workers();
+      w->set_task_index(static_cast<uint32_t>(i));
+      w->set_seconds_since_heartbeat(waiting.Seconds());
+      w->set_seconds_since_progress(waiting.Seconds());
+    }
     // A trainer that died or hangs would keep the chief waiting forever.
     const rpc::StuckTrainer stuck = rpc::FindStuckTrainer(status, options_.hang_timeout_s);
     if (stuck.found()) {

@@ -4,9 +4,13 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <map>
 
 #include "common/bytes.h"
+#include "common/checkpoint_manifest.h"
 #include "common/routing.h"
 #include "proto/ps.grpc.pb.h"
 #include "ps/ps_server.h"
@@ -232,6 +236,43 @@ TEST_F(TwoShards, KeysOfAnotherShardAreRefused) {
   EXPECT_EQ(stats.global_step(), 0) << "a refused push advanced the step";
 }
 
+// Bad input answered with INVALID_ARGUMENT that changes nothing: a negative
+// step (it would flip Adam's bias correction) and a dense shape too large to
+// hold (it used to answer UNKNOWN from a failed allocation).
+TEST_F(TwoShards, NegativeStepsAndHugeShapesAreInvalid) {
+  const uint32_t t = Register(0, "emb", 2);
+  Router router(2);
+  uint64_t key = 1;
+  while (router.ShardOfKey(key) != 0) ++key;
+  PushRequest push;
+  push.set_global_step(-3);
+  auto* sg = push.add_sparse();
+  sg->set_table_id(t);
+  AssignBytes(&key, 1, sg->mutable_keys());
+  const float g[2] = {1, 1};
+  AssignBytes(g, 2, sg->mutable_grads());
+  PushResponse presp;
+  grpc::Status st = Call(0, push, &presp);
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("global_step -3 is negative"), std::string::npos) << st.error_message();
+  EXPECT_EQ(servers_[0]->shard().table(t)->size(), 0u);
+
+  const std::string name = "huge";
+  const int owner = static_cast<int>(router.ShardOfName(name));
+  for (const std::vector<int64_t>& shape :
+       std::vector<std::vector<int64_t>>{{int64_t{1} << 40}, {int64_t{1} << 31, int64_t{1} << 31},
+                                         {int64_t{1} << 62, 4}, {1, 1, 1, 1, 1, 1, 1, 1, 1}}) {
+    RegisterDenseRequest req;
+    req.mutable_spec()->set_name(name);
+    for (int64_t d : shape) req.mutable_spec()->add_shape(d);
+    RegisterDenseResponse resp;
+    grpc::ClientContext ctx;
+    st = stubs_[owner]->RegisterDense(&ctx, req, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << shape.size() << " dims: " << st.error_message();
+  }
+  EXPECT_EQ(servers_[owner]->shard().dense().num_variables(), 0u);
+}
+
 TEST_F(TwoShards, ShutdownRpcStopsTheServer) {
   grpc::ClientContext ctx;
   ShutdownResponse resp;
@@ -242,6 +283,59 @@ TEST_F(TwoShards, ShutdownRpcStopsTheServer) {
   StatsResponse stats;
   grpc::Status st = stubs_[1]->Stats(&ctx2, StatsRequest(), &stats);
   EXPECT_FALSE(st.ok());
+}
+
+}  // namespace
+}  // namespace deepfm::ps
+
+namespace deepfm::ps {
+namespace {
+
+// Save writes only below the shard's own checkpoint root.
+TEST(SaveRuleTest, OnlyRelativeFoldersBelowTheRoot) {
+  namespace fs = std::filesystem;
+  const fs::path root = fs::path(::testing::TempDir()) / ("save_rule_" + std::to_string(getpid()));
+  const fs::path outside = fs::path(::testing::TempDir()) / ("outside_" + std::to_string(getpid()));
+  fs::remove_all(root);
+  fs::remove_all(outside);
+  fs::create_directories(outside);
+  auto start = [](const std::string& checkpoint_root) {
+    ShardOptions so;
+    so.optimizer.type = OptimizerType::kSgd;
+    Status s;
+    ServerOptions opts;
+    opts.checkpoint_root = checkpoint_root;
+    auto server = PsServer::Start(opts, Shard::Create(so, &s), &s);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return server;
+  };
+  auto server = start(root.string());
+  auto stub = ParameterServer::NewStub(grpc::CreateChannel(server->address(), grpc::InsecureChannelCredentials()));
+  auto save = [&](const std::string& dir) {
+    grpc::ClientContext ctx;
+    SaveRequest req;
+    req.set_dir(dir);
+    req.set_global_step(1);
+    SaveResponse resp;
+    return stub->Save(&ctx, req, &resp);
+  };
+  for (const std::string& bad : {outside.string(), std::string("../") + outside.filename().string(),
+                                 std::string("a/../../x"), std::string("")}) {
+    grpc::Status st = save(bad);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << "'" << bad << "': " << st.error_message();
+  }
+  EXPECT_TRUE(fs::is_empty(outside)) << "a refused save wrote outside the root";
+  EXPECT_FALSE(fs::exists(root / ".." / "x"));
+  grpc::Status st = save("ckpt-1.tmp");
+  EXPECT_TRUE(st.ok()) << st.error_message();
+  EXPECT_TRUE(fs::exists(root / "ckpt-1.tmp" / ShardFileName(0, 1)));
+  // A shard without a root saves nothing.
+  auto rootless = start("");
+  stub = ParameterServer::NewStub(grpc::CreateChannel(rootless->address(), grpc::InsecureChannelCredentials()));
+  st = save("ckpt-1.tmp");
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << st.error_message();
+  fs::remove_all(root);
+  fs::remove_all(outside);
 }
 
 }  // namespace

@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <chrono>
 #include <fstream>
 
 #include "ps/ps_server.h"
 #include "tools/datagen.h"
+#include "worker/heartbeat.h"
 #include "worker/trainer.h"
 
 namespace deepfm {
@@ -177,6 +179,85 @@ TEST_F(TrainTest, LateWorkerOfAFreshJobSkipsNoData) {
   ASSERT_TRUE(late.Setup().ok());
   ASSERT_TRUE(late.Train(&tr).ok());
   EXPECT_EQ(tr.rows, 60000);
+}
+
+// The chief waits for every trainer's WorkerDone, but not forever: one that
+// never sends a heartbeat stops the wait after hang_timeout_s, one whose
+// last heartbeat says FAILED stops it at once. Both errors name the trainer.
+TEST_F(TrainTest, ChiefStopsWaitingForASilentOrFailedTrainer) {
+  StartShards(1, ps::OptimizerType::kAdamAsync, 0.001f);
+  PsClientOptions co;
+  co.hosts = hosts_;
+  std::unique_ptr<PsClient> client;
+  ASSERT_TRUE(PsClient::Connect(co, &client).ok());
+  TrainerOptions o = Options(3, 1);
+  o.num_workers = 2;
+  o.hang_timeout_s = 1;
+  Trainer chief(o, client.get());
+  ASSERT_TRUE(chief.Setup().ok());
+  TrainResult tr;
+  const auto start = std::chrono::steady_clock::now();
+  Status s = chief.Train(&tr);
+  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  EXPECT_EQ(s.code(), Code::kUnavailable) << s.ToString();
+  EXPECT_NE(s.message().find("trainer 1 sent no heartbeat"), std::string::npos) << s.message();
+  EXPECT_LT(waited, 30);
+
+  ps::HeartbeatRequest failed;
+  failed.set_task_index(1);
+  failed.set_phase(ps::FAILED);
+  ASSERT_TRUE(client->Heartbeat(failed).ok());
+  o.hang_timeout_s = 300;
+  Trainer patient(o, client.get());
+  ASSERT_TRUE(patient.Setup().ok());
+  s = patient.Finish(&tr);
+  EXPECT_NE(s.message().find("trainer 1 failed"), std::string::npos) << s.message();
+}
+
+// Heartbeats carry the trainer's phase and progress; a trainer with nothing
+// left to train still reports done, so the chief does not wait for it.
+TEST_F(TrainTest, HeartbeatsFollowTheTrainerAndLateTrainersReportDone) {
+  StartShards(1, ps::OptimizerType::kAdamAsync, 0.001f);
+  PsClientOptions co;
+  co.hosts = hosts_;
+  std::unique_ptr<PsClient> client;
+  ASSERT_TRUE(PsClient::Connect(co, &client).ok());
+  TrainerProgress progress;
+  TrainerOptions o = Options(20, 1);
+  o.num_workers = 2;
+  o.task_index = 1;
+  o.is_chief = false;
+  o.progress = &progress;
+  {
+    HeartbeatSender heartbeat(client.get(), 1, &progress, std::chrono::milliseconds(20));
+    Trainer worker(o, client.get());
+    ASSERT_TRUE(worker.Setup().ok());
+    TrainResult tr;
+    ASSERT_TRUE(worker.Train(&tr).ok());
+    EXPECT_EQ(progress.local_step.load(), 20);
+    EXPECT_GE(progress.progress.load(), 20);
+    progress.Enter(ps::FINISHED);
+  }  // the last heartbeat goes out here
+  ps::JobStatusResponse status;
+  ASSERT_TRUE(client->JobStatus(&status).ok());
+  ASSERT_GE(status.workers_size(), 2);
+  EXPECT_EQ(status.workers(1).phase(), ps::FINISHED);
+  EXPECT_EQ(status.workers(1).local_step(), 20);
+  EXPECT_TRUE(status.workers(1).done());
+  // The chief arrives after the step target: nothing to train, but it is done
+  // and the job completes.
+  o.task_index = 0;
+  o.is_chief = true;
+  o.progress = nullptr;
+  Trainer late_chief(o, client.get());
+  ASSERT_TRUE(late_chief.Setup().ok());
+  TrainResult tr;
+  Status s = late_chief.Train(&tr);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(tr.local_steps, 0);
+  EXPECT_EQ(tr.global_step, 20);
+  ASSERT_TRUE(client->JobStatus(&status).ok());
+  EXPECT_TRUE(status.workers(0).done());
 }
 
 TEST_F(TrainTest, DeadShardIsAnErrorNamingItsAddress) {

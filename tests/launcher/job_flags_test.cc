@@ -1,0 +1,187 @@
+// The one flag table: which command takes which flag, up-front checks naming
+// the flag, what the launcher forwards to each task, and the task options
+// built from flags and a cluster spec.
+#include "launcher/job_flags.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "common/checkpoint_manifest.h"
+#include "launcher/local_cluster.h"
+
+namespace deepfm::launcher {
+namespace {
+
+namespace fs = std::filesystem;
+
+FlagSet Parsed(unsigned commands, const std::vector<std::string>& args) {
+  FlagSet f = FlagsOf(commands, "test");
+  Status s = f.Parse(args);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return f;
+}
+
+ClusterSpec Spec(const std::string& json) {
+  ClusterSpec spec;
+  Status s = ParseClusterJson(json, "spec", &spec);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return spec;
+}
+
+class JobFlagsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    data_ = fs::path(::testing::TempDir()) / ("job_flags_" + std::to_string(getpid()));
+    fs::create_directories(data_);
+    ASSERT_TRUE(WriteFileAtomic((data_ / "train.csv").string(), "").ok());
+    ASSERT_TRUE(WriteFileAtomic((data_ / "eval.txt").string(), "").ok());
+  }
+  void TearDown() override { fs::remove_all(data_); }
+  fs::path data_;
+};
+
+TEST_F(JobFlagsTest, EachCommandTakesItsOwnFlags) {
+  EXPECT_TRUE(FlagsOf(kWorker, "w").Has("batch_size"));
+  EXPECT_FALSE(FlagsOf(kPs, "p").Has("batch_size"));
+  EXPECT_TRUE(FlagsOf(kPs, "p").Has("beta1"));
+  EXPECT_FALSE(FlagsOf(kWorker, "w").Has("beta1"));
+  EXPECT_TRUE(FlagsOf(kTrain, "t").Has("ps_num"));
+  EXPECT_FALSE(FlagsOf(kWorker, "w").Has("ps_num"));
+  EXPECT_TRUE(FlagsOf(kStatus, "s").Has("auth_token_file"));
+  FlagSet ps = FlagsOf(kPs, "ps");
+  Status s = ps.Parse({"--batch_size=5"});
+  EXPECT_NE(s.message().find("unknown flag --batch_size"), std::string::npos) << s.message();
+}
+
+TEST_F(JobFlagsTest, BadValuesNameTheFlagAndWhatItAccepts) {
+  struct Case {
+    unsigned command;
+    std::vector<std::string> args;
+    std::string expect;
+  } cases[] = {
+      {kTrain, {"--beta1=1"}, "--beta1=1: must lie in [0, 1)"},
+      {kTrain, {"--decay_rate=0"}, "--decay_rate=0: must lie in (0, 1]"},
+      {kTrain, {"--data_format=json"}, "--data_format=json: must be one of auto, csv, tsv"},
+      {kTrain, {"--max_bad_fraction=2"}, "--max_bad_fraction=2: must lie in [0, 1]"},
+      {kTrain, {"--learning_rate=nan"}, "--learning_rate=nan: must be a positive number"},
+      {kTrain, {"--hidden_units=64,,32"}, "'' is not a layer width"},
+      {kTrain, {"--hidden_units=0"}, "'0' is not a layer width"},
+      {kTrain, {"--hang_timeout=0"}, "--hang_timeout=0: must lie in"},
+      {kTrain, {"--launch_prefix=ssh {host}"}, "--launch_prefix needs --cluster_spec"},
+      {kTrain, {"--cluster_spec=x.json", "--ps_num=3"}, "--ps_num and --worker_num shape a local job"},
+      {kPs, {"--ps_threads=0"}, "--ps_threads=0: must lie in [1, 1024]"},
+      {kGenData, {"--format=parquet"}, "--format=parquet: must be one of csv, tsv"},
+  };
+  for (const Case& c : cases) {
+    const FlagSet f = Parsed(c.command, c.args);
+    Status s = ValidateFlags(f, static_cast<Command>(c.command));
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << c.args[0];
+    EXPECT_NE(s.message().find(c.expect), std::string::npos) << c.args[0] << ": " << s.message();
+  }
+  // Defaults are valid for every command that does not need data.
+  for (Command c : {kPs, kGenData, kStatus}) EXPECT_TRUE(ValidateFlags(FlagsOf(c, "x"), c).ok()) << c;
+  EXPECT_TRUE(ValidateFlags(FlagsOf(kTrain, "x"), kTrain).ok()) << "the default data folder may be empty";
+  // A worker needs its data where the flag says.
+  const FlagSet worker = Parsed(kWorker, {"--data_location=" + (data_ / "nope").string()});
+  Status s = ValidateFlags(worker, kWorker);
+  EXPECT_NE(s.message().find("looked for train.csv, train.txt, train.tsv"), std::string::npos) << s.message();
+  EXPECT_TRUE(ValidateFlags(Parsed(kWorker, {"--data_location=" + data_.string()}), kWorker).ok());
+  fs::remove(data_ / "eval.txt");
+  s = ValidateFlags(Parsed(kWorker, {"--data_location=" + data_.string()}), kWorker);
+  EXPECT_NE(s.message().find("no evaluation data"), std::string::npos) << s.message();
+  EXPECT_TRUE(ValidateFlags(Parsed(kWorker, {"--data_location=" + data_.string(), "--no_eval"}), kWorker).ok());
+}
+
+TEST_F(JobFlagsTest, ForwardsOnlyWhatTheUserSetAndTheTaskReads) {
+  const FlagSet f = Parsed(kTrain, {"--batch_size=64", "--beta1=0.5", "--ps_num=3", "--checkpoint=/j",
+                                    "--learning_rate=0.01"});
+  EXPECT_EQ(ForwardedFlags(f, kWorker, {"checkpoint"}),
+            (std::vector<std::string>{"--batch_size=64", "--learning_rate=0.01"}));
+  EXPECT_EQ(ForwardedFlags(f, kPs, {"checkpoint"}),
+            (std::vector<std::string>{"--learning_rate=0.01", "--beta1=0.5"}));
+  EXPECT_EQ(ForwardedFlags(f, kPs, {}),
+            (std::vector<std::string>{"--learning_rate=0.01", "--beta1=0.5", "--checkpoint=/j"}));
+}
+
+TEST_F(JobFlagsTest, PsTaskFromTheSpec) {
+  const ClusterSpec local = Spec(R"({"cluster":{"ps":["127.0.0.1:7001","127.0.0.1:7002"],"worker":["127.0.0.1:7003"],
+    "chief":["127.0.0.1:7004"]},"task":{"type":"ps","index":1}})");
+  ps::PsTaskOptions o;
+  Status s = MakePsTask(Parsed(kPs, {"--checkpoint=/jobs/a", "--optimizer=adagrad", "--decay_period=7"}), local,
+                        rpc::Security(), &o);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(o.name, "ps:1");
+  EXPECT_EQ(o.shard.shard_index, 1u);
+  EXPECT_EQ(o.shard.num_shards, 2u);
+  EXPECT_EQ(o.shard.num_trainers, 2u);
+  EXPECT_EQ(o.shard.optimizer.type, ps::OptimizerType::kAdagrad);
+  EXPECT_EQ(o.shard.optimizer.decay_period, 7);
+  EXPECT_EQ(o.server.bind, "127.0.0.1");
+  EXPECT_EQ(o.server.port, 7002);
+  EXPECT_EQ(o.server.checkpoint_root, "/jobs/a");
+
+  const ClusterSpec remote = Spec(R"({"cluster":{"ps":["h1:7001"],"worker":["h2:7003"]},"task":{"type":"ps","index":0}})");
+  s = MakePsTask(Parsed(kPs, {}), remote, rpc::Security(), &o);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition);
+  EXPECT_NE(s.message().find("would listen on 0.0.0.0:7001 without a token"), std::string::npos) << s.message();
+  EXPECT_TRUE(MakePsTask(Parsed(kPs, {"--insecure"}), remote, rpc::Security(), &o).ok());
+  EXPECT_TRUE(MakePsTask(Parsed(kPs, {}), remote, rpc::Security::WithToken(rpc::RandomToken()), &o).ok());
+  EXPECT_EQ(o.server.bind, "0.0.0.0");
+  EXPECT_TRUE(o.server.security.has_token());
+}
+
+TEST_F(JobFlagsTest, WorkerTaskFromTheSpec) {
+  const ClusterSpec spec = Spec(R"({"cluster":{"ps":["h1:1","h2:1"],"worker":["h3:1","h4:1"],"chief":["h5:1"]},
+    "task":{"type":"worker","index":1}})");
+  WorkerTaskOptions o;
+  Status s = MakeWorkerTask(Parsed(kWorker, {"--data_location=" + data_.string(), "--checkpoint=/jobs/b",
+                                             "--hidden_units=8,4", "--bf16", "--hang_timeout=9"}),
+                            spec, rpc::Security(), &o);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(o.name, "worker:1");
+  EXPECT_EQ(o.trainer.task_index, 2);  // chief 0, worker:0 1, worker:1 2
+  EXPECT_EQ(o.trainer.num_workers, 3);
+  EXPECT_EQ(o.trainer.train_data.part_index, 2);
+  EXPECT_EQ(o.trainer.train_data.num_parts, 3);
+  EXPECT_FALSE(o.trainer.is_chief);
+  EXPECT_FALSE(o.evaluate) << "only the chief evaluates";
+  EXPECT_EQ(o.trainer.model.hidden_units, (std::vector<int>{8, 4}));
+  EXPECT_EQ(o.client.wire_dtype, ps::BF16);
+  EXPECT_EQ(o.client.hosts, spec.ps);
+  EXPECT_EQ(o.trainer.hang_timeout_s, 9);
+  EXPECT_EQ(o.output_dir, "/jobs/b");
+  EXPECT_EQ(o.trainer.checkpoint_dir, "/jobs/b");
+  EXPECT_EQ(o.trainer.train_data.files, std::vector<std::string>{(data_ / "train.csv").string()});
+  EXPECT_EQ(o.eval_data.files, std::vector<std::string>{(data_ / "eval.txt").string()});
+}
+
+TEST_F(JobFlagsTest, TaskSpecFollowsTheCommand) {
+  // TF1 flags: the command names the job when --job_name is not given.
+  const FlagSet f = Parsed(kPs | kWorker, {"--ps_hosts=a:1,b:1", "--worker_hosts=c:1", "--task_index=1"});
+  ClusterSpec spec;
+  std::string origin;
+  ASSERT_TRUE(ResolveTaskSpec(f, "", kPs, &spec, &origin).ok());
+  EXPECT_EQ(spec.task_name(), "ps:1");
+  Status s = ResolveTaskSpec(f, "", kWorker, &spec, &origin);
+  EXPECT_NE(s.message().find("task.index 1 is outside cluster.worker"), std::string::npos) << s.message();
+  const std::string tf_config = R"({"cluster":{"ps":["a:1"],"worker":["c:1"]},"task":{"type":"ps","index":0}})";
+  s = ResolveTaskSpec(Parsed(kWorker, {}), tf_config, kWorker, &spec, &origin);
+  EXPECT_NE(s.message().find("says this task is ps:0, but the command is 'deepfm worker'"), std::string::npos)
+      << s.message();
+  EXPECT_TRUE(ResolveTaskSpec(Parsed(kPs | kWorker, {}), tf_config, 0, &spec, &origin).ok()) << "deepfm task";
+}
+
+TEST(LocalClusterTest, DistinctLoopbackPorts) {
+  ClusterSpec spec;
+  ASSERT_TRUE(LocalClusterSpec(3, 2, &spec).ok());
+  EXPECT_EQ(spec.ps.size(), 3u);
+  EXPECT_EQ(spec.worker.size(), 2u);
+  EXPECT_TRUE(spec.chief.empty());
+  EXPECT_TRUE(ValidateClusterSpec(spec, "local", false).ok()) << "every address distinct and well formed";
+  for (const std::string& a : spec.ps) EXPECT_EQ(a.rfind("127.0.0.1:", 0), 0u) << a;
+}
+
+}  // namespace
+}  // namespace deepfm::launcher
