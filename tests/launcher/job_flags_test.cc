@@ -10,6 +10,7 @@
 
 #include "common/checkpoint_manifest.h"
 #include "launcher/local_cluster.h"
+#include "launcher/task_command.h"
 
 namespace deepfm::launcher {
 namespace {
@@ -171,6 +172,26 @@ TEST_F(JobFlagsTest, TaskSpecFollowsTheCommand) {
   EXPECT_NE(s.message().find("says this task is ps:0, but the command is 'deepfm worker'"), std::string::npos)
       << s.message();
   EXPECT_TRUE(ResolveTaskSpec(Parsed(kPs | kWorker, {}), tf_config, 0, &spec, &origin).ok()) << "deepfm task";
+}
+
+TEST_F(JobFlagsTest, TaskCommandRunsTheTaskOnItsHostWithItsPlace) {
+  const ClusterSpec spec = Spec(R"({"cluster":{"ps":["h1:7001","h2:7002"],"worker":["h3:7003"]}})");
+  const FlagSet f = Parsed(kTrain, {"--cluster_spec=/s.json", "--launch_prefix=ip netns exec {host}",
+                                    "--batch_size=64", "--beta1=0.5", "--checkpoint=/user/choice"});
+  const JobPaths paths{"/opt/deepfm", "/jobs/j", "/jobs/j/auth_token"};
+  const ChildSpec ps = TaskCommand(f, spec, "ps", 1, paths);
+  EXPECT_EQ(ps.name, "ps1");
+  EXPECT_EQ(ps.argv, (std::vector<std::string>{"ip", "netns", "exec", "h2", "/opt/deepfm", "ps", "--beta1=0.5",
+                                               "--checkpoint=/jobs/j", "--auth_token_file=/jobs/j/auth_token"}));
+  ASSERT_EQ(ps.env.size(), 1u);
+  ClusterSpec told;
+  ASSERT_TRUE(ParseClusterJson(ps.env[0].substr(std::string("TF_CONFIG=").size()), "env", &told).ok());
+  EXPECT_EQ(told.task_name(), "ps:1");
+  EXPECT_EQ(told.ps, spec.ps);
+  EXPECT_EQ(ps.log_path, "/jobs/j/logs/ps1.log");
+  const ChildSpec w = TaskCommand(f, spec, "worker", 0, paths);
+  EXPECT_EQ(w.argv, (std::vector<std::string>{"ip", "netns", "exec", "h3", "/opt/deepfm", "worker", "--batch_size=64",
+                                              "--checkpoint=/jobs/j", "--auth_token_file=/jobs/j/auth_token"}));
 }
 
 TEST(LocalClusterTest, DistinctLoopbackPorts) {

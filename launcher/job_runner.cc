@@ -1,0 +1,190 @@
+#include "launcher/job_runner.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <map>
+
+#include "common/report.h"
+#include "rpc/health.h"
+#include "rpc/job_status.h"
+
+namespace deepfm::launcher {
+
+JobRunner::JobRunner(const FlagSet& flags, JobPaths paths, ClusterSpec spec, rpc::Security security,
+                     const std::atomic<int>* stop_signal)
+    : flags_(flags),
+      paths_(std::move(paths)),
+      folder_(paths_.folder),
+      spec_(std::move(spec)),
+      security_(std::move(security)),
+      stop_signal_(stop_signal) {}
+
+int JobRunner::Run() {
+  Status s = StartShards();
+  if (s.ok()) s = StartTrainers();
+  if (!s.ok()) return Fail(s.message(), -1, /*tail_included=*/true);
+  const int code = Supervise();
+  if (code != 0) return code;
+  StopShards();
+  return Summarize();
+}
+
+Status JobRunner::Spawn(const std::string& type, int index, const std::string& address,
+                        std::vector<Task>* into) {
+  Task t{type + ":" + std::to_string(index), address, -1};
+  Status s = sup_.Spawn(TaskCommand(flags_, spec_, type, index, paths_), &t.child);
+  if (!s.ok()) return Internal("starting " + t.name + ": " + s.message());
+  into->push_back(t);
+  return Status::Ok();
+}
+
+Status JobRunner::StartShards() {
+  for (size_t i = 0; i < spec_.ps.size(); ++i) {
+    Status s = Spawn("ps", static_cast<int>(i), spec_.ps[i], &shards_);
+    if (!s.ok()) return s;
+  }
+  // Ready means serving: the standard health check, not a printed line.
+  std::map<int, int> exited;  // child -> wait status
+  for (const Task& t : shards_) {
+    Status s = rpc::WaitForServing(t.address, security_, std::chrono::seconds(120), [&] {
+      sup_.Pump(0);
+      for (auto [child, st] : sup_.Reap()) exited[child] = st;
+      return !exited.count(t.child) && !*stop_signal_;
+    });
+    if (*stop_signal_) return Status(Code::kUnavailable, "interrupted");
+    if (!exited.empty()) {
+      const Task& dead = TaskOf(exited.begin()->first);
+      sup_.Pump(0);
+      return Status(Code::kUnavailable,
+                    dead.name + " (" + dead.address + ") exited during start-up (" +
+                        DescribeExit(exited.begin()->second) + ")" + TailOf(dead.child));
+    }
+    if (!s.ok()) {
+      return Status(Code::kUnavailable, t.name + " (" + t.address + ") did not become ready: " +
+                                            s.message() + TailOf(t.child));
+    }
+  }
+  return Status::Ok();
+}
+
+Status JobRunner::StartTrainers() {
+  for (size_t i = 0; i < spec_.chief.size(); ++i) {
+    Status s = Spawn("chief", static_cast<int>(i), spec_.chief[i], &trainers_);
+    if (!s.ok()) return s;
+  }
+  for (size_t i = 0; i < spec_.worker.size(); ++i) {
+    Status s = Spawn("worker", static_cast<int>(i), spec_.worker[i], &trainers_);
+    if (!s.ok()) return s;
+  }
+  PsClientOptions co;
+  co.hosts = spec_.ps;
+  co.security = security_;
+  co.rpc_deadline_ms = 5000;
+  co.connect_timeout_ms = 30000;
+  co.max_retries = 0;
+  return PsClient::Connect(co, &status_client_);
+}
+
+// Until every trainer has exited: a non-zero exit, a dead shard, a hung
+// trainer or a stop signal ends the job. Returns 0 when all trainers
+// succeeded, else the exit code.
+int JobRunner::Supervise() {
+  const double hang_timeout = static_cast<double>(flags_.GetInt("hang_timeout"));
+  size_t finished = 0;
+  int64_t next_check = NowNanos();
+  while (finished < trainers_.size()) {
+    sup_.Pump(200);
+    for (auto [child, st] : sup_.Reap()) {
+      const Task& t = TaskOf(child);
+      const bool trainer = &t >= trainers_.data() && &t < trainers_.data() + trainers_.size();
+      if (trainer && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
+        ++finished;
+        continue;
+      }
+      return Fail(t.name + " (" + t.address + ") died (" + DescribeExit(st) + ")", child);
+    }
+    if (*stop_signal_) {
+      fprintf(stderr, "deepfm: signal %d: stopping every task\n", stop_signal_->load());
+      sup_.StopAll(5000);
+      return 130;
+    }
+    if (NowNanos() >= next_check) {
+      next_check = NowNanos() + 1000000000LL;
+      ps::JobStatusResponse status;
+      // An unreachable chief shard shows up as its process dying, or as
+      // the trainers failing; here it only postpones the check.
+      if (status_client_->JobStatus(&status).ok()) {
+        const rpc::StuckTrainer stuck = rpc::FindStuckTrainer(status, hang_timeout);
+        if (stuck.found() && stuck.index < static_cast<int>(trainers_.size())) {
+          const Task& t = trainers_[stuck.index];
+          return Fail(t.name + " (" + t.address + ") stopped the job: " + stuck.why, t.child);
+        }
+      }
+    }
+  }
+  return 0;
+}
+
+void JobRunner::StopShards() {
+  // Trainers are done: stop the shards in order (SIGTERM -> graceful shutdown).
+  for (const Task& t : shards_) sup_.Signal(t.child, SIGTERM);
+  const int64_t deadline = NowNanos() + 30LL * 1000000000;
+  size_t left = shards_.size();
+  while (left > 0 && NowNanos() < deadline) {
+    sup_.Pump(100);
+    for (auto [child, st] : sup_.Reap()) {
+      --left;
+      if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+        fprintf(stderr, "deepfm: %s stopped with %s\n", TaskOf(child).name.c_str(),
+                DescribeExit(st).c_str());
+      }
+    }
+  }
+  sup_.StopAll(1000);
+}
+
+int JobRunner::Summarize() {
+  JobMetrics m;
+  const std::string path = (std::filesystem::path(folder_) / "metrics.json").string();
+  Status s = ReadJobMetrics(path, &m);
+  if (!s.ok()) {
+    fprintf(stderr, "deepfm: the chief's metrics: %s\n", s.message().c_str());
+    return 1;
+  }
+  printf("deepfm: done in %.1f s: %.0f samples/s over %d worker(s)", wall_.Seconds(),
+         m.samples_per_sec(), m.workers);
+  if (m.has_eval) {
+    printf("; eval AUC %.4f logloss %.4f accuracy %.4f", m.eval.auc, m.eval.logloss,
+           m.eval.accuracy);
+  }
+  printf("\ndeepfm: metrics in %s\n", path.c_str());
+  return 0;
+}
+
+const JobRunner::Task& JobRunner::TaskOf(int child) const {
+  for (const auto* list : {&shards_, &trainers_}) {
+    for (const Task& t : *list) {
+      if (t.child == child) return t;
+    }
+  }
+  static const Task unknown{"?", "?", -1};
+  return unknown;
+}
+
+std::string JobRunner::TailOf(int child) const {
+  return child >= 0 ? "; its last lines:\n" + sup_.Tail(child) : "";
+}
+
+int JobRunner::Fail(const std::string& why, int child, bool tail_included) {
+  const std::string tail = tail_included ? "" : TailOf(child);
+  fprintf(stderr, "deepfm: %s%s\n", why.c_str(), tail.c_str());
+  sup_.StopAll(5000);
+  fprintf(stderr, "deepfm: job failed; logs in %s\n",
+          (std::filesystem::path(folder_) / "logs").c_str());
+  return 1;
+}
+
+}  // namespace deepfm::launcher

@@ -1,0 +1,25 @@
+// How the launcher starts one task of its job: `deepfm ps|worker` on the
+// task's host (through --launch_prefix, "{host}" replaced), with exactly the
+// flags that task reads and the user set, the job folder and token, and
+// TF_CONFIG naming the task's place in the spec, as a TFJob would set it.
+#pragma once
+
+#include <string>
+
+#include "common/cluster_spec.h"
+#include "launcher/flag_set.h"
+#include "launcher/supervisor.h"
+
+namespace deepfm::launcher {
+
+struct JobPaths {
+  std::string self;        // this program, as every host sees it
+  std::string folder;      // the job folder (shared by every task)
+  std::string token_file;  // the job's token
+};
+
+// `type` is "ps", "worker" or "chief"; `index` its place in that list.
+ChildSpec TaskCommand(const FlagSet& flags, const ClusterSpec& spec, const std::string& type,
+                      int index, const JobPaths& job);
+
+}  // namespace deepfm::launcher
