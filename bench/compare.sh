@@ -44,10 +44,11 @@ for cfg in "fp32_ps1 fp32 1 1" "bf16_ps1 bf16 1 1" "fp32_ps2 fp32 2 1" "bf16_ps2
   rm -rf "$OUT/$name"
   ./build/launcher/deepfm train --data_location="$DATA" --checkpoint="$OUT/$name" --ps_num="$3" \
       --dnn_threads="$4" $extra > "$OUT/$name.log" 2>&1 || { tail -30 "$OUT/$name.log"; exit 1; }
-  grep -E "trained|step split|eval:" "$OUT/$name.log"
+  tail -4 "$OUT/$name.log"
 done
 
-isa=$(grep -oE "DNN kernels: [a-z0-9]+" "$OUT/fp32_ps1.log" | head -1 | awk '{print $3}')
+isa=$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["dnn_isa"])' \
+      "$OUT/fp32_ps1/worker0.json")
 echo "== GEMM rates of this build's $isa path (three layer shapes, batch 512)"
 ./build/bench/dnn_bench --benchmark_filter="^Gemm/$isa/.*/t[12]/" --benchmark_format=json \
     --benchmark_repetitions=3 --benchmark_report_aggregates_only=true > "$OUT/gemm.json" 2>"$OUT/gemm.log"

@@ -48,11 +48,7 @@ def main():
     if os.path.exists(os.path.join(out, "torch.json")):
         with open(os.path.join(out, "torch.json")) as f:
             torch = json.loads(f.read().strip().splitlines()[-1])
-    isa = "generic"
-    for line in open(os.path.join(out, "fp32_ps1.log")):
-        m = re.search(r"DNN kernels: (\w+)", line)
-        if m:
-            isa = m.group(1)
+    isa = worker_json(os.path.join(out, "fp32_ps1"))["dnn_isa"]
     rates = gemm_rates(os.path.join(out, "gemm.json"), isa)
     r1, r2 = rates.get(1, float("nan")), rates.get(2, float("nan"))
     print(f"\nGEMM rate of this build ({isa} path), the three layer shapes at batch 512: "

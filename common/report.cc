@@ -83,6 +83,7 @@ Status WriteWorkerReport(const std::string& path, const WorkerReport& r) {
               {"pull_bytes_per_step", r.pull_bytes_per_step},
               {"push_bytes_per_step", r.push_bytes_per_step},
               {"bf16", r.bf16},
+              {"dnn_isa", r.dnn_isa},
               {"eval", r.has_eval ? EvalJson(r.eval) : json(nullptr)}};
   return WriteFileAtomic(path, doc.dump(2) + "\n");
 }
@@ -102,6 +103,7 @@ Status ReadWorkerReport(const std::string& path, WorkerReport* r) {
   if (s.ok()) s = Get(doc, "pull_bytes_per_step", path, &r->pull_bytes_per_step);
   if (s.ok()) s = Get(doc, "push_bytes_per_step", path, &r->push_bytes_per_step);
   if (s.ok()) s = Get(doc, "bf16", path, &r->bf16);
+  if (s.ok()) s = Get(doc, "dnn_isa", path, &r->dnn_isa);
   if (!s.ok()) return s;
   if (!doc.contains("split_us") || !doc["split_us"].is_object()) return DataLoss(path + ": no \"split_us\" object");
   for (const auto& [k, v] : doc["split_us"].items()) {

@@ -36,6 +36,7 @@ struct WorkerReport {
   uint64_t pull_bytes_per_step = 0;
   uint64_t push_bytes_per_step = 0;
   bool bf16 = false;
+  std::string dnn_isa;            // the DNN kernel path it ran: generic, avx2, avx512
   bool has_eval = false;
   EvalReport eval;
 

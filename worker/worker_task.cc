@@ -8,6 +8,7 @@
 
 #include "common/malloc_tuning.h"
 #include "common/report.h"
+#include "worker/dnn_kernels.h"
 #include "worker/heartbeat.h"
 #include "worker/server_check.h"
 
@@ -33,6 +34,7 @@ WorkerReport MakeReport(const WorkerTaskOptions& o, const TrainResult& tr) {
   r.pull_bytes_per_step = sp.pull_bytes;
   r.push_bytes_per_step = sp.push_bytes;
   r.bf16 = o.trainer.model.bf16;
+  r.dnn_isa = o.trainer.model.dnn_isa.empty() ? dnn::ActiveKernels().name : o.trainer.model.dnn_isa;
   return r;
 }
 

@@ -158,6 +158,23 @@ TEST(ClusterSpecTest, BadInputNamesTheField) {
   Status s = ResolveClusterSpec(missing, true, &spec, &origin);
   EXPECT_NE(s.message().find("--cluster_spec"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("/nonexistent/spec.json"), std::string::npos) << s.message();
+  // A file's errors name the file.
+  const std::string bad_file = ::testing::TempDir() + "/bad_spec_" + std::to_string(getpid()) + ".json";
+  ASSERT_TRUE(WriteFileAtomic(bad_file, R"({"cluster":{"ps":["h:1"],"worker":["w"]}})").ok());
+  ClusterSources file;
+  file.spec_file = bad_file;
+  s = ResolveClusterSpec(file, false, &spec, &origin);
+  EXPECT_NE(s.message().find(bad_file + ": cluster.worker[0]: \"w\" is not host:port"), std::string::npos)
+      << s.message();
+  std::filesystem::remove(bad_file);
+  // TF1 flags' errors name the flags' spec.
+  ClusterSources bad_tf1;
+  bad_tf1.ps_hosts = "a:1,b";
+  bad_tf1.worker_hosts = "c:1";
+  bad_tf1.job_name = "ps";
+  s = ResolveClusterSpec(bad_tf1, true, &spec, &origin);
+  EXPECT_NE(s.message().find("--ps_hosts/--worker_hosts: cluster.ps[1]: \"b\" is not host:port"), std::string::npos)
+      << s.message();
   ClusterSources tf1;
   tf1.ps_hosts = "a:1";
   tf1.worker_hosts = "b:1";

@@ -41,6 +41,7 @@ WorkerReport Sample(int index, bool chief) {
   r.pull_bytes_per_step = 123456789012ULL;
   r.push_bytes_per_step = 7;
   r.bf16 = index == 1;
+  r.dnn_isa = "avx2";
   if (chief) {
     r.has_eval = true;
     r.eval = {0.75, 0.5, 0.8125, 100, 2, 1.25};
@@ -70,6 +71,7 @@ TEST_F(ReportTest, WorkerReportRoundTrips) {
   EXPECT_EQ(back.pull_bytes_per_step, 123456789012ULL);
   EXPECT_EQ(back.push_bytes_per_step, 7u);
   EXPECT_FALSE(back.bf16);
+  EXPECT_EQ(back.dnn_isa, "avx2");
   ASSERT_TRUE(back.has_eval);
   EXPECT_EQ(back.eval.auc, 0.75);
   EXPECT_EQ(back.eval.logloss, 0.5);

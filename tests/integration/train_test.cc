@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <chrono>
 #include <fstream>
+#include <thread>
 
 #include "ps/ps_server.h"
 #include "tools/datagen.h"
@@ -236,6 +237,18 @@ TEST_F(TrainTest, HeartbeatsFollowTheTrainerAndLateTrainersReportDone) {
     ASSERT_TRUE(worker.Train(&tr).ok());
     EXPECT_EQ(progress.local_step.load(), 20);
     EXPECT_GE(progress.progress.load(), 20);
+    // While the sender lives, the chief shard hears the progress within a
+    // few intervals, not only at the end.
+    bool heard = false;
+    for (int i = 0; i < 100 && !heard; ++i) {
+      ps::JobStatusResponse status;
+      ASSERT_TRUE(client->JobStatus(&status).ok());
+      heard = status.workers_size() > 1 && status.workers(1).local_step() == 20 &&
+              status.workers(1).phase() == ps::TRAINING;
+      if (!heard) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    EXPECT_TRUE(heard) << "no periodic heartbeat reached the chief shard";
+    EXPECT_GT(heartbeat.sent(), 1);
     progress.Enter(ps::FINISHED);
   }  // the last heartbeat goes out here
   ps::JobStatusResponse status;
