@@ -1,7 +1,6 @@
 #include "common/cluster_spec.h"
 
 #include <nlohmann/json.hpp>
-
 #include <set>
 #include <sstream>
 
@@ -30,7 +29,8 @@ Status ReadTaskList(const json& cluster, const std::string& key, const std::stri
   out->clear();
   if (!cluster.contains(key)) return Status::Ok();
   const json& list = cluster.at(key);
-  if (!list.is_array()) return InvalidArgument(origin + ": cluster." + key + " must be a list of \"host:port\"");
+  if (!list.is_array())
+    return InvalidArgument(origin + ": cluster." + key + " must be a list of \"host:port\"");
   for (size_t i = 0; i < list.size(); ++i) {
     if (!list[i].is_string()) {
       return InvalidArgument(origin + ": cluster." + key + "[" + std::to_string(i) +
@@ -60,8 +60,8 @@ bool ClusterSpec::is_chief() const {
 }
 
 std::string ClusterSpec::task_address() const {
-  const std::vector<std::string>* list = task_type == "ps"      ? &ps
-                                         : task_type == "chief" ? &chief
+  const std::vector<std::string>* list = task_type == "ps"       ? &ps
+                                         : task_type == "chief"  ? &chief
                                          : task_type == "worker" ? &worker
                                                                  : nullptr;
   if (!list || task_index < 0 || task_index >= static_cast<int>(list->size())) return "";
@@ -77,7 +77,8 @@ Status SplitHostPort(const std::string& address, std::string* host, int* port) {
   }
   std::string h = address.substr(0, colon);
   if (h.front() == '[') {
-    if (h.back() != ']' || h.size() < 3) return InvalidArgument("\"" + address + "\" is not [v6-address]:port");
+    if (h.back() != ']' || h.size() < 3)
+      return InvalidArgument("\"" + address + "\" is not [v6-address]:port");
     h = h.substr(1, h.size() - 2);
   }
   const std::string p = address.substr(colon + 1);
@@ -105,19 +106,22 @@ Status ParseClusterJson(const std::string& text, const std::string& origin, Clus
   } catch (const json::parse_error& e) {
     return InvalidArgument(origin + ": not valid JSON: " + e.what());
   }
-  if (!doc.is_object()) return InvalidArgument(origin + ": must be a JSON object with \"cluster\" and \"task\"");
+  if (!doc.is_object())
+    return InvalidArgument(origin + ": must be a JSON object with \"cluster\" and \"task\"");
   for (const auto& [key, value] : doc.items()) {
     if (key != "cluster" && key != "task" && key != "environment" && key != "rpc_layer") {
       return InvalidArgument(origin + ": unknown key \"" + key + "\" (expected cluster, task)");
     }
   }
   if (!doc.contains("cluster") || !doc["cluster"].is_object()) {
-    return InvalidArgument(origin + ": \"cluster\" must be an object of task lists (ps, worker, chief)");
+    return InvalidArgument(origin +
+                           ": \"cluster\" must be an object of task lists (ps, worker, chief)");
   }
   const json& cluster = doc["cluster"];
   for (const auto& [key, value] : cluster.items()) {
     if (key != "ps" && key != "worker" && key != "chief" && key != "master") {
-      return InvalidArgument(origin + ": cluster." + key + ": task type not supported (ps, worker, chief)");
+      return InvalidArgument(origin + ": cluster." + key +
+                             ": task type not supported (ps, worker, chief)");
     }
   }
   if (cluster.contains("chief") && cluster.contains("master")) {
@@ -125,7 +129,8 @@ Status ParseClusterJson(const std::string& text, const std::string& origin, Clus
   }
   Status s = ReadTaskList(cluster, "ps", origin, &out->ps);
   if (s.ok()) s = ReadTaskList(cluster, "worker", origin, &out->worker);
-  if (s.ok()) s = ReadTaskList(cluster, cluster.contains("master") ? "master" : "chief", origin, &out->chief);
+  if (s.ok())
+    s = ReadTaskList(cluster, cluster.contains("master") ? "master" : "chief", origin, &out->chief);
   if (!s.ok()) return s;
   if (doc.contains("task")) {
     const json& task = doc["task"];
@@ -134,7 +139,8 @@ Status ParseClusterJson(const std::string& text, const std::string& origin, Clus
     }
     out->task_type = CanonicalType(task["type"].get<std::string>());
     if (task.contains("index")) {
-      if (!task["index"].is_number_integer()) return InvalidArgument(origin + ": task.index must be an integer");
+      if (!task["index"].is_number_integer())
+        return InvalidArgument(origin + ": task.index must be an integer");
       out->task_index = task["index"].get<int>();
     }
   }
@@ -152,9 +158,12 @@ std::string ClusterJson(const ClusterSpec& spec) {
 }
 
 Status ValidateClusterSpec(const ClusterSpec& spec, const std::string& origin, bool need_task) {
-  if (spec.ps.empty()) return InvalidArgument(origin + ": cluster.ps is empty: a job needs at least one parameter server");
+  if (spec.ps.empty())
+    return InvalidArgument(origin +
+                           ": cluster.ps is empty: a job needs at least one parameter server");
   if (spec.num_trainers() == 0) {
-    return InvalidArgument(origin + ": cluster has no worker and no chief: a job needs a task that trains");
+    return InvalidArgument(origin +
+                           ": cluster has no worker and no chief: a job needs a task that trains");
   }
   if (spec.chief.size() > 1) {
     return InvalidArgument(origin + ": cluster.chief lists " + std::to_string(spec.chief.size()) +
@@ -170,19 +179,26 @@ Status ValidateClusterSpec(const ClusterSpec& spec, const std::string& origin, b
       Status s = SplitHostPort((*list)[i], &host, &port);
       if (!s.ok()) return InvalidArgument(field + ": " + s.message());
       if (!seen.insert((*list)[i]).second) {
-        return InvalidArgument(field + ": \"" + (*list)[i] + "\" is listed twice; every task needs its own port");
+        return InvalidArgument(field + ": \"" + (*list)[i] +
+                               "\" is listed twice; every task needs its own port");
       }
     }
   }
   if (!need_task) return Status::Ok();
-  if (spec.task_type.empty()) return InvalidArgument(origin + ": no task: say which task this process is (task.type, task.index)");
+  if (spec.task_type.empty())
+    return InvalidArgument(origin +
+                           ": no task: say which task this process is (task.type, task.index)");
   if (spec.task_type != "ps" && spec.task_type != "worker" && spec.task_type != "chief") {
-    return InvalidArgument(origin + ": task.type \"" + spec.task_type + "\" is not ps, worker or chief");
+    return InvalidArgument(origin + ": task.type \"" + spec.task_type +
+                           "\" is not ps, worker or chief");
   }
   if (spec.task_address().empty()) {
-    const size_t n = spec.task_type == "ps" ? spec.ps.size() : spec.task_type == "chief" ? spec.chief.size() : spec.worker.size();
-    return InvalidArgument(origin + ": task.index " + std::to_string(spec.task_index) + " is outside cluster." +
-                           spec.task_type + " (" + std::to_string(n) + " tasks)");
+    const size_t n = spec.task_type == "ps"      ? spec.ps.size()
+                     : spec.task_type == "chief" ? spec.chief.size()
+                                                 : spec.worker.size();
+    return InvalidArgument(origin + ": task.index " + std::to_string(spec.task_index) +
+                           " is outside cluster." + spec.task_type + " (" + std::to_string(n) +
+                           " tasks)");
   }
   return Status::Ok();
 }
@@ -207,11 +223,13 @@ Status ResolveClusterSpec(const ClusterSources& src, bool need_task, ClusterSpec
     out->task_type = CanonicalType(src.job_name);
     out->task_index = src.task_index;
     if (out->task_type == "chief") {
-      return InvalidArgument("--job_name=chief: TF1 flags have no chief list; worker 0 is the chief");
+      return InvalidArgument(
+          "--job_name=chief: TF1 flags have no chief list; worker 0 is the chief");
     }
   } else {
-    return NotFound("no cluster spec: give --cluster_spec=FILE, set TF_CONFIG, or pass --ps_hosts, "
-                    "--worker_hosts, --job_name and --task_index");
+    return NotFound(
+        "no cluster spec: give --cluster_spec=FILE, set TF_CONFIG, or pass --ps_hosts, "
+        "--worker_hosts, --job_name and --task_index");
   }
   if (!s.ok()) return s;
   return ValidateClusterSpec(*out, *origin, need_task);

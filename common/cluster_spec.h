@@ -21,10 +21,10 @@
 namespace deepfm {
 
 struct ClusterSpec {
-  std::vector<std::string> chief;   // 0 or 1 address
+  std::vector<std::string> chief;  // 0 or 1 address
   std::vector<std::string> worker;
   std::vector<std::string> ps;
-  std::string task_type;            // "ps", "worker", "chief"; empty: no task (a launcher's view)
+  std::string task_type;  // "ps", "worker", "chief"; empty: no task (a launcher's view)
   int task_index = 0;
 
   // Tasks that train: the chief (if any) then every worker.
@@ -53,12 +53,12 @@ std::string ClusterJson(const ClusterSpec& spec);
 // Where a process finds its spec, in the order tried: the --cluster_spec
 // file, the TF_CONFIG environment variable, then TF1 flags.
 struct ClusterSources {
-  std::string spec_file;          // --cluster_spec
-  std::string tf_config;          // TF_CONFIG's value; empty when unset
-  std::string ps_hosts;           // --ps_hosts, comma-separated
-  std::string worker_hosts;       // --worker_hosts
-  std::string job_name;           // --job_name: ps, worker or chief
-  int task_index = 0;             // --task_index
+  std::string spec_file;     // --cluster_spec
+  std::string tf_config;     // TF_CONFIG's value; empty when unset
+  std::string ps_hosts;      // --ps_hosts, comma-separated
+  std::string worker_hosts;  // --worker_hosts
+  std::string job_name;      // --job_name: ps, worker or chief
+  int task_index = 0;        // --task_index
 };
 
 // Reads the first source that is given and validates it (see

@@ -1,10 +1,9 @@
 #include "common/report.h"
 
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <nlohmann/json.hpp>
 
 #include "common/checkpoint_manifest.h"
 
@@ -34,8 +33,8 @@ Status Get(const json& obj, const char* key, const std::string& path, T* out) {
 }
 
 json EvalJson(const EvalReport& e) {
-  return {{"auc", Num(e.auc)},     {"logloss", Num(e.logloss)}, {"accuracy", Num(e.accuracy)},
-          {"rows", e.rows},        {"bad_lines", e.bad_lines},  {"seconds", Num(e.seconds)}};
+  return {{"auc", Num(e.auc)}, {"logloss", Num(e.logloss)}, {"accuracy", Num(e.accuracy)},
+          {"rows", e.rows},    {"bad_lines", e.bad_lines},  {"seconds", Num(e.seconds)}};
 }
 
 Status ReadEval(const json& j, const std::string& path, EvalReport* e) {
@@ -105,7 +104,8 @@ Status ReadWorkerReport(const std::string& path, WorkerReport* r) {
   if (s.ok()) s = Get(doc, "bf16", path, &r->bf16);
   if (s.ok()) s = Get(doc, "dnn_isa", path, &r->dnn_isa);
   if (!s.ok()) return s;
-  if (!doc.contains("split_us") || !doc["split_us"].is_object()) return DataLoss(path + ": no \"split_us\" object");
+  if (!doc.contains("split_us") || !doc["split_us"].is_object())
+    return DataLoss(path + ": no \"split_us\" object");
   for (const auto& [k, v] : doc["split_us"].items()) {
     r->split_us[k] = v.is_number() ? v.get<double>() : std::numeric_limits<double>::quiet_NaN();
   }

@@ -23,12 +23,12 @@ struct EvalReport {
 
 // One trainer's account of its training (and, for the chief, evaluation).
 struct WorkerReport {
-  int trainer_index = 0;          // place among the trainers (chief first)
-  std::string task;               // "worker:0", "chief:0"
+  int trainer_index = 0;  // place among the trainers (chief first)
+  std::string task;       // "worker:0", "chief:0"
   int64_t train_rows = 0;
   double train_seconds = 0;
   int64_t local_steps = 0;
-  int64_t global_step = 0;        // the step this worker last saw
+  int64_t global_step = 0;  // the step this worker last saw
   int64_t bad_lines = 0;
   double last_loss = 0;
   // Microseconds per step: wait, compute, handoff, read, dedup, pull, push.
@@ -36,7 +36,7 @@ struct WorkerReport {
   uint64_t pull_bytes_per_step = 0;
   uint64_t push_bytes_per_step = 0;
   bool bf16 = false;
-  std::string dnn_isa;            // the DNN kernel path it ran: generic, avx2, avx512
+  std::string dnn_isa;  // the DNN kernel path it ran: generic, avx2, avx512
   bool has_eval = false;
   EvalReport eval;
 
@@ -46,13 +46,13 @@ struct WorkerReport {
 // The job's result, written by the chief once every trainer has reported.
 struct JobMetrics {
   bool has_eval = false;
-  EvalReport eval;               // the chief's evaluation
+  EvalReport eval;  // the chief's evaluation
   int64_t global_step = 0;
-  int64_t train_rows = 0;        // every trainer's rows
-  double train_seconds = 0;      // the slowest trainer's training time
-  int64_t bad_lines = 0;         // training and evaluation
-  int workers = 0;               // trainers in the job
-  int workers_reported = 0;      // trainers whose report was found
+  int64_t train_rows = 0;    // every trainer's rows
+  double train_seconds = 0;  // the slowest trainer's training time
+  int64_t bad_lines = 0;     // training and evaluation
+  int workers = 0;           // trainers in the job
+  int workers_reported = 0;  // trainers whose report was found
   int ps = 0;
 
   double samples_per_sec() const { return train_seconds > 0 ? train_rows / train_seconds : 0; }

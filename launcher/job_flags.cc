@@ -1,8 +1,8 @@
 #include "launcher/job_flags.h"
 
 #include <cmath>
-#include <functional>
 #include <filesystem>
+#include <functional>
 #include <sstream>
 
 #include "ps/optimizer.h"
@@ -31,10 +31,14 @@ struct FlagDef {
 const FlagDef kFlags[] = {
     // The job's shape and where this task sits in it.
     {"cluster_spec", K::kString, "", kJob | kStatus,
-     "cluster spec file, TF_CONFIG's JSON shape; train: run this spec's tasks (with --launch_prefix)"},
-    {"ps_hosts", K::kString, "", kTasks | kStatus, "TF1: comma-separated host:port of every shard, shard 0 first"},
-    {"worker_hosts", K::kString, "", kTasks, "TF1: comma-separated host:port of every worker, worker 0 (the chief) first"},
-    {"job_name", K::kString, "", kTasks, "TF1: this task's type, ps or worker (default: the command's)"},
+     "cluster spec file, TF_CONFIG's JSON shape; train: run this spec's tasks (with "
+     "--launch_prefix)"},
+    {"ps_hosts", K::kString, "", kTasks | kStatus,
+     "TF1: comma-separated host:port of every shard, shard 0 first"},
+    {"worker_hosts", K::kString, "", kTasks,
+     "TF1: comma-separated host:port of every worker, worker 0 (the chief) first"},
+    {"job_name", K::kString, "", kTasks,
+     "TF1: this task's type, ps or worker (default: the command's)"},
     {"task_index", K::kInt, "0", kTasks, "TF1: this task's index within its type"},
     {"ps_num", K::kInt, "1", kTrain, "parameter-server shards of a local job"},
     {"worker_num", K::kInt, "1", kTrain, "workers of a local job"},
@@ -44,29 +48,36 @@ const FlagDef kFlags[] = {
     // Security.
     {"auth_token_file", K::kString, "", kSecure,
      "file holding the job's token; every RPC carries it (a local job makes a fresh one)"},
-    {"tls_cert", K::kString, "", kSecure, "PEM certificate of this task (serves and dials with TLS)"},
+    {"tls_cert", K::kString, "", kSecure,
+     "PEM certificate of this task (serves and dials with TLS)"},
     {"tls_key", K::kString, "", kSecure, "PEM private key of --tls_cert"},
     {"tls_ca", K::kString, "", kSecure, "PEM CA the tasks verify each other against (mutual TLS)"},
     {"insecure", K::kBool, "false", kPs | kTrain,
-     "let a shard listen beyond loopback without a token (anyone reaching it could train or stop it)"},
+     "let a shard listen beyond loopback without a token (anyone reaching it could train or stop "
+     "it)"},
     {"bind", K::kString, "", kPs,
      "address a shard listens on; default: its spec host when that is loopback, else 0.0.0.0"},
     // Data.
     {"data_location", K::kString, "./data", kTrainer,
-     "folder with train.csv and eval.csv (or Criteo's train.txt/eval.txt); only the default folder is "
+     "folder with train.csv and eval.csv (or Criteo's train.txt/eval.txt); only the default folder "
+     "is "
      "filled with generated data when empty"},
     {"data_format", K::kString, "auto", kTrainer, "auto, csv or tsv"},
-    {"num_epochs", K::kInt, "1", kTrainer, "passes over the training data when --steps does not stop earlier"},
+    {"num_epochs", K::kInt, "1", kTrainer,
+     "passes over the training data when --steps does not stop earlier"},
     {"batch_size", K::kInt, "512", kTrainer, "rows per step per worker"},
-    {"steps", K::kInt, "0", kTrainer, "stop at this global step; 0 = --num_epochs passes over the data"},
-    {"max_bad_fraction", K::kDouble, "0.001", kTrainer, "fail when more than this fraction of lines is bad"},
+    {"steps", K::kInt, "0", kTrainer,
+     "stop at this global step; 0 = --num_epochs passes over the data"},
+    {"max_bad_fraction", K::kDouble, "0.001", kTrainer,
+     "fail when more than this fraction of lines is bad"},
     {"strict", K::kBool, "false", kTrainer, "fail on the first bad input line"},
     {"gen_rows", K::kInt, "500000", kTrain,
      "training rows of the default data, made when the default --data_location has none"},
     // Model.
     {"hidden_units", K::kString, "1024,256,32", kTrainer, "DNN hidden layer widths"},
     {"embedding_dim", K::kInt, "16", kTrainer, "embedding dimension"},
-    {"seed", K::kInt, "2026", kTrainer | kGenData, "initialisation seed (embedding rows, dense weights); gen-data: generator seed"},
+    {"seed", K::kInt, "2026", kTrainer | kGenData,
+     "initialisation seed (embedding rows, dense weights); gen-data: generator seed"},
     {"bf16", K::kBool, "false", kTrainer,
      "BF16 training: bf16 on the wire, bf16 storage in FM + DNN, fp32 master weights"},
     {"dnn_threads", K::kInt, "1", kTrainer, "threads per DNN GEMM in each worker"},
@@ -76,29 +87,37 @@ const FlagDef kFlags[] = {
     {"beta1", K::kDouble, "0.9", kTrain | kPs, "adam: beta1"},
     {"beta2", K::kDouble, "0.999", kTrain | kPs, "adam: beta2"},
     {"epsilon", K::kDouble, "1e-8", kTrain | kPs, "adam: epsilon"},
-    {"initial_accumulator", K::kDouble, "0.1", kTrain | kPs, "adagrad(decay): initial accumulator and decay floor"},
-    {"decay_period", K::kInt, "100000", kTrain | kPs, "adagraddecay: global steps between accumulator decays"},
+    {"initial_accumulator", K::kDouble, "0.1", kTrain | kPs,
+     "adagrad(decay): initial accumulator and decay floor"},
+    {"decay_period", K::kInt, "100000", kTrain | kPs,
+     "adagraddecay: global steps between accumulator decays"},
     {"decay_rate", K::kDouble, "0.9", kTrain | kPs, "adagraddecay: accumulator decay factor"},
     // Training, checkpoints, results.
-    {"staleness", K::kInt, "1", kTrainer, "pulls may run this many pushes ahead; 0 = synchronous and deterministic"},
+    {"staleness", K::kInt, "1", kTrainer,
+     "pulls may run this many pushes ahead; 0 = synchronous and deterministic"},
     {"checkpoint", K::kString, "", kJob,
-     "job folder (on storage every task shares): checkpoints, reports; a job started on one holding a "
+     "job folder (on storage every task shares): checkpoints, reports; a job started on one "
+     "holding a "
      "checkpoint resumes from it"},
     {"output_dir", K::kString, "./result", kJob,
      "train: parent of a new job folder model_DeepFM_<timestamp> when --checkpoint is not given; "
      "ps/worker: the job folder when --checkpoint is not given"},
-    {"save_steps", K::kInt, "0", kTrainer, "save a checkpoint every N global steps; the job always saves at its end"},
+    {"save_steps", K::kInt, "0", kTrainer,
+     "save a checkpoint every N global steps; the job always saves at its end"},
     {"keep_checkpoint_max", K::kInt, "5", kTrainer, "keep the newest N checkpoints; 0 keeps all"},
     {"no_eval", K::kBool, "false", kTrainer, "skip evaluation after training"},
-    {"timeline", K::kInt, "0", kTrainer, "accepted for train.py compatibility; timelines are not written yet"},
+    {"timeline", K::kInt, "0", kTrainer,
+     "accepted for train.py compatibility; timelines are not written yet"},
     {"log_every", K::kInt, "100", kTrainer, "log every N steps"},
     // Processes and RPC.
     {"ps_threads", K::kInt, "2", kTrain | kPs, "gRPC handler threads per shard"},
     {"rpc_deadline_ms", K::kInt, "60000", kTrainer | kStatus, "deadline of every RPC to a shard"},
     {"max_message_mb", K::kInt, "512", kJob, "largest gRPC message sent or accepted, MiB"},
     {"hang_timeout", K::kInt, "300", kTrainer,
-     "a trainer that sends no heartbeat, or makes no progress, for this many seconds is hung: the job stops"},
-    {"shutdown_ps", K::kBool, "false", kWorker, "ask every shard to stop when this worker is done (by-hand runs)"},
+     "a trainer that sends no heartbeat, or makes no progress, for this many seconds is hung: the "
+     "job stops"},
+    {"shutdown_ps", K::kBool, "false", kWorker,
+     "ask every shard to stop when this worker is done (by-hand runs)"},
     // gen-data.
     {"rows", K::kInt, "500000", kGenData, "training rows"},
     {"eval_rows", K::kInt, "-1", kGenData, "evaluation rows; -1 = rows / 5"},
@@ -138,7 +157,8 @@ class Checker {
     if (!s_.ok() || !Reads(name)) return;
     const long long v = f_.GetInt(name);
     if (v < lo || v > hi) {
-      s_ = Bad(name, f_.Get(name), "must lie in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
+      s_ = Bad(name, f_.Get(name),
+               "must lie in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
     }
   }
   void Real(const char* name, const std::function<bool(double)>& ok, const char* what) {
@@ -173,7 +193,9 @@ Status ParseHiddenUnits(const std::string& text, std::vector<int>* out) {
     const long v = std::strtol(u.c_str(), &end, 10);
     if (u.empty() || *end != '\0' || v <= 0 || v > 65536) {
       return Bad("hidden_units", text,
-                 "'" + u + "' is not a layer width; give comma-separated widths in [1, 65536], e.g. 1024,256,32");
+                 "'" + u +
+                     "' is not a layer width; give comma-separated widths in [1, 65536], e.g. "
+                     "1024,256,32");
     }
     out->push_back(static_cast<int>(v));
   }
@@ -201,11 +223,16 @@ std::string TaskJobFolder(const FlagSet& f) {
 
 const char* CommandName(Command c) {
   switch (c) {
-    case kTrain: return "train";
-    case kPs: return "ps";
-    case kWorker: return "worker";
-    case kGenData: return "gen-data";
-    case kStatus: return "status";
+    case kTrain:
+      return "train";
+    case kPs:
+      return "ps";
+    case kWorker:
+      return "worker";
+    case kGenData:
+      return "gen-data";
+    case kStatus:
+      return "status";
   }
   return "?";
 }
@@ -220,7 +247,8 @@ FlagSet FlagsOf(unsigned commands, const std::string& name) {
 
 bool IsDefaultDataLocation(const FlagSet& flags) { return !flags.WasSet("data_location"); }
 
-Status FindDataFiles(const std::string& folder, bool need_eval, std::string* train, std::string* eval) {
+Status FindDataFiles(const std::string& folder, bool need_eval, std::string* train,
+                     std::string* eval) {
   auto find = [&](const std::string& split, std::string* out) {
     for (const char* ext : {".csv", ".txt", ".tsv"}) {
       const fs::path p = fs::path(folder) / (split + ext);
@@ -232,11 +260,14 @@ Status FindDataFiles(const std::string& folder, bool need_eval, std::string* tra
     return false;
   };
   if (!find("train", train)) {
-    return NotFound("--data_location=" + folder + " holds no training data (looked for train.csv, train.txt, "
-                    "train.tsv); give the folder that has it, or leave --data_location unset for generated data");
+    return NotFound("--data_location=" + folder +
+                    " holds no training data (looked for train.csv, train.txt, "
+                    "train.tsv); give the folder that has it, or leave --data_location unset for "
+                    "generated data");
   }
   if (!find("eval", eval) && need_eval) {
-    return NotFound("--data_location=" + folder + " holds no evaluation data (looked for eval.csv, eval.txt, "
+    return NotFound("--data_location=" + folder +
+                    " holds no evaluation data (looked for eval.csv, eval.txt, "
                     "eval.tsv); add it, or pass --no_eval");
   }
   return Status::Ok();
@@ -265,13 +296,20 @@ Status ValidateFlags(const FlagSet& f, Command c) {
   k.IntAtLeast("rows", 1);
   k.IntAtLeast("eval_rows", -1, "must be >= 0, or -1 for rows / 5");
   k.IntAtLeast("decay_period", 1);
-  k.Real("learning_rate", [](double v) { return v > 0; }, "must be a positive number");
-  k.Real("max_bad_fraction", [](double v) { return v >= 0 && v <= 1; }, "must lie in [0, 1]");
-  k.Real("beta1", [](double v) { return v >= 0 && v < 1; }, "must lie in [0, 1)");
-  k.Real("beta2", [](double v) { return v >= 0 && v < 1; }, "must lie in [0, 1)");
-  k.Real("epsilon", [](double v) { return v >= 0; }, "must be >= 0");
-  k.Real("initial_accumulator", [](double v) { return v > 0; }, "must be > 0");
-  k.Real("decay_rate", [](double v) { return v > 0 && v <= 1; }, "must lie in (0, 1]");
+  k.Real(
+      "learning_rate", [](double v) { return v > 0; }, "must be a positive number");
+  k.Real(
+      "max_bad_fraction", [](double v) { return v >= 0 && v <= 1; }, "must lie in [0, 1]");
+  k.Real(
+      "beta1", [](double v) { return v >= 0 && v < 1; }, "must lie in [0, 1)");
+  k.Real(
+      "beta2", [](double v) { return v >= 0 && v < 1; }, "must lie in [0, 1)");
+  k.Real(
+      "epsilon", [](double v) { return v >= 0; }, "must be >= 0");
+  k.Real(
+      "initial_accumulator", [](double v) { return v > 0; }, "must be > 0");
+  k.Real(
+      "decay_rate", [](double v) { return v > 0 && v <= 1; }, "must lie in (0, 1]");
   k.OneOf("optimizer", {"adam", "adamasync", "adagrad", "adagraddecay", "sgd"});
   k.OneOf("data_format", {"auto", "csv", "tsv"});
   k.OneOf("format", {"csv", "tsv"});
@@ -280,12 +318,16 @@ Status ValidateFlags(const FlagSet& f, Command c) {
     std::vector<int> units;
     k.Set(ParseHiddenUnits(f.Get("hidden_units"), &units));
   }
-  if (k.Reads("launch_prefix") && !f.Get("launch_prefix").empty() && f.Get("cluster_spec").empty()) {
-    k.Set(InvalidArgument("--launch_prefix needs --cluster_spec: it says how to reach the hosts of that spec"));
+  if (k.Reads("launch_prefix") && !f.Get("launch_prefix").empty() &&
+      f.Get("cluster_spec").empty()) {
+    k.Set(InvalidArgument(
+        "--launch_prefix needs --cluster_spec: it says how to reach the hosts of that spec"));
   }
   if (k.Reads("cluster_spec") && c == kTrain && !f.Get("cluster_spec").empty() &&
       (f.WasSet("ps_num") || f.WasSet("worker_num"))) {
-    k.Set(InvalidArgument("--ps_num and --worker_num shape a local job; with --cluster_spec the spec lists the tasks"));
+    k.Set(
+        InvalidArgument("--ps_num and --worker_num shape a local job; with --cluster_spec the spec "
+                        "lists the tasks"));
   }
   // An explicit data folder must hold data; only the default one is filled.
   if (k.status().ok() && (c == kWorker || (c == kTrain && !IsDefaultDataLocation(f)))) {
@@ -295,8 +337,8 @@ Status ValidateFlags(const FlagSet& f, Command c) {
   return k.status();
 }
 
-Status ResolveTaskSpec(const FlagSet& f, const std::string& tf_config, unsigned command, ClusterSpec* spec,
-                       std::string* origin) {
+Status ResolveTaskSpec(const FlagSet& f, const std::string& tf_config, unsigned command,
+                       ClusterSpec* spec, std::string* origin) {
   ClusterSources src;
   src.spec_file = f.Get("cluster_spec");
   src.tf_config = tf_config;
@@ -310,9 +352,10 @@ Status ResolveTaskSpec(const FlagSet& f, const std::string& tf_config, unsigned 
   if (!s.ok()) return s;
   const bool is_ps = spec->task_type == "ps";
   if ((command == kPs && !is_ps) || (command == kWorker && is_ps)) {
-    return InvalidArgument(*origin + " says this task is " + spec->task_name() + ", but the command is 'deepfm " +
-                           CommandName(static_cast<Command>(command)) + "'; run 'deepfm " + (is_ps ? "ps" : "worker") +
-                           "' (or 'deepfm task', which follows the spec)");
+    return InvalidArgument(
+        *origin + " says this task is " + spec->task_name() + ", but the command is 'deepfm " +
+        CommandName(static_cast<Command>(command)) + "'; run 'deepfm " + (is_ps ? "ps" : "worker") +
+        "' (or 'deepfm task', which follows the spec)");
   }
   return Status::Ok();
 }
@@ -356,9 +399,10 @@ Status MakePsTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Security
   // Beyond loopback, anyone who can reach the port could read the model,
   // train it or stop it: that needs the job's token, or an explicit waiver.
   if (!IsLoopbackHost(server.bind) && !security.has_token() && !f.GetBool("insecure")) {
-    return FailedPrecondition(out->name + " would listen on " + server.bind + ":" + std::to_string(port) +
-                              " without a token: give --auth_token_file (deploy/tls/make_certs.sh makes one), "
-                              "or --insecure to accept that anyone reaching the port controls the shard");
+    return FailedPrecondition(
+        out->name + " would listen on " + server.bind + ":" + std::to_string(port) +
+        " without a token: give --auth_token_file (deploy/tls/make_certs.sh makes one), "
+        "or --insecure to accept that anyone reaching the port controls the shard");
   }
   return Status::Ok();
 }
@@ -417,7 +461,8 @@ Status MakeWorkerTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Secu
   return Status::Ok();
 }
 
-std::vector<std::string> ForwardedFlags(const FlagSet& from, Command to, const std::vector<std::string>& except) {
+std::vector<std::string> ForwardedFlags(const FlagSet& from, Command to,
+                                        const std::vector<std::string>& except) {
   std::vector<std::string> out;
   for (const FlagDef& d : kFlags) {
     if (!(d.commands & to) || !from.Has(d.name) || !from.WasSet(d.name)) continue;

@@ -40,7 +40,8 @@ Status ValidateFlags(const FlagSet& flags, Command command);
 bool IsDefaultDataLocation(const FlagSet& flags);
 // The train and eval files under --data_location (train.csv/.txt/.tsv, the
 // same for eval). NotFound names the folder and the names it looked for.
-Status FindDataFiles(const std::string& folder, bool need_eval, std::string* train, std::string* eval);
+Status FindDataFiles(const std::string& folder, bool need_eval, std::string* train,
+                     std::string* eval);
 
 // The spec this task reads: --cluster_spec, else TF_CONFIG (from `tf_config`,
 // the environment's value), else --ps_hosts/--worker_hosts/--job_name/

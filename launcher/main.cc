@@ -55,11 +55,11 @@ int GenData(const FlagSet& f) {
   deepfm::DataGenReport r;
   Status s = deepfm::GenerateCriteoData(o, &r);
   if (!s.ok()) return Error("gen-data", s);
-  printf("wrote %s (%lld rows, ctr %.4f) and %s (%lld rows, ctr %.4f) in %.1f s\n", r.train_path.c_str(),
-         static_cast<long long>(r.train_rows), r.train_ctr, r.eval_path.c_str(),
-         static_cast<long long>(r.eval_rows), r.eval_ctr, r.seconds);
-  printf("oracle eval AUC %.4f, oracle logloss %.4f (the planted model's own scores)\n", r.oracle_auc,
-         r.oracle_logloss);
+  printf("wrote %s (%lld rows, ctr %.4f) and %s (%lld rows, ctr %.4f) in %.1f s\n",
+         r.train_path.c_str(), static_cast<long long>(r.train_rows), r.train_ctr,
+         r.eval_path.c_str(), static_cast<long long>(r.eval_rows), r.eval_ctr, r.seconds);
+  printf("oracle eval AUC %.4f, oracle logloss %.4f (the planted model's own scores)\n",
+         r.oracle_auc, r.oracle_logloss);
   return 0;
 }
 
@@ -84,7 +84,8 @@ int RunTask(const FlagSet& f, unsigned command, const std::string& name) {
   deepfm::WorkerTaskOptions o;
   s = MakeWorkerTask(f, spec, security, &o);
   if (!s.ok()) return Error(name, s, 2);
-  if (f.GetInt("timeline") > 0) printf("%s: --timeline is accepted but timelines are not written yet\n", o.name.c_str());
+  if (f.GetInt("timeline") > 0)
+    printf("%s: --timeline is accepted but timelines are not written yet\n", o.name.c_str());
   return deepfm::RunWorkerTask(o);
 }
 
@@ -117,11 +118,13 @@ int JobStatus(const FlagSet& f) {
   deepfm::ps::JobStatusResponse status;
   if (s.ok()) s = client->JobStatus(&status);
   if (!s.ok()) return Error("status", s);
-  printf("global step %lld, %u trainer(s)\n", static_cast<long long>(status.global_step()), status.num_workers());
+  printf("global step %lld, %u trainer(s)\n", static_cast<long long>(status.global_step()),
+         status.num_workers());
   for (const auto& w : status.workers()) {
-    printf("  trainer %u: %-10s local step %-8lld heartbeat %.1f s ago, progress %.1f s ago%s\n", w.task_index(),
-           deepfm::ps::WorkerPhase_Name(w.phase()).c_str(), static_cast<long long>(w.local_step()),
-           w.seconds_since_heartbeat(), w.seconds_since_progress(), w.done() ? ", done" : "");
+    printf("  trainer %u: %-10s local step %-8lld heartbeat %.1f s ago, progress %.1f s ago%s\n",
+           w.task_index(), deepfm::ps::WorkerPhase_Name(w.phase()).c_str(),
+           static_cast<long long>(w.local_step()), w.seconds_since_heartbeat(),
+           w.seconds_since_progress(), w.done() ? ", done" : "");
   }
   return 0;
 }
@@ -132,8 +135,10 @@ int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   const std::string usage =
-      "usage: deepfm train [flags]     run a job: local shards + workers, or a cluster spec's tasks\n"
-      "       deepfm ps [flags]        run one parameter-server task (TF_CONFIG, --cluster_spec or TF1 flags)\n"
+      "usage: deepfm train [flags]     run a job: local shards + workers, or a cluster spec's "
+      "tasks\n"
+      "       deepfm ps [flags]        run one parameter-server task (TF_CONFIG, --cluster_spec or "
+      "TF1 flags)\n"
       "       deepfm worker [flags]    run one trainer task (chief or worker)\n"
       "       deepfm task [flags]      run whichever task the cluster spec says this is\n"
       "       deepfm status [flags]    show every trainer's heartbeat, from the chief shard\n"
@@ -146,12 +151,18 @@ int main(int argc, char** argv) {
   const std::string cmd = argv[1];
   const std::vector<std::string> args(argv + 2, argv + argc);
   unsigned mask = 0;
-  if (cmd == "train") mask = kTrain;
-  else if (cmd == "ps") mask = kPs;
-  else if (cmd == "worker") mask = kWorker;
-  else if (cmd == "task") mask = kPs | kWorker;
-  else if (cmd == "status") mask = kStatus;
-  else if (cmd == "gen-data") mask = kGenData;
+  if (cmd == "train")
+    mask = kTrain;
+  else if (cmd == "ps")
+    mask = kPs;
+  else if (cmd == "worker")
+    mask = kWorker;
+  else if (cmd == "task")
+    mask = kPs | kWorker;
+  else if (cmd == "status")
+    mask = kStatus;
+  else if (cmd == "gen-data")
+    mask = kGenData;
   else {
     fputs(usage.c_str(), stderr);
     return 2;

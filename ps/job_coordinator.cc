@@ -3,7 +3,9 @@
 namespace deepfm::ps {
 namespace {
 
-double Seconds(JobCoordinator::Clock::duration d) { return std::chrono::duration<double>(d).count(); }
+double Seconds(JobCoordinator::Clock::duration d) {
+  return std::chrono::duration<double>(d).count();
+}
 
 }  // namespace
 
@@ -17,7 +19,8 @@ Status JobCoordinator::Find(uint32_t task_index, const char* rpc, Trainer** out)
   }
   if (task_index >= trainers_.size()) {
     if (task_index >= 1u << 16) {
-      return InvalidArgument(std::string(rpc) + ": task_index " + std::to_string(task_index) + " is implausible");
+      return InvalidArgument(std::string(rpc) + ": task_index " + std::to_string(task_index) +
+                             " is implausible");
     }
     trainers_.resize(task_index + 1);
   }
@@ -58,7 +61,8 @@ Status JobCoordinator::WorkerDone(uint32_t task_index, uint32_t* done) {
 
 void JobCoordinator::Describe(JobStatusResponse* resp, Clock::time_point now) const {
   std::lock_guard<std::mutex> lock(mu_);
-  resp->set_num_workers(num_trainers_ > 0 ? num_trainers_ : static_cast<uint32_t>(trainers_.size()));
+  resp->set_num_workers(num_trainers_ > 0 ? num_trainers_
+                                          : static_cast<uint32_t>(trainers_.size()));
   for (size_t i = 0; i < trainers_.size(); ++i) {
     const Trainer& t = trainers_[i];
     WorkerStatus* w = resp->add_workers();

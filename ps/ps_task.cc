@@ -34,7 +34,8 @@ int RunPsTask(const PsTaskOptions& o) {
     std::string folder;
     st = LatestCheckpoint(o.server.checkpoint_root, &folder);
     if (st.code() == Code::kNotFound) {
-      LOG(INFO) << o.name << ": no checkpoint under " << o.server.checkpoint_root << "; starting fresh";
+      LOG(INFO) << o.name << ": no checkpoint under " << o.server.checkpoint_root
+                << "; starting fresh";
     } else if (!st.ok()) {
       fprintf(stderr, "%s: %s\n", o.name.c_str(), st.message().c_str());
       return 1;
@@ -42,7 +43,8 @@ int RunPsTask(const PsTaskOptions& o) {
       uint64_t rows = 0;
       st = RestoreShard(shard.get(), folder, &rows);
       if (!st.ok()) {
-        fprintf(stderr, "%s: cannot restore %s: %s\n", o.name.c_str(), folder.c_str(), st.message().c_str());
+        fprintf(stderr, "%s: cannot restore %s: %s\n", o.name.c_str(), folder.c_str(),
+                st.message().c_str());
         return 1;
       }
       LOG(INFO) << o.name << ": restored " << rows << " rows from " << folder << " at global step "
@@ -63,9 +65,11 @@ int RunPsTask(const PsTaskOptions& o) {
     srv->RequestShutdown();
   }).detach();
   // For people; readiness is the health service's SERVING.
-  printf("%s: shard %u of %u serving on %s (%s%s), optimizer %s\n", o.name.c_str(), o.shard.shard_index,
-         o.shard.num_shards, server->address().c_str(), o.server.security.tls() ? "TLS" : "plaintext",
-         o.server.security.has_token() ? ", token" : "", OptimizerName(o.shard.optimizer.type).c_str());
+  printf("%s: shard %u of %u serving on %s (%s%s), optimizer %s\n", o.name.c_str(),
+         o.shard.shard_index, o.shard.num_shards, server->address().c_str(),
+         o.server.security.tls() ? "TLS" : "plaintext",
+         o.server.security.has_token() ? ", token" : "",
+         OptimizerName(o.shard.optimizer.type).c_str());
   fflush(stdout);
   server->Wait();
   LOG(INFO) << o.name << ": stopped";

@@ -11,9 +11,9 @@
 namespace deepfm::ps {
 
 struct PsTaskOptions {
-  std::string name = "ps:0";     // how logs name this task
-  ShardOptions shard;            // index, counts, optimizer
-  ServerOptions server;          // bind, port, threads, security, checkpoint root
+  std::string name = "ps:0";  // how logs name this task
+  ShardOptions shard;         // index, counts, optimizer
+  ServerOptions server;       // bind, port, threads, security, checkpoint root
   // Restore from the newest checkpoint under server.checkpoint_root, if it
   // has one.
   bool restore = true;

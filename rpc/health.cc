@@ -23,12 +23,14 @@ Status WaitForServing(const std::string& address, const Security& security,
     grpc::health::v1::HealthCheckRequest req;
     grpc::health::v1::HealthCheckResponse resp;
     const grpc::Status s = stub->Check(&ctx, req, &resp);
-    if (s.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING) return Status::Ok();
+    if (s.ok() && resp.status() == grpc::health::v1::HealthCheckResponse::SERVING)
+      return Status::Ok();
     last = s.ok() ? "status " + std::to_string(resp.status()) : s.error_message();
     if (alive && !alive()) return Status(Code::kUnavailable, address + " stopped before it served");
     if (std::chrono::steady_clock::now() >= deadline) {
       return Status(Code::kUnavailable, address + " did not report SERVING within " +
-                                            std::to_string(timeout.count()) + " ms (last: " + last + ")");
+                                            std::to_string(timeout.count()) + " ms (last: " + last +
+                                            ")");
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }

@@ -17,6 +17,7 @@ namespace deepfm::rpc {
 // `alive`, when given, is polled between tries: returning false stops the
 // wait at once (the process that should be listening has died).
 Status WaitForServing(const std::string& address, const Security& security,
-                      std::chrono::milliseconds timeout, const std::function<bool()>& alive = nullptr);
+                      std::chrono::milliseconds timeout,
+                      const std::function<bool()>& alive = nullptr);
 
 }  // namespace deepfm::rpc

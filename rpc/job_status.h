@@ -15,8 +15,8 @@ namespace deepfm::rpc {
 // without progress for that long in a phase that should progress (a chief
 // waiting for the others is not stuck).
 struct StuckTrainer {
-  int index = -1;    // the trainer's task_index; -1: none
-  std::string why;   // a sentence naming it
+  int index = -1;   // the trainer's task_index; -1: none
+  std::string why;  // a sentence naming it
   bool found() const { return index >= 0; }
 };
 StuckTrainer FindStuckTrainer(const ps::JobStatusResponse& status, double timeout_s);

@@ -57,8 +57,10 @@ Status Security::Load(const SecurityOptions& o, Security* out) {
     const size_t e = text.find_last_not_of(" \t\r\n");
     const std::string token = b == std::string::npos ? "" : text.substr(b, e - b + 1);
     if (token.size() < 16 || token.size() > 4096) {
-      return InvalidArgument("--auth_token_file=" + o.auth_token_file + ": the token must have 16 to 4096 "
-                             "characters, this one has " + std::to_string(token.size()));
+      return InvalidArgument("--auth_token_file=" + o.auth_token_file +
+                             ": the token must have 16 to 4096 "
+                             "characters, this one has " +
+                             std::to_string(token.size()));
     }
     for (char c : token) {
       if (c < 0x21 || c > 0x7e) {
@@ -78,7 +80,8 @@ Status Security::Load(const SecurityOptions& o, Security* out) {
   }
   if (!o.tls_ca.empty()) {
     if (o.tls_cert.empty()) {
-      return InvalidArgument("--tls_ca needs --tls_cert and --tls_key: every task serves and dials with TLS");
+      return InvalidArgument(
+          "--tls_ca needs --tls_cert and --tls_key: every task serves and dials with TLS");
     }
     Status s = ReadPem("tls_ca", o.tls_ca, &out->ca_);
     if (!s.ok()) return s;
@@ -96,8 +99,9 @@ std::shared_ptr<grpc::ServerCredentials> Security::ServerCredentials() const {
   if (!tls()) return grpc::InsecureServerCredentials();
   // With a CA, mutual TLS: a peer without a certificate the CA signed is
   // turned away during the handshake.
-  grpc::SslServerCredentialsOptions o(ca_.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-                                                  : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions o(
+      ca_.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                  : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   o.pem_root_certs = ca_;
   o.pem_key_cert_pairs.push_back({key_, cert_});
   return grpc::SslServerCredentials(o);
@@ -122,10 +126,12 @@ grpc::Status Security::Check(const grpc::ServerContext& ctx) const {
   const auto it = md.find("authorization");
   if (it == md.end()) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
-                        "this server requires 'authorization: Bearer <token>' (--auth_token_file); the call had none");
+                        "this server requires 'authorization: Bearer <token>' (--auth_token_file); "
+                        "the call had none");
   }
   const std::string value(it->second.data(), it->second.size());
-  if (value.rfind(kBearer, 0) != 0 || !ConstantTimeEqual(value.substr(sizeof(kBearer) - 1), token_)) {
+  if (value.rfind(kBearer, 0) != 0 ||
+      !ConstantTimeEqual(value.substr(sizeof(kBearer) - 1), token_)) {
     return grpc::Status(grpc::StatusCode::UNAUTHENTICATED,
                         "the call's bearer token is not this job's (--auth_token_file)");
   }

@@ -4,7 +4,8 @@
 
 namespace deepfm {
 
-HeartbeatSender::HeartbeatSender(PsClient* client, uint32_t task_index, const TrainerProgress* progress,
+HeartbeatSender::HeartbeatSender(PsClient* client, uint32_t task_index,
+                                 const TrainerProgress* progress,
                                  std::chrono::milliseconds interval)
     : client_(client), task_index_(task_index), progress_(progress), interval_(interval) {
   thread_ = std::thread([this] {

@@ -19,7 +19,7 @@ namespace deepfm {
 
 struct TrainerProgress {
   std::atomic<int> phase{ps::STARTING};
-  std::atomic<int64_t> progress{0};    // advanced per step and per evaluation batch
+  std::atomic<int64_t> progress{0};  // advanced per step and per evaluation batch
   std::atomic<int64_t> local_step{0};
 
   void Enter(ps::WorkerPhase p) { phase.store(p, std::memory_order_relaxed); }

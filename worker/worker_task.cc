@@ -40,15 +40,19 @@ WorkerReport MakeReport(const WorkerTaskOptions& o, const TrainResult& tr) {
 
 void PrintTraining(const WorkerTaskOptions& o, const TrainResult& tr) {
   const StepSplit& sp = tr.split;
-  printf("%s trained %lld steps, %lld rows in %.2f s: %.0f samples/sec, global_step %lld, bad_lines %lld\n",
-         o.name.c_str(), static_cast<long long>(tr.local_steps), static_cast<long long>(tr.rows), tr.seconds,
-         tr.seconds > 0 ? tr.rows / tr.seconds : 0.0, static_cast<long long>(tr.global_step),
-         static_cast<long long>(tr.bad_lines));
-  printf("%s step split (us/step): wait %.0f compute %.0f handoff %.0f | prefetch: read %.0f dedup %.0f "
-         "pull %.0f | push %.0f | wire bytes/step pull %llu push %llu\n",
-         o.name.c_str(), sp.wait_us, sp.compute_us, sp.handoff_us, sp.read_us, sp.dedup_us, sp.pull_us,
-         sp.push_us, static_cast<unsigned long long>(sp.pull_bytes),
-         static_cast<unsigned long long>(sp.push_bytes));
+  printf(
+      "%s trained %lld steps, %lld rows in %.2f s: %.0f samples/sec, global_step %lld, bad_lines "
+      "%lld\n",
+      o.name.c_str(), static_cast<long long>(tr.local_steps), static_cast<long long>(tr.rows),
+      tr.seconds, tr.seconds > 0 ? tr.rows / tr.seconds : 0.0,
+      static_cast<long long>(tr.global_step), static_cast<long long>(tr.bad_lines));
+  printf(
+      "%s step split (us/step): wait %.0f compute %.0f handoff %.0f | prefetch: read %.0f dedup "
+      "%.0f "
+      "pull %.0f | push %.0f | wire bytes/step pull %llu push %llu\n",
+      o.name.c_str(), sp.wait_us, sp.compute_us, sp.handoff_us, sp.read_us, sp.dedup_us, sp.pull_us,
+      sp.push_us, static_cast<unsigned long long>(sp.pull_bytes),
+      static_cast<unsigned long long>(sp.push_bytes));
   fflush(stdout);
 }
 
@@ -98,7 +102,8 @@ int RunWorkerTask(const WorkerTaskOptions& o) {
   std::error_code ec;
   fs::create_directories(o.output_dir, ec);
   if (ec) return Fail(o, Internal("cannot create " + o.output_dir + ": " + ec.message()));
-  const std::string report_path = (fs::path(o.output_dir) / WorkerReportFileName(to.task_index)).string();
+  const std::string report_path =
+      (fs::path(o.output_dir) / WorkerReportFileName(to.task_index)).string();
   {
     HeartbeatSender heartbeat(client.get(), static_cast<uint32_t>(to.task_index), &progress);
     // The last heartbeat says FAILED, so the chief stops waiting at once.
@@ -128,8 +133,8 @@ int RunWorkerTask(const WorkerTaskOptions& o) {
         EvalResult er;
         s = trainer.Evaluate(o.eval_data, &er);
         if (!s.ok()) return failed(s);
-        printf("%s eval: auc %.6f logloss %.6f accuracy %.6f rows %lld (%.2f s)\n", o.name.c_str(), er.auc,
-               er.logloss, er.accuracy, static_cast<long long>(er.rows), er.seconds);
+        printf("%s eval: auc %.6f logloss %.6f accuracy %.6f rows %lld (%.2f s)\n", o.name.c_str(),
+               er.auc, er.logloss, er.accuracy, static_cast<long long>(er.rows), er.seconds);
         fflush(stdout);
         report.has_eval = true;
         report.eval = {er.auc, er.logloss, er.accuracy, er.rows, er.bad_lines, er.seconds};

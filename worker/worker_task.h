@@ -13,18 +13,18 @@
 namespace deepfm {
 
 struct WorkerTaskOptions {
-  std::string name = "worker:0";   // how logs name this task
-  TrainerOptions trainer;          // is_chief, task_index (the trainer index), num_workers, ...
+  std::string name = "worker:0";  // how logs name this task
+  TrainerOptions trainer;         // is_chief, task_index (the trainer index), num_workers, ...
   PsClientOptions client;
   // What the servers must run (checked before training).
   std::string optimizer = "adamasync";
   double learning_rate = 0.001;
-  bool evaluate = true;            // the chief evaluates after training
+  bool evaluate = true;  // the chief evaluates after training
   ReaderOptions eval_data;
   // Every trainer's report (worker<i>.json) and the chief's metrics.json go
   // here: the job folder, on a filesystem every task sees.
   std::string output_dir;
-  bool shutdown_ps = false;        // ask every shard to stop when done (by-hand runs)
+  bool shutdown_ps = false;  // ask every shard to stop when done (by-hand runs)
 };
 
 // Returns the process exit code: 0 on success, 1 on an error (printed).

@@ -53,8 +53,11 @@ TEST(ClusterSpecTest, ChiefIsTheChiefTaskElseWorkerZero) {
   EXPECT_FALSE(spec.is_chief());
   EXPECT_EQ(spec.trainer_index(), -1);
   // "master" (older TFJobs) is the chief.
-  ASSERT_TRUE(ParseClusterJson(R"({"cluster":{"master":["m:1"],"ps":["p:2"]},"task":{"type":"master","index":0}})",
-                               "t", &spec).ok());
+  ASSERT_TRUE(
+      ParseClusterJson(
+          R"({"cluster":{"master":["m:1"],"ps":["p:2"]},"task":{"type":"master","index":0}})", "t",
+          &spec)
+          .ok());
   EXPECT_EQ(spec.chief, std::vector<std::string>{"m:1"});
   EXPECT_TRUE(spec.is_chief());
 }
@@ -75,7 +78,10 @@ TEST(ClusterSpecTest, RoundTripsThroughJson) {
 
 TEST(ClusterSpecTest, FileComesBeforeTfConfigBeforeFlags) {
   const std::string path = ::testing::TempDir() + "/spec_" + std::to_string(getpid()) + ".json";
-  ASSERT_TRUE(WriteFileAtomic(path, R"({"cluster":{"worker":["f:1"],"ps":["f:2"]},"task":{"type":"ps","index":0}})").ok());
+  ASSERT_TRUE(
+      WriteFileAtomic(
+          path, R"({"cluster":{"worker":["f:1"],"ps":["f:2"]},"task":{"type":"ps","index":0}})")
+          .ok());
   ClusterSources src;
   src.spec_file = path;
   src.tf_config = kTfJob;
@@ -123,20 +129,32 @@ TEST(ClusterSpecTest, BadInputNamesTheField) {
       {"[1]", "must be a JSON object"},
       {R"({"task":{"type":"ps","index":0}})", "\"cluster\" must be an object"},
       {R"({"cluster":{"ps":"h:1","worker":["w:1"]}})", "cluster.ps must be a list"},
-      {R"({"cluster":{"ps":["h:1",7],"worker":["w:1"]}})", "cluster.ps[1] must be a \"host:port\" string"},
-      {R"({"cluster":{"ps":["h:1"],"worker":["w:1"],"evaluator":["e:1"]}})", "cluster.evaluator: task type not supported"},
+      {R"({"cluster":{"ps":["h:1",7],"worker":["w:1"]}})",
+       "cluster.ps[1] must be a \"host:port\" string"},
+      {R"({"cluster":{"ps":["h:1"],"worker":["w:1"],"evaluator":["e:1"]}})",
+       "cluster.evaluator: task type not supported"},
       {R"({"cluster":{"ps":["h:1"],"worker":["w:1"]},"tsak":{}})", "unknown key \"tsak\""},
-      {R"({"cluster":{"ps":["h:1"],"worker":["w:1"]},"task":{"index":0}})", "task.type must be a string"},
-      {R"({"cluster":{"ps":["h:1"],"worker":["w:1"]},"task":{"type":"ps","index":"0"}})", "task.index must be an integer"},
-      {R"({"cluster":{"ps":["h:1"],"worker":["w:1"]},"task":{"type":"evaluator","index":0}})", "task.type \"evaluator\" is not ps, worker or chief"},
-      {R"({"cluster":{"ps":["h:1"],"worker":["w:1"]},"task":{"type":"ps","index":1}})", "task.index 1 is outside cluster.ps (1 tasks)"},
-      {R"({"cluster":{"worker":["w:1"]},"task":{"type":"worker","index":0}})", "cluster.ps is empty"},
+      {R"({"cluster":{"ps":["h:1"],"worker":["w:1"]},"task":{"index":0}})",
+       "task.type must be a string"},
+      {R"({"cluster":{"ps":["h:1"],"worker":["w:1"]},"task":{"type":"ps","index":"0"}})",
+       "task.index must be an integer"},
+      {R"({"cluster":{"ps":["h:1"],"worker":["w:1"]},"task":{"type":"evaluator","index":0}})",
+       "task.type \"evaluator\" is not ps, worker or chief"},
+      {R"({"cluster":{"ps":["h:1"],"worker":["w:1"]},"task":{"type":"ps","index":1}})",
+       "task.index 1 is outside cluster.ps (1 tasks)"},
+      {R"({"cluster":{"worker":["w:1"]},"task":{"type":"worker","index":0}})",
+       "cluster.ps is empty"},
       {R"({"cluster":{"ps":["h:1"]},"task":{"type":"ps","index":0}})", "no worker and no chief"},
-      {R"({"cluster":{"ps":["h:1"],"chief":["c:1","c:2"]},"task":{"type":"ps","index":0}})", "at most one chief"},
-      {R"({"cluster":{"ps":["h1"],"worker":["w:1"]},"task":{"type":"ps","index":0}})", "cluster.ps[0]: \"h1\" is not host:port"},
-      {R"({"cluster":{"ps":["h:99999"],"worker":["w:1"]},"task":{"type":"ps","index":0}})", "cluster.ps[0]: \"h:99999\": the port must be a number in 1..65535"},
-      {R"({"cluster":{"ps":["h:0"],"worker":["w:1"]},"task":{"type":"ps","index":0}})", "the port must be a number"},
-      {R"({"cluster":{"ps":["h:1"],"worker":["h:1"]},"task":{"type":"ps","index":0}})", "cluster.ps[0]: \"h:1\" is listed twice"},
+      {R"({"cluster":{"ps":["h:1"],"chief":["c:1","c:2"]},"task":{"type":"ps","index":0}})",
+       "at most one chief"},
+      {R"({"cluster":{"ps":["h1"],"worker":["w:1"]},"task":{"type":"ps","index":0}})",
+       "cluster.ps[0]: \"h1\" is not host:port"},
+      {R"({"cluster":{"ps":["h:99999"],"worker":["w:1"]},"task":{"type":"ps","index":0}})",
+       "cluster.ps[0]: \"h:99999\": the port must be a number in 1..65535"},
+      {R"({"cluster":{"ps":["h:0"],"worker":["w:1"]},"task":{"type":"ps","index":0}})",
+       "the port must be a number"},
+      {R"({"cluster":{"ps":["h:1"],"worker":["h:1"]},"task":{"type":"ps","index":0}})",
+       "cluster.ps[0]: \"h:1\" is listed twice"},
       {R"({"cluster":{"ps":["h:1"],"worker":["w:1"]}})", "no task"},
   };
   for (const Case& c : cases) {
@@ -146,7 +164,8 @@ TEST(ClusterSpecTest, BadInputNamesTheField) {
     std::string origin;
     Status s = ResolveClusterSpec(src, true, &spec, &origin);
     EXPECT_EQ(s.code(), Code::kInvalidArgument) << c.json;
-    EXPECT_NE(s.message().find(c.expect), std::string::npos) << c.json << "\n  got: " << s.message();
+    EXPECT_NE(s.message().find(c.expect), std::string::npos)
+        << c.json << "\n  got: " << s.message();
     EXPECT_EQ(s.message().rfind("TF_CONFIG: ", 0), 0u) << s.message();
   }
   ClusterSources none;
@@ -159,12 +178,14 @@ TEST(ClusterSpecTest, BadInputNamesTheField) {
   EXPECT_NE(s.message().find("--cluster_spec"), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("/nonexistent/spec.json"), std::string::npos) << s.message();
   // A file's errors name the file.
-  const std::string bad_file = ::testing::TempDir() + "/bad_spec_" + std::to_string(getpid()) + ".json";
+  const std::string bad_file =
+      ::testing::TempDir() + "/bad_spec_" + std::to_string(getpid()) + ".json";
   ASSERT_TRUE(WriteFileAtomic(bad_file, R"({"cluster":{"ps":["h:1"],"worker":["w"]}})").ok());
   ClusterSources file;
   file.spec_file = bad_file;
   s = ResolveClusterSpec(file, false, &spec, &origin);
-  EXPECT_NE(s.message().find(bad_file + ": cluster.worker[0]: \"w\" is not host:port"), std::string::npos)
+  EXPECT_NE(s.message().find(bad_file + ": cluster.worker[0]: \"w\" is not host:port"),
+            std::string::npos)
       << s.message();
   std::filesystem::remove(bad_file);
   // TF1 flags' errors name the flags' spec.
@@ -173,13 +194,15 @@ TEST(ClusterSpecTest, BadInputNamesTheField) {
   bad_tf1.worker_hosts = "c:1";
   bad_tf1.job_name = "ps";
   s = ResolveClusterSpec(bad_tf1, true, &spec, &origin);
-  EXPECT_NE(s.message().find("--ps_hosts/--worker_hosts: cluster.ps[1]: \"b\" is not host:port"), std::string::npos)
+  EXPECT_NE(s.message().find("--ps_hosts/--worker_hosts: cluster.ps[1]: \"b\" is not host:port"),
+            std::string::npos)
       << s.message();
   ClusterSources tf1;
   tf1.ps_hosts = "a:1";
   tf1.worker_hosts = "b:1";
   tf1.job_name = "chief";
-  EXPECT_NE(ResolveClusterSpec(tf1, true, &spec, &origin).message().find("--job_name=chief"), std::string::npos);
+  EXPECT_NE(ResolveClusterSpec(tf1, true, &spec, &origin).message().find("--job_name=chief"),
+            std::string::npos);
 }
 
 TEST(ClusterSpecTest, HostPortAndLoopback) {

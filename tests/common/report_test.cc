@@ -128,7 +128,8 @@ TEST_F(ReportTest, DamagedFilesAreErrorsNamingFileAndField) {
   EXPECT_NE(s.message().find(path), std::string::npos) << s.message();
   ASSERT_TRUE(WriteFileAtomic(path, "{\"trainer_index\": \"zero\"}").ok());
   s = ReadWorkerReport(path, &r);
-  EXPECT_NE(s.message().find("\"trainer_index\" has the wrong type"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("\"trainer_index\" has the wrong type"), std::string::npos)
+      << s.message();
   ASSERT_TRUE(WriteFileAtomic(path, "{\"trainer_index\": 0}").ok());
   s = ReadWorkerReport(path, &r);
   EXPECT_NE(s.message().find("no \"task\""), std::string::npos) << s.message();

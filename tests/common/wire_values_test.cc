@@ -54,11 +54,11 @@ TEST(WireValuesTest, Float32BytesAreLittleEndianIeee) {
 TEST(WireValuesTest, Bf16BytesAreRoundedHighHalves) {
   EXPECT_EQ(WireElemSize(true), 2u);
   EXPECT_EQ(Hex(Encode(kValues, true)),
-            "803f"   // 1.0
-            "20c0"   // -2.5
-            "cd3d"   // 0.1 = 0x3dcccccd: dropped 0xcccd > 0x8000, rounds up to 0x3dcd
-            "823f"   // tie above odd 0x3f81: to even 0x3f82
-            "80bf"   // negative tie above even 0xbf80: stays
+            "803f"    // 1.0
+            "20c0"    // -2.5
+            "cd3d"    // 0.1 = 0x3dcccccd: dropped 0xcccd > 0x8000, rounds up to 0x3dcd
+            "823f"    // tie above odd 0x3f81: to even 0x3f82
+            "80bf"    // negative tie above even 0xbf80: stays
             "0080");  // -0
 }
 

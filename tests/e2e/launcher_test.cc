@@ -81,7 +81,8 @@ Result Deepfm(const std::string& args, double timeout_s = 180) {
   const bool exited = WaitExit(pid, timeout_s, &st);
   reader.join();  // the write end closes when the process (and its tasks) are gone
   close(fds[0]);
-  EXPECT_TRUE(exited) << "deepfm " << args << " ran past " << timeout_s << " s; it printed:\n" << output;
+  EXPECT_TRUE(exited) << "deepfm " << args << " ran past " << timeout_s << " s; it printed:\n"
+                      << output;
   return {exited && WIFEXITED(st) ? WEXITSTATUS(st) : -1, output};
 }
 
@@ -111,7 +112,8 @@ std::vector<pid_t> ProcessesWith(const std::vector<std::string>& needles) {
 // token: what an operator's `deepfm status` reads.
 bool JobStatus(const fs::path& job, deepfm::ps::JobStatusResponse* status) {
   deepfm::ClusterSpec spec;
-  if (!deepfm::ParseClusterJson(Slurp(job / "cluster.json"), "cluster.json", &spec).ok()) return false;
+  if (!deepfm::ParseClusterJson(Slurp(job / "cluster.json"), "cluster.json", &spec).ok())
+    return false;
   deepfm::rpc::SecurityOptions so;
   so.auth_token_file = (job / "auth_token").string();
   deepfm::PsClientOptions co;
@@ -129,7 +131,8 @@ class LauncherTest : public ::testing::Test {
   static void SetUpTestSuite() {
     root_ = new fs::path(fs::temp_directory_path() / ("deepfm_e2e_" + std::to_string(getpid())));
     fs::remove_all(*root_);
-    const Result r = Deepfm("gen-data --rows=30000 --eval_rows=10000 --seed=5 --out=" + (*root_ / "data").string());
+    const Result r = Deepfm("gen-data --rows=30000 --eval_rows=10000 --seed=5 --out=" +
+                            (*root_ / "data").string());
     ASSERT_EQ(r.exit_code, 0) << r.output;
   }
   static void TearDownTestSuite() {
@@ -138,7 +141,8 @@ class LauncherTest : public ::testing::Test {
   }
   // Common flags: a small DNN so each job takes a second or two.
   static std::string Job(const std::string& name, const std::string& extra) {
-    return "train --data_location=" + (*root_ / "data").string() + " --checkpoint=" + Folder(name).string() +
+    return "train --data_location=" + (*root_ / "data").string() +
+           " --checkpoint=" + Folder(name).string() +
            " --hidden_units=64,32 --batch_size=256 --hang_timeout=120 " + extra;
   }
   static fs::path Folder(const std::string& name) { return *root_ / name; }
@@ -179,7 +183,8 @@ TEST_F(LauncherTest, OneShardOneWorkerTrainsAndEvaluates) {
   EXPECT_TRUE(fs::exists(Folder("j1") / "logs" / "worker0.log"));
   // The spec the tasks ran from, and a token readable by its owner only.
   deepfm::ClusterSpec spec;
-  ASSERT_TRUE(deepfm::ParseClusterJson(Slurp(Folder("j1") / "cluster.json"), "cluster.json", &spec).ok());
+  ASSERT_TRUE(
+      deepfm::ParseClusterJson(Slurp(Folder("j1") / "cluster.json"), "cluster.json", &spec).ok());
   EXPECT_EQ(spec.ps.size(), 1u);
   EXPECT_EQ(spec.worker.size(), 1u);
   EXPECT_EQ(fs::status(Folder("j1") / "auth_token").permissions() & fs::perms::all,
@@ -212,11 +217,13 @@ void ExpectResumedEqualsStraight(const std::string& ps_num) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // The first leg also saves every 15 steps, keeping two: saves between
   // pushes do not change the model.
-  r = Deepfm(LauncherTest::Job(resumed, common + "--steps=40 --save_steps=15 --keep_checkpoint_max=2"));
+  r = Deepfm(
+      LauncherTest::Job(resumed, common + "--steps=40 --save_steps=15 --keep_checkpoint_max=2"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(LauncherTest::Metrics(resumed).global_step, 40);
   EXPECT_FALSE(fs::exists(LauncherTest::Folder(resumed) / "ckpt-15")) << "kept more than 2";
-  EXPECT_TRUE(fs::exists(LauncherTest::Folder(resumed) / "ckpt-30")) << "--save_steps=15 saved nothing at 30";
+  EXPECT_TRUE(fs::exists(LauncherTest::Folder(resumed) / "ckpt-30"))
+      << "--save_steps=15 saved nothing at 30";
   EXPECT_TRUE(fs::exists(LauncherTest::Folder(resumed) / "ckpt-40"));
   r = Deepfm(LauncherTest::Job(resumed, common + "--steps=80"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -228,7 +235,9 @@ void ExpectResumedEqualsStraight(const std::string& ps_num) {
 }
 
 TEST_F(LauncherTest, ResumedRunEqualsUninterruptedRun) { ExpectResumedEqualsStraight("1"); }
-TEST_F(LauncherTest, ResumedRunEqualsUninterruptedRunOnTwoShards) { ExpectResumedEqualsStraight("2"); }
+TEST_F(LauncherTest, ResumedRunEqualsUninterruptedRunOnTwoShards) {
+  ExpectResumedEqualsStraight("2");
+}
 
 // Every optimizer trains through real servers (two shards) and is the one
 // the checkpoint records. Staleness 0 makes each run deterministic, so the
@@ -252,9 +261,10 @@ TEST_F(LauncherTest, AdagradAndAdagradDecayTrainThroughRealServers) {
   ExpectOptimizerTrains("opt_adagrad", "--optimizer=adagrad --learning_rate=0.1", 0.72, "adagrad");
   // A decay every 20 steps: the shards must apply it, so the model differs
   // from plain adagrad's.
-  ExpectOptimizerTrains("opt_adagraddecay",
-                        "--optimizer=adagraddecay --learning_rate=0.1 --decay_period=20 --decay_rate=0.5", 0.72,
-                        "adagraddecay");
+  ExpectOptimizerTrains(
+      "opt_adagraddecay",
+      "--optimizer=adagraddecay --learning_rate=0.1 --decay_period=20 --decay_rate=0.5", 0.72,
+      "adagraddecay");
   EXPECT_NE(Metrics("opt_adagrad").eval.auc, Metrics("opt_adagraddecay").eval.auc)
       << "--decay_period did not reach the shards";
 }
@@ -308,13 +318,15 @@ TEST_F(LauncherTest, BadFlagsAreRefusedBeforeAnythingStarts) {
       {"--optimizer=adamw", "--optimizer=adamw: must be one of adam, adamasync"},
       {"--learning_rate=-1", "--learning_rate=-1: must be a positive number"},
       {"--ps_num=0", "--ps_num=0: must lie in [1, 4096]"},
-      {"--data_location=" + typo.string(), "--data_location=" + typo.string() + " holds no training data"},
+      {"--data_location=" + typo.string(),
+       "--data_location=" + typo.string() + " holds no training data"},
   };
   for (const Case& c : cases) {
     const Result r = Deepfm("train --checkpoint=" + job.string() + " " + c.flags, 30);
     EXPECT_EQ(r.exit_code, 2) << c.flags << "\n" << r.output;
     EXPECT_NE(r.output.find(c.expect), std::string::npos) << c.flags << "\n" << r.output;
-    EXPECT_FALSE(fs::exists(job)) << c.flags << ": the job folder was made before the flags were checked";
+    EXPECT_FALSE(fs::exists(job)) << c.flags
+                                  << ": the job folder was made before the flags were checked";
   }
   EXPECT_FALSE(fs::exists(typo)) << "data was generated into an explicit --data_location";
 }
@@ -324,8 +336,10 @@ TEST_F(LauncherTest, DeadWorkerStopsTheJobAndIsReported) {
   fs::create_directories(bad);
   std::ofstream(bad / "train.csv") << "this,is,not,criteo\n";
   std::ofstream(bad / "eval.csv") << "";
-  const Result r = Deepfm("train --data_location=" + bad.string() + " --checkpoint=" + Folder("dead").string() +
-                          " --hidden_units=8 --max_bad_fraction=0", 60);
+  const Result r =
+      Deepfm("train --data_location=" + bad.string() + " --checkpoint=" + Folder("dead").string() +
+                 " --hidden_units=8 --max_bad_fraction=0",
+             60);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("worker:0 (127.0.0.1:"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("died (exit code 1)"), std::string::npos) << r.output;
@@ -342,7 +356,8 @@ TEST_F(LauncherTest, CtrlCStopsEveryProcess) {
   bool training = false;
   for (int i = 0; i < 600 && !training; ++i) {
     deepfm::ps::JobStatusResponse status;
-    training = JobStatus(job, &status) && status.workers_size() == 1 && status.workers(0).local_step() >= 20;
+    training = JobStatus(job, &status) && status.workers_size() == 1 &&
+               status.workers(0).local_step() >= 20;
     if (!training) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   int st = 0;
@@ -390,18 +405,22 @@ TEST_F(LauncherTest, HungWorkerIsStoppedAndReported) {
 
 // A shard listening beyond loopback without a token refuses to start.
 TEST_F(LauncherTest, ShardBeyondLoopbackNeedsATokenOrInsecure) {
-  const std::string spec = R"({"cluster":{"ps":["10.255.255.1:2222"],"worker":["10.255.255.2:2222"]},)"
-                           R"("task":{"type":"ps","index":0}})";
+  const std::string spec =
+      R"({"cluster":{"ps":["10.255.255.1:2222"],"worker":["10.255.255.2:2222"]},)"
+      R"("task":{"type":"ps","index":0}})";
   const fs::path spec_file = *root_ / "remote_spec.json";
   ASSERT_TRUE(deepfm::WriteFileAtomic(spec_file.string(), spec).ok());
-  const Result r = Deepfm("ps --cluster_spec=" + spec_file.string() + " --checkpoint=" + Folder("remote").string(), 30);
+  const Result r = Deepfm(
+      "ps --cluster_spec=" + spec_file.string() + " --checkpoint=" + Folder("remote").string(), 30);
   EXPECT_EQ(r.exit_code, 2) << r.output;
-  EXPECT_NE(r.output.find("would listen on 0.0.0.0:2222 without a token"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("would listen on 0.0.0.0:2222 without a token"), std::string::npos)
+      << r.output;
   EXPECT_NE(r.output.find("--insecure"), std::string::npos) << r.output;
   // The spec says ps; `deepfm worker` refuses to run it.
   const Result w = Deepfm("worker --cluster_spec=" + spec_file.string(), 30);
   EXPECT_EQ(w.exit_code, 2) << w.output;
-  EXPECT_NE(w.output.find("says this task is ps:0, but the command is 'deepfm worker'"), std::string::npos)
+  EXPECT_NE(w.output.find("says this task is ps:0, but the command is 'deepfm worker'"),
+            std::string::npos)
       << w.output;
 }
 

@@ -71,7 +71,9 @@ TEST_F(JobFlagsTest, BadValuesNameTheFlagAndWhatItAccepts) {
       {kTrain, {"--hidden_units=0"}, "'0' is not a layer width"},
       {kTrain, {"--hang_timeout=0"}, "--hang_timeout=0: must lie in"},
       {kTrain, {"--launch_prefix=ssh {host}"}, "--launch_prefix needs --cluster_spec"},
-      {kTrain, {"--cluster_spec=x.json", "--ps_num=3"}, "--ps_num and --worker_num shape a local job"},
+      {kTrain,
+       {"--cluster_spec=x.json", "--ps_num=3"},
+       "--ps_num and --worker_num shape a local job"},
       {kPs, {"--ps_threads=0"}, "--ps_threads=0: must lie in [1, 1024]"},
       {kGenData, {"--format=parquet"}, "--format=parquet: must be one of csv, tsv"},
   };
@@ -82,22 +84,27 @@ TEST_F(JobFlagsTest, BadValuesNameTheFlagAndWhatItAccepts) {
     EXPECT_NE(s.message().find(c.expect), std::string::npos) << c.args[0] << ": " << s.message();
   }
   // Defaults are valid for every command that does not need data.
-  for (Command c : {kPs, kGenData, kStatus}) EXPECT_TRUE(ValidateFlags(FlagsOf(c, "x"), c).ok()) << c;
-  EXPECT_TRUE(ValidateFlags(FlagsOf(kTrain, "x"), kTrain).ok()) << "the default data folder may be empty";
+  for (Command c : {kPs, kGenData, kStatus})
+    EXPECT_TRUE(ValidateFlags(FlagsOf(c, "x"), c).ok()) << c;
+  EXPECT_TRUE(ValidateFlags(FlagsOf(kTrain, "x"), kTrain).ok())
+      << "the default data folder may be empty";
   // A worker needs its data where the flag says.
   const FlagSet worker = Parsed(kWorker, {"--data_location=" + (data_ / "nope").string()});
   Status s = ValidateFlags(worker, kWorker);
-  EXPECT_NE(s.message().find("looked for train.csv, train.txt, train.tsv"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("looked for train.csv, train.txt, train.tsv"), std::string::npos)
+      << s.message();
   EXPECT_TRUE(ValidateFlags(Parsed(kWorker, {"--data_location=" + data_.string()}), kWorker).ok());
   fs::remove(data_ / "eval.txt");
   s = ValidateFlags(Parsed(kWorker, {"--data_location=" + data_.string()}), kWorker);
   EXPECT_NE(s.message().find("no evaluation data"), std::string::npos) << s.message();
-  EXPECT_TRUE(ValidateFlags(Parsed(kWorker, {"--data_location=" + data_.string(), "--no_eval"}), kWorker).ok());
+  EXPECT_TRUE(
+      ValidateFlags(Parsed(kWorker, {"--data_location=" + data_.string(), "--no_eval"}), kWorker)
+          .ok());
 }
 
 TEST_F(JobFlagsTest, ForwardsOnlyWhatTheUserSetAndTheTaskReads) {
-  const FlagSet f = Parsed(kTrain, {"--batch_size=64", "--beta1=0.5", "--ps_num=3", "--checkpoint=/j",
-                                    "--learning_rate=0.01"});
+  const FlagSet f = Parsed(kTrain, {"--batch_size=64", "--beta1=0.5", "--ps_num=3",
+                                    "--checkpoint=/j", "--learning_rate=0.01"});
   EXPECT_EQ(ForwardedFlags(f, kWorker, {"checkpoint"}),
             (std::vector<std::string>{"--batch_size=64", "--learning_rate=0.01"}));
   EXPECT_EQ(ForwardedFlags(f, kPs, {"checkpoint"}),
@@ -107,11 +114,13 @@ TEST_F(JobFlagsTest, ForwardsOnlyWhatTheUserSetAndTheTaskReads) {
 }
 
 TEST_F(JobFlagsTest, PsTaskFromTheSpec) {
-  const ClusterSpec local = Spec(R"({"cluster":{"ps":["127.0.0.1:7001","127.0.0.1:7002"],"worker":["127.0.0.1:7003"],
+  const ClusterSpec local =
+      Spec(R"({"cluster":{"ps":["127.0.0.1:7001","127.0.0.1:7002"],"worker":["127.0.0.1:7003"],
     "chief":["127.0.0.1:7004"]},"task":{"type":"ps","index":1}})");
   ps::PsTaskOptions o;
-  Status s = MakePsTask(Parsed(kPs, {"--checkpoint=/jobs/a", "--optimizer=adagrad", "--decay_period=7"}), local,
-                        rpc::Security(), &o);
+  Status s =
+      MakePsTask(Parsed(kPs, {"--checkpoint=/jobs/a", "--optimizer=adagrad", "--decay_period=7"}),
+                 local, rpc::Security(), &o);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(o.name, "ps:1");
   EXPECT_EQ(o.shard.shard_index, 1u);
@@ -123,23 +132,28 @@ TEST_F(JobFlagsTest, PsTaskFromTheSpec) {
   EXPECT_EQ(o.server.port, 7002);
   EXPECT_EQ(o.server.checkpoint_root, "/jobs/a");
 
-  const ClusterSpec remote = Spec(R"({"cluster":{"ps":["h1:7001"],"worker":["h2:7003"]},"task":{"type":"ps","index":0}})");
+  const ClusterSpec remote =
+      Spec(R"({"cluster":{"ps":["h1:7001"],"worker":["h2:7003"]},"task":{"type":"ps","index":0}})");
   s = MakePsTask(Parsed(kPs, {}), remote, rpc::Security(), &o);
   EXPECT_EQ(s.code(), Code::kFailedPrecondition);
-  EXPECT_NE(s.message().find("would listen on 0.0.0.0:7001 without a token"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("would listen on 0.0.0.0:7001 without a token"), std::string::npos)
+      << s.message();
   EXPECT_TRUE(MakePsTask(Parsed(kPs, {"--insecure"}), remote, rpc::Security(), &o).ok());
-  EXPECT_TRUE(MakePsTask(Parsed(kPs, {}), remote, rpc::Security::WithToken(rpc::RandomToken()), &o).ok());
+  EXPECT_TRUE(
+      MakePsTask(Parsed(kPs, {}), remote, rpc::Security::WithToken(rpc::RandomToken()), &o).ok());
   EXPECT_EQ(o.server.bind, "0.0.0.0");
   EXPECT_TRUE(o.server.security.has_token());
 }
 
 TEST_F(JobFlagsTest, WorkerTaskFromTheSpec) {
-  const ClusterSpec spec = Spec(R"({"cluster":{"ps":["h1:1","h2:1"],"worker":["h3:1","h4:1"],"chief":["h5:1"]},
+  const ClusterSpec spec =
+      Spec(R"({"cluster":{"ps":["h1:1","h2:1"],"worker":["h3:1","h4:1"],"chief":["h5:1"]},
     "task":{"type":"worker","index":1}})");
   WorkerTaskOptions o;
-  Status s = MakeWorkerTask(Parsed(kWorker, {"--data_location=" + data_.string(), "--checkpoint=/jobs/b",
-                                             "--hidden_units=8,4", "--bf16", "--hang_timeout=9"}),
-                            spec, rpc::Security(), &o);
+  Status s =
+      MakeWorkerTask(Parsed(kWorker, {"--data_location=" + data_.string(), "--checkpoint=/jobs/b",
+                                      "--hidden_units=8,4", "--bf16", "--hang_timeout=9"}),
+                     spec, rpc::Security(), &o);
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(o.name, "worker:1");
   EXPECT_EQ(o.trainer.task_index, 2);  // chief 0, worker:0 1, worker:1 2
@@ -160,38 +174,47 @@ TEST_F(JobFlagsTest, WorkerTaskFromTheSpec) {
 
 TEST_F(JobFlagsTest, TaskSpecFollowsTheCommand) {
   // TF1 flags: the command names the job when --job_name is not given.
-  const FlagSet f = Parsed(kPs | kWorker, {"--ps_hosts=a:1,b:1", "--worker_hosts=c:1", "--task_index=1"});
+  const FlagSet f =
+      Parsed(kPs | kWorker, {"--ps_hosts=a:1,b:1", "--worker_hosts=c:1", "--task_index=1"});
   ClusterSpec spec;
   std::string origin;
   ASSERT_TRUE(ResolveTaskSpec(f, "", kPs, &spec, &origin).ok());
   EXPECT_EQ(spec.task_name(), "ps:1");
   Status s = ResolveTaskSpec(f, "", kWorker, &spec, &origin);
-  EXPECT_NE(s.message().find("task.index 1 is outside cluster.worker"), std::string::npos) << s.message();
-  const std::string tf_config = R"({"cluster":{"ps":["a:1"],"worker":["c:1"]},"task":{"type":"ps","index":0}})";
-  s = ResolveTaskSpec(Parsed(kWorker, {}), tf_config, kWorker, &spec, &origin);
-  EXPECT_NE(s.message().find("says this task is ps:0, but the command is 'deepfm worker'"), std::string::npos)
+  EXPECT_NE(s.message().find("task.index 1 is outside cluster.worker"), std::string::npos)
       << s.message();
-  EXPECT_TRUE(ResolveTaskSpec(Parsed(kPs | kWorker, {}), tf_config, 0, &spec, &origin).ok()) << "deepfm task";
+  const std::string tf_config =
+      R"({"cluster":{"ps":["a:1"],"worker":["c:1"]},"task":{"type":"ps","index":0}})";
+  s = ResolveTaskSpec(Parsed(kWorker, {}), tf_config, kWorker, &spec, &origin);
+  EXPECT_NE(s.message().find("says this task is ps:0, but the command is 'deepfm worker'"),
+            std::string::npos)
+      << s.message();
+  EXPECT_TRUE(ResolveTaskSpec(Parsed(kPs | kWorker, {}), tf_config, 0, &spec, &origin).ok())
+      << "deepfm task";
 }
 
 TEST_F(JobFlagsTest, TaskCommandRunsTheTaskOnItsHostWithItsPlace) {
   const ClusterSpec spec = Spec(R"({"cluster":{"ps":["h1:7001","h2:7002"],"worker":["h3:7003"]}})");
-  const FlagSet f = Parsed(kTrain, {"--cluster_spec=/s.json", "--launch_prefix=ip netns exec {host}",
-                                    "--batch_size=64", "--beta1=0.5", "--checkpoint=/user/choice"});
+  const FlagSet f =
+      Parsed(kTrain, {"--cluster_spec=/s.json", "--launch_prefix=ip netns exec {host}",
+                      "--batch_size=64", "--beta1=0.5", "--checkpoint=/user/choice"});
   const JobPaths paths{"/opt/deepfm", "/jobs/j", "/jobs/j/auth_token"};
   const ChildSpec ps = TaskCommand(f, spec, "ps", 1, paths);
   EXPECT_EQ(ps.name, "ps1");
-  EXPECT_EQ(ps.argv, (std::vector<std::string>{"ip", "netns", "exec", "h2", "/opt/deepfm", "ps", "--beta1=0.5",
-                                               "--checkpoint=/jobs/j", "--auth_token_file=/jobs/j/auth_token"}));
+  EXPECT_EQ(ps.argv, (std::vector<std::string>{"ip", "netns", "exec", "h2", "/opt/deepfm", "ps",
+                                               "--beta1=0.5", "--checkpoint=/jobs/j",
+                                               "--auth_token_file=/jobs/j/auth_token"}));
   ASSERT_EQ(ps.env.size(), 1u);
   ClusterSpec told;
-  ASSERT_TRUE(ParseClusterJson(ps.env[0].substr(std::string("TF_CONFIG=").size()), "env", &told).ok());
+  ASSERT_TRUE(
+      ParseClusterJson(ps.env[0].substr(std::string("TF_CONFIG=").size()), "env", &told).ok());
   EXPECT_EQ(told.task_name(), "ps:1");
   EXPECT_EQ(told.ps, spec.ps);
   EXPECT_EQ(ps.log_path, "/jobs/j/logs/ps1.log");
   const ChildSpec w = TaskCommand(f, spec, "worker", 0, paths);
-  EXPECT_EQ(w.argv, (std::vector<std::string>{"ip", "netns", "exec", "h3", "/opt/deepfm", "worker", "--batch_size=64",
-                                              "--checkpoint=/jobs/j", "--auth_token_file=/jobs/j/auth_token"}));
+  EXPECT_EQ(w.argv, (std::vector<std::string>{"ip", "netns", "exec", "h3", "/opt/deepfm", "worker",
+                                              "--batch_size=64", "--checkpoint=/jobs/j",
+                                              "--auth_token_file=/jobs/j/auth_token"}));
 }
 
 TEST(LocalClusterTest, DistinctLoopbackPorts) {
@@ -200,7 +223,8 @@ TEST(LocalClusterTest, DistinctLoopbackPorts) {
   EXPECT_EQ(spec.ps.size(), 3u);
   EXPECT_EQ(spec.worker.size(), 2u);
   EXPECT_TRUE(spec.chief.empty());
-  EXPECT_TRUE(ValidateClusterSpec(spec, "local", false).ok()) << "every address distinct and well formed";
+  EXPECT_TRUE(ValidateClusterSpec(spec, "local", false).ok())
+      << "every address distinct and well formed";
   for (const std::string& a : spec.ps) EXPECT_EQ(a.rfind("127.0.0.1:", 0), 0u) << a;
 }
 

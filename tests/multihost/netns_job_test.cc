@@ -71,25 +71,29 @@ class NetnsJobTest : public ::testing::Test {
     fs::remove_all(*root_);
     fs::create_directories(*root_);
     ip_ = new std::string;
-    ASSERT_EQ(Sh("command -v ip", ip_), 0) << "the ip command (iproute2) is missing; scripts/install_deps.sh installs it";
+    ASSERT_EQ(Sh("command -v ip", ip_), 0)
+        << "the ip command (iproute2) is missing; scripts/install_deps.sh installs it";
     while (!ip_->empty() && ip_->back() == '\n') ip_->pop_back();
-    ASSERT_EQ(geteuid(), 0u) << "this test builds hosts from network namespaces and must run as root (CI does); "
-                                "it is not skipped";
+    ASSERT_EQ(geteuid(), 0u)
+        << "this test builds hosts from network namespaces and must run as root (CI does); "
+           "it is not skipped";
     std::string out;
     // A switch namespace holds the bridge, so the machine's own network is
     // never touched; each host gets a veth pair into it.
     const std::string sw = *prefix_ + "s";
-    std::string setup = *ip_ + " netns add " + sw + " && " + *ip_ + " -n " + sw + " link add br0 type bridge && " +
-                        *ip_ + " -n " + sw + " link set br0 up";
+    std::string setup = *ip_ + " netns add " + sw + " && " + *ip_ + " -n " + sw +
+                        " link add br0 type bridge && " + *ip_ + " -n " + sw + " link set br0 up";
     for (int i = 0; i < 3; ++i) {
       const std::string h = Host(i), veth = "v" + std::to_string(i);
-      setup += " && " + *ip_ + " netns add " + h + " && " + *ip_ + " -n " + sw + " link add " + veth +
-               " type veth peer name eth0 netns " + h + " && " + *ip_ + " -n " + sw + " link set " + veth +
-               " master br0 up && " + *ip_ + " -n " + h + " addr add " + Address(i) + "/24 dev eth0 && " + *ip_ +
-               " -n " + h + " link set eth0 up && " + *ip_ + " -n " + h + " link set lo up";
+      setup += " && " + *ip_ + " netns add " + h + " && " + *ip_ + " -n " + sw + " link add " +
+               veth + " type veth peer name eth0 netns " + h + " && " + *ip_ + " -n " + sw +
+               " link set " + veth + " master br0 up && " + *ip_ + " -n " + h + " addr add " +
+               Address(i) + "/24 dev eth0 && " + *ip_ + " -n " + h + " link set eth0 up && " +
+               *ip_ + " -n " + h + " link set lo up";
     }
-    ASSERT_EQ(Sh(setup, &out), 0) << "cannot create network namespaces (" << out
-                                  << "): this test needs root and a kernel that allows ip netns; it is not skipped";
+    ASSERT_EQ(Sh(setup, &out), 0)
+        << "cannot create network namespaces (" << out
+        << "): this test needs root and a kernel that allows ip netns; it is not skipped";
     // Each host resolves the others by name: `ip netns exec` mounts
     // /etc/netns/<name>/hosts over /etc/hosts.
     std::string hosts = "127.0.0.1 localhost\n";
@@ -98,20 +102,22 @@ class NetnsJobTest : public ::testing::Test {
       fs::create_directories("/etc/netns/" + Host(i));
       ASSERT_TRUE(deepfm::WriteFileAtomic("/etc/netns/" + Host(i) + "/hosts", hosts).ok());
     }
-    ASSERT_EQ(Sh(std::string(DEEPFM_MAKE_CERTS) + " " + (*root_ / "tls").string() + " " + Host(0) + " " + Host(1) +
-                     " " + Host(2),
+    ASSERT_EQ(Sh(std::string(DEEPFM_MAKE_CERTS) + " " + (*root_ / "tls").string() + " " + Host(0) +
+                     " " + Host(1) + " " + Host(2),
                  &out),
               0)
         << out;
-    ASSERT_EQ(Sh(std::string(DEEPFM_BIN) + " gen-data --rows=100000 --eval_rows=20000 --seed=5 --out=" +
-                     (*root_ / "data").string(),
-                 &out),
-              0)
+    ASSERT_EQ(
+        Sh(std::string(DEEPFM_BIN) + " gen-data --rows=100000 --eval_rows=20000 --seed=5 --out=" +
+               (*root_ / "data").string(),
+           &out),
+        0)
         << out;
     // The cluster as a TFJob would describe it: ps on hosts 0 and 1, workers
     // on hosts 1 and 2.
     const std::string spec = "{\"cluster\": {\"ps\": [\"" + Host(0) + ":2222\", \"" + Host(1) +
-                             ":2222\"], \"worker\": [\"" + Host(1) + ":2223\", \"" + Host(2) + ":2222\"]}}";
+                             ":2222\"], \"worker\": [\"" + Host(1) + ":2223\", \"" + Host(2) +
+                             ":2222\"]}}";
     ASSERT_TRUE(deepfm::WriteFileAtomic((*root_ / "spec.json").string(), spec).ok());
   }
 
@@ -141,8 +147,9 @@ class NetnsJobTest : public ::testing::Test {
   }
   // `deepfm train` inside host 0, starting each task on its host.
   static std::string NetnsJob(const std::string& name, const std::string& extra) {
-    return "exec " + *ip_ + " netns exec " + Host(0) + " " + DEEPFM_BIN + " train --cluster_spec=" +
-           (*root_ / "spec.json").string() + " --launch_prefix='" + *ip_ + " netns exec {host}'" + Tls() + Token() +
+    return "exec " + *ip_ + " netns exec " + Host(0) + " " + DEEPFM_BIN +
+           " train --cluster_spec=" + (*root_ / "spec.json").string() + " --launch_prefix='" +
+           *ip_ + " netns exec {host}'" + Tls() + Token() +
            " --checkpoint=" + (*root_ / name).string() + Model() + extra;
   }
   static deepfm::JobMetrics Metrics(const std::string& name) {
@@ -179,13 +186,15 @@ std::string* NetnsJobTest::ip_ = nullptr;
 TEST_F(NetnsJobTest, TrainsAcrossHostsLikeALocalJob) {
   std::string out;
   ASSERT_EQ(Sh(NetnsJob("netns", ""), &out), 0) << out;
-  ASSERT_EQ(Sh(std::string("exec ") + DEEPFM_BIN + " train --ps_num=2 --worker_num=2 --checkpoint=" +
-                   (*root_ / "local").string() + Model(),
+  ASSERT_EQ(Sh(std::string("exec ") + DEEPFM_BIN +
+                   " train --ps_num=2 --worker_num=2 --checkpoint=" + (*root_ / "local").string() +
+                   Model(),
                &out),
             0)
       << out;
   const deepfm::JobMetrics netns = Metrics("netns"), local = Metrics("local");
-  printf("AUC across 3 namespace hosts (TLS + token): %.4f; local 2x2 job: %.4f\n", netns.eval.auc, local.eval.auc);
+  printf("AUC across 3 namespace hosts (TLS + token): %.4f; local 2x2 job: %.4f\n", netns.eval.auc,
+         local.eval.auc);
   EXPECT_NEAR(netns.eval.auc, local.eval.auc, 0.005);
   EXPECT_EQ(netns.train_rows, 100000);
   EXPECT_EQ(netns.workers, 2);
@@ -203,7 +212,8 @@ TEST_F(NetnsJobTest, StrangersAreRefusedAndADeadShardStopsTheJob) {
   const fs::path log = *root_ / "kill.log";
   const pid_t pid = fork();
   if (pid == 0) {
-    const std::string cmd = NetnsJob("kill", " --num_epochs=1000 --save_steps=20") + " > " + log.string() + " 2>&1";
+    const std::string cmd =
+        NetnsJob("kill", " --num_epochs=1000 --save_steps=20") + " > " + log.string() + " 2>&1";
     execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
     _exit(127);
   }
@@ -221,8 +231,8 @@ TEST_F(NetnsJobTest, StrangersAreRefusedAndADeadShardStopsTheJob) {
   }
   // From host 2, a client with the job's certificates but without its token
   // is refused; with the token it is answered.
-  const std::string status = "exec " + *ip_ + " netns exec " + Host(2) + " " + DEEPFM_BIN + " status --ps_hosts=" +
-                             Host(0) + ":2222" + Tls();
+  const std::string status = "exec " + *ip_ + " netns exec " + Host(2) + " " + DEEPFM_BIN +
+                             " status --ps_hosts=" + Host(0) + ":2222" + Tls();
   std::string out;
   EXPECT_EQ(Sh(status, &out), 1) << out;
   EXPECT_NE(out.find("requires 'authorization: Bearer <token>'"), std::string::npos) << out;
@@ -233,14 +243,18 @@ TEST_F(NetnsJobTest, StrangersAreRefusedAndADeadShardStopsTheJob) {
   ASSERT_EQ(shard.size(), 1u) << "expected one shard process on " << Host(1);
   const auto killed = std::chrono::steady_clock::now();
   kill(shard[0], SIGKILL);
-  ASSERT_TRUE(WaitExit(pid, 30, &st)) << "the job ran on for 30 s after its shard died: " << Slurp(log);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  ASSERT_TRUE(WaitExit(pid, 30, &st))
+      << "the job ran on for 30 s after its shard died: " << Slurp(log);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
   printf("from killing ps:1 to the launcher's exit: %.2f s\n", seconds);
   EXPECT_EQ(WEXITSTATUS(st), 1);
   const std::string text = Slurp(log);
-  EXPECT_NE(text.find("ps:1 (" + Host(1) + ":2222) died (killed by signal 9"), std::string::npos) << text;
+  EXPECT_NE(text.find("ps:1 (" + Host(1) + ":2222) died (killed by signal 9"), std::string::npos)
+      << text;
   for (int i = 0; i < 3; ++i) {
-    EXPECT_TRUE(ProcessesIn(i, (*root_ / "kill").string()).empty()) << "a task of the job still runs on " << Host(i);
+    EXPECT_TRUE(ProcessesIn(i, (*root_ / "kill").string()).empty())
+        << "a task of the job still runs on " << Host(i);
   }
 }
 

@@ -84,7 +84,8 @@ std::unique_ptr<Shard> GoldenShard(uint32_t index) {
   EXPECT_TRUE(shard->RegisterTable(req, &resp).ok());
   EmbeddingTable* t = shard->table(resp.table_id());
   for (const GoldenRow& r : kRows) {
-    if (shard->router().ShardOfKey(Mix64(r.n)) == index) t->Upsert(Mix64(r.n), r.values, r.slots, r.meta);
+    if (shard->router().ShardOfKey(Mix64(r.n)) == index)
+      t->Upsert(Mix64(r.n), r.values, r.slots, r.meta);
   }
   t->set_opt_state(kTableState[index]);
   for (const GoldenDense& d : kDense) {
@@ -158,9 +159,10 @@ TEST_F(CheckpointFormatTest, TodaysWriterProducesTheGoldenBytes) {
       << kGolden << " is missing: a new format version needs its golden (see the file comment)";
   for (const char* name : {"MANIFEST", "shard-0-of-2.bin", "shard-1-of-2.bin"}) {
     const std::string now = Slurp(dir_ / name), golden = Slurp(kGolden / name);
-    EXPECT_TRUE(now == golden) << name << " differs from the golden file (" << FirstDifference(now, golden)
-                               << "): the checkpoint format changed. Bump kShardFileVersion and write a new "
-                                  "golden (see this file's comment)";
+    EXPECT_TRUE(now == golden)
+        << name << " differs from the golden file (" << FirstDifference(now, golden)
+        << "): the checkpoint format changed. Bump kShardFileVersion and write a new "
+           "golden (see this file's comment)";
   }
 }
 

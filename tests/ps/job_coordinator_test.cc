@@ -27,7 +27,8 @@ TEST(JobCoordinatorTest, AgesOfHeartbeatsAndProgress) {
   ASSERT_EQ(s.workers_size(), 2);
   EXPECT_EQ(s.num_workers(), 2u);
   EXPECT_EQ(s.workers(1).phase(), PHASE_UNKNOWN);
-  EXPECT_DOUBLE_EQ(s.workers(1).seconds_since_heartbeat(), 7) << "never heard from: age since the shard started";
+  EXPECT_DOUBLE_EQ(s.workers(1).seconds_since_heartbeat(), 7)
+      << "never heard from: age since the shard started";
 
   ASSERT_TRUE(c.Heartbeat(Beat(0, TRAINING, 5), t0 + seconds(10)).ok());
   ASSERT_TRUE(c.Heartbeat(Beat(0, TRAINING, 5), t0 + seconds(14)).ok());  // no progress
@@ -38,7 +39,8 @@ TEST(JobCoordinatorTest, AgesOfHeartbeatsAndProgress) {
   EXPECT_DOUBLE_EQ(s.workers(0).seconds_since_heartbeat(), 1);
   EXPECT_DOUBLE_EQ(s.workers(0).seconds_since_progress(), 5);
   ASSERT_TRUE(c.Heartbeat(Beat(0, TRAINING, 6), t0 + seconds(16)).ok());
-  ASSERT_TRUE(c.Heartbeat(Beat(0, WAITING, 6), t0 + seconds(20)).ok());  // a new phase is progress too
+  ASSERT_TRUE(
+      c.Heartbeat(Beat(0, WAITING, 6), t0 + seconds(20)).ok());  // a new phase is progress too
   s.Clear();
   c.Describe(&s, t0 + seconds(21));
   EXPECT_DOUBLE_EQ(s.workers(0).seconds_since_progress(), 1);
@@ -64,7 +66,8 @@ TEST(JobCoordinatorTest, BadReportsAreRefusedAndChangeNothing) {
   uint32_t done = 0;
   Status st = c.WorkerDone(2, &done);
   EXPECT_EQ(st.code(), Code::kInvalidArgument);
-  EXPECT_NE(st.message().find("task_index 2 is outside this job's 2 trainers"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("task_index 2 is outside this job's 2 trainers"), std::string::npos)
+      << st.message();
   EXPECT_EQ(c.Heartbeat(Beat(5, TRAINING, 1)).code(), Code::kInvalidArgument);
   EXPECT_EQ(c.Heartbeat(Beat(0, PHASE_UNKNOWN, 1)).code(), Code::kInvalidArgument);
   EXPECT_EQ(c.Heartbeat(Beat(0, static_cast<WorkerPhase>(99), 1)).code(), Code::kInvalidArgument);

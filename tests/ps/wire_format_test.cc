@@ -79,10 +79,10 @@ TEST(WireFormatTest, PullRequestAndResponseBytes) {
   resp.set_global_step(7);
   ASSERT_TRUE(resp.SerializeToString(&bytes));
   EXPECT_EQ(Hex(bytes),
-            "0a08"              // field 1 sparse, 8 bytes:
-            "0801"              //   table_id 1
-            "1204000000bf"      //   values: f32 -0.5 = 0xbf000000
-            "1807");            // field 3 global_step 7
+            "0a08"          // field 1 sparse, 8 bytes:
+            "0801"          //   table_id 1
+            "1204000000bf"  //   values: f32 -0.5 = 0xbf000000
+            "1807");        // field 3 global_step 7
 }
 
 }  // namespace

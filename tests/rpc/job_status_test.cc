@@ -6,8 +6,8 @@
 namespace deepfm::rpc {
 namespace {
 
-ps::WorkerStatus Worker(uint32_t index, ps::WorkerPhase phase, double since_heartbeat, double since_progress,
-                        bool done = false) {
+ps::WorkerStatus Worker(uint32_t index, ps::WorkerPhase phase, double since_heartbeat,
+                        double since_progress, bool done = false) {
   ps::WorkerStatus w;
   w.set_task_index(index);
   w.set_phase(phase);
@@ -40,7 +40,8 @@ TEST(FindStuckTrainerTest, EachWayOfBeingStuck) {
   *stalled.add_workers() = Worker(3, ps::EVALUATING, 1, 12);
   t = FindStuckTrainer(stalled, 10);
   EXPECT_EQ(t.index, 3);
-  EXPECT_NE(t.why.find("made no progress for 12 s in phase EVALUATING"), std::string::npos) << t.why;
+  EXPECT_NE(t.why.find("made no progress for 12 s in phase EVALUATING"), std::string::npos)
+      << t.why;
 
   ps::JobStatusResponse failed = s;
   *failed.add_workers() = Worker(3, ps::FAILED, 0, 0);

@@ -28,8 +28,8 @@ class SecurityTest : public ::testing::Test {
     fs::remove_all(*dir_);
     // Two independent CAs: the job's, and a stranger's.
     for (const char* name : {"job", "other"}) {
-      const std::string cmd = std::string(DEEPFM_MAKE_CERTS) + " " + (*dir_ / name).string() +
-                              " localhost > /dev/null";
+      const std::string cmd =
+          std::string(DEEPFM_MAKE_CERTS) + " " + (*dir_ / name).string() + " localhost > /dev/null";
       ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd << " failed: is openssl installed?";
     }
   }
@@ -38,7 +38,8 @@ class SecurityTest : public ::testing::Test {
     delete dir_;
   }
 
-  static SecurityOptions Files(const std::string& ca_name, bool token, bool tls, bool client_cert = true) {
+  static SecurityOptions Files(const std::string& ca_name, bool token, bool tls,
+                               bool client_cert = true) {
     SecurityOptions o;
     if (token) o.auth_token_file = (*dir_ / ca_name / "token").string();
     if (tls) {
@@ -70,7 +71,8 @@ class SecurityTest : public ::testing::Test {
   }
 
   // A raw call with exactly the metadata given (no PsClient help).
-  grpc::Status RawRegister(const std::shared_ptr<grpc::ChannelCredentials>& creds, const std::string& auth) {
+  grpc::Status RawRegister(const std::shared_ptr<grpc::ChannelCredentials>& creds,
+                           const std::string& auth) {
     auto stub = ps::ParameterServer::NewStub(grpc::CreateChannel(address_, creds));
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
@@ -115,10 +117,12 @@ TEST_F(SecurityTest, CallsWithoutTheTokenAreRefusedAndChangeNothing) {
   const auto plain = grpc::InsecureChannelCredentials();
   grpc::Status s = RawRegister(plain, "");
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_NE(s.error_message().find("authorization: Bearer"), std::string::npos) << s.error_message();
+  EXPECT_NE(s.error_message().find("authorization: Bearer"), std::string::npos)
+      << s.error_message();
   s = RawRegister(plain, "Bearer " + std::string(64, 'a'));
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
-  EXPECT_EQ(s.error_message().find(security.token()), std::string::npos) << "the error leaks the token";
+  EXPECT_EQ(s.error_message().find(security.token()), std::string::npos)
+      << "the error leaks the token";
   s = RawRegister(plain, security.token());  // no "Bearer "
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
   EXPECT_TRUE(server_->shard().tables().empty()) << "a refused call registered a table";
@@ -126,7 +130,8 @@ TEST_F(SecurityTest, CallsWithoutTheTokenAreRefusedAndChangeNothing) {
   auto stub = ps::ParameterServer::NewStub(grpc::CreateChannel(address_, plain));
   grpc::ClientContext ctx;
   ps::ShutdownResponse sr;
-  EXPECT_EQ(stub->Shutdown(&ctx, ps::ShutdownRequest(), &sr).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(stub->Shutdown(&ctx, ps::ShutdownRequest(), &sr).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
   // With the token, through the client the workers use.
   Status pulled = ClientPull(security);
   EXPECT_TRUE(pulled.ok()) << pulled.ToString();
@@ -150,13 +155,16 @@ TEST_F(SecurityTest, MutualTlsWithTheJobsCa) {
   ASSERT_TRUE(ReadFile((*dir_ / "job" / "ca.pem").string(), &no_cert.pem_root_certs).ok());
   grpc::Status raw = RawRegister(grpc::SslCredentials(no_cert), "Bearer " + security.token());
   EXPECT_EQ(raw.error_code(), grpc::StatusCode::UNAVAILABLE) << raw.error_message();
-  EXPECT_TRUE(server_->shard().tables().size() == 1u) << "only the authorised pull registered a table";
+  EXPECT_TRUE(server_->shard().tables().size() == 1u)
+      << "only the authorised pull registered a table";
   // A client whose certificate another CA signed is turned away, and so is
   // one that trusts another CA.
   EXPECT_FALSE(ClientPull(Load(Files("other", true, true))).ok());
   // Readiness works over TLS with the job's credentials.
   EXPECT_TRUE(WaitForServing(address_, security, std::chrono::seconds(5)).ok());
-  EXPECT_FALSE(WaitForServing(address_, Load(Files("other", false, true)), std::chrono::milliseconds(500)).ok());
+  EXPECT_FALSE(
+      WaitForServing(address_, Load(Files("other", false, true)), std::chrono::milliseconds(500))
+          .ok());
 }
 
 TEST_F(SecurityTest, BadFilesNameTheFlag) {
@@ -164,16 +172,19 @@ TEST_F(SecurityTest, BadFilesNameTheFlag) {
   SecurityOptions o;
   o.auth_token_file = "/nonexistent/token";
   Status st = Security::Load(o, &s);
-  EXPECT_NE(st.message().find("--auth_token_file=/nonexistent/token"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("--auth_token_file=/nonexistent/token"), std::string::npos)
+      << st.message();
   const std::string short_token = (*dir_ / "short").string();
   ASSERT_TRUE(WriteFileAtomic(short_token, "abc\n").ok());
   o.auth_token_file = short_token;
   st = Security::Load(o, &s);
-  EXPECT_NE(st.message().find("16 to 4096 characters, this one has 3"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("16 to 4096 characters, this one has 3"), std::string::npos)
+      << st.message();
   o = SecurityOptions();
   o.tls_cert = (*dir_ / "job" / "tls.crt").string();
   st = Security::Load(o, &s);
-  EXPECT_NE(st.message().find("--tls_cert and --tls_key go together"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("--tls_cert and --tls_key go together"), std::string::npos)
+      << st.message();
   o.tls_key = (*dir_ / "job" / "token").string();  // not PEM
   st = Security::Load(o, &s);
   EXPECT_NE(st.message().find("--tls_key="), std::string::npos) << st.message();

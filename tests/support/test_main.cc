@@ -37,8 +37,9 @@ struct WatchState {
     }
     w->cv.wait_until(l, w->deadline);
     if (w->armed && std::chrono::steady_clock::now() >= w->deadline) {
-      fprintf(stderr, "\n[ WATCHDOG ] %s ran past %lld s (DEEPFM_TEST_DEADLINE_S): it is stuck "
-                      "in a wait that never ended; exiting\n",
+      fprintf(stderr,
+              "\n[ WATCHDOG ] %s ran past %lld s (DEEPFM_TEST_DEADLINE_S): it is stuck "
+              "in a wait that never ended; exiting\n",
               w->name.c_str(), static_cast<long long>(limit.count()));
       fflush(stderr);
       std::_Exit(124);
@@ -74,7 +75,8 @@ class Watchdog : public ::testing::EmptyTestEventListener {
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
   int seconds = 120;
-  if (const char* env = std::getenv("DEEPFM_TEST_DEADLINE_S")) seconds = std::max(1, std::atoi(env));
+  if (const char* env = std::getenv("DEEPFM_TEST_DEADLINE_S"))
+    seconds = std::max(1, std::atoi(env));
   // Owned by GoogleTest's listener list from here on.
   ::testing::UnitTest::GetInstance()->listeners().Append(new Watchdog(seconds));
   return RUN_ALL_TESTS();

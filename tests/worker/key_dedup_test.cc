@@ -43,9 +43,15 @@ TEST(KeyDedupTest, MatchesAReferenceOnSkewedBatches) {
     std::vector<uint64_t> keys(26 * 512);
     for (auto& k : keys) {
       switch (round % 3) {
-        case 0: k = rng() % 50; break;
-        case 1: k = rng(); break;
-        default: k = (rng() % 1000) << 40; break;
+        case 0:
+          k = rng() % 50;
+          break;
+        case 1:
+          k = rng();
+          break;
+        default:
+          k = (rng() % 1000) << 40;
+          break;
       }
     }
     SCOPED_TRACE(round);

@@ -72,7 +72,9 @@ std::vector<uint64_t> ShuffledKeys(int n) {
 
 // A gradient that depends on the key and the column only, so a gradient
 // delivered with the wrong key shows up as the wrong update.
-float GradOf(uint64_t key, int j) { return static_cast<float>(static_cast<int>(key % 13) - 6 + j) / 8; }
+float GradOf(uint64_t key, int j) {
+  return static_cast<float>(static_cast<int>(key % 13) - 6 + j) / 8;
+}
 
 TEST(PsClientTest, SplitsKeysByOwnerAndMergesRowsInRequestOrder) {
   Shards shards(3);
@@ -232,7 +234,8 @@ class FaultyService final : public ps::ParameterServer::Service {
                              ps::RegisterTableResponse* resp) override {
     return ps::ToGrpc(shard_->RegisterTable(*req, resp));
   }
-  grpc::Status Pull(grpc::ServerContext*, const ps::PullRequest* req, ps::PullResponse* resp) override {
+  grpc::Status Pull(grpc::ServerContext*, const ps::PullRequest* req,
+                    ps::PullResponse* resp) override {
     const int n = ++pulls_;
     if (delay_ms_ > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms_));
     if (n <= fail_pulls_) return grpc::Status(fail_code_, "injected failure " + std::to_string(n));
@@ -316,7 +319,8 @@ TEST(PsClientTest, ASlowShardIsADeadlineErrorNamingItsAddress) {
   auto client = Connect({slow.address()}, co);
   const auto start = std::chrono::steady_clock::now();
   Status s = PullOnce(client.get());
-  const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find(slow.address()), std::string::npos) << s.message();
   EXPECT_NE(s.message().find("no answer within 200 ms"), std::string::npos) << s.message();

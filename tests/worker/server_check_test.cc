@@ -58,7 +58,8 @@ TEST(ServerCheckTest, RefusesShardsListedOutOfOrderOrFromAnotherJob) {
       << s.message();
   s = Check({shards.hosts()[0]}, "sgd", 0.01);
   EXPECT_EQ(s.code(), Code::kFailedPrecondition);
-  EXPECT_NE(s.message().find("shard 0 of 2 but --ps_hosts lists it as shard 0 of 1"), std::string::npos)
+  EXPECT_NE(s.message().find("shard 0 of 2 but --ps_hosts lists it as shard 0 of 1"),
+            std::string::npos)
       << s.message();
 }
 
