@@ -86,9 +86,10 @@ Status Manifest::Parse(const std::string& text, const std::string& path, Manifes
   return Status::Ok();
 }
 
-Status WriteFileAtomic(const std::string& path, const std::string& contents) {
+Status WriteFileAtomic(const std::string& path, const std::string& contents, int mode) {
   const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+  ::unlink(tmp.c_str());  // O_CREAT keeps an existing file's mode
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, mode);
   if (fd < 0) return Internal("cannot create " + tmp + ": " + std::strerror(errno));
   size_t off = 0;
   while (off < contents.size()) {

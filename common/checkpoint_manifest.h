@@ -41,8 +41,9 @@ struct Manifest {
 std::string CheckpointFolderName(int64_t step);          // "ckpt-<step>"
 std::string ShardFileName(uint32_t shard, uint32_t num_shards);
 
-// Writes `contents` to `path` via a temporary file, fsync and rename.
-Status WriteFileAtomic(const std::string& path, const std::string& contents);
+// Writes `contents` to `path` via a temporary file (created with `mode`),
+// fsync and rename.
+Status WriteFileAtomic(const std::string& path, const std::string& contents, int mode = 0644);
 Status ReadFile(const std::string& path, std::string* contents);
 
 // The newest complete checkpoint folder under `root` (from its `checkpoint`

@@ -1,7 +1,6 @@
 #include "launcher/train_job.h"
 
 #include <signal.h>
-#include <sys/stat.h>
 
 #include <atomic>
 #include <cstdio>
@@ -62,9 +61,7 @@ Status PrepareToken(const FlagSet& f, const fs::path& job, std::string* token_fi
     return Status::Ok();
   }
   *token_file = (job / "auth_token").string();
-  Status s = WriteFileAtomic(*token_file, rpc::RandomToken() + "\n");
-  if (s.ok() && chmod(token_file->c_str(), 0600) != 0) s = Internal("chmod " + *token_file);
-  return s;
+  return WriteFileAtomic(*token_file, rpc::RandomToken() + "\n", 0600);
 }
 
 }  // namespace

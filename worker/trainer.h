@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "common/report.h"
 #include "common/status.h"
 #include "worker/data_reader.h"
 #include "worker/deepfm_model.h"
@@ -72,12 +73,8 @@ struct TrainResult {
   StepSplit split;
 };
 
-struct EvalResult {
-  double auc = 0, logloss = 0, accuracy = 0;
-  int64_t rows = 0;
-  int64_t bad_lines = 0;
-  double seconds = 0;
-};
+// An evaluation's result is what the chief reports (common/report.h).
+using EvalResult = EvalReport;
 
 class Trainer {
  public:

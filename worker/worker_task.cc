@@ -137,7 +137,7 @@ int RunWorkerTask(const WorkerTaskOptions& o) {
                er.auc, er.logloss, er.accuracy, static_cast<long long>(er.rows), er.seconds);
         fflush(stdout);
         report.has_eval = true;
-        report.eval = {er.auc, er.logloss, er.accuracy, er.rows, er.bad_lines, er.seconds};
+        report.eval = er;
       }
       s = WriteWorkerReport(report_path, report);
       if (s.ok()) s = WriteMetrics(o, report, client->num_shards());

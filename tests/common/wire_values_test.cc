@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/support/hex.h"
+
 namespace deepfm {
 namespace {
 
@@ -20,15 +22,7 @@ float FromBits(uint32_t u) {
   return f;
 }
 
-std::string Hex(const std::string& bytes) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += d[c >> 4];
-    out += d[c & 15];
-  }
-  return out;
-}
+using testing_util::Hex;
 
 std::string Encode(const std::vector<float>& v, bool bf16) {
   std::string out(v.size() * WireElemSize(bf16), '\0');

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "common/checkpoint_manifest.h"
+#include "tests/support/process.h"
 #include "common/cluster_spec.h"
 #include "common/report.h"
 #include "rpc/security.h"
@@ -31,24 +32,7 @@ struct Result {
   std::string output;
 };
 
-// Waits up to `seconds` for pid to exit. On timeout it asks the process to
-// stop (SIGINT: the launcher then stops its tasks), then kills it, and
-// returns false: no test waits on a process without a deadline.
-bool WaitExit(pid_t pid, double seconds, int* status) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (waitpid(pid, status, WNOHANG) == pid) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  kill(pid, SIGINT);
-  for (int i = 0; i < 500; ++i) {
-    if (waitpid(pid, status, WNOHANG) == pid) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, status, 0);
-  return false;
-}
+using deepfm::testing_util::WaitExit;
 
 // Starts `deepfm <args>` with stdout and stderr in `log` (or captured).
 pid_t Start(const std::string& args, int out_fd) {

@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "ps/ps_server.h"
+#include "tests/support/loopback_shards.h"
 #include "tools/datagen.h"
 #include "worker/heartbeat.h"
 #include "worker/trainer.h"
@@ -40,21 +41,9 @@ class TrainTest : public ::testing::Test {
   }
 
   void StartShards(int n, ps::OptimizerType opt, float lr) {
-    servers_.clear();
-    hosts_.clear();
-    for (int i = 0; i < n; ++i) {
-      ps::ShardOptions so;
-      so.shard_index = i;
-      so.num_shards = n;
-      so.optimizer.type = opt;
-      so.optimizer.learning_rate = lr;
-      Status s;
-      auto shard = ps::Shard::Create(so, &s);
-      ASSERT_TRUE(s.ok());
-      servers_.push_back(ps::PsServer::Start(ps::ServerOptions(), std::move(shard), &s));
-      ASSERT_TRUE(s.ok());
-      hosts_.push_back(servers_.back()->address());
-    }
+    shards_.reset();
+    shards_ = std::make_unique<testing_util::LoopbackShards>(n, opt, lr);
+    hosts_ = shards_->hosts();
   }
 
   TrainerOptions Options(int64_t steps, int staleness) {
@@ -72,7 +61,7 @@ class TrainTest : public ::testing::Test {
 
   static std::string* dir_;
   static double oracle_auc_;
-  std::vector<std::unique_ptr<ps::PsServer>> servers_;
+  std::unique_ptr<testing_util::LoopbackShards> shards_;
   std::vector<std::string> hosts_;
 };
 std::string* TrainTest::dir_ = nullptr;
@@ -285,7 +274,7 @@ TEST_F(TrainTest, DeadShardIsAnErrorNamingItsAddress) {
   Trainer trainer(Options(1000, 1), client.get());
   ASSERT_TRUE(trainer.Setup().ok());
   const std::string dead = hosts_[1];
-  servers_[1]->Shutdown();
+  shards_->server(1).Shutdown();
   TrainResult tr;
   Status s = trainer.Train(&tr);
   ASSERT_FALSE(s.ok());

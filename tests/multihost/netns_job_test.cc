@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "common/checkpoint_manifest.h"
+#include "tests/support/process.h"
 #include "common/report.h"
 
 namespace {
@@ -46,22 +47,7 @@ int Sh(const std::string& cmd, std::string* out = nullptr) {
   return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
-// Waits up to `seconds` for pid; on timeout stops it (SIGINT, then SIGKILL).
-bool WaitExit(pid_t pid, double seconds, int* status) {
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (waitpid(pid, status, WNOHANG) == pid) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  kill(pid, SIGINT);
-  for (int i = 0; i < 250; ++i) {
-    if (waitpid(pid, status, WNOHANG) == pid) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, status, 0);
-  return false;
-}
+using deepfm::testing_util::WaitExit;
 
 class NetnsJobTest : public ::testing::Test {
  protected:

@@ -11,19 +11,12 @@
 #include "common/bytes.h"
 #include "common/wire_values.h"
 #include "proto/ps.pb.h"
+#include "tests/support/hex.h"
 
 namespace deepfm::ps {
 namespace {
 
-std::string Hex(const std::string& bytes) {
-  static const char* d = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out += d[c >> 4];
-    out += d[c & 15];
-  }
-  return out;
-}
+using testing_util::Hex;
 
 constexpr uint64_t kKey = 0x0102030405060708ULL;
 

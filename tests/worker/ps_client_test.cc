@@ -18,7 +18,7 @@
 #include "common/random.h"
 #include "proto/ps.grpc.pb.h"
 #include "ps/ps_server.h"
-#include "tests/worker/loopback_shards.h"
+#include "tests/support/loopback_shards.h"
 
 namespace deepfm {
 namespace {

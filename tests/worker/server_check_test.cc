@@ -4,7 +4,7 @@
 
 #include <gtest/gtest.h>
 
-#include "tests/worker/loopback_shards.h"
+#include "tests/support/loopback_shards.h"
 #include "worker/ps_client.h"
 
 namespace deepfm {

@@ -31,6 +31,7 @@ class LoopbackShards {
   }
   const std::vector<std::string>& hosts() const { return hosts_; }
   ps::Shard& shard(int i) { return servers_[i]->shard(); }
+  ps::PsServer& server(int i) { return *servers_[i]; }
 
  private:
   std::vector<std::unique_ptr<ps::PsServer>> servers_;
