@@ -15,10 +15,10 @@
 #include <thread>
 
 #include "common/checkpoint_manifest.h"
-#include "tests/support/process.h"
 #include "common/cluster_spec.h"
 #include "common/report.h"
 #include "rpc/security.h"
+#include "tests/support/process.h"
 #include "worker/ps_client.h"
 
 namespace {
@@ -336,15 +336,19 @@ TEST_F(LauncherTest, CtrlCStopsEveryProcess) {
   FILE* out = fopen(log.c_str(), "w");
   const pid_t pid = Start(Job("ctrlc", "--num_epochs=1000 --ps_num=2"), fileno(out));
   fclose(out);
-  // Training is under way once the chief shard has heard of steps.
+  // Training is under way once the chief shard has heard of steps. Bounded
+  // by time (each try may wait for a connection) and by the job's own end.
   bool training = false;
-  for (int i = 0; i < 600 && !training; ++i) {
+  int st = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (!training && std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      FAIL() << "the job ended before it trained: " << Slurp(log);
     deepfm::ps::JobStatusResponse status;
     training = JobStatus(job, &status) && status.workers_size() == 1 &&
                status.workers(0).local_step() >= 20;
     if (!training) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  int st = 0;
   if (!training) {
     WaitExit(pid, 0, &st);
     FAIL() << "the job never reported 20 steps: " << Slurp(log);
@@ -367,11 +371,14 @@ TEST_F(LauncherTest, HungWorkerIsStoppedAndReported) {
   const pid_t pid = Start(Job("hang", "--num_epochs=1000 --hang_timeout=3"), fileno(out));
   fclose(out);
   bool frozen = false;
-  for (int i = 0; i < 3000 && !frozen; ++i) {
+  int st = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (!frozen && std::chrono::steady_clock::now() < deadline) {
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      FAIL() << "the job ended before its worker started: " << Slurp(log);
     for (pid_t p : ProcessesWith({job.string(), " worker "})) frozen |= kill(p, SIGSTOP) == 0;
     if (!frozen) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  int st = 0;
   if (!frozen) {
     WaitExit(pid, 0, &st);
     FAIL() << "no worker process appeared: " << Slurp(log);

@@ -22,8 +22,8 @@
 #include <thread>
 
 #include "common/checkpoint_manifest.h"
-#include "tests/support/process.h"
 #include "common/report.h"
+#include "tests/support/process.h"
 
 namespace {
 
@@ -205,12 +205,14 @@ TEST_F(NetnsJobTest, StrangersAreRefusedAndADeadShardStopsTheJob) {
   }
   // Training is under way once the first checkpoint is committed.
   bool training = false;
+  int st = 0;
   for (int i = 0; i < 600 && !training; ++i) {
+    if (waitpid(pid, &st, WNOHANG) == pid)
+      FAIL() << "the job ended before it trained: " << Slurp(log);
     std::string latest;
     training = deepfm::LatestCheckpoint((*root_ / "kill").string(), &latest).ok();
     if (!training) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-  int st = 0;
   if (!training) {
     WaitExit(pid, 0, &st);
     FAIL() << "no checkpoint within 60 s: " << Slurp(log);
