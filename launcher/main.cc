@@ -7,6 +7,7 @@
 //   deepfm gen-data  Criteo-schema data from a planted model
 // main only parses flags and hands them to the libraries.
 #include <glog/logging.h>
+#include <grpc/grpc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -178,7 +179,16 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (cmd == "ps" || cmd == "worker" || cmd == "task") {
-    return RunTask(f, cmd == "ps" ? kPs : cmd == "worker" ? kWorker : 0u, cmd);
+    // gRPC's library shutdown, run when its last user (the server, a
+    // channel) goes away, can wait ~10 s for an executor thread polling a
+    // timer (seen on shards after TLS connections), holding up the job's
+    // end. A task holds gRPC for its whole life and, its work done and its
+    // files closed, leaves without that shutdown.
+    grpc_init();
+    const int code = RunTask(f, cmd == "ps" ? kPs : cmd == "worker" ? kWorker : 0u, cmd);
+    fflush(stdout);
+    fflush(stderr);
+    std::_Exit(code);
   }
   const Command command = static_cast<Command>(mask);
   s = ValidateFlags(f, command);

@@ -16,6 +16,7 @@ Status WaitForServing(const std::string& address, const Security& security,
     // backoff, which waits seconds after the server is already up.
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+    args.SetInt(GRPC_ARG_SERVICE_CONFIG_DISABLE_RESOLUTION, 1);
     auto channel = grpc::CreateCustomChannel(address, security.ChannelCredentials(), args);
     auto stub = grpc::health::v1::Health::NewStub(channel);
     grpc::ClientContext ctx;

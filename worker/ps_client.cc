@@ -36,6 +36,8 @@ Status PsClient::Connect(const PsClientOptions& options, std::unique_ptr<PsClien
   // Reconnect quickly while the launcher is still starting shards.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // The job defines no gRPC service config: skip the DNS TXT lookup for one.
+  args.SetInt(GRPC_ARG_SERVICE_CONFIG_DISABLE_RESOLUTION, 1);
   const auto deadline =
       std::chrono::system_clock::now() + std::chrono::milliseconds(options.connect_timeout_ms);
   for (const std::string& host : options.hosts) {

@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <sstream>
 #include <thread>
 
 #include "common/checkpoint_manifest.h"
@@ -64,6 +65,7 @@ class NetnsJobTest : public ::testing::Test {
         << "this test builds hosts from network namespaces and must run as root (CI does); "
            "it is not skipped";
     std::string out;
+    RemoveStaleNamespaces();
     // A switch namespace holds the bridge, so the machine's own network is
     // never touched; each host gets a veth pair into it.
     const std::string sw = *prefix_ + "s";
@@ -117,6 +119,28 @@ class NetnsJobTest : public ::testing::Test {
     delete prefix_;
     delete root_;
     delete ip_;
+  }
+
+  // Namespaces of earlier runs of this test whose process is gone (one
+  // stopped by the watchdog never reached its TearDown): only names of this
+  // test's own pattern, dfm<pid>{s,a,b,c}.
+  static void RemoveStaleNamespaces() {
+    std::string list;
+    Sh(*ip_ + " netns list", &list);
+    std::istringstream in(list);
+    for (std::string line; std::getline(in, line);) {
+      const std::string ns = line.substr(0, line.find(' '));
+      if (ns.size() < 5 || ns.rfind("dfm", 0) != 0 ||
+          std::string("sabc").find(ns.back()) == std::string::npos) {
+        continue;
+      }
+      const std::string pid = ns.substr(3, ns.size() - 4);
+      if (pid.empty() || pid.find_first_not_of("0123456789") != std::string::npos) continue;
+      if (fs::exists("/proc/" + pid)) continue;
+      Sh(*ip_ + " netns pids " + ns + " | xargs -r kill -9");
+      Sh(*ip_ + " netns del " + ns);
+      fs::remove_all("/etc/netns/" + ns);
+    }
   }
 
   static std::string Host(int i) { return *prefix_ + static_cast<char>('a' + i); }
