@@ -46,6 +46,16 @@ class TrainTest : public ::testing::Test {
     hosts_ = shards_->hosts();
   }
 
+  // A client of the shards StartShards started; null (and a test failure) if it cannot connect.
+  std::unique_ptr<PsClient> ConnectToShards() {
+    PsClientOptions co;
+    co.hosts = hosts_;
+    std::unique_ptr<PsClient> client;
+    const Status s = PsClient::Connect(co, &client);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return client;
+  }
+
   TrainerOptions Options(int64_t steps, int staleness) {
     TrainerOptions t;
     t.model.hidden_units = {64, 32};
@@ -69,10 +79,8 @@ double TrainTest::oracle_auc_ = 0;
 
 TEST_F(TrainTest, TwoShardsOneWorkerLearnsThePlantedModel) {
   StartShards(2, ps::OptimizerType::kAdamAsync, 0.002f);
-  PsClientOptions co;
-  co.hosts = hosts_;
-  std::unique_ptr<PsClient> client;
-  ASSERT_TRUE(PsClient::Connect(co, &client).ok());
+  std::unique_ptr<PsClient> client = ConnectToShards();
+  ASSERT_NE(client, nullptr);
   // One epoch: like Criteo, the planted data is overfitted by a second one.
   Trainer trainer(Options(230, 1), client.get());
   ASSERT_TRUE(trainer.Setup().ok());
@@ -132,10 +140,8 @@ TEST_F(TrainTest, StalenessZeroIsBitIdenticalAcrossRuns) {
   std::vector<float> losses[2];
   for (int run = 0; run < 2; ++run) {
     StartShards(2, ps::OptimizerType::kAdam, 0.001f);
-    PsClientOptions co;
-    co.hosts = hosts_;
-    std::unique_ptr<PsClient> client;
-    ASSERT_TRUE(PsClient::Connect(co, &client).ok());
+    std::unique_ptr<PsClient> client = ConnectToShards();
+    ASSERT_NE(client, nullptr);
     Trainer trainer(Options(80, 0), client.get());
     ASSERT_TRUE(trainer.Setup().ok());
     TrainResult tr;
@@ -154,10 +160,8 @@ TEST_F(TrainTest, StalenessZeroIsBitIdenticalAcrossRuns) {
 // checkpoint moves a worker's data position.)
 TEST_F(TrainTest, LateWorkerOfAFreshJobSkipsNoData) {
   StartShards(1, ps::OptimizerType::kAdamAsync, 0.001f);
-  PsClientOptions co;
-  co.hosts = hosts_;
-  std::unique_ptr<PsClient> client;
-  ASSERT_TRUE(PsClient::Connect(co, &client).ok());
+  std::unique_ptr<PsClient> client = ConnectToShards();
+  ASSERT_NE(client, nullptr);
   Trainer early(Options(5, 1), client.get());
   ASSERT_TRUE(early.Setup().ok());
   TrainResult tr;
@@ -176,10 +180,8 @@ TEST_F(TrainTest, LateWorkerOfAFreshJobSkipsNoData) {
 // last heartbeat says FAILED stops it at once. Both errors name the trainer.
 TEST_F(TrainTest, ChiefStopsWaitingForASilentOrFailedTrainer) {
   StartShards(1, ps::OptimizerType::kAdamAsync, 0.001f);
-  PsClientOptions co;
-  co.hosts = hosts_;
-  std::unique_ptr<PsClient> client;
-  ASSERT_TRUE(PsClient::Connect(co, &client).ok());
+  std::unique_ptr<PsClient> client = ConnectToShards();
+  ASSERT_NE(client, nullptr);
   TrainerOptions o = Options(3, 1);
   o.num_workers = 2;
   o.hang_timeout_s = 1;
@@ -208,10 +210,8 @@ TEST_F(TrainTest, ChiefStopsWaitingForASilentOrFailedTrainer) {
 // left to train still reports done, so the chief does not wait for it.
 TEST_F(TrainTest, HeartbeatsFollowTheTrainerAndLateTrainersReportDone) {
   StartShards(1, ps::OptimizerType::kAdamAsync, 0.001f);
-  PsClientOptions co;
-  co.hosts = hosts_;
-  std::unique_ptr<PsClient> client;
-  ASSERT_TRUE(PsClient::Connect(co, &client).ok());
+  std::unique_ptr<PsClient> client = ConnectToShards();
+  ASSERT_NE(client, nullptr);
   TrainerProgress progress;
   TrainerOptions o = Options(20, 1);
   o.num_workers = 2;
