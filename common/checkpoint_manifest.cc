@@ -16,6 +16,23 @@ namespace deepfm {
 
 namespace fs = std::filesystem;
 
+std::string DataFilesFingerprint(const std::vector<std::string>& paths) {
+  std::string out;
+  for (const std::string& p : paths) {
+    if (!out.empty()) out += ',';
+    for (char c : fs::path(p).filename().string()) {
+      if (c == ' ') out += "%20";
+      else if (c == ',') out += "%2C";
+      else if (c == '%') out += "%25";
+      else out += c;
+    }
+    std::error_code ec;
+    const auto size = fs::file_size(p, ec);
+    out += ':' + (ec ? std::string("?") : std::to_string(size));
+  }
+  return out;
+}
+
 std::string CheckpointFolderName(int64_t step) { return "ckpt-" + std::to_string(step); }
 
 std::string ShardFileName(uint32_t shard, uint32_t num_shards) {
@@ -31,6 +48,11 @@ std::string Manifest::Serialize() const {
     << "optimizer " << optimizer << "\n"
     << "batch_size " << batch_size << "\n"
     << "num_workers " << num_workers << "\n";
+  if (!data_files.empty()) o << "data_files " << data_files << "\n";
+  for (const TrainerDataPosition& p : positions) {
+    o << "position " << p.task_index << " " << p.epoch << " " << p.file_index << " " << p.offset
+      << " " << p.line_number << " " << p.line_index << " " << p.epoch_rows << "\n";
+  }
   for (const CheckpointFile& f : files) {
     o << "file " << f.name << " " << f.bytes << " " << f.crc32c << "\n";
   }
@@ -65,6 +87,13 @@ Status Manifest::Parse(const std::string& text, const std::string& path, Manifes
     else if (key == "optimizer") ok = static_cast<bool>(ls >> out->optimizer);
     else if (key == "batch_size") ok = static_cast<bool>(ls >> out->batch_size);
     else if (key == "num_workers") ok = static_cast<bool>(ls >> out->num_workers);
+    else if (key == "data_files") ok = static_cast<bool>(ls >> out->data_files);
+    else if (key == "position") {
+      TrainerDataPosition p;
+      ok = static_cast<bool>(ls >> p.task_index >> p.epoch >> p.file_index >> p.offset >>
+                             p.line_number >> p.line_index >> p.epoch_rows);
+      out->positions.push_back(p);
+    }
     else if (key == "file") {
       CheckpointFile f;
       ok = static_cast<bool>(ls >> f.name >> f.bytes >> f.crc32c);

@@ -24,6 +24,17 @@ struct CheckpointFile {
   uint32_t crc32c = 0;
 };
 
+// A trainer's data position at the checkpoint's step (proto DataPosition).
+struct TrainerDataPosition {
+  uint32_t task_index = 0;
+  int32_t epoch = 0;
+  uint32_t file_index = 0;
+  uint64_t offset = 0;
+  int64_t line_number = 0;
+  int64_t line_index = 0;
+  int64_t epoch_rows = 0;
+};
+
 struct Manifest {
   static constexpr int kVersion = 1;
   int64_t global_step = 0;
@@ -32,11 +43,19 @@ struct Manifest {
   std::string optimizer;
   int64_t batch_size = 0;     // of the job that saved, for resuming the data position
   int64_t num_workers = 0;
+  // The training data as "name:bytes" per file, comma-separated, in order
+  // (DataFilesFingerprint), and each trainer's position in it at the step.
+  std::string data_files;
+  std::vector<TrainerDataPosition> positions;
   std::vector<CheckpointFile> files;
 
   std::string Serialize() const;
   static Status Parse(const std::string& text, const std::string& path, Manifest* out);
 };
+
+// Identifies a job's data files for a resume: base name and size of each,
+// in order; spaces and commas in names are escaped.
+std::string DataFilesFingerprint(const std::vector<std::string>& paths);
 
 std::string CheckpointFolderName(int64_t step);          // "ckpt-<step>"
 std::string ShardFileName(uint32_t shard, uint32_t num_shards);

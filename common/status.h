@@ -13,6 +13,7 @@ enum class Code {
   kNotFound = 5,
   kAlreadyExists = 6,
   kFailedPrecondition = 9,
+  kAborted = 10,
   kInternal = 13,
   kUnavailable = 14,
   kDataLoss = 15,

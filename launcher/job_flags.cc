@@ -105,6 +105,10 @@ const FlagDef kFlags[] = {
     {"save_steps", K::kInt, "0", kTrainer,
      "save a checkpoint every N global steps; the job always saves at its end"},
     {"keep_checkpoint_max", K::kInt, "5", kTrainer, "keep the newest N checkpoints; 0 keeps all"},
+    {"reset_data_position", K::kBool, "false", kTrainer,
+     "on resume, start every trainer at the beginning of the data instead of where the "
+     "checkpoint left off (needed when --batch_size, the trainer count or the data files "
+     "changed)"},
     {"no_eval", K::kBool, "false", kTrainer, "skip evaluation after training"},
     {"timeline", K::kInt, "0", kTrainer,
      "accepted for train.py compatibility; timelines are not written yet"},
@@ -442,8 +446,10 @@ Status MakeWorkerTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Secu
   to.num_workers = spec.num_trainers();
   to.task_index = spec.trainer_index();
   to.hang_timeout_s = static_cast<double>(f.GetInt("hang_timeout"));
+  to.reset_data_position = f.GetBool("reset_data_position");
   PsClientOptions& co = out->client;
   co.hosts = spec.ps;
+  co.task_index = static_cast<uint32_t>(spec.trainer_index());
   co.rpc_deadline_ms = static_cast<int>(f.GetInt("rpc_deadline_ms"));
   co.max_message_bytes = static_cast<int>(f.GetInt("max_message_mb") << 20);
   co.wire_dtype = to.model.bf16 ? ps::BF16 : ps::F32;

@@ -5,7 +5,9 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
 #include <filesystem>
+#include <memory>
 
 #include "common/crc32c.h"
 #include "common/routing.h"
@@ -59,48 +61,129 @@ class FileSink {
   uint64_t bytes_ = 0;
 };
 
-// Bounds-checked reader over a whole file in memory.
-class Source {
+// Reads a file front to back through a buffer, checking bounds against the
+// size the manifest gives and computing the CRC-32C of every byte, skipped
+// ones included, so each file is read exactly once.
+class StreamSource {
  public:
-  Source(const std::string& data, const std::string& path) : data_(data), path_(path) {}
+  StreamSource(const std::string& path, uint64_t size)
+      : path_(path), size_(size), f_(std::fopen(path.c_str(), "rb")), buf_(1 << 20) {}
+  ~StreamSource() {
+    if (f_) std::fclose(f_);
+  }
+  bool open() const { return f_ != nullptr; }
   template <typename T>
   bool Pod(T* v) {
     return Bytes(v, sizeof(T));
   }
   bool Bytes(void* out, size_t n) {
-    if (pos_ + n > data_.size()) return false;
-    std::memcpy(out, data_.data() + pos_, n);
-    pos_ += n;
+    char* dst = static_cast<char*>(out);
+    while (n > 0) {
+      if (at_ == end_ && !Fill()) return false;
+      const size_t k = std::min(n, end_ - at_);
+      if (dst) {
+        std::memcpy(dst, buf_.data() + at_, k);
+        dst += k;
+      }
+      at_ += k;
+      n -= k;
+    }
     return true;
   }
+  bool Skip(size_t n) { return Bytes(nullptr, n); }
   bool Str(std::string* s) {
     uint32_t n;
-    if (!Pod(&n) || pos_ + n > data_.size()) return false;
-    s->assign(data_.data() + pos_, n);
-    pos_ += n;
-    return true;
+    if (!Pod(&n) || n > size_ - pos()) return false;
+    s->resize(n);
+    return Bytes(s->data(), n);
   }
-  bool Skip(size_t n) {
-    if (pos_ + n > data_.size()) return false;
-    pos_ += n;
-    return true;
+  uint64_t pos() const { return consumed_ - (end_ - at_); }
+  // The whole file has been read and its bytes match `crc`.
+  Status Finish(uint32_t crc) {
+    char extra;
+    if (pos() != size_ || Bytes(&extra, 1)) return Corrupt("trailing bytes after the dense variables");
+    if (crc_ != crc) {
+      return DataLoss("checkpoint file " + path_ + " fails its checksum: corrupt; refusing to load it");
+    }
+    return Status::Ok();
   }
-  const char* Here() const { return data_.data() + pos_; }
   Status Corrupt(const std::string& what) const {
-    return DataLoss(path_ + ": " + what + " at byte " + std::to_string(pos_) +
+    return DataLoss(path_ + ": " + what + " at byte " + std::to_string(pos()) +
                     "; the file does not match its format");
   }
 
  private:
-  const std::string& data_;
+  bool Fill() {
+    if (consumed_ >= size_) return false;
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(buf_.size(), size_ - consumed_));
+    const size_t got = std::fread(buf_.data(), 1, want, f_);
+    if (got == 0) return false;
+    crc_ = Crc32cExtend(crc_, buf_.data(), got);
+    consumed_ += got;
+    at_ = 0;
+    end_ = got;
+    return true;
+  }
+
   std::string path_;
-  size_t pos_ = 0;
+  uint64_t size_;
+  FILE* f_;
+  std::vector<char> buf_;
+  size_t at_ = 0, end_ = 0;
+  uint64_t consumed_ = 0;
+  uint32_t crc_ = 0;
 };
+
+constexpr uint32_t kEndOfRows = 0xffffffffu;
+
+void PutOptState(FileSink& out, const VariableOptState& st) {
+  out.Pod(static_cast<uint8_t>(st.started));
+  out.Pod(st.beta1_power);
+  out.Pod(st.beta2_power);
+}
+
+bool GetOptState(StreamSource& in, VariableOptState* st) {
+  uint8_t started;
+  if (!in.Pod(&started) || !in.Pod(&st->beta1_power) || !in.Pod(&st->beta2_power)) return false;
+  st->started = started != 0;
+  return true;
+}
+
+// Writes one stripe's records (as CopySnapshotStripe gives them) grouped by
+// routing slot: (slot, count, records) per slot present.
+void PutSlotGroups(FileSink& out, const Router& router, const std::string& records,
+                   size_t record, std::vector<std::pair<uint32_t, uint32_t>>* order) {
+  const size_t n = records.size() / record;
+  order->clear();
+  for (size_t i = 0; i < n; ++i) {
+    uint64_t key;
+    std::memcpy(&key, records.data() + i * record, 8);
+    order->emplace_back(router.SlotOfKey(key), static_cast<uint32_t>(i));
+  }
+  std::sort(order->begin(), order->end());
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    while (j < n && (*order)[j].first == (*order)[i].first) ++j;
+    out.Pod((*order)[i].first);
+    out.Pod(static_cast<uint32_t>(j - i));
+    for (size_t k = i; k < j; ++k) out.Put(records.data() + size_t{(*order)[k].second} * record, record);
+    i = j;
+  }
+}
+
+double MillisSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
 
 }  // namespace
 
-Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step, CheckpointFile* file,
-                 uint64_t* rows) {
+Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step,
+                 SaveShardResult* result, const SaveShardOptions& options) {
+  *result = SaveShardResult();
+  std::shared_ptr<const ShardSnapshot> snap;
+  Status s = shard.AwaitSnapshot(global_step, options.wait, options.force_cut, &snap);
+  if (!s.ok()) return s;
+  const auto start = std::chrono::steady_clock::now();
   const ShardOptions& so = shard.options();
   const std::string name = ShardFileName(so.shard_index, so.num_shards);
   const std::string tmp = (fs::path(dir) / (name + ".tmp")).string();
@@ -111,47 +194,39 @@ Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step, Chec
   out.Pod(so.num_shards);
   out.Pod(router.num_slots());
   out.Pod(global_step);
-  const std::vector<EmbeddingTable*> tables = shard.tables();
-  out.Pod(static_cast<uint32_t>(tables.size()));
-  *rows = 0;
-  for (EmbeddingTable* t : tables) {
+  out.Pod(static_cast<uint32_t>(snap->tables.size()));
+  std::string records;
+  std::vector<std::pair<uint32_t, uint32_t>> order;
+  for (const ShardSnapshot::Table& st : snap->tables) {
+    EmbeddingTable* t = st.table;
     const TableOptions& o = t->options();
-    const int dim = o.dim, sf = t->slot_floats();
-    const size_t record = 8 + sizeof(RowMeta) + sizeof(float) * (dim + sf);
-    // Group records by slot in memory (about the file's size), then write
-    // slot by slot so a restore can skip whole slots it does not own.
-    std::vector<std::string> by_slot(router.num_slots());
-    uint64_t n = 0;
-    t->ForEachRow([&](uint64_t key, const float* values, const float* slots, RowMeta meta) {
-      std::string& b = by_slot[router.SlotOfKey(key)];
-      const size_t at = b.size();
-      b.resize(at + record);
-      char* p = b.data() + at;
-      std::memcpy(p, &key, 8);
-      std::memcpy(p + 8, &meta, sizeof(meta));
-      std::memcpy(p + 8 + sizeof(meta), values, sizeof(float) * dim);
-      std::memcpy(p + 8 + sizeof(meta) + sizeof(float) * dim, slots, sizeof(float) * sf);
-      ++n;
-    });
-    const VariableOptState st = t->opt_state();
     out.Str(o.name);
-    out.Pod(static_cast<uint32_t>(dim));
-    out.Pod(static_cast<uint32_t>(sf));
+    out.Pod(static_cast<uint32_t>(o.dim));
+    out.Pod(static_cast<uint32_t>(t->slot_floats()));
     out.Pod(o.seed);
     out.Pod(o.init_stddev);
-    out.Pod(st.beta1_power);
-    out.Pod(st.beta2_power);
-    out.Pod(n);
-    for (uint32_t slot = 0; slot < by_slot.size(); ++slot) {
-      if (by_slot[slot].empty()) continue;
-      out.Pod(slot);
-      out.Pod(static_cast<uint32_t>(by_slot[slot].size() / record));
-      out.Put(by_slot[slot].data(), by_slot[slot].size());
-      std::string().swap(by_slot[slot]);
+    PutOptState(out, st.state);
+    uint64_t n = 0;
+    for (int stripe = 0; stripe < t->num_stripes(); ++stripe) {
+      records.clear();
+      const auto copy_start = std::chrono::steady_clock::now();
+      const int64_t got = t->CopySnapshotStripe(st.generation, stripe, &records);
+      result->max_stripe_ms = std::max(result->max_stripe_ms, MillisSince(copy_start));
+      if (got < 0) {
+        shard.EndSnapshot(snap);
+        return Status(Code::kAborted, "save of step " + std::to_string(global_step) +
+                                          ": a newer snapshot cut superseded it while it was written");
+      }
+      PutSlotGroups(out, router, records, t->record_bytes(), &order);
+      n += static_cast<uint64_t>(got);
     }
-    *rows += n;
+    out.Pod(kEndOfRows);
+    out.Pod(n);
+    result->rows += n;
   }
-  shard.dense().ForEach([&](uint32_t, const DenseVariable& v) {
+  shard.EndSnapshot(snap);
+  out.Pod(static_cast<uint32_t>(snap->dense.size()));
+  for (const ShardSnapshot::Dense& v : snap->dense) {
     out.Str(v.name);
     out.Pod(static_cast<uint32_t>(v.shape.size()));
     for (int64_t d : v.shape) out.Pod(d);
@@ -159,26 +234,164 @@ Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step, Chec
     out.Put(v.values.data(), v.values.size() * sizeof(float));
     out.Pod(static_cast<uint64_t>(v.slots.size()));
     out.Put(v.slots.data(), v.slots.size() * sizeof(float));
-    out.Pod(v.opt_state.beta1_power);
-    out.Pod(v.opt_state.beta2_power);
-  });
-  // The dense count goes last so the writer never holds every variable's lock at once.
-  out.Pod(static_cast<uint32_t>(shard.dense().num_variables()));
-  Status s = out.Close();
+    PutOptState(out, v.state);
+  }
+  s = out.Close();
   if (!s.ok()) return s;
   const std::string final_path = (fs::path(dir) / name).string();
   if (std::rename(tmp.c_str(), final_path.c_str()) != 0) {
     return Internal("renaming " + tmp + " to " + final_path + ": " + std::strerror(errno));
   }
-  file->name = name;
-  file->bytes = out.bytes();
-  file->crc32c = out.crc();
+  result->file.name = name;
+  result->file.bytes = out.bytes();
+  result->file.crc32c = out.crc();
+  result->positions = snap->positions;
+  result->cut_ms = snap->cut_ms;
+  result->write_ms = MillisSince(start);
   return Status::Ok();
 }
 
-Status RestoreShard(Shard* shard, const std::string& folder, uint64_t* rows) {
+Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step, CheckpointFile* file,
+                 uint64_t* rows) {
+  SaveShardResult r;
+  Status s = SaveShard(shard, dir, global_step, &r);
+  *file = r.file;
+  *rows = r.rows;
+  return s;
+}
+
+namespace {
+
+// Loads one shard file of the checkpoint into `shard` as it streams.
+Status LoadShardFile(Shard* shard, const Manifest& m, const std::string& path,
+                     const CheckpointFile& f, bool first_file, uint64_t* rows) {
+  std::error_code ec;
+  const uint64_t on_disk = fs::file_size(path, ec);
+  if (ec) return DataLoss("checkpoint file missing: " + path);
+  if (on_disk != f.bytes) {
+    return DataLoss("checkpoint file " + path + " is " + std::to_string(on_disk) +
+                    " bytes, manifest says " + std::to_string(f.bytes) + " (truncated?)");
+  }
+  StreamSource in(path, f.bytes);
+  if (!in.open()) return DataLoss("cannot open " + path + ": " + std::strerror(errno));
+  const ShardOptions& so = shard->options();
+  const Router& router = shard->router();
+  char magic[8];
+  uint32_t file_shard, file_shards, num_slots, num_tables;
+  int64_t step;
+  if (!in.Bytes(magic, 8) || std::memcmp(magic, kMagic, 7) != 0) return in.Corrupt("bad magic");
+  if (magic[7] != kMagic[7]) {
+    return FailedPrecondition(path + " is shard file format version " + std::string(1, magic[7]) +
+                              "; this build reads version " + std::to_string(kShardFileVersion));
+  }
+  if (!in.Pod(&file_shard) || !in.Pod(&file_shards) || !in.Pod(&num_slots) || !in.Pod(&step) ||
+      !in.Pod(&num_tables)) {
+    return in.Corrupt("truncated header");
+  }
+  if (num_slots != m.num_slots) return in.Corrupt("slot count differs from the manifest");
+  if (step != m.global_step) return in.Corrupt("step differs from the manifest's");
+  // Per-variable optimizer state comes from the file of the same shard when
+  // the shard count is unchanged, else from the first file.
+  const bool state_source = (file_shards == so.num_shards) ? (file_shard == so.shard_index) : first_file;
+  std::vector<float> v;
+  for (uint32_t ti = 0; ti < num_tables; ++ti) {
+    std::string name;
+    uint32_t dim, sf;
+    uint64_t seed;
+    float stddev;
+    VariableOptState st;
+    if (!in.Str(&name) || !in.Pod(&dim) || !in.Pod(&sf) || !in.Pod(&seed) || !in.Pod(&stddev) ||
+        !GetOptState(in, &st)) {
+      return in.Corrupt("truncated table header");
+    }
+    RegisterTableRequest req;
+    req.mutable_spec()->set_name(name);
+    req.mutable_spec()->set_dim(dim);
+    req.mutable_spec()->set_seed(seed);
+    req.mutable_spec()->set_init_stddev(stddev);
+    RegisterTableResponse resp;
+    Status s = shard->RegisterTable(req, &resp);
+    if (!s.ok()) return s;
+    EmbeddingTable* t = shard->table(resp.table_id());
+    if (static_cast<uint32_t>(t->slot_floats()) != sf) {
+      return in.Corrupt("table '" + name + "' has " + std::to_string(sf) +
+                        " optimizer slot floats per row, this optimizer needs " +
+                        std::to_string(t->slot_floats()));
+    }
+    if (state_source) t->set_opt_state(st);
+    const size_t record = t->record_bytes();
+    v.resize(dim + sf);
+    uint64_t seen = 0;
+    while (true) {
+      uint32_t slot, count;
+      if (!in.Pod(&slot)) return in.Corrupt("truncated rows of table '" + name + "'");
+      if (slot == kEndOfRows) break;
+      if (!in.Pod(&count) || slot >= num_slots || count == 0) {
+        return in.Corrupt("bad slot group in table '" + name + "'");
+      }
+      seen += count;
+      if (router.ShardOfSlot(slot) != so.shard_index) {
+        if (!in.Skip(record * count)) return in.Corrupt("truncated rows");
+        continue;
+      }
+      for (uint32_t r = 0; r < count; ++r) {
+        uint64_t key;
+        RowMeta meta;
+        if (!in.Pod(&key) || !in.Pod(&meta) || !in.Bytes(v.data(), sizeof(float) * (dim + sf))) {
+          return in.Corrupt("truncated rows");
+        }
+        t->Upsert(key, v.data(), v.data() + dim, meta);
+        ++*rows;
+      }
+    }
+    uint64_t total;
+    if (!in.Pod(&total) || total != seen) return in.Corrupt("row count of table '" + name + "' does not match its rows");
+  }
+  uint32_t num_dense;
+  if (!in.Pod(&num_dense)) return in.Corrupt("truncated dense count");
+  for (uint32_t di = 0; di < num_dense; ++di) {
+    std::string name;
+    uint32_t rank;
+    if (!in.Str(&name) || !in.Pod(&rank) || rank > DenseStore::kMaxRank) return in.Corrupt("bad dense header");
+    std::vector<int64_t> shape(rank);
+    for (auto& d : shape) {
+      if (!in.Pod(&d)) return in.Corrupt("truncated dense shape");
+    }
+    uint64_t nv, ns;
+    if (!in.Pod(&nv) || nv > DenseStore::kMaxElements) return in.Corrupt("bad dense size");
+    std::vector<float> values(nv);
+    if (!in.Bytes(values.data(), nv * sizeof(float)) || !in.Pod(&ns) || ns > 4 * DenseStore::kMaxElements) {
+      return in.Corrupt("truncated dense values");
+    }
+    std::vector<float> slots(ns);
+    VariableOptState st;
+    if (!in.Bytes(slots.data(), ns * sizeof(float)) || !GetOptState(in, &st)) {
+      return in.Corrupt("truncated dense slots");
+    }
+    if (router.ShardOfName(name) != so.shard_index) continue;
+    uint32_t id;
+    bool created;
+    Status s = shard->dense().Register(name, shape, values, &id, &created);
+    if (!s.ok()) return s;
+    s = shard->dense().Assign(id, values, slots, st);
+    if (!s.ok()) return DataLoss(path + ": " + s.message());
+  }
+  return in.Finish(f.crc32c);
+}
+
+}  // namespace
+
+Status RestoreShard(std::unique_ptr<Shard>* target, const std::string& folder, uint64_t* rows) {
+  Status s;
+  std::unique_ptr<Shard> staging = Shard::Create((*target)->options(), &s);
+  if (!staging) return s;
+  Shard* shard = staging.get();
   Manifest m;
-  Status s = ReadAndVerifyManifest(folder, &m);
+  const std::string manifest_path = (fs::path(folder) / "MANIFEST").string();
+  std::string text;
+  s = ReadFile(manifest_path, &text);
+  if (!s.ok()) return DataLoss("checkpoint " + folder + " is incomplete: " + s.message());
+  s = Manifest::Parse(text, manifest_path, &m);
   if (!s.ok()) return s;
   const ShardOptions& so = shard->options();
   const std::string opt_name = OptimizerName(shard->optimizer().type());
@@ -193,119 +406,30 @@ Status RestoreShard(Shard* shard, const std::string& folder, uint64_t* rows) {
                               std::to_string(so.num_slots) +
                               "; the slot count is fixed for the life of a model");
   }
-  const Router& router = shard->router();
   *rows = 0;
   for (uint32_t fi = 0; fi < m.files.size(); ++fi) {
     const std::string path = (fs::path(folder) / m.files[fi].name).string();
-    std::string data;
-    s = ReadFile(path, &data);
+    s = LoadShardFile(shard, m, path, m.files[fi], fi == 0, rows);
     if (!s.ok()) return s;
-    Source in(data, path);
-    char magic[8];
-    uint32_t file_shard, file_shards, num_slots, num_tables;
-    int64_t step;
-    if (!in.Bytes(magic, 8) || std::memcmp(magic, kMagic, 7) != 0) return in.Corrupt("bad magic");
-    if (magic[7] != kMagic[7]) {
-      return FailedPrecondition(path + " is shard file format version " + std::string(1, magic[7]) +
-                                "; this build reads version " + std::to_string(kShardFileVersion));
-    }
-    if (!in.Pod(&file_shard) || !in.Pod(&file_shards) || !in.Pod(&num_slots) || !in.Pod(&step) ||
-        !in.Pod(&num_tables)) {
-      return in.Corrupt("truncated header");
-    }
-    if (num_slots != m.num_slots) return in.Corrupt("slot count differs from the manifest");
-    // Per-variable optimizer state comes from the file of the same shard when
-    // the shard count is unchanged, else from the first file.
-    const bool state_source = (file_shards == so.num_shards) ? (file_shard == so.shard_index) : fi == 0;
-    for (uint32_t ti = 0; ti < num_tables; ++ti) {
-      std::string name;
-      uint32_t dim, sf;
-      uint64_t seed, n;
-      float stddev;
-      VariableOptState st;
-      if (!in.Str(&name) || !in.Pod(&dim) || !in.Pod(&sf) || !in.Pod(&seed) || !in.Pod(&stddev) ||
-          !in.Pod(&st.beta1_power) || !in.Pod(&st.beta2_power) || !in.Pod(&n)) {
-        return in.Corrupt("truncated table header");
-      }
-      RegisterTableRequest req;
-      req.mutable_spec()->set_name(name);
-      req.mutable_spec()->set_dim(dim);
-      req.mutable_spec()->set_seed(seed);
-      req.mutable_spec()->set_init_stddev(stddev);
-      RegisterTableResponse resp;
-      s = shard->RegisterTable(req, &resp);
-      if (!s.ok()) return s;
-      EmbeddingTable* t = shard->table(resp.table_id());
-      if (static_cast<uint32_t>(t->slot_floats()) != sf) {
-        return in.Corrupt("table '" + name + "' has " + std::to_string(sf) +
-                          " optimizer slot floats per row, this optimizer needs " +
-                          std::to_string(t->slot_floats()));
-      }
-      if (state_source) t->set_opt_state(st);
-      const size_t record = 8 + sizeof(RowMeta) + sizeof(float) * (dim + sf);
-      for (uint64_t seen = 0; seen < n;) {
-        uint32_t slot, count;
-        if (!in.Pod(&slot) || !in.Pod(&count) || slot >= num_slots || count == 0 || seen + count > n) {
-          return in.Corrupt("bad slot group in table '" + name + "'");
-        }
-        if (router.ShardOfSlot(slot) != so.shard_index) {
-          if (!in.Skip(record * count)) return in.Corrupt("truncated rows");
-        } else {
-          const char* p = in.Here();
-          if (!in.Skip(record * count)) return in.Corrupt("truncated rows");
-          for (uint32_t r = 0; r < count; ++r, p += record) {
-            uint64_t key;
-            RowMeta meta;
-            std::memcpy(&key, p, 8);
-            std::memcpy(&meta, p + 8, sizeof(meta));
-            // Rows are float-aligned within the record only by luck; copy out.
-            std::vector<float> v(dim + sf);
-            std::memcpy(v.data(), p + 8 + sizeof(meta), sizeof(float) * (dim + sf));
-            t->Upsert(key, v.data(), v.data() + dim, meta);
-            ++*rows;
-          }
-        }
-        seen += count;
-      }
-    }
-    // Dense variables up to the trailing count.
-    while (true) {
-      const char* at = in.Here();
-      if (at == data.data() + data.size() - sizeof(uint32_t)) break;
-      std::string name;
-      uint32_t rank;
-      if (!in.Str(&name) || !in.Pod(&rank) || rank > DenseStore::kMaxRank) return in.Corrupt("bad dense header");
-      std::vector<int64_t> shape(rank);
-      for (auto& d : shape) {
-        if (!in.Pod(&d)) return in.Corrupt("truncated dense shape");
-      }
-      uint64_t nv, ns;
-      if (!in.Pod(&nv) || nv > data.size()) return in.Corrupt("bad dense size");
-      std::vector<float> values(nv);
-      if (!in.Bytes(values.data(), nv * sizeof(float)) || !in.Pod(&ns) || ns > data.size()) {
-        return in.Corrupt("truncated dense values");
-      }
-      std::vector<float> slots(ns);
-      VariableOptState st;
-      if (!in.Bytes(slots.data(), ns * sizeof(float)) || !in.Pod(&st.beta1_power) ||
-          !in.Pod(&st.beta2_power)) {
-        return in.Corrupt("truncated dense slots");
-      }
-      if (router.ShardOfName(name) != so.shard_index) continue;
-      uint32_t id;
-      bool created;
-      s = shard->dense().Register(name, shape, values, &id, &created);
-      if (!s.ok()) return s;
-      s = shard->dense().Assign(id, values, slots, st);
-      if (!s.ok()) return DataLoss(path + ": " + s.message());
-    }
   }
-  StepRequest req;
-  req.set_increment(m.global_step - shard->global_step());
-  StepResponse resp;
-  s = shard->GlobalStep(req, &resp);
-  if (s.ok()) shard->set_restored_global_step(m.global_step);
-  return s;
+  StatsResponse data;
+  data.set_restored_batch_size(m.batch_size);
+  data.set_restored_num_workers(m.num_workers);
+  data.set_restored_data_files(m.data_files);
+  for (const TrainerDataPosition& p : m.positions) {
+    TrainerPosition* tp = data.add_restored_positions();
+    tp->set_task_index(p.task_index);
+    DataPosition* dp = tp->mutable_position();
+    dp->set_epoch(p.epoch);
+    dp->set_file_index(p.file_index);
+    dp->set_offset(p.offset);
+    dp->set_line_number(p.line_number);
+    dp->set_line_index(p.line_index);
+    dp->set_epoch_rows(p.epoch_rows);
+  }
+  shard->SetRestored(m.global_step, data);
+  *target = std::move(staging);
+  return Status::Ok();
 }
 
 }  // namespace deepfm::ps

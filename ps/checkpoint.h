@@ -1,11 +1,15 @@
-// A shard's checkpoint file: every table's rows grouped by routing slot (so a
-// job saved with N shards restores onto M: each new shard keeps the slots it
-// owns), with optimizer slots and row metadata, plus the dense variables and
-// per-variable optimizer state. Little-endian binary; integrity is checked by
-// the manifest's CRC-32C before anything is loaded.
+// A shard's checkpoint file: the shard as it was at one snapshot cut. Every
+// table's rows come in groups of one routing slot (so a job saved with N
+// shards restores onto M: each new shard keeps the slots it owns), with
+// optimizer slots and row metadata, then the dense variables and
+// per-variable optimizer state. Little-endian binary, checked against the
+// manifest's size and CRC-32C as it is read.
 #pragma once
 
+#include <chrono>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "common/checkpoint_manifest.h"
 #include "common/status.h"
@@ -18,17 +22,43 @@ namespace deepfm::ps {
 // under tests/ps/testdata/ckpt-v<N> hold one tiny checkpoint per version
 // (DEEPFM_UPDATE_GOLDEN=1 writes the current one), and RestoreShard names
 // the version of a file it cannot read.
-inline constexpr int kShardFileVersion = 1;
+inline constexpr int kShardFileVersion = 2;
 
-// Writes shard's state to dir/ShardFileName(...) via a temporary name.
+struct SaveShardOptions {
+  // How long to wait for the shard's cut at the step (Shard::AwaitSnapshot).
+  std::chrono::milliseconds wait{60000};
+  // Cut now if the shard has no cut at the step: only for a shard no push
+  // can reach (in-process tests and tools).
+  bool force_cut = true;
+};
+
+struct SaveShardResult {
+  CheckpointFile file;
+  uint64_t rows = 0;
+  std::vector<TrainerPosition> positions;  // shard 0: each trainer's at the cut
+  double cut_ms = 0;
+  double write_ms = 0;
+  double max_stripe_ms = 0;  // the longest a stripe's lock was held for its copy
+};
+
+// Writes the shard's snapshot at `global_step` to dir/ShardFileName(...)
+// through a temporary name, fsynced, while the shard keeps training. Memory
+// beyond the shard's own: one stripe's rows plus the rows changed during
+// the save.
+Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step,
+                 SaveShardResult* result, const SaveShardOptions& options = {});
+// The same, for callers that only need the file and the row count.
 Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step, CheckpointFile* file,
                  uint64_t* rows);
 
-// Loads the checkpoint in `folder` (a ckpt-<step> folder) into an empty
-// shard: verifies the manifest and every file's checksum first, then takes
-// the rows of the slots this shard owns under its own shard count, the dense
-// variables it owns by name, and the global step. Refuses a checkpoint saved
-// with an optimizer whose slots differ from this shard's.
-Status RestoreShard(Shard* shard, const std::string& folder, uint64_t* rows);
+// Loads the checkpoint in `folder` (a ckpt-<step> folder) for a shard that
+// is not serving yet. It streams each file once into a staging shard with
+// *shard's options, checking size and checksum as it reads, and keeps the
+// rows of the slots this shard owns under its own shard count, the dense
+// variables it owns by name, the global step and (shard 0) the trainers'
+// data positions. Only when every file has verified does the staging shard
+// replace *shard; on any error *shard is untouched. Refuses a checkpoint
+// saved with another optimizer or slot count.
+Status RestoreShard(std::unique_ptr<Shard>* shard, const std::string& folder, uint64_t* rows);
 
 }  // namespace deepfm::ps

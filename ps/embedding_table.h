@@ -75,18 +75,57 @@ class EmbeddingTable {
   VariableOptState opt_state() const;
   void set_opt_state(const VariableOptState& s);
 
+  // ---- Snapshots: a copy of the table at one moment, without stopping it.
+  //
+  // BeginSnapshot(step) fixes the table as it is now; the caller guarantees
+  // no push is in flight and none with a step <= `step` comes later (the
+  // shard's cut). Until a stripe has been copied out, a push about to change
+  // one of its rows first keeps the row's old bytes, so the extra memory is
+  // one row per row changed during the save, never a second table.
+  //
+  // CopySnapshotStripe appends the stripe's rows as they were at the cut to
+  // *out as records: key (u64), RowMeta, values[dim], slots[slot_floats];
+  // rows created by pushes after the cut are left out. It holds the stripe's
+  // lock while it copies that one stripe (1/num_stripes of the table), and
+  // the stripe then runs without copies. Returns the rows appended, or -1
+  // when `generation` is no longer the current snapshot (a newer cut or
+  // EndSnapshot superseded it).
+  //
+  // Returns the snapshot's generation.
+  uint64_t BeginSnapshot(int64_t step);
+  int64_t CopySnapshotStripe(uint64_t generation, int stripe, std::string* out);
+  // Drops every kept row; idempotent.
+  void EndSnapshot();
+  int num_stripes() const { return static_cast<int>(stripes_.size()); }
+  // The optimizer state at the cut.
+  VariableOptState snapshot_opt_state() const;
+  // Bytes of a snapshot record.
+  size_t record_bytes() const { return 8 + sizeof(RowMeta) + sizeof(float) * (options_.dim + slot_floats_); }
+
  private:
   struct Stripe {
     SpinLock mu;
     KeyIndex index;
     RowArena arena;
+    // Copy-on-write during a snapshot not yet copied out of this stripe:
+    // the old bytes (stride floats) of each row changed since the cut.
+    bool cow = false;
+    std::vector<uint64_t> kept_keys;
+    std::vector<float> kept_rows;
     explicit Stripe(int stride) : arena(stride) {}
   };
   static constexpr int kMetaFloats = 2;
 
-  Stripe& StripeOf(uint64_t key) const { return *stripes_[Mix64(key) >> stripe_shift_]; }
-  // Returns the row for key in `s` (lock held), creating it if missing.
-  float* FindOrCreate(Stripe& s, uint64_t key);
+  // The top bits of the hash pick the stripe; shifting in two steps keeps a
+  // one-stripe table (a shift of 64 would be undefined) at index 0.
+  Stripe& StripeOf(uint64_t key) const {
+    return *stripes_[(Mix64(key) >> 1) >> (stripe_shift_ - 1)];
+  }
+  // Returns the row for key in `s` (lock held), creating it if missing;
+  // *created tells which.
+  float* FindOrCreate(Stripe& s, uint64_t key, bool* created = nullptr);
+  // Before a push changes `row` of stripe `s` (lock held) during a snapshot.
+  void KeepForSnapshot(Stripe& s, uint64_t key, float* row, bool created);
   void InitRow(uint64_t key, float* row) const;
 
   TableOptions options_;
@@ -97,6 +136,11 @@ class EmbeddingTable {
   std::vector<std::unique_ptr<Stripe>> stripes_;
   mutable std::mutex opt_mu_;
   VariableOptState opt_state_;
+  // The current snapshot; written only with every stripe lock's holder
+  // excluded by the cut (BeginSnapshot), read under a stripe's lock.
+  std::atomic<uint64_t> snapshot_generation_{0};
+  uint32_t snapshot_step32_ = 0;
+  VariableOptState snapshot_opt_state_;
 };
 
 }  // namespace deepfm::ps

@@ -63,7 +63,8 @@ class AdamAsync final : public AdamBase {
   using AdamBase::AdamBase;
   OptimizerType type() const override { return OptimizerType::kAdamAsync; }
   PushConstants BeginPush(VariableOptState* s, int64_t step) const override {
-    if (s->beta1_power == 0) {
+    if (!s->started) {
+      s->started = true;
       s->beta1_power = options_.beta1;
       s->beta2_power = options_.beta2;
     }

@@ -35,7 +35,11 @@ std::string OptimizerName(OptimizerType type);
 // State kept once per variable (a table or a dense tensor), not per row:
 // AdamAsync's beta powers. Guarded by the variable's owner.
 struct VariableOptState {
-  double beta1_power = 0;  // 0 means "not started": set to beta1 on first use
+  // Set to beta1 and beta2 by the first push. "Started" is its own flag: a
+  // power of 0 is a legal value (beta1 = 0, or an underflow after many steps
+  // with a small beta) and must not restart bias correction.
+  bool started = false;
+  double beta1_power = 0;
   double beta2_power = 0;
 };
 

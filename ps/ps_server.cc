@@ -84,22 +84,35 @@ class PsServer::Service final : public ParameterServer::Service {
     shard_->JobStatus(resp);
     return grpc::Status::OK;
   }
+  grpc::Status Cut(grpc::ServerContext* ctx, const CutRequest*, CutResponse* resp) override {
+    if (auto a = security_.Check(*ctx); !a.ok()) return a;
+    return ToGrpc(shard_->Cut(resp));
+  }
   grpc::Status Save(grpc::ServerContext* ctx, const SaveRequest* req, SaveResponse* resp) override {
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
     if (req->global_step() < 0) return ToGrpc(InvalidArgument("save: global_step is negative"));
+    if (req->wait_ms() < 0) return ToGrpc(InvalidArgument("save: wait_ms is negative"));
     std::string folder;
     Status s = ResolveSaveFolder(owner_->options_.checkpoint_root, req->dir(), &folder);
     if (!s.ok()) return ToGrpc(s);
-    CheckpointFile file;
-    uint64_t rows = 0;
-    s = SaveShard(*shard_, folder, req->global_step(), &file, &rows);
+    SaveShardOptions so;
+    so.force_cut = false;  // a live shard saves only a cut it took in order
+    so.wait = std::chrono::milliseconds(req->wait_ms() > 0 ? req->wait_ms()
+                                                           : shard_->options().cut_wait_ms);
+    SaveShardResult r;
+    s = SaveShard(*shard_, folder, req->global_step(), &r, so);
     if (!s.ok()) return ToGrpc(s);
-    resp->set_file(file.name);
-    resp->set_bytes(file.bytes);
-    resp->set_crc32c(file.crc32c);
-    resp->set_rows(rows);
-    LOG(INFO) << "shard " << shard_->options().shard_index << ": saved " << rows << " rows to "
-              << folder << "/" << file.name << " (" << file.bytes << " bytes)";
+    resp->set_file(r.file.name);
+    resp->set_bytes(r.file.bytes);
+    resp->set_crc32c(r.file.crc32c);
+    resp->set_rows(r.rows);
+    for (const TrainerPosition& p : r.positions) *resp->add_positions() = p;
+    resp->set_cut_ms(r.cut_ms);
+    resp->set_write_ms(r.write_ms);
+    LOG(INFO) << "shard " << shard_->options().shard_index << ": saved step " << req->global_step()
+              << ", " << r.rows << " rows to " << folder << "/" << r.file.name << " ("
+              << r.file.bytes << " bytes; cut held pushes " << r.cut_ms << " ms, longest stripe copy "
+              << r.max_stripe_ms << " ms, write " << r.write_ms << " ms)";
     return grpc::Status::OK;
   }
   grpc::Status Stats(grpc::ServerContext* ctx, const StatsRequest*, StatsResponse* resp) override {

@@ -41,7 +41,7 @@ int RunPsTask(const PsTaskOptions& o) {
       return 1;
     } else {
       uint64_t rows = 0;
-      st = RestoreShard(shard.get(), folder, &rows);
+      st = RestoreShard(&shard, folder, &rows);
       if (!st.ok()) {
         fprintf(stderr, "%s: cannot restore %s: %s\n", o.name.c_str(), folder.c_str(),
                 st.message().c_str());

@@ -55,7 +55,9 @@ Shard::Shard(const ShardOptions& options, std::unique_ptr<Optimizer> opt)
       router_(options.num_shards, options.num_slots),
       optimizer_(std::move(opt)),
       dense_(optimizer_.get()),
-      coordinator_(options.num_trainers) {}
+      coordinator_(options.num_trainers),
+      gate_(options.shard_index == 0, [this](int64_t step) { TakeSnapshot(step); },
+            std::chrono::milliseconds(options.cut_wait_ms)) {}
 
 Status Shard::CheckKeysOwned(const std::vector<uint64_t>& keys, const char* rpc,
                              const std::string& table) const {
@@ -90,11 +92,80 @@ std::vector<EmbeddingTable*> Shard::tables() const {
   return out;
 }
 
-int64_t Shard::ObserveStep(int64_t step) {
-  int64_t cur = global_step_.load(std::memory_order_relaxed);
-  while (cur < step && !global_step_.compare_exchange_weak(cur, step)) {
+void Shard::TakeSnapshot(int64_t step) {
+  const auto start = std::chrono::steady_clock::now();
+  auto snap = std::make_shared<ShardSnapshot>();
+  snap->step = step;
+  for (EmbeddingTable* t : tables()) {
+    const uint64_t generation = t->BeginSnapshot(step);
+    snap->tables.push_back({t, generation, t->snapshot_opt_state()});
   }
-  return std::max(cur, step);
+  dense_.ForEach([&](uint32_t, const DenseVariable& v) {
+    snap->dense.push_back({v.name, v.shape, v.values, v.slots, v.opt_state});
+  });
+  {
+    std::lock_guard<std::mutex> lock(positions_mu_);
+    for (const auto& [task, pos] : positions_) {
+      TrainerPosition* tp = &snap->positions.emplace_back();
+      tp->set_task_index(task);
+      *tp->mutable_position() = pos;
+    }
+  }
+  snap->cut_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  snapshot_ = std::move(snap);
+}
+
+Status Shard::Cut(CutResponse* resp) {
+  if (options_.shard_index != 0) {
+    return FailedPrecondition("cut: only shard 0 numbers the steps; this is shard " +
+                              std::to_string(options_.shard_index));
+  }
+  resp->set_global_step(gate_.CutNow());
+  return Status::Ok();
+}
+
+Status Shard::AwaitSnapshot(int64_t step, std::chrono::milliseconds wait, bool force,
+                            std::shared_ptr<const ShardSnapshot>* out) {
+  {
+    std::lock_guard<std::mutex> lock(snapshot_mu_);
+    if (snapshot_ && snapshot_->step == step) {
+      *out = snapshot_;
+      return Status::Ok();
+    }
+  }
+  if (force) {
+    gate_.ForceCut(step);
+  } else {
+    Status s = gate_.AwaitCut(step, wait);
+    if (!s.ok()) return s;
+  }
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  if (!snapshot_ || snapshot_->step != step) {
+    return FailedPrecondition("the snapshot at step " + std::to_string(step) +
+                              " was superseded by a newer cut");
+  }
+  *out = snapshot_;
+  return Status::Ok();
+}
+
+void Shard::EndSnapshot(const std::shared_ptr<const ShardSnapshot>& snap) {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  if (snapshot_ != snap) return;
+  for (const ShardSnapshot::Table& t : snap->tables) t.table->EndSnapshot();
+  snapshot_.reset();
+}
+
+void Shard::SetRestored(int64_t step, const StatsResponse& data) {
+  gate_.Reset(step);
+  restored_step_ = step;
+  std::lock_guard<std::mutex> lock(positions_mu_);
+  restored_data_ = data;
+  positions_.clear();
+  for (const TrainerPosition& tp : data.restored_positions()) {
+    positions_[tp.task_index()] = tp.position();
+  }
 }
 
 Status Shard::RegisterTable(const RegisterTableRequest& req, RegisterTableResponse* resp) {
@@ -288,27 +359,47 @@ Status Shard::Push(const PushRequest& req, PushResponse* resp) {
                             "push: dense variable '" + name + "'");
     if (!s.ok()) return s;
   }
-  int64_t step;
-  if (req.increment_global_step() > 0) {
-    step = global_step_.fetch_add(req.increment_global_step()) + req.increment_global_step();
-  } else {
-    step = ObserveStep(std::max<int64_t>(req.global_step(), 1));
+  // Everything is valid. A retry of a push already applied changes nothing.
+  int64_t step = 0;
+  switch (ledger_.Begin(req.task_index(), req.session(), req.seq(), &step)) {
+    case PushLedger::Verdict::kApply:
+      break;
+    case PushLedger::Verdict::kDuplicate:
+      resp->set_global_step(step);
+      resp->set_cut_step(gate_.last_cut());
+      duplicate_pushes_.fetch_add(1, std::memory_order_relaxed);
+      return Status::Ok();
+    case PushLedger::Verdict::kInProgress:
+      return Status(Code::kUnavailable, "push: trainer " + std::to_string(req.task_index()) +
+                                            " seq " + std::to_string(req.seq()) +
+                                            " is still being applied; retry");
+  }
+  Status s = gate_.Enter(std::max<int64_t>(req.global_step(), 1), req.increment_global_step(),
+                         req.cut_step(), &step);
+  if (!s.ok()) {
+    ledger_.Forget(req.task_index(), req.session(), req.seq());
+    return s;
   }
   for (Decoded& d : sparse) d.table->Push(d.keys.data(), d.keys.size(), d.grads.data(), step);
   for (int i = 0; i < req.dense_size(); ++i) {
-    Status s = dense_.Push(req.dense(i).dense_id(), dense[i].data(), step);
-    if (!s.ok()) return s;  // cannot happen: ids were validated and are never removed
+    // Cannot fail: ids were validated and are never removed.
+    (void)dense_.Push(req.dense(i).dense_id(), dense[i].data(), step);
   }
+  if (req.has_position()) {
+    std::lock_guard<std::mutex> lock(positions_mu_);
+    positions_[req.task_index()] = req.position();
+  }
+  gate_.Leave(step);
+  ledger_.Done(req.task_index(), req.session(), req.seq(), step);
   resp->set_global_step(step);
+  resp->set_cut_step(gate_.last_cut());
   pushed_keys_.fetch_add(nkeys, std::memory_order_relaxed);
   return Status::Ok();
 }
 
 Status Shard::GlobalStep(const StepRequest& req, StepResponse* resp) {
   if (req.increment() < 0) return InvalidArgument("global step increment must be >= 0");
-  resp->set_global_step(req.increment() > 0
-                            ? global_step_.fetch_add(req.increment()) + req.increment()
-                            : global_step());
+  resp->set_global_step(req.increment() > 0 ? gate_.Advance(req.increment()) : global_step());
   return Status::Ok();
 }
 
@@ -337,6 +428,14 @@ void Shard::Stats(StatsResponse* resp) const {
   resp->set_optimizer(OptimizerName(optimizer_->type()));
   resp->set_learning_rate(optimizer_->options().learning_rate);
   resp->set_restored_global_step(restored_global_step());
+  {
+    std::lock_guard<std::mutex> lock(positions_mu_);
+    resp->mutable_restored_positions()->CopyFrom(restored_data_.restored_positions());
+    resp->set_restored_batch_size(restored_data_.restored_batch_size());
+    resp->set_restored_num_workers(restored_data_.restored_num_workers());
+    resp->set_restored_data_files(restored_data_.restored_data_files());
+  }
+  resp->set_duplicate_pushes(duplicate_pushes_.load());
   for (EmbeddingTable* t : tables()) {
     TableStats* ts = resp->add_tables();
     ts->set_name(t->options().name);

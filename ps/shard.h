@@ -15,6 +15,8 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <map>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -25,13 +27,39 @@
 
 #include "common/routing.h"
 #include "common/status.h"
+#include "common/thread_annotations.h"
 #include "proto/ps.pb.h"
 #include "ps/dense_store.h"
 #include "ps/embedding_table.h"
 #include "ps/job_coordinator.h"
 #include "ps/optimizer.h"
+#include "ps/push_gate.h"
+#include "ps/push_ledger.h"
 
 namespace deepfm::ps {
+
+// A shard as it was at one cut (step S), kept while its checkpoint file is
+// written. Dense variables are copied at the cut (they are small next to the
+// tables); table rows are copied on write by the tables themselves.
+struct ShardSnapshot {
+  struct Dense {
+    std::string name;
+    std::vector<int64_t> shape;
+    std::vector<float> values;
+    std::vector<float> slots;
+    VariableOptState state;
+  };
+  struct Table {
+    EmbeddingTable* table;
+    uint64_t generation;       // EmbeddingTable::BeginSnapshot's
+    VariableOptState state;
+  };
+  int64_t step = 0;
+  std::vector<Table> tables;
+  std::vector<Dense> dense;
+  std::vector<TrainerPosition> positions;  // shard 0: each trainer's, at the cut
+  double cut_ms = 0;                       // how long the cut held pushes back
+};
 
 struct ShardOptions {
   uint32_t shard_index = 0;
@@ -40,6 +68,9 @@ struct ShardOptions {
   uint32_t num_trainers = 0;              // trainers in the job; 0: not checked
   OptimizerOptions optimizer;
   int table_stripes = 256;
+  // How long pushes beyond a pending snapshot cut may wait for the steps up
+  // to it (PushGate); also a Save's default wait.
+  int cut_wait_ms = 60000;
 };
 
 class Shard {
@@ -53,15 +84,28 @@ class Shard {
   Status Pull(const PullRequest& req, PullResponse* resp);
   Status Push(const PushRequest& req, PushResponse* resp);
   Status GlobalStep(const StepRequest& req, StepResponse* resp);
+  // Shard 0: a snapshot cut at the current step (see ps.proto's Cut).
+  Status Cut(CutResponse* resp);
+  // The snapshot at `step`, waiting up to `wait` for this shard to take its
+  // cut (PushGate::AwaitCut). With `force`, a shard that has no cut at
+  // `step` takes one now, whatever it has applied: only for a shard no push
+  // can reach (in-process tests and tools).
+  Status AwaitSnapshot(int64_t step, std::chrono::milliseconds wait, bool force,
+                       std::shared_ptr<const ShardSnapshot>* out);
+  // Lets the tables run without copies again once `snap` is written (or
+  // abandoned); a newer snapshot is left alone.
+  void EndSnapshot(const std::shared_ptr<const ShardSnapshot>& snap);
   Status WorkerDone(const WorkerDoneRequest& req, WorkerDoneResponse* resp);
   Status Heartbeat(const HeartbeatRequest& req, HeartbeatResponse* resp);
   void JobStatus(JobStatusResponse* resp) const;
   void Stats(StatsResponse* resp) const;
 
-  int64_t global_step() const { return global_step_.load(std::memory_order_acquire); }
+  int64_t global_step() const { return gate_.step(); }
   // Set by a restore: the checkpoint's global step (0 for a fresh shard).
   int64_t restored_global_step() const { return restored_step_.load(); }
-  void set_restored_global_step(int64_t step) { restored_step_ = step; }
+  // A restore: the checkpoint's step and what it recorded of the data
+  // (shard 0 answers trainers' Stats with it).
+  void SetRestored(int64_t step, const StatsResponse& data);
   const ShardOptions& options() const { return options_; }
   const Router& router() const { return router_; }
   const Optimizer& optimizer() const { return *optimizer_; }
@@ -72,8 +116,8 @@ class Shard {
 
  private:
   Shard(const ShardOptions& options, std::unique_ptr<Optimizer> opt);
-  // Advances the step to at least `step` and returns the resulting value.
-  int64_t ObserveStep(int64_t step);
+  // PushGate's cut function: no push is in flight.
+  void TakeSnapshot(int64_t step);
   // OK when every key routes to this shard; else FAILED_PRECONDITION naming
   // the first stray key, its slot and its owner.
   Status CheckKeysOwned(const std::vector<uint64_t>& keys, const char* rpc,
@@ -86,13 +130,23 @@ class Shard {
   mutable std::shared_mutex tables_mu_;  // registry only; rows have their own locks
   std::vector<std::unique_ptr<EmbeddingTable>> tables_;
   std::unordered_map<std::string, uint32_t> table_by_name_;
-  std::atomic<int64_t> global_step_{0};
   std::atomic<int64_t> restored_step_{0};
   JobCoordinator coordinator_;
+  PushLedger ledger_;
+  PushGate gate_;
+
+  mutable std::mutex positions_mu_;
+  // Shard 0: each trainer's data position after its newest applied push.
+  std::map<uint32_t, DataPosition> positions_ DEEPFM_GUARDED_BY(positions_mu_);
+  StatsResponse restored_data_ DEEPFM_GUARDED_BY(positions_mu_);
+
+  mutable std::mutex snapshot_mu_;
+  std::shared_ptr<const ShardSnapshot> snapshot_ DEEPFM_GUARDED_BY(snapshot_mu_);
 
   std::atomic<uint64_t> pull_requests_{0}, push_requests_{0};
   std::atomic<uint64_t> pulled_keys_{0}, pushed_keys_{0};
   std::atomic<uint64_t> bytes_in_{0}, bytes_out_{0};
+  std::atomic<uint64_t> duplicate_pushes_{0};
 };
 
 }  // namespace deepfm::ps

@@ -13,8 +13,21 @@ inline constexpr int kNumDense = 13;
 inline constexpr int kNumFields = 26;
 inline constexpr int kNumColumns = 1 + kNumDense + kNumFields;
 
+// Where a reader stands: the next line it would read. Lines are numbered
+// within an epoch across the files, which is how readers share the data.
+struct ReadPosition {
+  int32_t epoch = 0;
+  uint32_t file_index = 0;
+  uint64_t offset = 0;       // byte offset of the next line in that file
+  int64_t line_number = 0;   // lines of that file before `offset` (for messages)
+  int64_t line_index = 0;    // lines of the epoch before it
+  int64_t epoch_rows = 0;    // this reader's good rows of the epoch before it
+};
+
 struct Batch {
   int size = 0;
+  // The reader's position just after this batch's last row.
+  ReadPosition end;
   // [size]: 0 or 1.
   std::vector<float> labels;
   // [size x kNumDense] row-major, already transformed: x = log(1 + max(v, 0)),

@@ -320,14 +320,20 @@ void BatchReader::Finish(Status status) {
 void BatchReader::Run() {
   Status status;
   bool stopped = false;
-  for (int epoch = 0; epoch < options_.num_epochs && status.ok() && !stopped; ++epoch) {
-    line_index_ = 0;
-    epoch_rows_ = 0;
+  const ReadPosition& start = options_.start;
+  for (int epoch = start.epoch; epoch < options_.num_epochs && status.ok() && !stopped; ++epoch) {
+    const bool resumed = epoch == start.epoch;
+    epoch_ = epoch;
+    line_index_ = resumed ? start.line_index : 0;
+    epoch_rows_ = resumed ? start.epoch_rows : 0;
     epoch_lines_ = 0;
     epoch_bad_ = 0;
     Flow flow = Flow::kContinue;
-    for (size_t i = 0; i < options_.files.size() && flow == Flow::kContinue; ++i) {
-      status = ReadFile(i, &flow);
+    if (options_.max_rows >= 0 && epoch_rows_ >= options_.max_rows) flow = Flow::kEndEpoch;
+    for (size_t i = resumed ? start.file_index : 0; i < options_.files.size() && flow == Flow::kContinue;
+         ++i) {
+      const bool first = resumed && i == start.file_index;
+      status = ReadFile(i, first ? start.offset : 0, first ? start.line_number : 0, &flow);
       if (!status.ok()) break;
     }
     if (flow == Flow::kStop) stopped = status.ok();
@@ -348,14 +354,21 @@ void BatchReader::Run() {
   Finish(std::move(status));
 }
 
-Status BatchReader::ReadFile(size_t file_index, Flow* flow) {
+Status BatchReader::ReadFile(size_t file_index, uint64_t offset, int64_t line_number,
+                             Flow* flow) {
   const std::string& path = options_.files[file_index];
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return NotFound(path + ": cannot open for reading: " + std::strerror(errno));
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+  if (offset > 0 && ::lseek(fd, static_cast<off_t>(offset), SEEK_SET) != static_cast<off_t>(offset)) {
+    const int err = errno;
+    ::close(fd);
+    return DataLoss(path + ": cannot seek to the resume position at byte " + std::to_string(offset) +
+                    ": " + std::strerror(err) + "; was the file replaced since the checkpoint?");
+  }
 
   Status status;
-  int64_t line_number = 0;
+  uint64_t base = offset;  // file offset of buffer_[0]
   size_t carry = 0;  // bytes of an unfinished line at the front of buffer_
   bool eof = false;
   *flow = Flow::kContinue;
@@ -378,12 +391,15 @@ Status BatchReader::ReadFile(size_t file_index, Flow* flow) {
         if (!eof) break;
         nl = end;  // last line without '\n'
       }
-      *flow = HandleLine(file_index, ++line_number, p, nl);
+      const uint64_t next = base + static_cast<uint64_t>((nl == end ? end : nl + 1) - buffer_.data());
+      *flow = HandleLine(file_index, ++line_number, p, nl, next);
       p = nl + 1;
     }
     if (*flow != Flow::kContinue) break;
-    carry = static_cast<size_t>(end - std::min(p, end));
-    if (carry > 0) std::memmove(buffer_.data(), p, carry);
+    const char* rest = std::min(p, end);
+    carry = static_cast<size_t>(end - rest);
+    base += static_cast<uint64_t>(rest - buffer_.data());
+    if (carry > 0) std::memmove(buffer_.data(), rest, carry);
   }
   ::close(fd);
   if (status.ok() && *flow == Flow::kStop && !pending_error_.ok()) {
@@ -394,7 +410,7 @@ Status BatchReader::ReadFile(size_t file_index, Flow* flow) {
 }
 
 BatchReader::Flow BatchReader::HandleLine(size_t file_index, int64_t line_number, const char* begin,
-                                          const char* end) {
+                                          const char* end, uint64_t next_offset) {
   const int64_t index = line_index_++;
   if (options_.num_parts > 1 && index % options_.num_parts != options_.part_index) {
     return Flow::kContinue;
@@ -427,6 +443,8 @@ BatchReader::Flow BatchReader::HandleLine(size_t file_index, int64_t line_number
   }
   rows_.fetch_add(1, std::memory_order_relaxed);
   ++epoch_rows_;
+  current_.end = ReadPosition{epoch_, static_cast<uint32_t>(file_index), next_offset, line_number,
+                              line_index_, epoch_rows_};
   if (++current_rows_ == options_.batch_size && !PushCurrent()) return Flow::kStop;
   if (options_.max_rows >= 0 && epoch_rows_ >= options_.max_rows) return Flow::kEndEpoch;
   return Flow::kContinue;

@@ -57,6 +57,9 @@ struct ReaderOptions {
   int64_t max_rows = -1;
   // Drop the short last batch instead of delivering it.
   bool drop_remainder = false;
+  // Where to begin: a Batch::end of an earlier reader over the same files
+  // and sharding (a resumed job). The default is the very beginning.
+  ReadPosition start;
 };
 
 // What ParseLine found wrong with a line.
@@ -120,8 +123,11 @@ class BatchReader {
   enum class Flow { kContinue, kEndEpoch, kStop };
 
   void Run();
-  Status ReadFile(size_t file_index, Flow* flow);
-  Flow HandleLine(size_t file_index, int64_t line_number, const char* begin, const char* end);
+  // Reads file `file_index` from byte `offset`, where `line_number` lines
+  // of it lie before.
+  Status ReadFile(size_t file_index, uint64_t offset, int64_t line_number, Flow* flow);
+  Flow HandleLine(size_t file_index, int64_t line_number, const char* begin, const char* end,
+                  uint64_t next_offset);
   void RecordBadLine(size_t file_index, int64_t line_number, const std::string& what);
   bool PushCurrent();  // false when stopped
   void Finish(Status status);
@@ -133,6 +139,7 @@ class BatchReader {
   std::vector<char> buffer_;
   Batch current_;
   int current_rows_ = 0;
+  int32_t epoch_ = 0;
   int64_t line_index_ = 0;   // sharding index within the epoch
   int64_t epoch_rows_ = 0;   // good rows kept this epoch
   int64_t epoch_lines_ = 0;  // lines of this part examined this epoch

@@ -4,6 +4,7 @@
 #include <condition_variable>
 #include <cstring>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "common/bytes.h"
@@ -20,8 +21,19 @@ size_t ElemSize(ps::DType t) { return WireElemSize(t == ps::BF16); }
 
 }  // namespace
 
+namespace {
+uint64_t RandomSession() {
+  std::random_device rd;
+  uint64_t s = 0;
+  while (s == 0) s = (uint64_t{rd()} << 32) ^ rd();  // 0 means "no session"
+  return s;
+}
+}  // namespace
+
 PsClient::PsClient(const PsClientOptions& options)
-    : options_(options), router_(static_cast<uint32_t>(options.hosts.size()), options.num_slots) {}
+    : options_(options),
+      router_(static_cast<uint32_t>(options.hosts.size()), options.num_slots),
+      session_(RandomSession()) {}
 
 Status PsClient::Connect(const PsClientOptions& options, std::unique_ptr<PsClient>* out) {
   if (options.hosts.empty()) return InvalidArgument("no parameter servers given (--ps_hosts)");
@@ -60,10 +72,10 @@ std::vector<int> PsClient::AllShards() const {
   return all;
 }
 
-std::unique_ptr<grpc::ClientContext> PsClient::NewContext() const {
+std::unique_ptr<grpc::ClientContext> PsClient::NewContext(int deadline_ms) const {
   auto ctx = std::make_unique<grpc::ClientContext>();
   ctx->set_deadline(std::chrono::system_clock::now() +
-                    std::chrono::milliseconds(options_.rpc_deadline_ms));
+                    std::chrono::milliseconds(deadline_ms > 0 ? deadline_ms : options_.rpc_deadline_ms));
   options_.security.Authorize(ctx.get());
   return ctx;
 }
@@ -78,7 +90,8 @@ Status PsClient::Error(int shard, const char* what, const grpc::Status& s) const
 }
 
 template <typename Call>
-Status PsClient::ParallelCall(const char* what, const std::vector<int>& shards, Call call) {
+Status PsClient::ParallelCall(const char* what, const std::vector<int>& shards, Call call,
+                              int deadline_ms) {
   std::vector<int> pending = shards;
   int backoff_ms = options_.initial_backoff_ms;
   for (int attempt = 0;; ++attempt) {
@@ -89,7 +102,7 @@ Status PsClient::ParallelCall(const char* what, const std::vector<int>& shards, 
     std::condition_variable cv;
     size_t done = 0;
     for (size_t i = 0; i < n; ++i) {
-      ctx[i] = NewContext();
+      ctx[i] = NewContext(deadline_ms);
       call(pending[i], ctx[i].get(), [&, i](grpc::Status s) {
         status[i] = std::move(s);
         std::lock_guard<std::mutex> lock(mu);
@@ -229,7 +242,7 @@ Status PsClient::Pull(int table, const uint64_t* uniq, size_t n, float* rows,
 
 Status PsClient::Push(int table, const uint64_t* uniq, size_t n, const float* grads,
                       const std::vector<const float*>& dense_grads, bool advance_step,
-                      int64_t* global_step, WireBytes* bytes) {
+                      int64_t* global_step, WireBytes* bytes, const ps::DataPosition* position) {
   const TableInfo& t = tables_[table];
   const int S = num_shards();
   const ps::DType dt = options_.wire_dtype;
@@ -263,7 +276,28 @@ Status PsClient::Push(int table, const uint64_t* uniq, size_t n, const float* gr
     gb->resize(dense_[d].size * es);
     EncodeWireValues(dense_grads[d], dense_[d].size, dt == ps::BF16, gb->data());
   }
-  Status st = ParallelCall("Push", AllShards(), [&](int s, grpc::ClientContext* ctx, auto done) {
+  const uint64_t seq = push_seq_.fetch_add(1) + 1;
+  for (int s = 0; s < S; ++s) {
+    req[s].set_session(session_);
+    req[s].set_task_index(options_.task_index);
+    req[s].set_seq(seq);
+  }
+  if (position) *req[0].mutable_position() = *position;
+  std::vector<int> rest = AllShards();
+  if (advance_step && S > 1) {
+    // Shard 0 numbers the step; the others learn it (and shard 0's newest
+    // snapshot cut) from its answer, so each orders the push around a cut.
+    Status st = ParallelCall("Push", {0}, [&](int s, grpc::ClientContext* ctx, auto done) {
+      stubs_[s]->async()->Push(ctx, &req[s], &resp[s], done);
+    });
+    if (!st.ok()) return st;
+    for (int s = 1; s < S; ++s) {
+      req[s].set_global_step(resp[0].global_step());
+      req[s].set_cut_step(resp[0].cut_step());
+    }
+    rest.erase(rest.begin());
+  }
+  Status st = ParallelCall("Push", rest, [&](int s, grpc::ClientContext* ctx, auto done) {
     stubs_[s]->async()->Push(ctx, &req[s], &resp[s], done);
   });
   if (!st.ok()) return st;
@@ -313,23 +347,37 @@ Status PsClient::JobStatus(ps::JobStatusResponse* status) {
   });
 }
 
-Status PsClient::Save(const std::string& dir, int64_t global_step,
-                      std::vector<CheckpointFile>* files, uint64_t* rows) {
+Status PsClient::Cut(int64_t* global_step) {
+  ps::CutRequest req;
+  ps::CutResponse resp;
+  Status st = ParallelCall("Cut", {0}, [&](int s, grpc::ClientContext* ctx, auto done) {
+    stubs_[s]->async()->Cut(ctx, &req, &resp, done);
+  });
+  if (st.ok()) *global_step = resp.global_step();
+  return st;
+}
+
+Status PsClient::Save(const std::string& dir, int64_t global_step, SaveResult* result) {
   const int S = num_shards();
   ps::SaveRequest req;
   req.set_dir(dir);
   req.set_global_step(global_step);
   std::vector<ps::SaveResponse> resp(S);
-  Status st = ParallelCall("Save", AllShards(), [&](int s, grpc::ClientContext* ctx, auto done) {
-    stubs_[s]->async()->Save(ctx, &req, &resp[s], done);
-  });
+  Status st = ParallelCall(
+      "Save", AllShards(),
+      [&](int s, grpc::ClientContext* ctx, auto done) {
+        stubs_[s]->async()->Save(ctx, &req, &resp[s], done);
+      },
+      options_.save_deadline_ms);
   if (!st.ok()) return st;
-  files->clear();
-  *rows = 0;
+  *result = SaveResult();
   for (const auto& r : resp) {
-    files->push_back(CheckpointFile{r.file(), r.bytes(), r.crc32c()});
-    *rows += r.rows();
+    result->files.push_back(CheckpointFile{r.file(), r.bytes(), r.crc32c()});
+    result->rows += r.rows();
+    result->max_cut_ms = std::max(result->max_cut_ms, r.cut_ms());
+    result->max_write_ms = std::max(result->max_write_ms, r.write_ms());
   }
+  result->positions.assign(resp[0].positions().begin(), resp[0].positions().end());
   return Status::Ok();
 }
 

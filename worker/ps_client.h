@@ -30,6 +30,11 @@ struct PsClientOptions {
   std::vector<std::string> hosts;    // host:port of shard 0, 1, ...
   uint32_t num_slots = kDefaultNumSlots;  // routing slots; must equal the servers'
   int rpc_deadline_ms = 60000;
+  // A Save writes a whole shard and may take far longer than a step's RPC.
+  int save_deadline_ms = 3600 * 1000;
+  // This trainer's index in the job: pushes carry it with a session id and
+  // a sequence number, so a shard applies a retried push at most once.
+  uint32_t task_index = 0;
   int connect_timeout_ms = 60000;    // how long to wait for every shard at start
   int max_retries = 5;               // for UNAVAILABLE
   int initial_backoff_ms = 50;
@@ -70,12 +75,16 @@ class PsClient {
               WireBytes* bytes = nullptr);
 
   // Pushes gradients grads[U * dim] of uniq keys and dense_grads[d] (nullptr
-  // skips). The chief shard advances the global step by one when
-  // advance_step; *global_step is in: the step this push counts as, out: the
-  // chief's step after it.
+  // skips). With advance_step, shard 0 numbers the push first (the next
+  // global step) and the other shards then apply it as that step, so every
+  // shard can order it around a snapshot cut; *global_step gets the step.
+  // Without it, *global_step is the step the push counts as. `position`
+  // (shard 0 keeps it for checkpoints) is the trainer's data position after
+  // this push's batch. A push is applied at most once even when retried.
   Status Push(int table, const uint64_t* uniq, size_t n, const float* grads,
               const std::vector<const float*>& dense_grads, bool advance_step,
-              int64_t* global_step, WireBytes* bytes = nullptr);
+              int64_t* global_step, WireBytes* bytes = nullptr,
+              const ps::DataPosition* position = nullptr);
 
   Status GlobalStep(int64_t* step);
   // Tells the chief shard this worker is done; *done gets how many are.
@@ -84,10 +93,18 @@ class PsClient {
   Status Heartbeat(const ps::HeartbeatRequest& req);
   // Every trainer's last heartbeat, as the chief shard saw it.
   Status JobStatus(ps::JobStatusResponse* status);
-  // Every shard writes its checkpoint file into `dir`, a folder name relative
-  // to the shards' checkpoint root; files come back in shard order.
-  Status Save(const std::string& dir, int64_t global_step, std::vector<CheckpointFile>* files,
-              uint64_t* rows);
+  // Asks shard 0 for a snapshot cut; *global_step gets its step S.
+  Status Cut(int64_t* global_step);
+  // Every shard writes its snapshot at S (after Cut) into `dir`, a folder
+  // name relative to the shards' checkpoint root.
+  struct SaveResult {
+    std::vector<CheckpointFile> files;  // in shard order
+    uint64_t rows = 0;
+    std::vector<ps::TrainerPosition> positions;  // from shard 0
+    double max_cut_ms = 0;
+    double max_write_ms = 0;
+  };
+  Status Save(const std::string& dir, int64_t global_step, SaveResult* result);
   Status Stats(std::vector<ps::StatsResponse>* stats);
   // Asks every shard to stop (orderly: in-flight calls finish).
   Status ShutdownAll();
@@ -105,7 +122,7 @@ class PsClient {
   };
 
   explicit PsClient(const PsClientOptions& options);
-  std::unique_ptr<grpc::ClientContext> NewContext() const;
+  std::unique_ptr<grpc::ClientContext> NewContext(int deadline_ms = 0) const;
   std::vector<int> AllShards() const;  // 0 .. num_shards - 1
   Status Error(int shard, const char* what, const grpc::Status& s) const;
   // Splits uniq keys by owner shard: idx[s] lists positions in uniq.
@@ -114,7 +131,8 @@ class PsClient {
   // Runs call(shard, ctx, done) for each shard in `shards` in parallel, waits,
   // and retries those that failed with UNAVAILABLE.
   template <typename Call>
-  Status ParallelCall(const char* what, const std::vector<int>& shards, Call call);
+  Status ParallelCall(const char* what, const std::vector<int>& shards, Call call,
+                      int deadline_ms = 0);
 
   PsClientOptions options_;
   Router router_;
@@ -122,6 +140,8 @@ class PsClient {
   std::vector<std::unique_ptr<ps::ParameterServer::Stub>> stubs_;
   std::vector<TableInfo> tables_;
   std::vector<DenseInfo> dense_;
+  const uint64_t session_;             // random per client: at-most-once pushes
+  std::atomic<uint64_t> push_seq_{0};
 };
 
 }  // namespace deepfm

@@ -3,27 +3,21 @@
 #include <glog/logging.h>
 
 #include <cmath>
-#include <condition_variable>
 #include <cstdio>
-#include <deque>
 #include <memory>
-#include <mutex>
 #include <thread>
 
-#include <filesystem>
-
-#include "common/checkpoint_manifest.h"
 #include "common/timing.h"
 #include "rpc/job_status.h"
 #include "worker/key_dedup.h"
 #include "worker/metrics.h"
+#include "worker/pipeline.h"
 
 namespace deepfm {
-namespace {
 
-// Everything one step carries between the pipeline's threads. Objects are
-// recycled through a pool, so steady-state steps allocate nothing.
-struct Step {
+// Everything one step carries between the stages. Objects are recycled
+// through the free channel, so steady-state steps allocate nothing.
+struct Trainer::Step {
   int64_t index = 0;
   Batch batch;
   std::vector<uint64_t> uniq;
@@ -35,67 +29,37 @@ struct Step {
   float loss = 0;
 };
 
-// A small blocking queue; Close() wakes every waiter.
-template <typename T>
-class Channel {
- public:
-  explicit Channel(size_t capacity) : capacity_(capacity) {}
-  bool Put(T v) {
-    std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&] { return closed_ || q_.size() < capacity_; });
-    if (closed_) return false;
-    q_.push_back(std::move(v));
-    cv_.notify_all();
-    return true;
-  }
-  bool Get(T* v) {
-    std::unique_lock<std::mutex> l(mu_);
-    cv_.wait(l, [&] { return closed_ || !q_.empty(); });
-    if (q_.empty()) return false;
-    *v = std::move(q_.front());
-    q_.pop_front();
-    cv_.notify_all();
-    return true;
-  }
-  void Close() {
-    std::lock_guard<std::mutex> l(mu_);
-    closed_ = true;
-    cv_.notify_all();
-  }
-
- private:
-  size_t capacity_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<T> q_;
-  bool closed_ = false;
+// The stages' shared state. Counters are each written by one stage only
+// and read after every stage has joined.
+struct Trainer::Pipeline {
+  Pipeline(size_t pool, int64_t start_step) : free_steps(pool), ready(2), to_push(1), sync(start_step) {}
+  Channel<std::unique_ptr<Step>> free_steps, ready, to_push;
+  StepSync sync;
+  int64_t start_step = 0;
+  int staleness = 0;
+  int64_t step_budget = -1;   // local steps to run; -1: until the data ends
+  // prefetch stage
+  double read_us = 0, dedup_us = 0, pull_us = 0;
+  uint64_t pull_bytes = 0;
+  int64_t pulls = 0;
+  // push stage
+  double push_us = 0;
+  uint64_t push_bytes = 0;
+  // compute stage
+  double wait_us = 0, compute_us = 0, handoff_us = 0;
 };
-
-// First error wins; later ones are dropped (they are usually consequences).
-class ErrorSlot {
- public:
-  void Set(const Status& s) {
-    std::lock_guard<std::mutex> l(mu_);
-    if (status_.ok() && !s.ok()) status_ = s;
-  }
-  Status Get() {
-    std::lock_guard<std::mutex> l(mu_);
-    return status_;
-  }
-  bool failed() {
-    std::lock_guard<std::mutex> l(mu_);
-    return !status_.ok();
-  }
-
- private:
-  std::mutex mu_;
-  Status status_;
-};
-
-}  // namespace
 
 Trainer::Trainer(const TrainerOptions& options, PsClient* client)
-    : options_(options), client_(client), model_(options.model) {}
+    : options_(options),
+      client_(client),
+      model_(options.model),
+      checkpointer_(
+          CheckpointerOptions{options.is_chief ? options.checkpoint_dir : std::string(),
+                              options.save_steps, options.keep_checkpoint_max,
+                              options.optimizer_name, options.train_data.batch_size,
+                              options.num_workers, options.task_index, options.train_data.files,
+                              options.reset_data_position, options.log_prefix},
+          client) {}
 
 Status Trainer::Setup() {
   ps::TableSpec spec;
@@ -122,188 +86,105 @@ Status Trainer::Train(TrainResult* result) {
   return Finish(result);
 }
 
-Status Trainer::TrainSteps(TrainResult* result) {
-  *result = TrainResult();
+void Trainer::RunPrefetch(Pipeline* p, BatchReader* reader) {
   const int W = options_.model.row_width();
   const size_t num_dense = model_.dense().size();
-  int64_t start_step = 0;
-  Status s = client_->GlobalStep(&start_step);
-  if (!s.ok()) return s;
-  if (options_.steps > 0 && start_step >= options_.steps) {
-    LOG(INFO) << options_.log_prefix << " global step " << start_step << " already >= --steps "
-              << options_.steps << "; nothing to train";
-    result->global_step = start_step;
-    last_saved_ = start_step;
-    return Status::Ok();
-  }
-  Progress(ps::TRAINING);
-
-  BatchReader reader(options_.train_data);
-  s = reader.Start();
-  if (!s.ok()) return s;
-  // Resuming from a checkpoint: skip the batches this worker already trained
-  // on, so a resumed single-worker job sees exactly the data the
-  // uninterrupted one would (with N workers each skips step / N batches).
-  // The position comes from the step the shards restored, not the live
-  // global step, which other workers of a fresh job may already have moved.
-  std::vector<ps::StatsResponse> stats;
-  s = client_->Stats(&stats);
-  if (!s.ok()) return s;
-  const int64_t restored_step = stats[0].restored_global_step();
-  if (restored_step > 0) {
-    Batch skipped;
-    const int64_t skip = restored_step / std::max(1, options_.num_workers);
-    for (int64_t i = 0; i < skip; ++i) {
-      if (!reader.Next(&skipped)) break;
-    }
-    LOG(INFO) << options_.log_prefix << " resuming at global step " << restored_step << ", skipped "
-              << skip << " batches of this worker's data";
-  }
-  int64_t last_saved = start_step;
-
-  const int staleness = std::max(0, options_.staleness);
-  const size_t pool_size = staleness + 4;
-  Channel<std::unique_ptr<Step>> free_steps(pool_size), ready(2), to_push(1);
-  for (size_t i = 0; i < pool_size; ++i) {
-    auto st = std::make_unique<Step>();
-    st->dense.resize(num_dense);
-    st->dense_grads.resize(num_dense);
-    for (size_t d = 0; d < num_dense; ++d) {
-      st->dense[d].resize(model_.dense()[d].values.size());
-      st->dense_grads[d].resize(model_.dense()[d].grads.size());
-    }
-    free_steps.Put(std::move(st));
-  }
-
-  ErrorSlot error;
-  std::mutex push_mu;
-  std::condition_variable push_cv;
-  int64_t pushes_done = 0;                 // local steps whose push was applied
-  int64_t known_global_step = start_step;  // guarded by push_mu
-  int64_t pulls_issued = 0;
-  bool stopping = false;                    // guarded by push_mu
-  StepSplit split;                          // prefetch/push parts, guarded by push_mu
-  const int64_t step_budget = options_.steps > 0 ? options_.steps - start_step : -1;
-
-  std::thread prefetch([&] {
-    KeyDedup dedup;
-    std::vector<float*> dense_out(num_dense);
-    for (int64_t i = 0;; ++i) {
-      if (step_budget >= 0 && i >= step_budget) break;
-      {
-        std::lock_guard<std::mutex> l(push_mu);
-        if (options_.steps > 0 && known_global_step >= options_.steps) break;
-      }
-      std::unique_ptr<Step> st;
-      if (!free_steps.Get(&st)) break;
-      Stopwatch sw;
-      if (!reader.Next(&st->batch)) break;
-      const double read_us = sw.Micros();
-      sw.Reset();
-      dedup.Run(st->batch.keys.data(), st->batch.keys.size(), &st->uniq, &st->inverse);
-      const double dedup_us = sw.Micros();
-      sw.Reset();
-      bool stop_now;
-      {
-        std::unique_lock<std::mutex> l(push_mu);
-        push_cv.wait(l, [&] { return pushes_done >= i - staleness || stopping || error.failed(); });
-        stop_now = stopping || error.failed();
-      }
-      if (stop_now) break;
-      st->index = i;
-      st->rows.resize(st->uniq.size() * W);
-      for (size_t d = 0; d < num_dense; ++d) dense_out[d] = st->dense[d].data();
-      WireBytes bytes;
-      Status ps = client_->Pull(table_, st->uniq.data(), st->uniq.size(), st->rows.data(),
-                                dense_out, /*read_only=*/false, nullptr, &bytes);
-      if (!ps.ok()) {
-        error.Set(ps);
-        break;
-      }
-      {
-        std::lock_guard<std::mutex> l(push_mu);
-        split.read_us += read_us;
-        split.dedup_us += dedup_us;
-        split.pull_us += sw.Micros();
-        split.pull_bytes += bytes.sent + bytes.received;
-        ++pulls_issued;
-      }
-      if (!ready.Put(std::move(st))) break;
-    }
-    ready.Close();
-  });
-
-  std::thread pusher([&] {
+  KeyDedup dedup;
+  std::vector<float*> dense_out(num_dense);
+  for (int64_t i = 0;; ++i) {
+    if (p->step_budget >= 0 && i >= p->step_budget) break;
+    if (options_.steps > 0 && p->sync.global_step() >= options_.steps) break;
     std::unique_ptr<Step> st;
-    while (to_push.Get(&st)) {
-      Stopwatch sw;
-      std::vector<const float*> dg(num_dense);
-      for (size_t d = 0; d < num_dense; ++d) dg[d] = st->dense_grads[d].data();
-      int64_t step;
-      {
-        std::lock_guard<std::mutex> l(push_mu);
-        step = known_global_step + 1;
-      }
-      WireBytes bytes;
-      Status ps = client_->Push(table_, st->uniq.data(), st->uniq.size(), st->row_grads.data(), dg,
-                                /*advance_step=*/true, &step, &bytes);
-      {
-        std::lock_guard<std::mutex> l(push_mu);
-        if (ps.ok()) {
-          known_global_step = std::max(known_global_step, step);
-          split.push_us += sw.Micros();
-          split.push_bytes += bytes.sent + bytes.received;
-        }
-      }
-      // The chief saves between its own pushes, so no push of its is in flight
-      // (with staleness 0 the next pull also waits for the save).
-      if (ps.ok() && options_.is_chief && options_.save_steps > 0 &&
-          !options_.checkpoint_dir.empty() &&
-          step / options_.save_steps > last_saved / options_.save_steps) {
-        ps = SaveCheckpoint(step);
-        last_saved = step;
-      }
-      {
-        std::lock_guard<std::mutex> l(push_mu);
-        if (ps.ok()) ++pushes_done;
-        push_cv.notify_all();
-      }
-      if (!ps.ok()) {
-        error.Set(ps);
-        to_push.Close();  // the main thread must not block handing over more work
-        break;
-      }
-      free_steps.Put(std::move(st));
+    if (!p->free_steps.Get(&st)) break;
+    Stopwatch sw;
+    if (!reader->Next(&st->batch)) break;
+    const double read_us = sw.Micros();
+    sw.Reset();
+    dedup.Run(st->batch.keys.data(), st->batch.keys.size(), &st->uniq, &st->inverse);
+    const double dedup_us = sw.Micros();
+    sw.Reset();
+    // Staleness: the pull for step i waits for the pushes of steps < i - staleness.
+    if (!p->sync.WaitForPushes(i - p->staleness)) break;
+    st->index = i;
+    st->rows.resize(st->uniq.size() * W);
+    for (size_t d = 0; d < num_dense; ++d) dense_out[d] = st->dense[d].data();
+    WireBytes bytes;
+    Status s = client_->Pull(table_, st->uniq.data(), st->uniq.size(), st->rows.data(), dense_out,
+                             /*read_only=*/false, nullptr, &bytes);
+    if (!s.ok()) {
+      p->sync.Fail(s);
+      break;
     }
-    // Unblock a prefetcher waiting for a free step after a failure.
-    free_steps.Close();
-  });
+    p->read_us += read_us;
+    p->dedup_us += dedup_us;
+    p->pull_us += sw.Micros();
+    p->pull_bytes += bytes.sent + bytes.received;
+    ++p->pulls;
+    if (!p->ready.Put(std::move(st))) break;
+  }
+  p->ready.Close();
+}
 
-  Stopwatch wall;
+void Trainer::RunPush(Pipeline* p) {
+  const size_t num_dense = model_.dense().size();
+  std::vector<const float*> dg(num_dense);
+  std::unique_ptr<Step> st;
+  while (p->to_push.Get(&st)) {
+    Stopwatch sw;
+    for (size_t d = 0; d < num_dense; ++d) dg[d] = st->dense_grads[d].data();
+    const ReadPosition& e = st->batch.end;
+    ps::DataPosition position;
+    position.set_epoch(e.epoch);
+    position.set_file_index(e.file_index);
+    position.set_offset(e.offset);
+    position.set_line_number(e.line_number);
+    position.set_line_index(e.line_index);
+    position.set_epoch_rows(e.epoch_rows);
+    int64_t step = p->sync.global_step() + 1;
+    WireBytes bytes;
+    Status s = client_->Push(table_, st->uniq.data(), st->uniq.size(), st->row_grads.data(), dg,
+                             /*advance_step=*/true, &step, &bytes, &position);
+    if (s.ok() && options_.is_chief) {
+      checkpointer_.AfterStep(step);
+      s = checkpointer_.error();
+    }
+    if (!s.ok()) {
+      p->sync.Fail(s);
+      p->to_push.Close();  // the compute stage must not block handing over more work
+      break;
+    }
+    p->push_us += sw.Micros();
+    p->push_bytes += bytes.sent + bytes.received;
+    p->sync.PushDone(step);
+    p->free_steps.Put(std::move(st));
+  }
+  // Unblocks a prefetch stage waiting for a free step after a failure.
+  p->free_steps.Close();
+}
+
+void Trainer::RunCompute(Pipeline* p, TrainResult* result) {
+  const size_t num_dense = model_.dense().size();
   Stopwatch interval;
   double interval_loss = 0;
   int64_t interval_steps = 0, interval_rows = 0;
-  int64_t interval_start_gstep = start_step;
-  double wait_us = 0, compute_us = 0, handoff_us = 0;
+  int64_t interval_start_gstep = p->start_step;
   std::unique_ptr<Step> st;
   while (true) {
     Stopwatch sw;
-    if (!ready.Get(&st)) break;
-    wait_us += sw.Micros();
+    if (!p->ready.Get(&st)) break;
+    p->wait_us += sw.Micros();
     sw.Reset();
-    for (size_t d = 0; d < num_dense; ++d) {
-      std::swap(model_.dense()[d].values, st->dense[d]);
-    }
+    for (size_t d = 0; d < num_dense; ++d) std::swap(model_.dense()[d].values, st->dense[d]);
     const Batch& b = st->batch;
     st->row_grads.resize(st->rows.size());
     st->loss = model_.ForwardBackward(b.size, b.dense.data(), st->rows.data(),
                                       static_cast<int>(st->uniq.size()), st->inverse.data(),
                                       b.labels.data(), st->row_grads.data());
     for (size_t d = 0; d < num_dense; ++d) std::swap(model_.dense()[d].grads, st->dense_grads[d]);
-    compute_us += sw.Micros();
+    p->compute_us += sw.Micros();
     if (!std::isfinite(st->loss)) {
-      error.Set(Internal("loss became " + std::to_string(st->loss) + " at local step " +
-                         std::to_string(st->index) + "; lower --learning_rate"));
+      p->sync.Fail(Internal("loss became " + std::to_string(st->loss) + " at local step " +
+                            std::to_string(st->index) + "; lower --learning_rate"));
       break;
     }
     result->losses.push_back(st->loss);
@@ -317,14 +198,10 @@ Status Trainer::TrainSteps(TrainResult* result) {
       options_.progress->Advance();
     }
     sw.Reset();
-    if (!to_push.Put(std::move(st))) break;
-    handoff_us += sw.Micros();
+    if (!p->to_push.Put(std::move(st))) break;
+    p->handoff_us += sw.Micros();
     if (options_.log_every > 0 && result->local_steps % options_.log_every == 0) {
-      int64_t gstep;
-      {
-        std::lock_guard<std::mutex> l(push_mu);
-        gstep = known_global_step;
-      }
+      const int64_t gstep = p->sync.global_step();
       const double secs = interval.Seconds();
       result->last_loss = interval_loss / interval_steps;
       printf("%s step %lld global_step %lld loss %.5f global_step/sec %.2f samples/sec %.0f\n",
@@ -339,41 +216,78 @@ Status Trainer::TrainSteps(TrainResult* result) {
     }
   }
   if (interval_steps > 0) result->last_loss = interval_loss / interval_steps;
-  {
-    std::lock_guard<std::mutex> l(push_mu);
-    stopping = true;
-    push_cv.notify_all();
+}
+
+Status Trainer::TrainSteps(TrainResult* result) {
+  *result = TrainResult();
+  const size_t num_dense = model_.dense().size();
+  ReaderOptions data = options_.train_data;
+  int64_t restored_step = 0;
+  Status s = checkpointer_.ResumePosition(&data.start, &restored_step);
+  if (!s.ok()) return s;
+  int64_t start_step = 0;
+  s = client_->GlobalStep(&start_step);
+  if (!s.ok()) return s;
+  if (options_.steps > 0 && start_step >= options_.steps) {
+    LOG(INFO) << options_.log_prefix << " global step " << start_step << " already >= --steps "
+              << options_.steps << "; nothing to train";
+    result->global_step = start_step;
+    return Status::Ok();
   }
-  to_push.Close();
+  Progress(ps::TRAINING);
+  BatchReader reader(data);
+  s = reader.Start();
+  if (!s.ok()) return s;
+
+  const int staleness = std::max(0, options_.staleness);
+  const size_t pool_size = staleness + 4;
+  Pipeline p(pool_size, start_step);
+  p.start_step = start_step;
+  p.staleness = staleness;
+  p.step_budget = options_.steps > 0 ? options_.steps - start_step : -1;
+  for (size_t i = 0; i < pool_size; ++i) {
+    auto st = std::make_unique<Step>();
+    st->dense.resize(num_dense);
+    st->dense_grads.resize(num_dense);
+    for (size_t d = 0; d < num_dense; ++d) {
+      st->dense[d].resize(model_.dense()[d].values.size());
+      st->dense_grads[d].resize(model_.dense()[d].grads.size());
+    }
+    p.free_steps.Put(std::move(st));
+  }
+
+  Stopwatch wall;
+  std::thread prefetch([&] { RunPrefetch(&p, &reader); });
+  std::thread pusher([&] { RunPush(&p); });
+  RunCompute(&p, result);
+  // Shutdown, in one place: stop every stage, let the push stage hand over
+  // what it holds, then unblock the prefetch stage wherever it waits.
+  p.sync.Stop();
+  p.to_push.Close();
   pusher.join();
-  ready.Close();
-  free_steps.Close();
+  p.ready.Close();
+  p.free_steps.Close();
   reader.Stop();
   prefetch.join();
   result->seconds = wall.Seconds();
   result->bad_lines = reader.bad_lines();
-  {
-    std::lock_guard<std::mutex> l(push_mu);
-    result->global_step = known_global_step;
-    const double n = std::max<int64_t>(1, result->local_steps);
-    const double np = std::max<int64_t>(1, pulls_issued);
-    split.wait_us = wait_us / n;
-    split.compute_us = compute_us / n;
-    split.handoff_us = handoff_us / n;
-    split.read_us /= np;
-    split.dedup_us /= np;
-    split.pull_us /= np;
-    split.pull_bytes /= np;
-    split.push_us /= std::max<int64_t>(1, pushes_done);
-    split.push_bytes /= std::max<int64_t>(1, pushes_done);
-    result->split = split;
-  }
-  Status es = error.Get();
-  if (!es.ok()) return es;
-  s = reader.status();
+  result->global_step = p.sync.global_step();
+  const double n = std::max<int64_t>(1, result->local_steps);
+  const double np = std::max<int64_t>(1, p.pulls);
+  const double npush = std::max<int64_t>(1, p.sync.pushes_done());
+  StepSplit& split = result->split;
+  split.wait_us = p.wait_us / n;
+  split.compute_us = p.compute_us / n;
+  split.handoff_us = p.handoff_us / n;
+  split.read_us = p.read_us / np;
+  split.dedup_us = p.dedup_us / np;
+  split.pull_us = p.pull_us / np;
+  split.pull_bytes = static_cast<uint64_t>(p.pull_bytes / np);
+  split.push_us = p.push_us / npush;
+  split.push_bytes = static_cast<uint64_t>(p.push_bytes / npush);
+  s = p.sync.error();
   if (!s.ok()) return s;
-  last_saved_ = last_saved;
-  return Status::Ok();
+  return reader.status();
 }
 
 void Trainer::Progress(ps::WorkerPhase phase) {
@@ -392,10 +306,10 @@ Status Trainer::Finish(TrainResult* result) {
   if (!s.ok()) return s;
   s = client_->GlobalStep(&result->global_step);
   if (!s.ok()) return s;
-  if (!options_.checkpoint_dir.empty() && result->global_step > last_saved_) {
-    return SaveCheckpoint(result->global_step);
-  }
-  return Status::Ok();
+  Progress(ps::SAVING);
+  s = checkpointer_.SaveNow();
+  result->saves = checkpointer_.saves();
+  return s;
 }
 
 Status Trainer::WaitForOtherTrainers() {
@@ -424,39 +338,6 @@ Status Trainer::WaitForOtherTrainers() {
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
-}
-
-Status Trainer::SaveCheckpoint(int64_t global_step) {
-  namespace fs = std::filesystem;
-  Stopwatch sw;
-  const ps::WorkerPhase was = options_.progress
-                                  ? static_cast<ps::WorkerPhase>(options_.progress->phase.load())
-                                  : ps::TRAINING;
-  Progress(ps::SAVING);
-  // The shards write into <their checkpoint root>/<name>, which is this
-  // folder on the filesystem every task shares; the chief then commits it.
-  const std::string name = CheckpointFolderName(global_step) + ".tmp";
-  const fs::path tmp = fs::path(options_.checkpoint_dir) / name;
-  std::error_code ec;
-  fs::remove_all(tmp, ec);  // a crashed save's leftovers
-  Manifest m;
-  m.global_step = global_step;
-  m.num_shards = client_->num_shards();
-  m.num_slots = client_->router().num_slots();
-  m.optimizer = options_.optimizer_name;
-  m.batch_size = options_.train_data.batch_size;
-  m.num_workers = options_.num_workers;
-  uint64_t rows = 0;
-  Status s = client_->Save(name, global_step, &m.files, &rows);
-  if (!s.ok()) return s;
-  s = CommitCheckpoint(options_.checkpoint_dir, tmp.string(), m, options_.keep_checkpoint_max);
-  if (!s.ok()) return s;
-  Progress(was);
-  printf("%s saved checkpoint %s/%s: %llu rows, %.2f s\n", options_.log_prefix.c_str(),
-         options_.checkpoint_dir.c_str(), CheckpointFolderName(global_step).c_str(),
-         static_cast<unsigned long long>(rows), sw.Seconds());
-  fflush(stdout);
-  return Status::Ok();
 }
 
 Status Trainer::Evaluate(const ReaderOptions& data, EvalResult* result) {

@@ -1,9 +1,14 @@
 // Trainer: one worker's training loop and evaluation against the parameter
-// servers, pipelined as DESIGN.md §2 describes:
+// servers, pipelined as DESIGN.md §2 describes, in stages joined by channels
+// (worker/pipeline.h):
 //
-//   reader thread -> prefetch thread: dedup keys, pull rows + dense weights
-//                 -> main thread: DeepFM forward/backward
-//                 -> push thread: push sparse + dense gradients
+//   reader thread -> prefetch stage: dedup keys, pull rows + dense weights
+//                 -> compute stage (calling thread): DeepFM forward/backward
+//                 -> push stage: push sparse + dense gradients
+//
+// The chief's checkpoints and every trainer's resume point belong to a
+// Checkpointer (worker/checkpointer.h); the push stage only tells it which
+// step each push got.
 //
 // `staleness` bounds how far pulls may run ahead of pushes: the pull for local
 // step s waits until the pushes of steps < s - staleness have been applied.
@@ -16,6 +21,7 @@
 
 #include "common/report.h"
 #include "common/status.h"
+#include "worker/checkpointer.h"
 #include "worker/data_reader.h"
 #include "worker/deepfm_model.h"
 #include "worker/heartbeat.h"
@@ -42,6 +48,9 @@ struct TrainerOptions {
   std::string optimizer_name;         // recorded in the manifest
   int num_workers = 1;                // trainers in the job, the chief included
   int task_index = 0;                 // this trainer's place among them
+  // Start at the beginning of the data even when the restored checkpoint
+  // recorded where this trainer was (and even when the layout changed).
+  bool reset_data_position = false;
   // Advanced as the trainer works, for heartbeats; null: not reported.
   TrainerProgress* progress = nullptr;
   // The chief, waiting for the others at the end: how long one may look
@@ -71,6 +80,7 @@ struct TrainResult {
   double last_loss = 0;                // mean loss over the last log interval
   std::vector<float> losses;           // every step's loss, in order
   StepSplit split;
+  std::vector<SaveRecord> saves;       // the chief's checkpoints during training
 };
 
 // An evaluation's result is what the chief reports (common/report.h).
@@ -98,18 +108,22 @@ class Trainer {
   Status Evaluate(const ReaderOptions& data, EvalResult* result);
 
   DeepFMModel& model() { return model_; }
-  // Saves a checkpoint of every shard at `global_step` and commits it.
-  Status SaveCheckpoint(int64_t global_step);
 
  private:
+  struct Step;
+  struct Pipeline;
+  // The stages; each runs until its input closes or the pipeline stops.
+  void RunPrefetch(Pipeline* p, BatchReader* reader);
+  void RunPush(Pipeline* p);
+  void RunCompute(Pipeline* p, TrainResult* result);
   void Progress(ps::WorkerPhase phase);
   Status WaitForOtherTrainers();
 
   TrainerOptions options_;
   PsClient* client_;
   DeepFMModel model_;
+  Checkpointer checkpointer_;
   int table_ = -1;
-  int64_t last_saved_ = 0;  // the step of the newest checkpoint this trainer knows of
   std::vector<int> dense_handles_;
 };
 

@@ -311,11 +311,11 @@ TEST(SaveRuleTest, OnlyRelativeFoldersBelowTheRoot) {
   };
   auto server = start(root.string());
   auto stub = ParameterServer::NewStub(grpc::CreateChannel(server->address(), grpc::InsecureChannelCredentials()));
-  auto save = [&](const std::string& dir) {
+  auto save = [&](const std::string& dir, int64_t step = 1) {
     grpc::ClientContext ctx;
     SaveRequest req;
     req.set_dir(dir);
-    req.set_global_step(1);
+    req.set_global_step(step);
     SaveResponse resp;
     return stub->Save(&ctx, req, &resp);
   };
@@ -326,9 +326,20 @@ TEST(SaveRuleTest, OnlyRelativeFoldersBelowTheRoot) {
   }
   EXPECT_TRUE(fs::is_empty(outside)) << "a refused save wrote outside the root";
   EXPECT_FALSE(fs::exists(root / ".." / "x"));
+  {
+    // A live shard saves only a cut it took in order: the cut first.
+    grpc::ClientContext ctx;
+    CutRequest req;
+    CutResponse resp;
+    ASSERT_TRUE(stub->Cut(&ctx, req, &resp).ok());
+    EXPECT_EQ(resp.global_step(), 0);
+  }
   grpc::Status st = save("ckpt-1.tmp");
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << "saved step 1 with no cut at step 1: " << st.error_message();
+  st = save("ckpt-0.tmp", 0);
   EXPECT_TRUE(st.ok()) << st.error_message();
-  EXPECT_TRUE(fs::exists(root / "ckpt-1.tmp" / ShardFileName(0, 1)));
+  EXPECT_TRUE(fs::exists(root / "ckpt-0.tmp" / ShardFileName(0, 1)));
   // A shard without a root saves nothing.
   auto rootless = start("");
   stub = ParameterServer::NewStub(grpc::CreateChannel(rootless->address(), grpc::InsecureChannelCredentials()));

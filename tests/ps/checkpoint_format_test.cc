@@ -42,7 +42,7 @@ const GoldenRow kRows[] = {
     {4, {0.0f, -0.0f}, {0.0f, 0.0f, 0.0f, 0.0f}, {0, 0}},
     {5, {1e-3f, 65504.0f}, {1.5f, -1.5f, 8.0f, 16.0f}, {0xffffffffu, 42}},
 };
-const VariableOptState kTableState[2] = {{0.5, 0.75}, {0.25, 0.875}};
+const VariableOptState kTableState[2] = {{true, 0.5, 0.75}, {true, 0.25, 0.875}};
 
 struct GoldenDense {
   const char* name;
@@ -51,9 +51,11 @@ struct GoldenDense {
   VariableOptState state;
 };
 const GoldenDense kDense[] = {
-    {"linear/w_dense", {3}, {1.0f, 2.0f, 3.0f}, {0.5, 0.5}},
-    {"dnn/out/bias", {1, 1}, {-0.5f}, {0.125, 0.25}},
-    {"linear/bias", {1}, {0.25f}, {0.0625, 0.5}},
+    {"linear/w_dense", {3}, {1.0f, 2.0f, 3.0f}, {true, 0.5, 0.5}},
+    {"dnn/out/bias", {1, 1}, {-0.5f}, {true, 0.125, 0.25}},
+    // Not started, with powers that are not the "unset" zeros: the flag is
+    // its own byte.
+    {"linear/bias", {1}, {0.25f}, {false, 0.0625, 0.5}},
 };
 
 std::unique_ptr<Shard> NewShard(uint32_t index, uint32_t n) {
@@ -137,6 +139,8 @@ TEST_F(CheckpointFormatTest, TodaysWriterProducesTheGoldenBytes) {
   m.optimizer = "adam";
   m.batch_size = 256;
   m.num_workers = 3;
+  m.data_files = "train.csv:1234,more%20data.csv:99";
+  m.positions = {{0, 1, 1, 77, 3, 9, 4}, {2, 0, 0, 0, 0, 0, 0}};
   uint64_t total_rows = 0;
   for (uint32_t i = 0; i < 2; ++i) {
     auto shard = GoldenShard(i);
@@ -176,7 +180,7 @@ TEST_F(CheckpointFormatTest, TheGoldenCheckpointLoadsExactly) {
     for (uint32_t i = 0; i < n; ++i) {
       auto shard = NewShard(i, n);
       uint64_t rows = 0;
-      Status s = RestoreShard(shard.get(), kGolden.string(), &rows);
+      Status s = RestoreShard(&shard, kGolden.string(), &rows);
       ASSERT_TRUE(s.ok()) << s.ToString();
       EXPECT_EQ(shard->global_step(), 42);
       ASSERT_EQ(shard->tables().size(), 1u);
@@ -186,6 +190,7 @@ TEST_F(CheckpointFormatTest, TheGoldenCheckpointLoadsExactly) {
       EXPECT_EQ(t->options().seed, 5u);
       EXPECT_EQ(t->options().init_stddev, 0.25f);
       const VariableOptState want = kTableState[n == 2 ? i : 0];
+      EXPECT_EQ(t->opt_state().started, want.started);
       EXPECT_EQ(t->opt_state().beta1_power, want.beta1_power);
       EXPECT_EQ(t->opt_state().beta2_power, want.beta2_power);
       t->ForEachRow([&](uint64_t key, const float* v, const float* sl, RowMeta meta) {
@@ -211,6 +216,7 @@ TEST_F(CheckpointFormatTest, TheGoldenCheckpointLoadsExactly) {
         EXPECT_EQ(v.shape, d->shape);
         EXPECT_EQ(v.values, d->values);
         EXPECT_EQ(v.slots, DenseSlots(*d));
+        EXPECT_EQ(v.opt_state.started, d->state.started);
         EXPECT_EQ(v.opt_state.beta1_power, d->state.beta1_power);
         EXPECT_EQ(v.opt_state.beta2_power, d->state.beta2_power);
       });
@@ -221,6 +227,42 @@ TEST_F(CheckpointFormatTest, TheGoldenCheckpointLoadsExactly) {
   ASSERT_TRUE(ReadAndVerifyManifest(kGolden.string(), &m).ok());
   EXPECT_EQ(m.batch_size, 256);
   EXPECT_EQ(m.num_workers, 3);
+  EXPECT_EQ(m.data_files, "train.csv:1234,more%20data.csv:99");
+  ASSERT_EQ(m.positions.size(), 2u);
+  EXPECT_EQ(m.positions[0].task_index, 0u);
+  EXPECT_EQ(m.positions[0].epoch, 1);
+  EXPECT_EQ(m.positions[0].file_index, 1u);
+  EXPECT_EQ(m.positions[0].offset, 77u);
+  EXPECT_EQ(m.positions[0].line_number, 3);
+  EXPECT_EQ(m.positions[0].line_index, 9);
+  EXPECT_EQ(m.positions[0].epoch_rows, 4);
+  EXPECT_EQ(m.positions[1].task_index, 2u);
+  // Shard 0 hands the positions to the trainers after a restore.
+  auto shard = NewShard(0, 1);
+  uint64_t rows = 0;
+  ASSERT_TRUE(RestoreShard(&shard, kGolden.string(), &rows).ok());
+  StatsResponse stats;
+  shard->Stats(&stats);
+  EXPECT_EQ(stats.restored_global_step(), 42);
+  EXPECT_EQ(stats.restored_batch_size(), 256);
+  EXPECT_EQ(stats.restored_num_workers(), 3);
+  EXPECT_EQ(stats.restored_data_files(), m.data_files);
+  ASSERT_EQ(stats.restored_positions_size(), 2);
+  EXPECT_EQ(stats.restored_positions(0).position().offset(), 77u);
+  EXPECT_EQ(stats.restored_positions(0).position().epoch_rows(), 4);
+}
+
+// Version 1 (before snapshots: no "started" flags, no end-of-rows marker)
+// is refused by number, not misread.
+TEST_F(CheckpointFormatTest, VersionOneIsRefusedByNumber) {
+  auto shard = NewShard(0, 1);
+  uint64_t rows = 0;
+  Status s = RestoreShard(&shard, (fs::path(DEEPFM_TESTDATA) / "ckpt-v1").string(), &rows);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("format version 1; this build reads version " +
+                             std::to_string(kShardFileVersion)),
+            std::string::npos)
+      << s.message();
 }
 
 TEST_F(CheckpointFormatTest, AnotherVersionIsRefusedByName) {
@@ -237,9 +279,11 @@ TEST_F(CheckpointFormatTest, AnotherVersionIsRefusedByName) {
   ASSERT_TRUE(WriteFileAtomic((dir_ / "ckpt-42" / "MANIFEST").string(), m.Serialize()).ok());
   auto shard = NewShard(0, 1);
   uint64_t rows = 0;
-  Status s = RestoreShard(shard.get(), (dir_ / "ckpt-42").string(), &rows);
+  Status s = RestoreShard(&shard, (dir_ / "ckpt-42").string(), &rows);
   EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s.ToString();
-  EXPECT_NE(s.message().find("format version 9; this build reads version 1"), std::string::npos)
+  EXPECT_NE(s.message().find("format version 9; this build reads version " +
+                             std::to_string(kShardFileVersion)),
+            std::string::npos)
       << s.message();
 }
 

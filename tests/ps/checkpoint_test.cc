@@ -201,7 +201,7 @@ TEST_F(CheckpointTest, RestoreIsComparedWholeOnOneTwoAndThreeShards) {
     for (uint32_t i = 0; i < n; ++i) {
       auto shard = MakeShard(i, n);
       uint64_t rows = 0;
-      Status s = RestoreShard(shard.get(), folder, &rows);
+      Status s = RestoreShard(&shard, folder, &rows);
       ASSERT_TRUE(s.ok()) << s.ToString();
       total += rows;
       const ShardCopy after = Copy(*shard);
@@ -252,7 +252,7 @@ TEST_F(CheckpointTest, RefusesAnotherOptimizerAndCorruptFiles) {
   const std::string folder = SaveTwoShards(&saved);
   auto adagrad = MakeShard(0, 1, OptimizerType::kAdagrad);
   uint64_t rows;
-  Status s = RestoreShard(adagrad.get(), folder, &rows);
+  Status s = RestoreShard(&adagrad, folder, &rows);
   EXPECT_EQ(s.code(), Code::kFailedPrecondition);
   EXPECT_NE(s.message().find("--optimizer=adamasync"), std::string::npos) << s.message();
   {
@@ -261,7 +261,7 @@ TEST_F(CheckpointTest, RefusesAnotherOptimizerAndCorruptFiles) {
     f.put('\x7f');
   }
   auto fresh = MakeShard(0, 1);
-  s = RestoreShard(fresh.get(), folder, &rows);
+  s = RestoreShard(&fresh, folder, &rows);
   EXPECT_EQ(s.code(), Code::kDataLoss);
   EXPECT_NE(s.message().find(ShardFileName(1, 2)), std::string::npos) << s.message();
   EXPECT_EQ(fresh->tables().size(), 0u);  // nothing loaded from a bad checkpoint

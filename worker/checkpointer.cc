@@ -1,0 +1,202 @@
+#include "worker/checkpointer.h"
+
+#include <glog/logging.h>
+
+#include <cstdio>
+#include <filesystem>
+
+#include "common/checkpoint_manifest.h"
+#include "common/timing.h"
+
+namespace deepfm {
+namespace {
+
+namespace fs = std::filesystem;
+
+ReadPosition FromProto(const ps::DataPosition& p) {
+  return ReadPosition{p.epoch(),       p.file_index(), p.offset(), p.line_number(),
+                      p.line_index(),  p.epoch_rows()};
+}
+
+TrainerDataPosition ToManifest(const ps::TrainerPosition& tp) {
+  const ps::DataPosition& p = tp.position();
+  return TrainerDataPosition{tp.task_index(), p.epoch(),      p.file_index(), p.offset(),
+                             p.line_number(), p.line_index(), p.epoch_rows()};
+}
+
+}  // namespace
+
+Checkpointer::Checkpointer(const CheckpointerOptions& options, PsClient* client)
+    : options_(options), client_(client), data_fingerprint_(DataFilesFingerprint(options.data_files)) {}
+
+Checkpointer::~Checkpointer() { (void)Wait(); }
+
+Status Checkpointer::ResumePosition(ReadPosition* start, int64_t* restored_step) {
+  *start = ReadPosition();
+  std::vector<ps::StatsResponse> stats;
+  Status s = client_->Stats(&stats);
+  if (!s.ok()) return s;
+  const ps::StatsResponse& s0 = stats[0];
+  *restored_step = s0.restored_global_step();
+  int64_t global_step = 0;
+  s = client_->GlobalStep(&global_step);
+  if (!s.ok()) return s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_saved_ = *restored_step;
+    last_trigger_ = global_step;
+  }
+  if (*restored_step == 0) return Status::Ok();
+  std::string changed;
+  auto differs = [&](const std::string& what, const std::string& was, const std::string& now) {
+    if (was == now) return;
+    changed += (changed.empty() ? "" : "; ") + what + " was " + was + ", now " + now;
+  };
+  differs("--batch_size", std::to_string(s0.restored_batch_size()),
+          std::to_string(options_.batch_size));
+  differs("the number of trainers", std::to_string(s0.restored_num_workers()),
+          std::to_string(options_.num_workers));
+  differs("the data files", "'" + s0.restored_data_files() + "'", "'" + data_fingerprint_ + "'");
+  if (options_.reset_data_position) {
+    LOG(WARNING) << options_.log_prefix << ": --reset_data_position: starting at the beginning of "
+                 << "the data, not where the checkpoint at step " << *restored_step << " left off"
+                 << (changed.empty() ? "" : " (" + changed + ")");
+    return Status::Ok();
+  }
+  if (!changed.empty()) {
+    return FailedPrecondition(
+        "cannot resume the data where the checkpoint at step " + std::to_string(*restored_step) +
+        " left off: " + changed +
+        ". Positions recorded under one layout would train rows twice or skip them under another. "
+        "Resume with the checkpoint's settings, or pass --reset_data_position to start every "
+        "trainer at the beginning of the data");
+  }
+  for (const ps::TrainerPosition& tp : s0.restored_positions()) {
+    if (tp.task_index() == static_cast<uint32_t>(options_.task_index)) {
+      *start = FromProto(tp.position());
+      LOG(INFO) << options_.log_prefix << ": resuming the data at epoch " << start->epoch
+                << ", file " << start->file_index << " line " << start->line_number + 1
+                << " (the checkpoint at step " << *restored_step << ")";
+      return Status::Ok();
+    }
+  }
+  // This trainer had nothing applied before the checkpoint's step.
+  return Status::Ok();
+}
+
+void Checkpointer::AfterStep(int64_t step) {
+  if (options_.checkpoint_dir.empty() || options_.save_steps <= 0) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (step / options_.save_steps <= last_trigger_ / options_.save_steps) return;
+    // The running save covers this boundary's rows; the next boundary
+    // starts the next save.
+    if (busy_.load()) return;
+    last_trigger_ = step;
+  }
+  if (background_.joinable()) background_.join();
+  // The cut is quick (shard 0 holds pushes for about a millisecond) and is
+  // taken here, between two of the chief's pushes, so a one-worker job saves
+  // exactly at the boundary; the shards' writes and the commit go on in the
+  // background while training continues.
+  int64_t cut = 0;
+  Status s = CutIfNew(&cut);
+  if (!s.ok() || cut < 0) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (error_.ok()) error_ = s;
+    return;
+  }
+  busy_ = true;
+  background_ = std::thread([this, cut] {
+    Status s = WriteAndCommit(cut);
+    if (!s.ok()) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (error_.ok()) error_ = s;
+    }
+    busy_ = false;
+  });
+}
+
+Status Checkpointer::error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return error_;
+}
+
+Status Checkpointer::Wait() {
+  if (background_.joinable()) background_.join();
+  return error();
+}
+
+Status Checkpointer::SaveNow() {
+  Status s = Wait();
+  if (!s.ok()) return s;
+  if (options_.checkpoint_dir.empty()) return Status::Ok();
+  int64_t cut = 0;
+  s = CutIfNew(&cut);
+  if (!s.ok() || cut < 0) return s;
+  return WriteAndCommit(cut);
+}
+
+Status Checkpointer::CutIfNew(int64_t* step) {
+  // Nothing new since the last save: no cut, which would make the shards
+  // copy rows on write for a snapshot nobody writes.
+  Status s = client_->GlobalStep(step);
+  if (!s.ok()) return s;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (*step <= last_saved_) {
+      *step = -1;
+      return Status::Ok();
+    }
+  }
+  cut_watch_.Reset();
+  return client_->Cut(step);
+}
+
+Status Checkpointer::WriteAndCommit(int64_t step) {
+  // The shards write into <their checkpoint root>/<name>, which is this
+  // folder on the filesystem every task shares; the chief then commits it.
+  const std::string name = CheckpointFolderName(step) + ".tmp";
+  const fs::path tmp = fs::path(options_.checkpoint_dir) / name;
+  std::error_code ec;
+  fs::remove_all(tmp, ec);  // a crashed save's leftovers
+  PsClient::SaveResult r;
+  Status s = client_->Save(name, step, &r);
+  if (!s.ok()) return s;
+  Manifest m;
+  m.global_step = step;
+  m.num_shards = client_->num_shards();
+  m.num_slots = client_->router().num_slots();
+  m.optimizer = options_.optimizer_name;
+  m.batch_size = options_.batch_size;
+  m.num_workers = options_.num_workers;
+  m.data_files = data_fingerprint_;
+  for (const ps::TrainerPosition& tp : r.positions) m.positions.push_back(ToManifest(tp));
+  m.files = r.files;
+  s = CommitCheckpoint(options_.checkpoint_dir, tmp.string(), m, options_.keep_checkpoint_max);
+  if (!s.ok()) return s;
+  const SaveRecord rec{step, r.rows, r.max_cut_ms, r.max_write_ms, cut_watch_.Seconds()};
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_saved_ = step;
+    saves_.push_back(rec);
+  }
+  printf("%s saved checkpoint %s/%s: %llu rows, %.2f s (pushes held %.1f ms for the cut)\n",
+         options_.log_prefix.c_str(), options_.checkpoint_dir.c_str(),
+         CheckpointFolderName(step).c_str(), static_cast<unsigned long long>(rec.rows), rec.seconds,
+         rec.cut_ms);
+  fflush(stdout);
+  return Status::Ok();
+}
+
+int64_t Checkpointer::last_saved() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_saved_;
+}
+
+std::vector<SaveRecord> Checkpointer::saves() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return saves_;
+}
+
+}  // namespace deepfm
