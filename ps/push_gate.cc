@@ -48,7 +48,7 @@ Status PushGate::Enter(int64_t carried, int64_t increment, int64_t cut_hint, int
     return Status::Ok();
   }
   *step = carried;
-  if (cut_hint > taken_ && cut_hint > pending_ && cut_hint != abandoned_) {
+  if (cut_hint > 0 && cut_hint > taken_ && cut_hint > pending_ && cut_hint != abandoned_) {
     pending_ = cut_hint;
     pending_since_ = Clock::now();
     MaybeCut();

@@ -58,6 +58,7 @@ class PushGate {
   // other shards *step = carried, `cut_hint` (shard 0's newest cut) makes
   // that cut pending, and a push beyond a pending cut waits for it. Fails
   // only when the wait outlasts hold_timeout; then nothing was admitted.
+  // A cut_hint of 0 means none.
   Status Enter(int64_t carried, int64_t increment, int64_t cut_hint, int64_t* step);
   // The push admitted with `step` is done; may take a pending cut.
   void Leave(int64_t step);

@@ -6,6 +6,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/hash.h"
 #include "common/random.h"
 
 namespace deepfm::ps {
@@ -46,6 +47,29 @@ TEST(EmbeddingTableTest, RowsStartAsAFunctionOfKeyAndSeed) {
     EXPECT_EQ(ra[j], rb[2 * 17 + j]);
   }
   EXPECT_EQ(a.size(), 3u);
+}
+
+// One stripe once indexed past its one-element array (a shift by 63 left
+// the top hash bit); every stripe count from 1 up must hold every key.
+TEST(EmbeddingTableTest, AnyStripeCountHoldsEveryKey) {
+  auto opt = MakeOpt(OptimizerType::kSgd);
+  for (int stripes : {1, 2, 3, 256}) {
+    SCOPED_TRACE(std::to_string(stripes) + " stripes");
+    TableOptions o = Opts(4);
+    o.num_stripes = stripes;
+    EmbeddingTable t(o, opt.get());
+    std::vector<uint64_t> keys(2000);
+    for (size_t i = 0; i < keys.size(); ++i) keys[i] = Mix64(i);
+    std::vector<float> rows(keys.size() * 4), again(keys.size() * 4), expect(4);
+    t.Pull(keys.data(), keys.size(), rows.data());
+    EXPECT_EQ(t.size(), keys.size());
+    t.Pull(keys.data(), keys.size(), again.data(), /*create_missing=*/false);
+    EXPECT_EQ(rows, again);
+    EXPECT_GE(t.num_stripes(), stripes);
+    EXPECT_LE(t.num_stripes(), 2 * stripes);
+    InitRowNormal(keys[1999], 99, 0.01f, expect.data(), 4);
+    for (int j = 0; j < 4; ++j) EXPECT_EQ(rows[1999 * 4 + j], expect[j]);
+  }
 }
 
 TEST(EmbeddingTableTest, ReadOnlyPullDoesNotCreateRows) {

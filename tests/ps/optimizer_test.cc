@@ -73,6 +73,31 @@ TEST(OptimizerTest, AdamAsyncKeepsItsOwnBetaPowers) {
   EXPECT_NEAR(s.beta2_power, 0.999 * 0.999 * 0.999, 1e-6);
 }
 
+// beta1 = 0 makes beta1_power 0 after the first push, which once meant "not
+// started" and restarted bias correction on every push. Worked out in
+// double precision with b1 = 0, b2 = 0.999, lr = 0.1: m = g, the powers
+// before push t are (0, 0.999^t), a_t = 0.1 * sqrt(1 - 0.999^t).
+// (Restarting every push would give 0.90000006, 0.93715513, 0.88845413.)
+TEST(OptimizerTest, AdamAsyncWithZeroBeta1KeepsItsBiasCorrectionGoing) {
+  OptimizerOptions o;
+  o.type = OptimizerType::kAdamAsync;
+  o.learning_rate = 0.1f;
+  o.beta1 = 0.0f;
+  std::unique_ptr<Optimizer> opt;
+  ASSERT_TRUE(MakeOptimizer(o, &opt).ok());
+  auto w = RunPushes(*opt, {1, 2, 3}, {0.5f, -0.2f, 0.3f});
+  EXPECT_NEAR(w[0], 0.9000000632455132, 1e-6);
+  EXPECT_NEAR(w[1], 0.952532121267035, 1e-6);
+  EXPECT_NEAR(w[2], 0.8682216859959556, 1e-6);
+  VariableOptState s;
+  EXPECT_FALSE(s.started);
+  opt->BeginPush(&s, 1);
+  opt->BeginPush(&s, 2);
+  EXPECT_TRUE(s.started);
+  EXPECT_EQ(s.beta1_power, 0.0);
+  EXPECT_NEAR(s.beta2_power, 0.999 * 0.999 * 0.999, 1e-6);  // beta2 is a float
+}
+
 // Epsilon in the denominator, for both Adam flavours: a zero first gradient
 // (m = v = 0) must leave the weight unchanged instead of making 0/0 = NaN,
 // and a large epsilon damps the step by the formula:

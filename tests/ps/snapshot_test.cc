@@ -1,0 +1,314 @@
+// Snapshots: a table copies rows on write while a save runs, and shards cut
+// at one global step while workers keep pushing (DESIGN.md §9).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <thread>
+#include <vector>
+
+#include "common/bytes.h"
+#include "common/checkpoint_manifest.h"
+#include "common/hash.h"
+#include "ps/checkpoint.h"
+#include "ps/embedding_table.h"
+#include "ps/shard.h"
+
+namespace deepfm::ps {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::unique_ptr<Optimizer> Sgd() {
+  OptimizerOptions o;
+  o.type = OptimizerType::kSgd;
+  o.learning_rate = 1.0f;
+  std::unique_ptr<Optimizer> opt;
+  EXPECT_TRUE(MakeOptimizer(o, &opt).ok());
+  return opt;
+}
+
+struct Record {
+  std::vector<float> values;
+  RowMeta meta;
+};
+
+std::map<uint64_t, Record> CopyAll(EmbeddingTable& t, uint64_t generation) {
+  std::map<uint64_t, Record> out;
+  for (int i = 0; i < t.num_stripes(); ++i) {
+    std::string bytes;
+    const int64_t n = t.CopySnapshotStripe(generation, i, &bytes);
+    EXPECT_GE(n, 0);
+    const size_t record = t.record_bytes();
+    EXPECT_EQ(bytes.size(), static_cast<size_t>(n) * record);
+    for (size_t at = 0; at + record <= bytes.size(); at += record) {
+      uint64_t key;
+      Record r;
+      std::memcpy(&key, bytes.data() + at, 8);
+      std::memcpy(&r.meta, bytes.data() + at + 8, sizeof(RowMeta));
+      r.values.resize(t.dim());
+      std::memcpy(r.values.data(), bytes.data() + at + 16, sizeof(float) * t.dim());
+      EXPECT_TRUE(out.emplace(key, r).second) << "key " << key << " copied twice";
+    }
+  }
+  return out;
+}
+
+TEST(TableSnapshotTest, CopiesTheRowsAsTheyWereAtTheCut) {
+  auto opt = Sgd();
+  TableOptions o;
+  o.name = "emb";
+  o.dim = 2;
+  o.num_stripes = 8;
+  EmbeddingTable t(o, opt.get());
+  std::vector<uint64_t> keys(200);
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = Mix64(i + 1);
+  std::vector<float> grads(keys.size() * 2, 0.5f);
+  t.Push(keys.data(), keys.size(), grads.data(), /*step=*/3);
+  std::vector<float> at_cut(keys.size() * 2);
+  t.Pull(keys.data(), keys.size(), at_cut.data());
+
+  const uint64_t gen = t.BeginSnapshot(3);
+  // After the cut: half the rows change (twice), and new rows appear.
+  std::vector<float> more(100 * 2, 1.0f);
+  t.Push(keys.data(), 100, more.data(), 4);
+  t.Push(keys.data(), 100, more.data(), 5);
+  const uint64_t fresh[2] = {Mix64(9001), Mix64(9002)};
+  t.Push(fresh, 2, more.data(), 5);
+  const std::map<uint64_t, Record> snap = CopyAll(t, gen);
+  ASSERT_EQ(snap.size(), keys.size()) << "rows created after the cut must be left out";
+  for (size_t i = 0; i < keys.size(); ++i) {
+    const Record& r = snap.at(keys[i]);
+    EXPECT_EQ(r.values[0], at_cut[2 * i]) << "row " << i;
+    EXPECT_EQ(r.values[1], at_cut[2 * i + 1]) << "row " << i;
+    EXPECT_EQ(r.meta.last_step, 3u);
+    EXPECT_EQ(r.meta.frequency, 1u);
+  }
+  // The live table moved on.
+  std::vector<float> now(2);
+  t.Pull(keys.data(), 1, now.data());
+  EXPECT_EQ(now[0], at_cut[0] - 2.0f);
+  // A newer cut supersedes a snapshot still being copied.
+  const uint64_t g1 = t.BeginSnapshot(5);
+  const uint64_t g2 = t.BeginSnapshot(5);
+  std::string bytes;
+  EXPECT_EQ(t.CopySnapshotStripe(g1, 0, &bytes), -1);
+  EXPECT_GE(t.CopySnapshotStripe(g2, 0, &bytes), 0);
+  t.EndSnapshot();
+  EXPECT_EQ(t.CopySnapshotStripe(g2, 1, &bytes), -1);
+}
+
+// Copies kept for the snapshot are one per changed row, and go away once
+// their stripe is copied: a save never holds a second table.
+TEST(TableSnapshotTest, ExtraMemoryIsTheChangedRowsOnly) {
+  auto opt = Sgd();
+  TableOptions o;
+  o.name = "emb";
+  o.dim = 16;
+  o.num_stripes = 4;
+  EmbeddingTable t(o, opt.get());
+  std::vector<uint64_t> keys(20000);
+  for (size_t i = 0; i < keys.size(); ++i) keys[i] = Mix64(i);
+  std::vector<float> g(keys.size() * 16, 0.1f);
+  t.Push(keys.data(), keys.size(), g.data(), 1);
+  const size_t base = t.MemoryBytes();
+  const uint64_t gen = t.BeginSnapshot(1);
+  t.Push(keys.data(), 100, g.data(), 2);
+  t.Push(keys.data(), 100, g.data(), 3);  // the same rows again: no second copy
+  const size_t during = t.MemoryBytes();
+  const size_t row = (2 + 16) * sizeof(float) + sizeof(uint64_t);
+  EXPECT_GE(during - base, 100 * row);
+  EXPECT_LT(during - base, 4 * 100 * row) << "more kept than the 100 changed rows";
+  CopyAll(t, gen);
+  EXPECT_EQ(t.MemoryBytes(), base);
+}
+
+// ---- Shards cut at one step while two workers push to both of them.
+
+constexpr uint32_t kShards = 2;
+
+std::unique_ptr<Shard> MakeShard(uint32_t index) {
+  ShardOptions o;
+  o.shard_index = index;
+  o.num_shards = kShards;
+  o.optimizer.type = OptimizerType::kAdamAsync;
+  o.optimizer.learning_rate = 0.01f;
+  o.cut_wait_ms = 20000;
+  Status s;
+  auto shard = Shard::Create(o, &s);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return shard;
+}
+
+// A dense variable whose name routes to `shard`.
+std::string DenseNameFor(uint32_t shard) {
+  const Router router(kShards);
+  for (int i = 0;; ++i) {
+    const std::string name = "dense" + std::to_string(i);
+    if (router.ShardOfName(name) == shard) return name;
+  }
+}
+
+PushRequest MakePush(const Router& router, uint32_t shard, uint32_t worker, uint64_t seq,
+                     uint32_t dense_id) {
+  std::vector<uint64_t> keys;
+  for (uint64_t i = 0; keys.size() < 8; ++i) {
+    const uint64_t k = Mix64(seq * 1000003 + worker * 7919 + i);
+    if (router.ShardOfKey(k) == shard) keys.push_back(k);
+  }
+  PushRequest p;
+  p.set_session(100 + worker);
+  p.set_task_index(worker);
+  p.set_seq(seq);
+  auto* sg = p.add_sparse();
+  sg->set_table_id(0);
+  AssignBytes(keys.data(), keys.size(), sg->mutable_keys());
+  std::vector<float> g(keys.size() * 4, 0.25f);
+  AssignBytes(g.data(), g.size(), sg->mutable_grads());
+  auto* dg = p.add_dense();
+  dg->set_dense_id(dense_id);
+  std::vector<float> dgv(3, 0.5f);
+  AssignBytes(dgv.data(), dgv.size(), dg->mutable_grads());
+  return p;
+}
+
+TEST(ShardSnapshotTest, ACutUnderTwoPushingWorkersIsConsistentAcrossShards) {
+  const fs::path dir = fs::temp_directory_path() / ("snapshot_test_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  std::vector<std::unique_ptr<Shard>> shards;
+  std::vector<uint32_t> dense_ids;
+  for (uint32_t i = 0; i < kShards; ++i) {
+    shards.push_back(MakeShard(i));
+    RegisterTableRequest t;
+    t.mutable_spec()->set_name("emb");
+    t.mutable_spec()->set_dim(4);
+    t.mutable_spec()->set_init_stddev(0.1f);
+    RegisterTableResponse tr;
+    ASSERT_TRUE(shards[i]->RegisterTable(t, &tr).ok());
+    RegisterDenseRequest d;
+    d.mutable_spec()->set_name(DenseNameFor(i));
+    d.mutable_spec()->add_shape(3);
+    RegisterDenseResponse dr;
+    ASSERT_TRUE(shards[i]->RegisterDense(d, &dr).ok());
+    dense_ids.push_back(dr.dense_id());
+  }
+  const Router router(kShards);
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> pushes{0};
+  // Each worker pushes every step to shard 0 (which numbers it) and then to
+  // shard 1 with that step and shard 0's newest cut, as PsClient does.
+  auto worker = [&](uint32_t w) {
+    for (uint64_t seq = 1; !stop.load(); ++seq) {
+      PushRequest p0 = MakePush(router, 0, w, seq, dense_ids[0]);
+      p0.set_increment_global_step(1);
+      PushResponse r0;
+      ASSERT_TRUE(shards[0]->Push(p0, &r0).ok());
+      PushRequest p1 = MakePush(router, 1, w, seq, dense_ids[1]);
+      p1.set_global_step(r0.global_step());
+      p1.set_cut_step(r0.cut_step());
+      PushResponse r1;
+      ASSERT_TRUE(shards[1]->Push(p1, &r1).ok());
+      pushes.fetch_add(1);
+    }
+  };
+  std::thread w0(worker, 0), w1(worker, 1);
+  while (pushes.load() < 300) std::this_thread::yield();
+  CutResponse cut;
+  ASSERT_TRUE(shards[0]->Cut(&cut).ok());
+  const int64_t S = cut.global_step();
+  Manifest m;
+  m.global_step = S;
+  m.num_shards = kShards;
+  m.num_slots = kDefaultNumSlots;
+  m.optimizer = "adamasync";
+  SaveShardOptions so;
+  so.force_cut = false;  // the live path: shard 1 cuts from the pushes' hints
+  so.wait = std::chrono::milliseconds(20000);
+  std::vector<SaveShardResult> results(kShards);
+  for (uint32_t i = 0; i < kShards; ++i) {
+    ASSERT_TRUE(SaveShard(*shards[i], dir.string(), S, &results[i], so).ok());
+    m.files.push_back(results[i].file);
+  }
+  // Training went on during the save.
+  const int64_t at_save = pushes.load();
+  while (pushes.load() < at_save + 50) std::this_thread::yield();
+  stop = true;
+  w0.join();
+  w1.join();
+  EXPECT_GT(shards[0]->global_step(), S);
+  ASSERT_TRUE(WriteFileAtomic((dir / "MANIFEST").string(), m.Serialize()).ok());
+
+  // Every shard holds exactly the steps 1..S: each push advanced the table's
+  // and the dense variable's beta powers once (beta^(S+1) after S pushes),
+  // and no row was last updated after S.
+  const double b1 = 0.9, b2 = 0.999;
+  for (uint32_t i = 0; i < kShards; ++i) {
+    SCOPED_TRACE("shard " + std::to_string(i));
+    auto restored = MakeShard(i);
+    uint64_t rows = 0;
+    Status s = RestoreShard(&restored, dir.string(), &rows);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(restored->global_step(), S);
+    EXPECT_GT(rows, 0u);
+    const VariableOptState st = restored->table(0)->opt_state();
+    EXPECT_NEAR(std::log(st.beta1_power) / std::log(b1), static_cast<double>(S + 1), 1e-3);
+    EXPECT_NEAR(std::log(st.beta2_power) / std::log(b2), static_cast<double>(S + 1), 1e-2);
+    uint32_t max_step = 0;
+    restored->table(0)->ForEachRow([&](uint64_t, const float*, const float*, RowMeta meta) {
+      max_step = std::max(max_step, meta.last_step);
+    });
+    EXPECT_LE(max_step, static_cast<uint32_t>(S));
+    EXPECT_GE(max_step, static_cast<uint32_t>(S) - 2) << "the newest steps are missing";
+    restored->dense().ForEach([&](uint32_t, const DenseVariable& v) {
+      EXPECT_NEAR(std::log(v.opt_state.beta1_power) / std::log(b1), static_cast<double>(S + 1), 1e-3)
+          << v.name;
+    });
+    printf("shard %u: cut at step %lld held pushes %.3f ms; longest stripe copy %.3f ms\n", i,
+           static_cast<long long>(S), results[i].cut_ms, results[i].max_stripe_ms);
+  }
+  fs::remove_all(dir);
+}
+
+// A retried push whose first attempt was applied changes nothing more.
+TEST(ShardSnapshotTest, ARetriedPushIsAppliedOnce) {
+  auto shard = MakeShard(0);
+  RegisterTableRequest t;
+  t.mutable_spec()->set_name("emb");
+  t.mutable_spec()->set_dim(4);
+  RegisterTableResponse tr;
+  ASSERT_TRUE(shard->RegisterTable(t, &tr).ok());
+  RegisterDenseRequest d;
+  d.mutable_spec()->set_name(DenseNameFor(0));
+  d.mutable_spec()->add_shape(3);
+  RegisterDenseResponse dr;
+  ASSERT_TRUE(shard->RegisterDense(d, &dr).ok());
+  const Router router(kShards);
+  PushRequest p = MakePush(router, 0, 0, 1, dr.dense_id());
+  p.set_increment_global_step(1);
+  PushResponse first, retry;
+  ASSERT_TRUE(shard->Push(p, &first).ok());
+  std::vector<float> after_first(3);
+  ASSERT_TRUE(shard->dense().Pull(dr.dense_id(), after_first.data()).ok());
+  ASSERT_TRUE(shard->Push(p, &retry).ok());
+  EXPECT_EQ(retry.global_step(), first.global_step());
+  EXPECT_EQ(shard->global_step(), 1) << "the retry numbered a second step";
+  std::vector<float> after_retry(3);
+  ASSERT_TRUE(shard->dense().Pull(dr.dense_id(), after_retry.data()).ok());
+  EXPECT_EQ(after_retry, after_first) << "the retry was applied again";
+  EXPECT_NEAR(shard->table(0)->opt_state().beta1_power, 0.81, 1e-6) << "beta powers moved twice";
+  StatsResponse stats;
+  shard->Stats(&stats);
+  EXPECT_EQ(stats.duplicate_pushes(), 1u);
+  // The next push of the same worker applies.
+  PushRequest next = MakePush(router, 0, 0, 2, dr.dense_id());
+  next.set_increment_global_step(1);
+  ASSERT_TRUE(shard->Push(next, &retry).ok());
+  EXPECT_EQ(retry.global_step(), 2);
+}
+
+}  // namespace
+}  // namespace deepfm::ps
