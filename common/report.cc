@@ -72,6 +72,8 @@ Status WriteWorkerReport(const std::string& path, const WorkerReport& r) {
   json doc = {{"trainer_index", r.trainer_index},
               {"task", r.task},
               {"train_rows", r.train_rows},
+              {"resumed_rows", r.resumed_rows},
+              {"resumed_epoch", r.resumed_epoch},
               {"train_seconds", Num(r.train_seconds)},
               {"train_samples_per_sec", Num(r.samples_per_sec())},
               {"local_steps", r.local_steps},
@@ -94,6 +96,8 @@ Status ReadWorkerReport(const std::string& path, WorkerReport* r) {
   if (s.ok()) s = Get(doc, "trainer_index", path, &r->trainer_index);
   if (s.ok()) s = Get(doc, "task", path, &r->task);
   if (s.ok()) s = Get(doc, "train_rows", path, &r->train_rows);
+  if (s.ok()) s = Get(doc, "resumed_rows", path, &r->resumed_rows);
+  if (s.ok()) s = Get(doc, "resumed_epoch", path, &r->resumed_epoch);
   if (s.ok()) s = Get(doc, "train_seconds", path, &r->train_seconds);
   if (s.ok()) s = Get(doc, "local_steps", path, &r->local_steps);
   if (s.ok()) s = Get(doc, "global_step", path, &r->global_step);
@@ -124,6 +128,7 @@ Status WriteJobMetrics(const std::string& path, const JobMetrics& m) {
               {"eval_rows", m.has_eval ? m.eval.rows : 0},
               {"global_step", m.global_step},
               {"train_rows", m.train_rows},
+              {"resumed_rows", m.resumed_rows},
               {"train_seconds", Num(m.train_seconds)},
               {"train_samples_per_sec", Num(m.samples_per_sec())},
               {"bad_lines", m.bad_lines},
@@ -143,6 +148,7 @@ Status ReadJobMetrics(const std::string& path, JobMetrics* m) {
   if (s.ok()) s = Get(doc, "eval_rows", path, &m->eval.rows);
   if (s.ok()) s = Get(doc, "global_step", path, &m->global_step);
   if (s.ok()) s = Get(doc, "train_rows", path, &m->train_rows);
+  if (s.ok()) s = Get(doc, "resumed_rows", path, &m->resumed_rows);
   if (s.ok()) s = Get(doc, "train_seconds", path, &m->train_seconds);
   if (s.ok()) s = Get(doc, "bad_lines", path, &m->bad_lines);
   if (s.ok()) s = Get(doc, "workers", path, &m->workers);
@@ -159,6 +165,7 @@ JobMetrics SummarizeJob(const std::vector<WorkerReport>& reports, int workers, i
   m.workers_reported = static_cast<int>(reports.size());
   for (const WorkerReport& r : reports) {
     m.train_rows += r.train_rows;
+    m.resumed_rows += r.resumed_rows;
     m.train_seconds = std::max(m.train_seconds, r.train_seconds);
     m.bad_lines += r.bad_lines;
     m.global_step = std::max(m.global_step, r.global_step);

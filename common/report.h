@@ -26,6 +26,11 @@ struct WorkerReport {
   int trainer_index = 0;  // place among the trainers (chief first)
   std::string task;       // "worker:0", "chief:0"
   int64_t train_rows = 0;
+  // Where this process's reader started: rows of its share of the data
+  // already trained before it (by a checkpoint it resumed from, or by its
+  // previous process when it was restarted alone), in epoch resumed_epoch.
+  int64_t resumed_rows = 0;
+  int resumed_epoch = 0;
   double train_seconds = 0;
   int64_t local_steps = 0;
   int64_t global_step = 0;  // the step this worker last saw
@@ -49,6 +54,7 @@ struct JobMetrics {
   EvalReport eval;  // the chief's evaluation
   int64_t global_step = 0;
   int64_t train_rows = 0;    // every trainer's rows
+  int64_t resumed_rows = 0;  // rows every trainer resumed past (see WorkerReport)
   double train_seconds = 0;  // the slowest trainer's training time
   int64_t bad_lines = 0;     // training and evaluation
   int workers = 0;           // trainers in the job

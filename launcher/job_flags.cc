@@ -105,6 +105,12 @@ const FlagDef kFlags[] = {
     {"save_steps", K::kInt, "0", kTrainer,
      "save a checkpoint every N global steps; the job always saves at its end"},
     {"keep_checkpoint_max", K::kInt, "5", kTrainer, "keep the newest N checkpoints; 0 keeps all"},
+    {"max_restarts", K::kInt, "3", kTrain,
+     "restart crashed tasks this many times: a trainer alone while the shards live, else "
+     "every task from the newest good checkpoint"},
+    {"restore_fallback", K::kBool, "false", kPs,
+     "when the newest checkpoint fails verification, restore the newest one that verifies "
+     "(and say so) instead of refusing; automatic recovery sets it"},
     {"reset_data_position", K::kBool, "false", kTrainer,
      "on resume, start every trainer at the beginning of the data instead of where the "
      "checkpoint left off (needed when --batch_size, the trainer count or the data files "
@@ -287,6 +293,7 @@ Status ValidateFlags(const FlagSet& f, Command c) {
   k.IntIn("staleness", 0, 1000);
   k.IntAtLeast("save_steps", 0);
   k.IntAtLeast("keep_checkpoint_max", 0, "must be >= 0 (0 keeps every checkpoint)");
+  k.IntIn("max_restarts", 0, 1000);
   k.IntAtLeast("log_every", 0);
   k.IntAtLeast("timeline", 0);
   k.IntIn("ps_num", 1, 4096);

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <map>
 
+#include "common/checkpoint_manifest.h"
+#include "common/exit_codes.h"
 #include "common/report.h"
 #include "rpc/health.h"
 #include "rpc/job_status.h"
@@ -26,24 +28,109 @@ int JobRunner::Run() {
   Status s = StartShards();
   if (s.ok()) s = StartTrainers();
   if (!s.ok()) return Fail(s.message(), -1, /*tail_included=*/true);
-  const int code = Supervise();
-  if (code != 0) return code;
+  const int max_restarts = static_cast<int>(flags_.GetInt("max_restarts"));
+  while (true) {
+    Death death;
+    const int code = Supervise(&death);
+    if (code != kRestart) {
+      if (code != 0) return code;
+      break;
+    }
+    if (!death.restartable) return Fail(death.why, death.child);
+    if (restarts_ >= max_restarts) {
+      return Fail(death.why + "; not restarting: --max_restarts=" + std::to_string(max_restarts) +
+                      " restarts are used up",
+                  death.child);
+    }
+    ++restarts_;
+    s = death.trainer >= 0 ? RestartTrainer(death) : RestartJob(death);
+    if (!s.ok()) return Fail(s.message(), -1, /*tail_included=*/true);
+  }
   StopShards();
   return Summarize();
 }
 
+// Restarted tasks resume where the job was: the position the shards hold,
+// not the beginning --reset_data_position asked for at the job's start.
+const std::vector<std::string> kRestartedTrainerFlags = {"--reset_data_position=false"};
+
+bool JobRunner::ShardsAlive() {
+  for (const Task& t : shards_) {
+    if (!sup_.running(t.child)) return false;
+    if (!rpc::WaitForServing(t.address, security_, std::chrono::seconds(2), [] { return true; })
+             .ok()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+Status JobRunner::RestartTrainer(const Death& death) {
+  Task& t = trainers_[death.trainer];
+  const size_t colon = t.name.find(':');
+  const std::string type = t.name.substr(0, colon);
+  const int index = std::stoi(t.name.substr(colon + 1));
+  fprintf(stderr,
+          "deepfm: %s; the shards are alive, so %s restarts alone and rejoins them where its "
+          "last applied push left off (restart %d of %lld)\n",
+          death.why.c_str(), t.name.c_str(), restarts_,
+          static_cast<long long>(flags_.GetInt("max_restarts")));
+  Status s = sup_.Spawn(TaskCommand(flags_, spec_, type, index, paths_, kRestartedTrainerFlags),
+                        &t.child);
+  if (!s.ok()) return Internal("restarting " + t.name + ": " + s.message());
+  restarted_at_ = NowNanos();
+  restored_step_ = last_step_;
+  return Status::Ok();
+}
+
+Status JobRunner::RestartJob(const Death& death) {
+  const int64_t started = NowNanos();
+  fprintf(stderr,
+          "deepfm: %s; restarting every task from the newest good checkpoint (restart %d of "
+          "%lld)\n",
+          death.why.c_str(), restarts_, static_cast<long long>(flags_.GetInt("max_restarts")));
+  sup_.StopAll(5000);
+  shards_.clear();
+  trainers_.clear();
+  status_client_.reset();
+  finished_ = 0;
+  std::string latest;
+  Manifest m;
+  if (LatestCheckpoint(folder_, &latest).ok() && ReadAndVerifyManifest(latest, &m).ok()) {
+    restored_step_ = m.global_step;
+    fprintf(stderr,
+            "deepfm: restoring %s (step %lld); the job was at step %lld, so %lld steps are "
+            "trained again\n",
+            latest.c_str(), static_cast<long long>(m.global_step), static_cast<long long>(last_step_),
+            static_cast<long long>(std::max<int64_t>(0, last_step_ - m.global_step)));
+  } else {
+    restored_step_ = 0;
+    fprintf(stderr,
+            "deepfm: no checkpoint that verifies yet: the job starts over from step 0 (it was at "
+            "step %lld)\n",
+            static_cast<long long>(last_step_));
+  }
+  // A damaged newest checkpoint is not a reason to give up here: the
+  // shards fall back to the newest one that verifies, and say so.
+  Status s = StartShards({"--restore_fallback"});
+  if (s.ok()) s = StartTrainers(kRestartedTrainerFlags);
+  if (!s.ok()) return s;
+  restarted_at_ = started;
+  return Status::Ok();
+}
+
 Status JobRunner::Spawn(const std::string& type, int index, const std::string& address,
-                        std::vector<Task>* into) {
+                        std::vector<Task>* into, const std::vector<std::string>& extra) {
   Task t{type + ":" + std::to_string(index), address, -1};
-  Status s = sup_.Spawn(TaskCommand(flags_, spec_, type, index, paths_), &t.child);
+  Status s = sup_.Spawn(TaskCommand(flags_, spec_, type, index, paths_, extra), &t.child);
   if (!s.ok()) return Internal("starting " + t.name + ": " + s.message());
   into->push_back(t);
   return Status::Ok();
 }
 
-Status JobRunner::StartShards() {
+Status JobRunner::StartShards(const std::vector<std::string>& extra) {
   for (size_t i = 0; i < spec_.ps.size(); ++i) {
-    Status s = Spawn("ps", static_cast<int>(i), spec_.ps[i], &shards_);
+    Status s = Spawn("ps", static_cast<int>(i), spec_.ps[i], &shards_, extra);
     if (!s.ok()) return s;
   }
   // Ready means serving: the standard health check, not a printed line.
@@ -70,13 +157,13 @@ Status JobRunner::StartShards() {
   return Status::Ok();
 }
 
-Status JobRunner::StartTrainers() {
+Status JobRunner::StartTrainers(const std::vector<std::string>& extra) {
   for (size_t i = 0; i < spec_.chief.size(); ++i) {
-    Status s = Spawn("chief", static_cast<int>(i), spec_.chief[i], &trainers_);
+    Status s = Spawn("chief", static_cast<int>(i), spec_.chief[i], &trainers_, extra);
     if (!s.ok()) return s;
   }
   for (size_t i = 0; i < spec_.worker.size(); ++i) {
-    Status s = Spawn("worker", static_cast<int>(i), spec_.worker[i], &trainers_);
+    Status s = Spawn("worker", static_cast<int>(i), spec_.worker[i], &trainers_, extra);
     if (!s.ok()) return s;
   }
   PsClientOptions co;
@@ -89,22 +176,33 @@ Status JobRunner::StartTrainers() {
 }
 
 // Until every trainer has exited: a non-zero exit, a dead shard, a hung
-// trainer or a stop signal ends the job. Returns 0 when all trainers
-// succeeded, else the exit code.
-int JobRunner::Supervise() {
+// trainer or a stop signal ends the run. Returns 0 when all trainers
+// succeeded, kRestart with *death describing a task that died, or the exit
+// code.
+int JobRunner::Supervise(Death* death) {
   const double hang_timeout = static_cast<double>(flags_.GetInt("hang_timeout"));
-  size_t finished = 0;
   int64_t next_check = NowNanos();
-  while (finished < trainers_.size()) {
+  while (finished_ < trainers_.size()) {
     sup_.Pump(200);
     for (auto [child, st] : sup_.Reap()) {
       const Task& t = TaskOf(child);
       const bool trainer = &t >= trainers_.data() && &t < trainers_.data() + trainers_.size();
-      if (trainer && WIFEXITED(st) && WEXITSTATUS(st) == 0) {
-        ++finished;
+      if (trainer && WIFEXITED(st) && WEXITSTATUS(st) == kExitOk) {
+        ++finished_;
         continue;
       }
-      return Fail(t.name + " (" + t.address + ") died (" + DescribeExit(st) + ")", child);
+      death->why = t.name + " (" + t.address + ") died (" + DescribeExit(st) + ") at about step " +
+                   std::to_string(last_step_);
+      death->child = child;
+      // A crash, or a task that lost a peer, may well succeed when
+      // restarted; a task that refused its configuration would not.
+      death->restartable = WIFSIGNALED(st) || (WIFEXITED(st) && WEXITSTATUS(st) == kExitTemporary);
+      death->trainer = -1;
+      if (death->restartable && trainer && ShardsAlive()) {
+        death->trainer = static_cast<int>(&t - trainers_.data());
+      }
+      sup_.Pump(0);
+      return kRestart;
     }
     if (*stop_signal_) {
       fprintf(stderr, "deepfm: signal %d: stopping every task\n", stop_signal_->load());
@@ -116,9 +214,19 @@ int JobRunner::Supervise() {
       ps::JobStatusResponse status;
       // An unreachable chief shard shows up as its process dying, or as
       // the trainers failing; here it only postpones the check.
-      if (status_client_->JobStatus(&status).ok()) {
+      if (status_client_ && status_client_->JobStatus(&status).ok()) {
+        last_step_ = status.global_step();
+        if (restarted_at_ != 0 && last_step_ > restored_step_) {
+          printf("deepfm: training again %.1f s after the failure, at step %lld\n",
+                 (NowNanos() - restarted_at_) * 1e-9, static_cast<long long>(last_step_));
+          fflush(stdout);
+          restarted_at_ = 0;
+        }
+        // A trainer restarted alone shows its predecessor's stale heartbeat
+        // (or FAILED) until its own first one arrives.
+        const bool settling = restarted_at_ != 0 && NowNanos() - restarted_at_ < 15000000000LL;
         const rpc::StuckTrainer stuck = rpc::FindStuckTrainer(status, hang_timeout);
-        if (stuck.found() && stuck.index < static_cast<int>(trainers_.size())) {
+        if (!settling && stuck.found() && stuck.index < static_cast<int>(trainers_.size())) {
           const Task& t = trainers_[stuck.index];
           return Fail(t.name + " (" + t.address + ") stopped the job: " + stuck.why, t.child);
         }

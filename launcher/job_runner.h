@@ -6,6 +6,15 @@
 //   shard's JobStatus shows failed or stuck for --hang_timeout, or a stop
 //   signal ends the job, naming the cause and stopping every task;
 //   then stop the shards in order and read the chief's metrics.json.
+//
+// Recovery, up to --max_restarts times: a task that crashes (a signal, or
+// the "temporary" exit code: a peer died) is restarted rather than ending
+// the job. A trainer that dies while every shard is alive is restarted
+// alone and rejoins the live shards where its last applied push left off.
+// When a shard dies, every task is stopped and started again, and the
+// shards restore the newest checkpoint that verifies. A task that refused
+// to run (exit 1: a corrupt checkpoint, a changed layout) or was given bad
+// flags (exit 2) ends the job at once: a restart would fail the same way.
 #pragma once
 
 #include <atomic>
@@ -38,11 +47,24 @@ class JobRunner {
     int child = -1;
   };
 
+  // What Supervise saw end the job's current run.
+  struct Death {
+    std::string why;
+    int child = -1;
+    bool restartable = false;
+    int trainer = -1;  // the trainers_ entry to restart alone, or -1: the whole job
+  };
+  static constexpr int kRestart = -1;
+
   Status Spawn(const std::string& type, int index, const std::string& address,
-               std::vector<Task>* into);
-  Status StartShards();
-  Status StartTrainers();
-  int Supervise();
+               std::vector<Task>* into, const std::vector<std::string>& extra = {});
+  Status StartShards(const std::vector<std::string>& extra = {});
+  Status StartTrainers(const std::vector<std::string>& extra = {});
+  // 0 when every trainer succeeded, kRestart with *death set, or an exit code.
+  int Supervise(Death* death);
+  bool ShardsAlive();
+  Status RestartTrainer(const Death& death);
+  Status RestartJob(const Death& death);
   void StopShards();
   int Summarize();
   const Task& TaskOf(int child) const;
@@ -59,6 +81,11 @@ class JobRunner {
   std::vector<Task> shards_, trainers_;
   std::unique_ptr<PsClient> status_client_;
   Stopwatch wall_;
+  size_t finished_ = 0;            // trainers that exited 0 in this run
+  int restarts_ = 0;
+  int64_t last_step_ = 0;          // the chief shard's step at the last JobStatus
+  int64_t restarted_at_ = 0;       // NowNanos() of the last restart; 0: none pending
+  int64_t restored_step_ = 0;      // the step the last restart resumed from
 };
 
 }  // namespace deepfm::launcher

@@ -8,7 +8,7 @@
 namespace deepfm::launcher {
 
 ChildSpec TaskCommand(const FlagSet& flags, const ClusterSpec& spec, const std::string& type,
-                      int index, const JobPaths& job) {
+                      int index, const JobPaths& job, const std::vector<std::string>& extra) {
   const std::vector<std::string>& list = type == "ps"      ? spec.ps
                                          : type == "chief" ? spec.chief
                                                            : spec.worker;
@@ -30,6 +30,7 @@ ChildSpec TaskCommand(const FlagSet& flags, const ClusterSpec& spec, const std::
                                         "job_name",     "task_index"};
   for (const std::string& a : ForwardedFlags(flags, type == "ps" ? kPs : kWorker, own))
     c.argv.push_back(a);
+  for (const std::string& a : extra) c.argv.push_back(a);
   c.argv.push_back("--checkpoint=" + job.folder);
   c.argv.push_back("--auth_token_file=" + job.token_file);
   ClusterSpec task = spec;

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "common/cluster_spec.h"
 #include "launcher/flag_set.h"
@@ -19,7 +20,9 @@ struct JobPaths {
 };
 
 // `type` is "ps", "worker" or "chief"; `index` its place in that list.
+// `extra` flags come last, so they override the user's (a restart turns off
+// --reset_data_position, which applied to the job's first start only).
 ChildSpec TaskCommand(const FlagSet& flags, const ClusterSpec& spec, const std::string& type,
-                      int index, const JobPaths& job);
+                      int index, const JobPaths& job, const std::vector<std::string>& extra = {});
 
 }  // namespace deepfm::launcher

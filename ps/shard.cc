@@ -105,11 +105,7 @@ void Shard::TakeSnapshot(int64_t step) {
   });
   {
     std::lock_guard<std::mutex> lock(positions_mu_);
-    for (const auto& [task, pos] : positions_) {
-      TrainerPosition* tp = &snap->positions.emplace_back();
-      tp->set_task_index(task);
-      *tp->mutable_position() = pos;
-    }
+    for (const auto& [task, tp] : positions_) snap->positions.push_back(tp);
   }
   snap->cut_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
@@ -163,9 +159,7 @@ void Shard::SetRestored(int64_t step, const StatsResponse& data) {
   std::lock_guard<std::mutex> lock(positions_mu_);
   restored_data_ = data;
   positions_.clear();
-  for (const TrainerPosition& tp : data.restored_positions()) {
-    positions_[tp.task_index()] = tp.position();
-  }
+  for (const TrainerPosition& tp : data.restored_positions()) positions_[tp.task_index()] = tp;
 }
 
 Status Shard::RegisterTable(const RegisterTableRequest& req, RegisterTableResponse* resp) {
@@ -387,7 +381,11 @@ Status Shard::Push(const PushRequest& req, PushResponse* resp) {
   }
   if (req.has_position()) {
     std::lock_guard<std::mutex> lock(positions_mu_);
-    positions_[req.task_index()] = req.position();
+    TrainerPosition& tp = positions_[req.task_index()];
+    tp.set_task_index(req.task_index());
+    *tp.mutable_position() = req.position();
+    tp.set_step(step);
+    tp.set_session(req.session());
   }
   gate_.Leave(step);
   ledger_.Done(req.task_index(), req.session(), req.seq(), step);
@@ -434,6 +432,7 @@ void Shard::Stats(StatsResponse* resp) const {
     resp->set_restored_batch_size(restored_data_.restored_batch_size());
     resp->set_restored_num_workers(restored_data_.restored_num_workers());
     resp->set_restored_data_files(restored_data_.restored_data_files());
+    for (const auto& [task, tp] : positions_) *resp->add_live_positions() = tp;
   }
   resp->set_duplicate_pushes(duplicate_pushes_.load());
   for (EmbeddingTable* t : tables()) {

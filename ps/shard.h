@@ -137,7 +137,7 @@ class Shard {
 
   mutable std::mutex positions_mu_;
   // Shard 0: each trainer's data position after its newest applied push.
-  std::map<uint32_t, DataPosition> positions_ DEEPFM_GUARDED_BY(positions_mu_);
+  std::map<uint32_t, TrainerPosition> positions_ DEEPFM_GUARDED_BY(positions_mu_);
   StatsResponse restored_data_ DEEPFM_GUARDED_BY(positions_mu_);
 
   mutable std::mutex snapshot_mu_;

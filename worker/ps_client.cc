@@ -311,6 +311,18 @@ Status PsClient::Push(int table, const uint64_t* uniq, size_t n, const float* gr
   return Status::Ok();
 }
 
+Status PsClient::CloseStep(int64_t step) {
+  std::vector<int> others = AllShards();
+  others.erase(others.begin());
+  if (others.empty() || step <= 0) return Status::Ok();
+  ps::PushRequest req;  // no rows, no dense variables: it only marks the step
+  req.set_global_step(step);
+  std::vector<ps::PushResponse> resp(num_shards());
+  return ParallelCall("Push", others, [&](int s, grpc::ClientContext* ctx, auto done) {
+    stubs_[s]->async()->Push(ctx, &req, &resp[s], done);
+  });
+}
+
 Status PsClient::GlobalStep(int64_t* step) {
   ps::StepRequest req;
   ps::StepResponse resp;

@@ -86,6 +86,12 @@ class PsClient {
               int64_t* global_step, WireBytes* bytes = nullptr,
               const ps::DataPosition* position = nullptr);
 
+  // A trainer restarted alone: its previous process may have died after
+  // shard 0 numbered `step` and before the other shards got that push. Tells
+  // them the step is done (changing nothing), so a snapshot cut does not
+  // wait for it forever.
+  Status CloseStep(int64_t step);
+  uint64_t session() const { return session_; }
   Status GlobalStep(int64_t* step);
   // Tells the chief shard this worker is done; *done gets how many are.
   Status WorkerDone(uint32_t task_index, uint32_t* done);

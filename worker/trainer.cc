@@ -225,6 +225,7 @@ Status Trainer::TrainSteps(TrainResult* result) {
   int64_t restored_step = 0;
   Status s = checkpointer_.ResumePosition(&data.start, &restored_step);
   if (!s.ok()) return s;
+  result->start = data.start;
   int64_t start_step = 0;
   s = client_->GlobalStep(&start_step);
   if (!s.ok()) return s;

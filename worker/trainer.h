@@ -72,6 +72,7 @@ struct StepSplit {
 };
 
 struct TrainResult {
+  ReadPosition start;                  // where the reader began (a resume point, or the start)
   int64_t local_steps = 0;
   int64_t rows = 0;
   int64_t bad_lines = 0;

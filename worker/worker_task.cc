@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <memory>
 
+#include "common/exit_codes.h"
 #include "common/malloc_tuning.h"
 #include "common/report.h"
 #include "worker/dnn_kernels.h"
@@ -22,6 +23,8 @@ WorkerReport MakeReport(const WorkerTaskOptions& o, const TrainResult& tr) {
   r.trainer_index = o.trainer.task_index;
   r.task = o.name;
   r.train_rows = tr.rows;
+  r.resumed_rows = tr.start.epoch_rows;
+  r.resumed_epoch = tr.start.epoch;
   r.train_seconds = tr.seconds;
   r.local_steps = tr.local_steps;
   r.global_step = tr.global_step;
@@ -78,7 +81,7 @@ Status WriteMetrics(const WorkerTaskOptions& o, const WorkerReport& own, int num
 
 int Fail(const WorkerTaskOptions& o, const Status& s) {
   fprintf(stderr, "%s: error: %s\n", o.name.c_str(), s.message().c_str());
-  return 1;
+  return ExitCodeFor(s);
 }
 
 }  // namespace
