@@ -11,6 +11,7 @@ std::string Status::ToString() const {
     case Code::kNotFound: name = "NOT_FOUND"; break;
     case Code::kAlreadyExists: name = "ALREADY_EXISTS"; break;
     case Code::kFailedPrecondition: name = "FAILED_PRECONDITION"; break;
+    case Code::kUnimplemented: name = "UNIMPLEMENTED"; break;
     case Code::kInternal: name = "INTERNAL"; break;
     case Code::kUnavailable: name = "UNAVAILABLE"; break;
     case Code::kDataLoss: name = "DATA_LOSS"; break;
