@@ -222,6 +222,7 @@ Status BatchReader::Start() {
     return InvalidArgument("reader: num_epochs must be positive, got " +
                            std::to_string(o.num_epochs));
   }
+  if (o.max_line_bytes == 0) return InvalidArgument("reader: max_line_bytes must be positive");
   if (o.queue_capacity <= 0) {
     return InvalidArgument("reader: queue_capacity must be positive, got " +
                            std::to_string(o.queue_capacity));
@@ -255,6 +256,7 @@ Status BatchReader::Start() {
   }
 
   buffer_.resize(kBlockBytes);
+  buffer_bytes_ = buffer_.size();
   current_.Resize(o.batch_size);
   current_rows_ = 0;
   started_ = true;
@@ -355,13 +357,18 @@ Status BatchReader::ReadFile(size_t file_index, Flow* flow) {
   ::posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 
   Status status;
+  const size_t max_line = options_.max_line_bytes;
   int64_t line_number = 0;
-  size_t carry = 0;  // bytes of an unfinished line at the front of buffer_
+  size_t carry = 0;       // bytes of an unfinished line at the front of buffer_
+  bool skipping = false;  // inside a too-long line, already reported
   bool eof = false;
   *flow = Flow::kContinue;
   while (!eof && *flow == Flow::kContinue) {
-    // A line longer than the buffer: grow rather than fail.
-    if (carry == buffer_.size()) buffer_.resize(buffer_.size() * 2);
+    // A line longer than the buffer but within the cap: grow to hold it.
+    if (carry == buffer_.size()) {
+      buffer_.resize(std::min(buffer_.size() * 2, max_line + 1));
+      buffer_bytes_ = buffer_.size();
+    }
     const ssize_t n = ::read(fd, buffer_.data() + carry, buffer_.size() - carry);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -372,18 +379,35 @@ Status BatchReader::ReadFile(size_t file_index, Flow* flow) {
     eof = n == 0;
     const char* p = buffer_.data();
     const char* const end = p + carry + n;
+    if (skipping) {
+      const char* nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
+      if (nl == nullptr) {
+        carry = 0;
+        continue;
+      }
+      p = nl + 1;
+      skipping = false;
+    }
     while (p < end && *flow == Flow::kContinue) {
       const char* nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
       if (nl == nullptr) {
         if (!eof) break;
         nl = end;  // last line without '\n'
       }
-      *flow = HandleLine(file_index, ++line_number, p, nl);
+      *flow = static_cast<size_t>(nl - p) > max_line ? HandleLongLine(file_index, ++line_number)
+                                                      : HandleLine(file_index, ++line_number, p, nl);
       p = nl + 1;
     }
     if (*flow != Flow::kContinue) break;
     carry = static_cast<size_t>(end - std::min(p, end));
-    if (carry > 0) std::memmove(buffer_.data(), p, carry);
+    if (carry > max_line) {
+      // Judged before its end is seen, so the buffer stays bounded.
+      *flow = HandleLongLine(file_index, ++line_number);
+      carry = 0;
+      skipping = true;
+    } else if (carry > 0) {
+      std::memmove(buffer_.data(), p, carry);
+    }
   }
   ::close(fd);
   if (status.ok() && *flow == Flow::kStop && !pending_error_.ok()) {
@@ -405,30 +429,45 @@ BatchReader::Flow BatchReader::HandleLine(size_t file_index, int64_t line_number
   const LineError error = ParseLine(std::string_view(begin, end - begin), seps_[file_index],
                                     &current_.labels[r], &current_.dense[size_t(r) * kNumDense],
                                     &current_.keys[size_t(r) * kNumFields], &scratch_);
-  if (error != LineError::kOk) {
-    ++epoch_bad_;
-    RecordBadLine(file_index, line_number, scratch_);
-    if (options_.strict) {
-      pending_error_ = InvalidArgument(first_bad_ +
-                                       " (strict mode stops at the first bad line; turn strict "
-                                       "off to skip and count bad lines)");
-      return Flow::kStop;
-    }
-    if (options_.max_bad_fraction < 0.5 && epoch_lines_ >= kWrongFormatMinLines &&
-        2 * epoch_bad_ > epoch_lines_) {
-      pending_error_ = InvalidArgument(
-          std::to_string(epoch_bad_) + " of the first " + std::to_string(epoch_lines_) +
-          " lines are bad, so the format is probably wrong (separator, column order); first bad "
-          "line " +
-          first_bad_);
-      return Flow::kStop;
-    }
-    return Flow::kContinue;
-  }
+  if (error != LineError::kOk) return BadLine(file_index, line_number, scratch_);
   rows_.fetch_add(1, std::memory_order_relaxed);
   ++epoch_rows_;
   if (++current_rows_ == options_.batch_size && !PushCurrent()) return Flow::kStop;
   if (options_.max_rows >= 0 && epoch_rows_ >= options_.max_rows) return Flow::kEndEpoch;
+  return Flow::kContinue;
+}
+
+BatchReader::Flow BatchReader::HandleLongLine(size_t file_index, int64_t line_number) {
+  const int64_t index = line_index_++;
+  if (options_.num_parts > 1 && index % options_.num_parts != options_.part_index) {
+    return Flow::kContinue;
+  }
+  ++epoch_lines_;
+  return BadLine(file_index, line_number,
+                 "line " + std::to_string(line_number) + " longer than " +
+                     std::to_string(options_.max_line_bytes) +
+                     " bytes (a binary file, or lines ending in a lone '\\r'?)");
+}
+
+BatchReader::Flow BatchReader::BadLine(size_t file_index, int64_t line_number,
+                                       const std::string& what) {
+  ++epoch_bad_;
+  RecordBadLine(file_index, line_number, what);
+  if (options_.strict) {
+    pending_error_ = InvalidArgument(first_bad_ +
+                                     " (strict mode stops at the first bad line; turn strict "
+                                     "off to skip and count bad lines)");
+    return Flow::kStop;
+  }
+  if (options_.max_bad_fraction < 0.5 && epoch_lines_ >= kWrongFormatMinLines &&
+      2 * epoch_bad_ > epoch_lines_) {
+    pending_error_ = InvalidArgument(
+        std::to_string(epoch_bad_) + " of the first " + std::to_string(epoch_lines_) +
+        " lines are bad, so the format is probably wrong (separator, column order); first bad "
+        "line " +
+        first_bad_);
+    return Flow::kStop;
+  }
   return Flow::kContinue;
 }
 
