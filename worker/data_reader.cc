@@ -419,10 +419,7 @@ Status BatchReader::ReadFile(size_t file_index, Flow* flow) {
 
 BatchReader::Flow BatchReader::HandleLine(size_t file_index, int64_t line_number, const char* begin,
                                           const char* end) {
-  const int64_t index = line_index_++;
-  if (options_.num_parts > 1 && index % options_.num_parts != options_.part_index) {
-    return Flow::kContinue;
-  }
+  if (!OwnsNextLine()) return Flow::kContinue;
   if (begin == end || (end - begin == 1 && *begin == '\r')) return Flow::kContinue;
   ++epoch_lines_;
   const int r = current_rows_;
@@ -437,11 +434,13 @@ BatchReader::Flow BatchReader::HandleLine(size_t file_index, int64_t line_number
   return Flow::kContinue;
 }
 
-BatchReader::Flow BatchReader::HandleLongLine(size_t file_index, int64_t line_number) {
+bool BatchReader::OwnsNextLine() {
   const int64_t index = line_index_++;
-  if (options_.num_parts > 1 && index % options_.num_parts != options_.part_index) {
-    return Flow::kContinue;
-  }
+  return options_.num_parts <= 1 || index % options_.num_parts == options_.part_index;
+}
+
+BatchReader::Flow BatchReader::HandleLongLine(size_t file_index, int64_t line_number) {
+  if (!OwnsNextLine()) return Flow::kContinue;
   ++epoch_lines_;
   return BadLine(file_index, line_number,
                  "line " + std::to_string(line_number) + " longer than " +

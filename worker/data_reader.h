@@ -129,6 +129,9 @@ class BatchReader {
   void Run();
   Status ReadFile(size_t file_index, Flow* flow);
   Flow HandleLine(size_t file_index, int64_t line_number, const char* begin, const char* end);
+  // Numbers the next line of the epoch (every line counts, for sharding);
+  // true when it is this part's.
+  bool OwnsNextLine();
   Flow HandleLongLine(size_t file_index, int64_t line_number);
   Flow BadLine(size_t file_index, int64_t line_number, const std::string& what);
   void RecordBadLine(size_t file_index, int64_t line_number, const std::string& what);
