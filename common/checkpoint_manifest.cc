@@ -1,8 +1,6 @@
 #include "common/checkpoint_manifest.h"
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <memory>
 #include <sstream>

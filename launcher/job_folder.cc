@@ -4,8 +4,8 @@
 
 namespace deepfm::launcher {
 
-Status CreateFreshJobFolder(const std::string& parent, const std::string& base,
-                            std::string* folder, Env* env) {
+Status CreateFreshJobFolder(const std::string& parent, const std::string& base, std::string* folder,
+                            Env* env) {
   Status s = env->CreateDirs(parent);
   if (!s.ok()) return s;
   // Far more than jobs can start in one second; a bound keeps a filesystem
@@ -21,10 +21,9 @@ Status CreateFreshJobFolder(const std::string& parent, const std::string& base,
     }
     if (s.code() != Code::kAlreadyExists) return s;
   }
-  return Status(Code::kAlreadyExists,
-                "every job folder name from " + base + " to " + base + "-" +
-                    std::to_string(kMaxTries) + " is taken under " + parent +
-                    "; clean up --output_dir or give --checkpoint");
+  return Status(Code::kAlreadyExists, "every job folder name from " + base + " to " + base + "-" +
+                                          std::to_string(kMaxTries) + " is taken under " + parent +
+                                          "; clean up --output_dir or give --checkpoint");
 }
 
 }  // namespace deepfm::launcher

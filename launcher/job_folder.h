@@ -13,7 +13,7 @@ namespace deepfm::launcher {
 // with a mkdir that fails if the folder exists, so concurrent callers get
 // different folders), and sets *folder to it. `parent` is created if missing.
 // An error names the folder that could not be created.
-Status CreateFreshJobFolder(const std::string& parent, const std::string& base,
-                            std::string* folder, Env* env = Env::Default());
+Status CreateFreshJobFolder(const std::string& parent, const std::string& base, std::string* folder,
+                            Env* env = Env::Default());
 
 }  // namespace deepfm::launcher

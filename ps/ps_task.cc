@@ -26,8 +26,7 @@ Status RestoreTaskShard(const PsTaskOptions& o, std::unique_ptr<Shard>* shard, s
     int64_t step = 0;
     if (!ParseCheckpointFolderName(o.restore_checkpoint, &step)) {
       return InvalidArgument(flag + "=" + o.restore_checkpoint +
-                             ": expected a checkpoint folder name ckpt-<step> under the job "
-                             "folder " + root);
+                             ": expected a checkpoint folder name ckpt-<step> under " + root);
     }
     const std::string folder = (fs::path(root) / o.restore_checkpoint).string();
     if (!Env::Default()->FileExists(folder)) {

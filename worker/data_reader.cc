@@ -395,7 +395,7 @@ Status BatchReader::ReadFile(size_t file_index, Flow* flow) {
         nl = end;  // last line without '\n'
       }
       *flow = static_cast<size_t>(nl - p) > max_line ? HandleLongLine(file_index, ++line_number)
-                                                      : HandleLine(file_index, ++line_number, p, nl);
+                                                     : HandleLine(file_index, ++line_number, p, nl);
       p = nl + 1;
     }
     if (*flow != Flow::kContinue) break;

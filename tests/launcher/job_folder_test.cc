@@ -44,9 +44,8 @@ TEST_F(JobFolderTest, ConcurrentCreatorsNeverShareAFolder) {
   std::vector<std::string> folders(kJobs);
   std::vector<std::thread> threads;
   for (int i = 0; i < kJobs; ++i) {
-    threads.emplace_back([&, i] {
-      EXPECT_TRUE(CreateFreshJobFolder(parent, "model_DeepFM_x", &folders[i]).ok());
-    });
+    threads.emplace_back(
+        [&, i] { EXPECT_TRUE(CreateFreshJobFolder(parent, "model_DeepFM_x", &folders[i]).ok()); });
   }
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(std::set<std::string>(folders.begin(), folders.end()).size(), size_t{kJobs});

@@ -291,8 +291,8 @@ class FaultInjectionEnv : public Env {
   };
 
   static const char* OpName(Op op) {
-    static const char* const kNames[] = {"create", "append", "fsync",  "close",  "open",
-                                         "read",   "size",   "rename", "swap",   "mkdir",
+    static const char* const kNames[] = {"create",    "append", "fsync",  "close", "open",
+                                         "read",      "size",   "rename", "swap",  "mkdir",
                                          "fsync-dir", "remove", "list"};
     return kNames[static_cast<int>(op)];
   }
