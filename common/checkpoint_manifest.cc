@@ -1,16 +1,12 @@
 #include "common/checkpoint_manifest.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
-#include <fstream>
+#include <memory>
 #include <sstream>
 
 #include "common/crc32c.h"
+#include "glog/logging.h"
 
 namespace deepfm {
 
@@ -115,72 +111,165 @@ Status Manifest::Parse(const std::string& text, const std::string& path, Manifes
   return Status::Ok();
 }
 
-Status WriteFileAtomic(const std::string& path, const std::string& contents, int mode) {
-  const std::string tmp = path + ".tmp";
-  ::unlink(tmp.c_str());  // O_CREAT keeps an existing file's mode
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC, mode);
-  if (fd < 0) return Internal("cannot create " + tmp + ": " + std::strerror(errno));
-  size_t off = 0;
-  while (off < contents.size()) {
-    const ssize_t n = ::write(fd, contents.data() + off, contents.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const std::string err = std::strerror(errno);
-      ::close(fd);
-      return Internal("writing " + tmp + ": " + err);
-    }
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    return Internal("flushing " + tmp + ": " + std::strerror(errno));
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    return Internal("renaming " + tmp + " to " + path + ": " + std::strerror(errno));
-  }
-  return Status::Ok();
+namespace {
+
+std::string Join(const std::string& dir, const std::string& name) {
+  return (fs::path(dir) / name).string();
 }
 
-Status ReadFile(const std::string& path, std::string* contents) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound("cannot open " + path + ": " + std::strerror(errno));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  *contents = ss.str();
-  return Status::Ok();
+std::string BaseName(const std::string& path) {
+  std::string p = path;
+  while (p.size() > 1 && p.back() == '/') p.pop_back();
+  return fs::path(p).filename().string();
 }
 
-Status LatestCheckpoint(const std::string& root, std::string* folder) {
-  std::string text;
-  const std::string pointer = (fs::path(root) / "checkpoint").string();
-  if (!fs::exists(pointer)) return NotFound("no checkpoint under " + root + " (no " + pointer + ")");
-  Status s = ReadFile(pointer, &text);
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// A name the pointer may hold: one folder directly under the root.
+bool IsFolderName(const std::string& name) {
+  return !name.empty() && name != "." && name != ".." && name.find('/') == std::string::npos;
+}
+
+Status WriteWhole(Env* env, const std::string& path, const std::string& contents, int mode) {
+  std::unique_ptr<WritableFile> file;
+  Status s = env->NewWritableFile(path, &file, mode);
   if (!s.ok()) return s;
-  std::istringstream in(text);
-  std::string key, name;
-  if (!(in >> key >> name) || key != "latest" || name.find('/') != std::string::npos) {
-    return DataLoss(pointer + ": malformed (expected 'latest ckpt-<step>')");
+  s = file->Append(contents);
+  if (s.ok()) s = file->Sync();
+  // Close even after a failure: the descriptor must not outlive the error.
+  Status c = file->Close();
+  return s.ok() ? c : s;
+}
+
+// For deletions that only free space: the commit they follow stands.
+void RemoveOrWarn(Env* env, const std::string& path, const char* why) {
+  Status s = env->RemoveAll(path);
+  if (!s.ok()) LOG(WARNING) << why << ": " << s.message() << "; delete it by hand to free the space";
+}
+
+}  // namespace
+
+bool ParseCheckpointFolderName(const std::string& name, int64_t* step) {
+  if (name.size() <= 5 || name.compare(0, 5, "ckpt-") != 0 || name.size() > 5 + 18) return false;
+  int64_t v = 0;
+  for (size_t i = 5; i < name.size(); ++i) {
+    if (name[i] < '0' || name[i] > '9') return false;
+    v = v * 10 + (name[i] - '0');
   }
-  *folder = (fs::path(root) / name).string();
+  *step = v;
+  return true;
+}
+
+std::string CheckpointState::Serialize() const {
+  std::string out = "latest " + latest + "\n";
+  for (const std::string& name : all) out += "all " + name + "\n";
+  return out;
+}
+
+Status CheckpointState::Parse(const std::string& text, const std::string& path,
+                              CheckpointState* out) {
+  *out = CheckpointState();
+  std::istringstream in(text);
+  std::string line;
+  int line_no = 0;
+  while (std::getline(in, line)) {
+    ++line_no;
+    std::istringstream ls(line);
+    std::string key, name, extra;
+    if (!(ls >> key)) continue;  // blank
+    const bool ok = static_cast<bool>(ls >> name) && !(ls >> extra) && IsFolderName(name);
+    if (ok && key == "latest" && out->latest.empty()) {
+      out->latest = name;
+    } else if (ok && key == "all" && !out->latest.empty()) {
+      out->all.push_back(name);
+    } else {
+      return DataLoss(path + ":" + std::to_string(line_no) +
+                      ": malformed (expected 'latest ckpt-<step>' then 'all ckpt-<step>' lines)");
+    }
+  }
+  if (out->latest.empty()) return DataLoss(path + ": malformed (expected 'latest ckpt-<step>')");
+  // The old one-line format, or a hand-edited list without the latest.
+  if (std::find(out->all.begin(), out->all.end(), out->latest) == out->all.end()) {
+    out->all.push_back(out->latest);
+  }
   return Status::Ok();
 }
 
-Status ReadAndVerifyManifest(const std::string& folder, Manifest* out) {
-  const std::string path = (fs::path(folder) / "MANIFEST").string();
+Status WriteFileAtomic(const std::string& path, const std::string& contents, int mode, Env* env) {
+  const std::string tmp = path + ".tmp";
+  // A leftover would keep its mode: O_CREAT applies `mode` to new files only.
+  if (env->FileExists(tmp)) {
+    Status s = env->RemoveFile(tmp);
+    if (!s.ok()) return s;
+  }
+  Status s = WriteWhole(env, tmp, contents, mode);
+  if (s.ok()) s = env->RenameFile(tmp, path);
+  if (s.ok()) s = env->SyncDir(ParentDir(path));
+  return s;
+}
+
+Status ReadFile(const std::string& path, std::string* contents, Env* env) {
+  return env->ReadFile(path, contents);
+}
+
+Status ReadCheckpointState(const std::string& root, CheckpointState* out, Env* env) {
+  const std::string pointer = Join(root, kCheckpointPointerFile);
   std::string text;
-  Status s = ReadFile(path, &text);
+  Status s = env->ReadFile(pointer, &text);
+  if (s.code() == Code::kNotFound) {
+    return NotFound("no checkpoint under " + root + " (no " + pointer + ")");
+  }
+  if (!s.ok()) return s;
+  return CheckpointState::Parse(text, pointer, out);
+}
+
+Status LatestCheckpoint(const std::string& root, std::string* folder, Env* env) {
+  CheckpointState state;
+  Status s = ReadCheckpointState(root, &state, env);
+  if (!s.ok()) return s;
+  *folder = Join(root, state.latest);
+  return Status::Ok();
+}
+
+Status ReadAndVerifyManifest(const std::string& folder, Manifest* out, Env* env) {
+  const std::string path = Join(folder, "MANIFEST");
+  std::string text;
+  Status s = env->ReadFile(path, &text);
   if (!s.ok()) return DataLoss("checkpoint " + folder + " is incomplete: " + s.message());
   s = Manifest::Parse(text, path, out);
   if (!s.ok()) return s;
+  constexpr size_t kChunk = 1 << 20;
+  std::string scratch(kChunk, '\0');
   for (const CheckpointFile& f : out->files) {
-    const std::string fp = (fs::path(folder) / f.name).string();
-    std::string data;
-    s = ReadFile(fp, &data);
-    if (!s.ok()) return DataLoss("checkpoint file missing: " + fp);
-    if (data.size() != f.bytes) {
-      return DataLoss("checkpoint file " + fp + " is " + std::to_string(data.size()) +
+    const std::string fp = Join(folder, f.name);
+    uint64_t size = 0;
+    s = env->FileSize(fp, &size);
+    if (!s.ok()) return DataLoss("checkpoint file missing: " + fp + " (" + s.message() + ")");
+    if (size != f.bytes) {
+      return DataLoss("checkpoint file " + fp + " is " + std::to_string(size) +
                       " bytes, manifest says " + std::to_string(f.bytes) + " (truncated?)");
     }
-    if (Crc32c(data.data(), data.size()) != f.crc32c) {
+    std::unique_ptr<SequentialFile> file;
+    s = env->NewSequentialFile(fp, &file);
+    if (!s.ok()) return DataLoss("checkpoint file unreadable: " + s.message());
+    uint32_t crc = 0;
+    uint64_t read = 0;
+    while (true) {
+      std::string_view piece;
+      s = file->Read(kChunk, &piece, scratch.data());
+      if (!s.ok()) return DataLoss("checkpoint file unreadable: " + s.message());
+      crc = Crc32cExtend(crc, piece.data(), piece.size());
+      read += piece.size();
+      if (piece.size() < kChunk) break;
+    }
+    if (read != f.bytes) {
+      return DataLoss("checkpoint file " + fp + " changed size while read (" +
+                      std::to_string(read) + " bytes, manifest says " + std::to_string(f.bytes) +
+                      ")");
+    }
+    if (crc != f.crc32c) {
       return DataLoss("checkpoint file " + fp + " fails its checksum: corrupt; refusing to load it");
     }
   }
@@ -188,30 +277,122 @@ Status ReadAndVerifyManifest(const std::string& folder, Manifest* out) {
 }
 
 Status CommitCheckpoint(const std::string& root, const std::string& tmp_folder,
-                        const Manifest& manifest, int keep_max) {
-  Status s = WriteFileAtomic((fs::path(tmp_folder) / "MANIFEST").string(), manifest.Serialize());
+                        const Manifest& manifest, int keep_max, Env* env) {
+  const std::string name = CheckpointFolderName(manifest.global_step);
+  const std::string final_path = Join(root, name);
+  // The list so far. A damaged pointer is about to be replaced: its
+  // checkpoints become orphans, which retention never deletes.
+  CheckpointState old;
+  Status s = ReadCheckpointState(root, &old, env);
+  if (s.code() == Code::kNotFound || s.code() == Code::kDataLoss) {
+    old = CheckpointState();
+  } else if (!s.ok()) {
+    return s;
+  }
+
+  s = WriteWhole(env, Join(tmp_folder, "MANIFEST"), manifest.Serialize(), 0644);
   if (!s.ok()) return s;
-  const fs::path final_path = fs::path(root) / CheckpointFolderName(manifest.global_step);
-  std::error_code ec;
-  fs::remove_all(final_path, ec);  // a re-save of the same step replaces it
-  fs::rename(tmp_folder, final_path, ec);
-  if (ec) return Internal("renaming " + tmp_folder + " to " + final_path.string() + ": " + ec.message());
-  s = WriteFileAtomic((fs::path(root) / "checkpoint").string(),
-                      "latest " + CheckpointFolderName(manifest.global_step) + "\n");
+  // The MANIFEST's entry, and the data files', must not vanish after the
+  // folder is renamed into place.
+  s = env->SyncDir(tmp_folder);
   if (!s.ok()) return s;
-  if (keep_max > 0) {
-    std::vector<std::pair<int64_t, fs::path>> all;
-    for (const auto& e : fs::directory_iterator(root, ec)) {
-      const std::string n = e.path().filename().string();
-      if (n.rfind("ckpt-", 0) != 0 || n.find(".tmp") != std::string::npos) continue;
-      char* end = nullptr;
-      const long long step = std::strtoll(n.c_str() + 5, &end, 10);
-      if (end && *end == '\0') all.emplace_back(step, e.path());
+
+  if (env->FileExists(final_path)) {
+    // A re-save of the same step: swap, so ckpt-<step> always exists (the
+    // pointer may name it); the old one then lies under tmp_folder.
+    s = env->RenameExchange(tmp_folder, final_path);
+    if (s.code() == Code::kUnimplemented) {
+      const std::string aside = final_path + ".replaced.tmp";
+      LOG(WARNING) << s.message() << "; replacing " << final_path
+                   << " in two renames instead: a crash between them leaves no " << name
+                   << " (restore then falls back to an older checkpoint)";
+      s = env->RemoveAll(aside);
+      if (s.ok()) s = env->RenameFile(final_path, aside);
+      if (s.ok()) s = env->RenameFile(tmp_folder, final_path);
+      if (s.ok()) s = env->SyncDir(root);
+      if (s.ok()) RemoveOrWarn(env, aside, "the replaced checkpoint");
+    } else if (s.ok()) {
+      s = env->SyncDir(root);
+      if (s.ok()) RemoveOrWarn(env, tmp_folder, "the replaced checkpoint");
     }
-    std::sort(all.begin(), all.end());
-    for (size_t i = 0; i + keep_max < all.size(); ++i) fs::remove_all(all[i].second, ec);
+  } else {
+    s = env->RenameFile(tmp_folder, final_path);
+    if (s.ok()) s = env->SyncDir(root);
+  }
+  if (!s.ok()) return s;
+
+  CheckpointState next;
+  next.latest = name;
+  for (const std::string& n : old.all) {
+    if (n != name && env->FileExists(Join(root, n))) next.all.push_back(n);
+  }
+  next.all.push_back(name);
+  std::vector<std::string> expired;
+  while (keep_max > 0 && next.all.size() > static_cast<size_t>(keep_max)) {
+    expired.push_back(next.all.front());
+    next.all.erase(next.all.begin());
+  }
+  s = WriteFileAtomic(Join(root, kCheckpointPointerFile), next.Serialize(), 0644, env);
+  if (!s.ok()) return s;
+
+  // Committed. What follows only frees space: a failure is worth a warning,
+  // not a failed save.
+  for (const std::string& n : expired) RemoveOrWarn(env, Join(root, n), "retention");
+  std::vector<std::string> names;
+  s = env->ListDir(root, &names);
+  if (!s.ok()) LOG(WARNING) << "cleaning up crashed saves: " << s.message();
+  const std::string committing = BaseName(tmp_folder);
+  for (const std::string& n : names) {
+    if (n.rfind("ckpt-", 0) != 0 || !EndsWith(n, ".tmp") || n == committing) continue;
+    RemoveOrWarn(env, Join(root, n), "cleaning up a crashed save");
   }
   return Status::Ok();
+}
+
+Status FindNewestGoodCheckpoint(const std::string& root, std::string* folder, Env* env) {
+  std::vector<std::string> candidates;
+  CheckpointState state;
+  if (ReadCheckpointState(root, &state, env).ok()) {
+    candidates.assign(state.all.rbegin(), state.all.rend());
+  }
+  std::vector<std::pair<int64_t, std::string>> orphans;
+  std::vector<std::string> names;
+  Status s = env->ListDir(root, &names);
+  if (!s.ok()) return s;
+  for (const std::string& n : names) {
+    int64_t step = 0;
+    if (ParseCheckpointFolderName(n, &step) &&
+        std::find(candidates.begin(), candidates.end(), n) == candidates.end()) {
+      orphans.emplace_back(step, n);
+    }
+  }
+  std::sort(orphans.rbegin(), orphans.rend());
+  for (const auto& o : orphans) candidates.push_back(o.second);
+  std::string tried;
+  for (const std::string& n : candidates) {
+    Manifest m;
+    if (ReadAndVerifyManifest(Join(root, n), &m, env).ok()) {
+      *folder = Join(root, n);
+      return Status::Ok();
+    }
+    tried += (tried.empty() ? "" : ", ") + n;
+  }
+  return NotFound("no checkpoint under " + root + " verifies" +
+                  (tried.empty() ? std::string(" (it holds none)") : " (tried " + tried + ")"));
+}
+
+Status CorruptLatestCheckpointError(const std::string& root, const std::string& latest,
+                                    const Status& why, Env* env) {
+  std::string m = why.message() + ". Refusing to resume from " + latest + ". ";
+  std::string good;
+  if (FindNewestGoodCheckpoint(root, &good, env).ok() && good != latest) {
+    m += "The newest checkpoint that verifies is " + good + ": to resume from it (the steps " +
+         "after it are lost), restart with " + kRestoreCheckpointFlag + "=" + BaseName(good) + ".";
+  } else {
+    m += "No other checkpoint under " + root + " verifies: restore the folder from a copy, " +
+         "or start a new job in another folder.";
+  }
+  return DataLoss(m);
 }
 
 }  // namespace deepfm

@@ -3,17 +3,25 @@
 // checkpoint by writing its manifest and renaming its folder).
 //
 // Layout under a checkpoint root:
-//   checkpoint                 text: "latest ckpt-<step>" (the newest complete one)
+//   checkpoint                 the pointer file, text (see CheckpointState):
+//                                latest ckpt-<step>   the newest committed one
+//                                all ckpt-<step>      one per kept checkpoint, oldest
+//                                ...                  commit first, the latest last
 //   ckpt-<step>/MANIFEST       text, see Manifest
 //   ckpt-<step>/shard-<i>-of-<n>.bin
 // A checkpoint is written under ckpt-<step>.tmp and renamed only when every
-// file and the manifest are complete, so a folder named ckpt-<step> is whole.
+// file and the manifest are complete and durable, so a folder named
+// ckpt-<step> is whole. A folder the pointer does not list (a crash between
+// the rename and the pointer, or one left behind by a rolled-back pointer) is
+// an orphan: never restored unless asked for by name, never counted by
+// retention. All I/O goes through an Env (default: the POSIX one).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "common/env.h"
 #include "common/status.h"
 
 namespace deepfm {
@@ -56,25 +64,73 @@ struct Manifest {
 // Identifies a job's data files for a resume: base name and size of each,
 // in order; spaces and commas in names are escaped.
 std::string DataFilesFingerprint(const std::vector<std::string>& paths);
+// The flag that resumes a job from a checkpoint other than the latest; error
+// messages name it.
+inline constexpr char kRestoreCheckpointFlag[] = "--restore_checkpoint";
+// The pointer file's name under a checkpoint root.
+inline constexpr char kCheckpointPointerFile[] = "checkpoint";
 
 std::string CheckpointFolderName(int64_t step);          // "ckpt-<step>"
+// Whether `name` is exactly "ckpt-<step>" (digits only: not a .tmp folder);
+// sets *step when it is.
+bool ParseCheckpointFolderName(const std::string& name, int64_t* step);
 std::string ShardFileName(uint32_t shard, uint32_t num_shards);
 
-// Writes `contents` to `path` via a temporary file (created with `mode`),
-// fsync and rename.
-Status WriteFileAtomic(const std::string& path, const std::string& contents, int mode = 0644);
-Status ReadFile(const std::string& path, std::string* contents);
+// The pointer file: which committed checkpoint is the latest, and every kept
+// one in the order they were committed (like TensorFlow's `checkpoint`
+// state). The old one-line format ("latest ckpt-<step>" alone) parses with
+// `all` holding just the latest.
+struct CheckpointState {
+  std::string latest;            // a folder name under the root, "ckpt-<step>"
+  std::vector<std::string> all;  // oldest commit first; the latest is last
 
-// The newest complete checkpoint folder under `root` (from its `checkpoint`
-// file), or NotFound.
-Status LatestCheckpoint(const std::string& root, std::string* folder);
+  std::string Serialize() const;
+  static Status Parse(const std::string& text, const std::string& path, CheckpointState* out);
+};
+
+// Writes `contents` to `path` via a temporary file (created with `mode`):
+// write, fsync, rename, fsync of the folder. Either the old contents or the
+// new ones survive a crash at any point.
+Status WriteFileAtomic(const std::string& path, const std::string& contents, int mode = 0644,
+                       Env* env = Env::Default());
+Status ReadFile(const std::string& path, std::string* contents, Env* env = Env::Default());
+
+// The pointer file under `root`; NotFound when there is none.
+Status ReadCheckpointState(const std::string& root, CheckpointState* out,
+                           Env* env = Env::Default());
+// The newest complete checkpoint folder under `root` (the pointer's latest),
+// or NotFound.
+Status LatestCheckpoint(const std::string& root, std::string* folder, Env* env = Env::Default());
 // Reads and parses folder/MANIFEST and verifies that every listed file exists
-// with its size and checksum; names the first file that does not.
-Status ReadAndVerifyManifest(const std::string& folder, Manifest* out);
-// Commits `tmp_folder` (holding the data files) as ckpt-<step> under root:
-// writes its manifest, renames it, points `checkpoint` at it, and deletes the
-// oldest checkpoints beyond keep_max (0 keeps all).
+// with its size and checksum (streaming: memory does not grow with the files);
+// names the first file that does not. DataLoss when the folder is damaged.
+Status ReadAndVerifyManifest(const std::string& folder, Manifest* out, Env* env = Env::Default());
+
+// Commits `tmp_folder` (holding the data files, already fsynced) as
+// ckpt-<step> under root, in an order where a crash at any point leaves the
+// previous commit restorable:
+//   MANIFEST written and fsynced -> tmp folder fsynced -> renamed to
+//   ckpt-<step> (an existing one is swapped out in one step, then deleted)
+//   -> root fsynced -> pointer file replaced atomically -> root fsynced.
+// Then retention: the oldest entries of the pointer's list beyond keep_max
+// (0 keeps all) are deleted; never the one just committed, never an orphan.
+// Leftover ckpt-*.tmp folders of crashed saves other than `tmp_folder` are
+// deleted. An error means the commit did not take effect (the pointer names
+// the previous checkpoint); failures after the pointer moved are logged only.
 Status CommitCheckpoint(const std::string& root, const std::string& tmp_folder,
-                        const Manifest& manifest, int keep_max);
+                        const Manifest& manifest, int keep_max, Env* env = Env::Default());
+
+// The newest checkpoint under `root` that verifies (ReadAndVerifyManifest):
+// the pointer's list from newest to oldest, then folders the list lacks from
+// the highest step down. NotFound, naming what was tried, when none does.
+Status FindNewestGoodCheckpoint(const std::string& root, std::string* folder,
+                                Env* env = Env::Default());
+
+// The error for a latest checkpoint `latest` (a folder under `root`, or the
+// pointer file itself) that failed verification with `why`: it refuses to
+// resume from it and names the newest checkpoint that verifies and the
+// --restore_checkpoint value that resumes from it, or says that none does.
+Status CorruptLatestCheckpointError(const std::string& root, const std::string& latest,
+                                    const Status& why, Env* env = Env::Default());
 
 }  // namespace deepfm

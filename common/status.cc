@@ -12,6 +12,7 @@ std::string Status::ToString() const {
     case Code::kAlreadyExists: name = "ALREADY_EXISTS"; break;
     case Code::kFailedPrecondition: name = "FAILED_PRECONDITION"; break;
     case Code::kAborted: name = "ABORTED"; break;
+    case Code::kUnimplemented: name = "UNIMPLEMENTED"; break;
     case Code::kInternal: name = "INTERNAL"; break;
     case Code::kUnavailable: name = "UNAVAILABLE"; break;
     case Code::kDataLoss: name = "DATA_LOSS"; break;

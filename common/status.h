@@ -14,6 +14,7 @@ enum class Code {
   kAlreadyExists = 6,
   kFailedPrecondition = 9,
   kAborted = 10,
+  kUnimplemented = 12,
   kInternal = 13,
   kUnavailable = 14,
   kDataLoss = 15,
@@ -39,6 +40,9 @@ inline Status InvalidArgument(std::string m) { return Status(Code::kInvalidArgum
 inline Status NotFound(std::string m) { return Status(Code::kNotFound, std::move(m)); }
 inline Status FailedPrecondition(std::string m) {
   return Status(Code::kFailedPrecondition, std::move(m));
+}
+inline Status Unimplemented(std::string m) {
+  return Status(Code::kUnimplemented, std::move(m));
 }
 inline Status Internal(std::string m) { return Status(Code::kInternal, std::move(m)); }
 inline Status DataLoss(std::string m) { return Status(Code::kDataLoss, std::move(m)); }

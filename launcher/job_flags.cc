@@ -5,6 +5,7 @@
 #include <functional>
 #include <sstream>
 
+#include "common/checkpoint_manifest.h"
 #include "ps/optimizer.h"
 
 namespace deepfm::launcher {
@@ -102,15 +103,18 @@ const FlagDef kFlags[] = {
     {"output_dir", K::kString, "./result", kJob,
      "train: parent of a new job folder model_DeepFM_<timestamp> when --checkpoint is not given; "
      "ps/worker: the job folder when --checkpoint is not given"},
+    {"restore_checkpoint", K::kString, "", kTrain | kPs,
+     "resume from this checkpoint folder (ckpt-<step>) of the job folder instead of the latest, "
+     "e.g. when the latest is damaged; empty = the latest"},
+    {"fall_back_to_good_checkpoint", K::kBool, "false", kPs,
+     "when the latest checkpoint is damaged, restore the newest one that verifies instead of "
+     "refusing to start (the launcher sets it when it restarts a job)"},
     {"save_steps", K::kInt, "0", kTrainer,
      "save a checkpoint every N global steps; the job always saves at its end"},
     {"keep_checkpoint_max", K::kInt, "5", kTrainer, "keep the newest N checkpoints; 0 keeps all"},
     {"max_restarts", K::kInt, "3", kTrain,
      "restart crashed tasks this many times: a trainer alone while the shards live, else "
      "every task from the newest good checkpoint"},
-    {"restore_fallback", K::kBool, "false", kPs,
-     "when the newest checkpoint fails verification, restore the newest one that verifies "
-     "(and say so) instead of refusing; automatic recovery sets it"},
     {"reset_data_position", K::kBool, "false", kTrainer,
      "on resume, start every trainer at the beginning of the data instead of where the "
      "checkpoint left off (needed when --batch_size, the trainer count or the data files "
@@ -340,6 +344,22 @@ Status ValidateFlags(const FlagSet& f, Command c) {
         InvalidArgument("--ps_num and --worker_num shape a local job; with --cluster_spec the spec "
                         "lists the tasks"));
   }
+  if (k.Reads("restore_checkpoint") && !f.Get("restore_checkpoint").empty()) {
+    int64_t step = 0;
+    if (!ParseCheckpointFolderName(f.Get("restore_checkpoint"), &step)) {
+      k.Set(Bad("restore_checkpoint", f.Get("restore_checkpoint"),
+                "must name a checkpoint folder of the job folder, ckpt-<step> (e.g. ckpt-2000)"));
+    } else if (c == kTrain && f.Get("checkpoint").empty()) {
+      k.Set(InvalidArgument("--restore_checkpoint=" + f.Get("restore_checkpoint") +
+                            " needs --checkpoint, the job folder that holds it (without it the "
+                            "job starts in a new, empty folder)"));
+    } else if (c == kTrain && !fs::is_directory(fs::path(f.Get("checkpoint")) /
+                                                f.Get("restore_checkpoint"))) {
+      k.Set(NotFound("--restore_checkpoint=" + f.Get("restore_checkpoint") + ": there is no " +
+                     (fs::path(f.Get("checkpoint")) / f.Get("restore_checkpoint")).string() +
+                     "; give one of the ckpt-<step> folders of --checkpoint"));
+    }
+  }
   // An explicit data folder must hold data; only the default one is filled.
   if (k.status().ok() && (c == kWorker || (c == kTrain && !IsDefaultDataLocation(f)))) {
     std::string train, eval;
@@ -407,6 +427,8 @@ Status MakePsTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Security
   server.max_message_bytes = static_cast<int>(f.GetInt("max_message_mb") << 20);
   server.security = security;
   server.checkpoint_root = TaskJobFolder(f);
+  out->restore_checkpoint = f.Get("restore_checkpoint");
+  out->fall_back_to_good_checkpoint = f.GetBool("fall_back_to_good_checkpoint");
   // Beyond loopback, anyone who can reach the port could read the model,
   // train it or stop it: that needs the job's token, or an explicit waiver.
   if (!IsLoopbackHost(server.bind) && !security.has_token() && !f.GetBool("insecure")) {

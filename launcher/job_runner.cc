@@ -112,7 +112,9 @@ Status JobRunner::RestartJob(const Death& death) {
   }
   // A damaged newest checkpoint is not a reason to give up here: the
   // shards fall back to the newest one that verifies, and say so.
-  Status s = StartShards({"--restore_fallback"});
+  // The user's --restore_checkpoint applied to the job's first start; a
+  // restart resumes from what this job saved since.
+  Status s = StartShards({"--fall_back_to_good_checkpoint", "--restore_checkpoint="});
   if (s.ok()) s = StartTrainers(kRestartedTrainerFlags);
   if (!s.ok()) return s;
   restarted_at_ = started;

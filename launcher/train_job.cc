@@ -8,6 +8,7 @@
 #include <filesystem>
 
 #include "common/checkpoint_manifest.h"
+#include "launcher/job_folder.h"
 #include "launcher/job_flags.h"
 #include "launcher/job_runner.h"
 #include "launcher/local_cluster.h"
@@ -76,7 +77,16 @@ int RunTrainJob(const FlagSet& f, const std::string& self) {
   }
   // The job folder: --checkpoint, else a fresh model_DeepFM_<timestamp>.
   fs::path folder = f.Get("checkpoint");
-  if (folder.empty()) folder = fs::path(f.Get("output_dir")) / ("model_DeepFM_" + Timestamp());
+  if (folder.empty()) {
+    std::string fresh;
+    s = CreateFreshJobFolder(fs::absolute(f.Get("output_dir")).string(),
+                             "model_DeepFM_" + Timestamp(), &fresh);
+    if (!s.ok()) {
+      fprintf(stderr, "deepfm: %s\n", s.message().c_str());
+      return 1;
+    }
+    folder = fresh;
+  }
   folder = fs::absolute(folder);
   std::error_code ec;
   fs::create_directories(folder / "logs", ec);

@@ -5,13 +5,77 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <thread>
 
 #include "common/checkpoint_manifest.h"
+#include "common/exit_codes.h"
 #include "common/malloc_tuning.h"
 #include "ps/checkpoint.h"
 
 namespace deepfm::ps {
+
+Status RestoreTaskShard(const PsTaskOptions& o, std::unique_ptr<Shard>* shard, std::string* from,
+                        uint64_t* rows) {
+  namespace fs = std::filesystem;
+  from->clear();
+  *rows = 0;
+  const std::string& root = o.server.checkpoint_root;
+  if (!o.restore || root.empty()) return Status::Ok();
+  const std::string flag = kRestoreCheckpointFlag;
+  if (!o.restore_checkpoint.empty()) {
+    int64_t step = 0;
+    if (!ParseCheckpointFolderName(o.restore_checkpoint, &step)) {
+      return InvalidArgument(flag + "=" + o.restore_checkpoint +
+                             ": expected a checkpoint folder name ckpt-<step> under " + root);
+    }
+    const std::string folder = (fs::path(root) / o.restore_checkpoint).string();
+    if (!Env::Default()->FileExists(folder)) {
+      return NotFound(flag + "=" + o.restore_checkpoint + ": there is no " + folder +
+                      "; give one of the ckpt-<step> folders under " + root);
+    }
+    Status s = RestoreShard(shard, folder, rows);
+    if (!s.ok()) {
+      return Status(s.code(), "cannot restore " + folder + " (" + flag + "): " + s.message());
+    }
+    *from = folder;
+    return Status::Ok();
+  }
+  std::string latest;
+  Status s = LatestCheckpoint(root, &latest);
+  if (s.code() == Code::kNotFound) return Status::Ok();
+  if (s.ok()) {
+    s = RestoreShard(shard, latest, rows);
+    if (s.ok()) {
+      *from = latest;
+      return Status::Ok();
+    }
+  } else {
+    latest = (fs::path(root) / kCheckpointPointerFile).string();  // the pointer is damaged
+  }
+  // Only damage (DataLoss) is a reason to look elsewhere; a checkpoint that
+  // does not fit this job (optimizer, slots) would not fit it any older.
+  if (s.code() != Code::kDataLoss) {
+    return Status(s.code(), "cannot restore " + latest + ": " + s.message());
+  }
+  std::string good;
+  if (!o.fall_back_to_good_checkpoint || !FindNewestGoodCheckpoint(root, &good).ok() ||
+      good == latest) {
+    return CorruptLatestCheckpointError(root, latest, s);
+  }
+  const std::string warning = "the latest checkpoint " + latest + " is damaged (" + s.message() +
+                              "); restoring the newest one that verifies, " + good +
+                              ", instead: the steps after it are lost";
+  LOG(ERROR) << o.name << ": " << warning;
+  fprintf(stderr, "%s: WARNING: %s\n", o.name.c_str(), warning.c_str());
+  fflush(stderr);
+  // A failed restore leaves *shard as it was (RestoreShard stages), so the
+  // older checkpoint loads into a clean shard.
+  s = RestoreShard(shard, good, rows);
+  if (!s.ok()) return Status(s.code(), "cannot restore " + good + ": " + s.message());
+  *from = good;
+  return Status::Ok();
+}
 
 int RunPsTask(const PsTaskOptions& o) {
   TuneMallocForLargeBuffers();
@@ -30,31 +94,24 @@ int RunPsTask(const PsTaskOptions& o) {
     fprintf(stderr, "%s: %s\n", o.name.c_str(), st.ToString().c_str());
     return 1;
   }
-  if (o.restore && !o.server.checkpoint_root.empty()) {
-    std::string folder;
-    st = LatestCheckpoint(o.server.checkpoint_root, &folder);
-    if (st.code() == Code::kNotFound) {
-      LOG(INFO) << o.name << ": no checkpoint under " << o.server.checkpoint_root
-                << "; starting fresh";
-    } else if (!st.ok()) {
-      fprintf(stderr, "%s: %s\n", o.name.c_str(), st.message().c_str());
-      return 1;
-    } else {
-      uint64_t rows = 0;
-      st = RestoreShard(&shard, folder, &rows);
-      if (!st.ok()) {
-        fprintf(stderr, "%s: cannot restore %s: %s\n", o.name.c_str(), folder.c_str(),
-                st.message().c_str());
-        return 1;
-      }
-      LOG(INFO) << o.name << ": restored " << rows << " rows from " << folder << " at global step "
-                << shard->global_step();
-    }
+  std::string from;
+  uint64_t rows = 0;
+  st = RestoreTaskShard(o, &shard, &from, &rows);
+  if (!st.ok()) {
+    fprintf(stderr, "%s: %s\n", o.name.c_str(), st.message().c_str());
+    return ExitCodeFor(st);
+  }
+  if (!from.empty()) {
+    LOG(INFO) << o.name << ": restored " << rows << " rows from " << from << " at global step "
+              << shard->global_step();
+  } else if (o.restore && !o.server.checkpoint_root.empty()) {
+    LOG(INFO) << o.name << ": no checkpoint under " << o.server.checkpoint_root
+              << "; starting fresh";
   }
   auto server = PsServer::Start(o.server, std::move(shard), &st);
   if (!server) {
     fprintf(stderr, "%s: %s\n", o.name.c_str(), st.ToString().c_str());
-    return 1;
+    return ExitCodeFor(st);  // a port still held by a dying predecessor: a restart may help
   }
   std::thread([srv = server.get(), name = o.name] {
     int sig = 0;

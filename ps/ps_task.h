@@ -1,8 +1,10 @@
-// One parameter-server task from start to exit: restore the newest
-// checkpoint (if any), serve until SIGTERM/SIGINT or a Shutdown RPC, stop in
-// order. `deepfm ps` parses flags and the cluster spec into these options.
+// One parameter-server task from start to exit: restore a checkpoint (the
+// newest, or the one asked for), serve until SIGTERM/SIGINT or a Shutdown
+// RPC, stop in order. `deepfm ps` parses flags and the cluster spec into these
+// options.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "ps/ps_server.h"
@@ -17,7 +19,25 @@ struct PsTaskOptions {
   // Restore from the newest checkpoint under server.checkpoint_root, if it
   // has one.
   bool restore = true;
+  // A folder name ckpt-<step> under server.checkpoint_root to restore from
+  // instead of the pointer's latest (--restore_checkpoint); it must verify.
+  std::string restore_checkpoint;
+  // When the latest checkpoint fails verification: restore the newest one
+  // that verifies and say so loudly (automatic recovery), instead of
+  // refusing to start with a message that names it.
+  bool fall_back_to_good_checkpoint = false;
 };
+
+// Restores *shard (just created, empty) as `options` ask. Sets *from to the
+// folder restored and *rows to its row count; leaves *from empty when there
+// is nothing to restore (no checkpoint yet, or options.restore is off).
+// A latest checkpoint that fails verification is an error naming the newest
+// one that verifies and the flag that resumes from it, unless
+// fall_back_to_good_checkpoint; then *shard is replaced by a fresh one (the
+// failed restore may have loaded part of the bad one) and the good one is
+// restored into it.
+Status RestoreTaskShard(const PsTaskOptions& options, std::unique_ptr<Shard>* shard,
+                        std::string* from, uint64_t* rows);
 
 // Returns the process exit code: 0 after an orderly stop, 1 when the task
 // could not start (the reason is printed).

@@ -222,6 +222,7 @@ Status BatchReader::Start() {
     return InvalidArgument("reader: num_epochs must be positive, got " +
                            std::to_string(o.num_epochs));
   }
+  if (o.max_line_bytes == 0) return InvalidArgument("reader: max_line_bytes must be positive");
   if (o.queue_capacity <= 0) {
     return InvalidArgument("reader: queue_capacity must be positive, got " +
                            std::to_string(o.queue_capacity));
@@ -255,6 +256,7 @@ Status BatchReader::Start() {
   }
 
   buffer_.resize(kBlockBytes);
+  buffer_bytes_ = buffer_.size();
   current_.Resize(o.batch_size);
   current_rows_ = 0;
   started_ = true;
@@ -368,13 +370,18 @@ Status BatchReader::ReadFile(size_t file_index, uint64_t offset, int64_t line_nu
   }
 
   Status status;
+  const size_t max_line = options_.max_line_bytes;
   uint64_t base = offset;  // file offset of buffer_[0]
-  size_t carry = 0;  // bytes of an unfinished line at the front of buffer_
+  size_t carry = 0;        // bytes of an unfinished line at the front of buffer_
+  bool skipping = false;   // inside a too-long line, already reported
   bool eof = false;
   *flow = Flow::kContinue;
   while (!eof && *flow == Flow::kContinue) {
-    // A line longer than the buffer: grow rather than fail.
-    if (carry == buffer_.size()) buffer_.resize(buffer_.size() * 2);
+    // A line longer than the buffer but within the cap: grow to hold it.
+    if (carry == buffer_.size()) {
+      buffer_.resize(std::min(buffer_.size() * 2, max_line + 1));
+      buffer_bytes_ = buffer_.size();
+    }
     const ssize_t n = ::read(fd, buffer_.data() + carry, buffer_.size() - carry);
     if (n < 0) {
       if (errno == EINTR) continue;
@@ -385,6 +392,16 @@ Status BatchReader::ReadFile(size_t file_index, uint64_t offset, int64_t line_nu
     eof = n == 0;
     const char* p = buffer_.data();
     const char* const end = p + carry + n;
+    if (skipping) {
+      const char* nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
+      if (nl == nullptr) {
+        base += static_cast<uint64_t>(end - p);
+        carry = 0;
+        continue;
+      }
+      p = nl + 1;
+      skipping = false;
+    }
     while (p < end && *flow == Flow::kContinue) {
       const char* nl = static_cast<const char*>(std::memchr(p, '\n', end - p));
       if (nl == nullptr) {
@@ -392,14 +409,24 @@ Status BatchReader::ReadFile(size_t file_index, uint64_t offset, int64_t line_nu
         nl = end;  // last line without '\n'
       }
       const uint64_t next = base + static_cast<uint64_t>((nl == end ? end : nl + 1) - buffer_.data());
-      *flow = HandleLine(file_index, ++line_number, p, nl, next);
+      *flow = static_cast<size_t>(nl - p) > max_line
+                  ? HandleLongLine(file_index, ++line_number)
+                  : HandleLine(file_index, ++line_number, p, nl, next);
       p = nl + 1;
     }
     if (*flow != Flow::kContinue) break;
     const char* rest = std::min(p, end);
     carry = static_cast<size_t>(end - rest);
     base += static_cast<uint64_t>(rest - buffer_.data());
-    if (carry > 0) std::memmove(buffer_.data(), rest, carry);
+    if (carry > max_line) {
+      // Judged before its end is seen, so the buffer stays bounded.
+      *flow = HandleLongLine(file_index, ++line_number);
+      base += carry;
+      carry = 0;
+      skipping = true;
+    } else if (carry > 0) {
+      std::memmove(buffer_.data(), rest, carry);
+    }
   }
   ::close(fd);
   if (status.ok() && *flow == Flow::kStop && !pending_error_.ok()) {
@@ -411,42 +438,56 @@ Status BatchReader::ReadFile(size_t file_index, uint64_t offset, int64_t line_nu
 
 BatchReader::Flow BatchReader::HandleLine(size_t file_index, int64_t line_number, const char* begin,
                                           const char* end, uint64_t next_offset) {
-  const int64_t index = line_index_++;
-  if (options_.num_parts > 1 && index % options_.num_parts != options_.part_index) {
-    return Flow::kContinue;
-  }
+  if (!OwnsNextLine()) return Flow::kContinue;
   if (begin == end || (end - begin == 1 && *begin == '\r')) return Flow::kContinue;
   ++epoch_lines_;
   const int r = current_rows_;
   const LineError error = ParseLine(std::string_view(begin, end - begin), seps_[file_index],
                                     &current_.labels[r], &current_.dense[size_t(r) * kNumDense],
                                     &current_.keys[size_t(r) * kNumFields], &scratch_);
-  if (error != LineError::kOk) {
-    ++epoch_bad_;
-    RecordBadLine(file_index, line_number, scratch_);
-    if (options_.strict) {
-      pending_error_ = InvalidArgument(first_bad_ +
-                                       " (strict mode stops at the first bad line; turn strict "
-                                       "off to skip and count bad lines)");
-      return Flow::kStop;
-    }
-    if (options_.max_bad_fraction < 0.5 && epoch_lines_ >= kWrongFormatMinLines &&
-        2 * epoch_bad_ > epoch_lines_) {
-      pending_error_ = InvalidArgument(
-          std::to_string(epoch_bad_) + " of the first " + std::to_string(epoch_lines_) +
-          " lines are bad, so the format is probably wrong (separator, column order); first bad "
-          "line " +
-          first_bad_);
-      return Flow::kStop;
-    }
-    return Flow::kContinue;
-  }
+  if (error != LineError::kOk) return BadLine(file_index, line_number, scratch_);
   rows_.fetch_add(1, std::memory_order_relaxed);
   ++epoch_rows_;
   current_.end = ReadPosition{epoch_, static_cast<uint32_t>(file_index), next_offset, line_number,
                               line_index_, epoch_rows_};
   if (++current_rows_ == options_.batch_size && !PushCurrent()) return Flow::kStop;
   if (options_.max_rows >= 0 && epoch_rows_ >= options_.max_rows) return Flow::kEndEpoch;
+  return Flow::kContinue;
+}
+
+bool BatchReader::OwnsNextLine() {
+  const int64_t index = line_index_++;
+  return options_.num_parts <= 1 || index % options_.num_parts == options_.part_index;
+}
+
+BatchReader::Flow BatchReader::HandleLongLine(size_t file_index, int64_t line_number) {
+  if (!OwnsNextLine()) return Flow::kContinue;
+  ++epoch_lines_;
+  return BadLine(file_index, line_number,
+                 "line " + std::to_string(line_number) + " longer than " +
+                     std::to_string(options_.max_line_bytes) +
+                     " bytes (a binary file, or lines ending in a lone '\\r'?)");
+}
+
+BatchReader::Flow BatchReader::BadLine(size_t file_index, int64_t line_number,
+                                       const std::string& what) {
+  ++epoch_bad_;
+  RecordBadLine(file_index, line_number, what);
+  if (options_.strict) {
+    pending_error_ = InvalidArgument(first_bad_ +
+                                     " (strict mode stops at the first bad line; turn strict "
+                                     "off to skip and count bad lines)");
+    return Flow::kStop;
+  }
+  if (options_.max_bad_fraction < 0.5 && epoch_lines_ >= kWrongFormatMinLines &&
+      2 * epoch_bad_ > epoch_lines_) {
+    pending_error_ = InvalidArgument(
+        std::to_string(epoch_bad_) + " of the first " + std::to_string(epoch_lines_) +
+        " lines are bad, so the format is probably wrong (separator, column order); first bad "
+        "line " +
+        first_bad_);
+    return Flow::kStop;
+  }
   return Flow::kContinue;
 }
 

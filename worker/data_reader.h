@@ -51,6 +51,10 @@ struct ReaderOptions {
   double max_bad_fraction = 0.001;
   // Fail on the first bad line instead.
   bool strict = false;
+  // A longer line (a binary file, or one whose lines end in a lone '\r') is
+  // a bad line, reported as such and skipped to the next '\n'; the reader's
+  // buffer never grows beyond about this.
+  size_t max_line_bytes = 1 << 20;
   // Batches parsed ahead of the consumer.
   int queue_capacity = 8;
   // Good rows kept per epoch (after sharding); -1 keeps all.
@@ -113,6 +117,9 @@ class BatchReader {
   int64_t rows() const { return rows_.load(std::memory_order_relaxed); }
   // Bad lines skipped so far (all epochs).
   int64_t bad_lines() const { return bad_lines_.load(std::memory_order_relaxed); }
+  // The size of the reader's line buffer now: a block, or one line of up to
+  // max_line_bytes when that is larger.
+  size_t buffer_bytes() const { return buffer_bytes_.load(std::memory_order_relaxed); }
 
   // Reads `options` to the end on a fresh reader, consuming batches on the
   // calling thread, and reports good rows per second of wall time.
@@ -128,6 +135,11 @@ class BatchReader {
   Status ReadFile(size_t file_index, uint64_t offset, int64_t line_number, Flow* flow);
   Flow HandleLine(size_t file_index, int64_t line_number, const char* begin, const char* end,
                   uint64_t next_offset);
+  // Numbers the next line of the epoch (every line counts, for sharding);
+  // true when it is this part's.
+  bool OwnsNextLine();
+  Flow HandleLongLine(size_t file_index, int64_t line_number);
+  Flow BadLine(size_t file_index, int64_t line_number, const std::string& what);
   void RecordBadLine(size_t file_index, int64_t line_number, const std::string& what);
   bool PushCurrent();  // false when stopped
   void Finish(Status status);
@@ -161,6 +173,7 @@ class BatchReader {
   std::atomic<bool> stop_flag_{false};
   std::atomic<int64_t> rows_{0};
   std::atomic<int64_t> bad_lines_{0};
+  std::atomic<size_t> buffer_bytes_{0};
 };
 
 }  // namespace deepfm

@@ -257,11 +257,15 @@ TEST_F(LauncherTest, SgdTrainsThroughRealServers) {
   ExpectOptimizerTrains("opt_sgd", "--optimizer=sgd --learning_rate=0.1", 0.70, "sgd");
 }
 
+// A damaged latest checkpoint is refused, naming the newest one that
+// verifies and the flag that resumes from it; that flag then works.
 TEST_F(LauncherTest, CorruptCheckpointIsRefused) {
-  Result r = Deepfm(Job("corrupt", "--steps=20 --no_eval"));
+  Result r = Deepfm(Job("corrupt", "--steps=20 --save_steps=10 --no_eval"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::string latest;
   ASSERT_TRUE(deepfm::LatestCheckpoint(Folder("corrupt").string(), &latest).ok());
+  ASSERT_EQ(fs::path(latest).filename(), "ckpt-20");
+  ASSERT_TRUE(fs::exists(Folder("corrupt") / "ckpt-10"));
   const fs::path file = fs::path(latest) / deepfm::ShardFileName(0, 1);
   {
     std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
@@ -274,6 +278,13 @@ TEST_F(LauncherTest, CorruptCheckpointIsRefused) {
   EXPECT_NE(r.output.find("ps:0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find(file.string()), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("checksum"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--restore_checkpoint=ckpt-10"), std::string::npos) << r.output;
+  r = Deepfm(Job("corrupt", "--steps=40 --no_eval --restore_checkpoint=ckpt-10"), 60);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  ASSERT_TRUE(deepfm::LatestCheckpoint(Folder("corrupt").string(), &latest).ok());
+  EXPECT_EQ(fs::path(latest).filename(), "ckpt-40");
+  deepfm::Manifest m;
+  EXPECT_TRUE(deepfm::ReadAndVerifyManifest(latest, &m).ok());
 }
 
 TEST_F(LauncherTest, UnknownFlagListsValidOnes) {

@@ -169,10 +169,35 @@ TEST_F(TrainTest, LateWorkerOfAFreshJobSkipsNoData) {
   ASSERT_EQ(tr.global_step, 5);
   TrainerOptions late_options = Options(0, 1);
   late_options.train_data.num_epochs = 1;
+  late_options.task_index = 1;
   Trainer late(late_options, client.get());
   ASSERT_TRUE(late.Setup().ok());
   ASSERT_TRUE(late.Train(&tr).ok());
   EXPECT_EQ(tr.rows, 60000);
+}
+
+// A trainer restarted alone (a new process: another session) resumes where
+// its predecessor's last applied push left off, not at the beginning.
+TEST_F(TrainTest, ATrainerRestartedAloneResumesAfterItsLastAppliedPush) {
+  StartShards(2, ps::OptimizerType::kAdamAsync, 0.001f);
+  TrainResult tr;
+  {
+    std::unique_ptr<PsClient> first = ConnectToShards();
+    ASSERT_NE(first, nullptr);
+    Trainer before(Options(5, 1), first.get());
+    ASSERT_TRUE(before.Setup().ok());
+    ASSERT_TRUE(before.TrainSteps(&tr).ok());
+    ASSERT_EQ(tr.rows, 5 * 256);
+  }
+  std::unique_ptr<PsClient> second = ConnectToShards();
+  ASSERT_NE(second, nullptr);
+  TrainerOptions o = Options(0, 1);
+  o.train_data.num_epochs = 1;
+  Trainer after(o, second.get());
+  ASSERT_TRUE(after.Setup().ok());
+  ASSERT_TRUE(after.Train(&tr).ok());
+  EXPECT_EQ(tr.start.epoch_rows, 5 * 256);
+  EXPECT_EQ(tr.rows, 60000 - 5 * 256) << "the restarted trainer retrained or skipped rows";
 }
 
 // The chief waits for every trainer's WorkerDone, but not forever: one that

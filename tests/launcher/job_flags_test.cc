@@ -113,6 +113,46 @@ TEST_F(JobFlagsTest, ForwardsOnlyWhatTheUserSetAndTheTaskReads) {
             (std::vector<std::string>{"--learning_rate=0.01", "--beta1=0.5", "--checkpoint=/j"}));
 }
 
+// --restore_checkpoint is checked up front, forwarded to the shards only, and
+// reaches their task options; --fall_back_to_good_checkpoint is the
+// launcher's to set on a ps task it restarts.
+TEST_F(JobFlagsTest, RestoreCheckpointIsCheckedAndReachesThePsTask) {
+  const fs::path job = data_ / "job";
+  fs::create_directories(job / "ckpt-20");
+  const std::string at = "--checkpoint=" + job.string();
+  EXPECT_TRUE(
+      ValidateFlags(Parsed(kTrain, {at, "--restore_checkpoint=ckpt-20"}), kTrain).ok());
+  Status s = ValidateFlags(Parsed(kTrain, {at, "--restore_checkpoint=ckpt-30"}), kTrain);
+  EXPECT_EQ(s.code(), Code::kNotFound);
+  EXPECT_NE(s.message().find((job / "ckpt-30").string()), std::string::npos) << s.message();
+  s = ValidateFlags(Parsed(kTrain, {"--restore_checkpoint=ckpt-20"}), kTrain);
+  EXPECT_NE(s.message().find("needs --checkpoint"), std::string::npos) << s.message();
+  for (const char* bad : {"../ckpt-20", "ckpt-20.tmp", "20", "ckpt-"}) {
+    s = ValidateFlags(Parsed(kPs, {std::string("--restore_checkpoint=") + bad}), kPs);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << bad;
+    EXPECT_NE(s.message().find("ckpt-<step>"), std::string::npos) << s.message();
+  }
+  EXPECT_FALSE(FlagsOf(kWorker, "w").Has("restore_checkpoint"));
+  EXPECT_FALSE(FlagsOf(kTrain, "t").Has("fall_back_to_good_checkpoint"));
+
+  const FlagSet f = Parsed(kTrain, {at, "--restore_checkpoint=ckpt-20"});
+  EXPECT_EQ(ForwardedFlags(f, kPs, {"checkpoint"}),
+            std::vector<std::string>{"--restore_checkpoint=ckpt-20"});
+  EXPECT_TRUE(ForwardedFlags(f, kWorker, {"checkpoint"}).empty());
+
+  const ClusterSpec spec = Spec(
+      R"({"cluster":{"ps":["127.0.0.1:7001"],"worker":["127.0.0.1:7003"]},"task":{"type":"ps","index":0}})");
+  ps::PsTaskOptions o;
+  ASSERT_TRUE(MakePsTask(Parsed(kPs, {"--restore_checkpoint=ckpt-20"}), spec, rpc::Security(), &o)
+                  .ok());
+  EXPECT_EQ(o.restore_checkpoint, "ckpt-20");
+  EXPECT_FALSE(o.fall_back_to_good_checkpoint);
+  ASSERT_TRUE(
+      MakePsTask(Parsed(kPs, {"--fall_back_to_good_checkpoint"}), spec, rpc::Security(), &o).ok());
+  EXPECT_EQ(o.restore_checkpoint, "");
+  EXPECT_TRUE(o.fall_back_to_good_checkpoint);
+}
+
 TEST_F(JobFlagsTest, PsTaskFromTheSpec) {
   const ClusterSpec local =
       Spec(R"({"cluster":{"ps":["127.0.0.1:7001","127.0.0.1:7002"],"worker":["127.0.0.1:7003"],

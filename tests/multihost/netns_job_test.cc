@@ -223,7 +223,8 @@ TEST_F(NetnsJobTest, StrangersAreRefusedAndADeadShardStopsTheJob) {
   const pid_t pid = fork();
   if (pid == 0) {
     const std::string cmd =
-        NetnsJob("kill", " --num_epochs=1000 --save_steps=20") + " > " + log.string() + " 2>&1";
+        NetnsJob("kill", " --num_epochs=1000 --save_steps=20 --max_restarts=0") + " > " +
+        log.string() + " 2>&1";
     execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
     _exit(127);
   }
@@ -250,7 +251,8 @@ TEST_F(NetnsJobTest, StrangersAreRefusedAndADeadShardStopsTheJob) {
   EXPECT_NE(out.find("requires 'authorization: Bearer <token>'"), std::string::npos) << out;
   EXPECT_EQ(Sh(status + Token(), &out), 0) << out;
 
-  // Kill host 1's shard; the whole job must stop within 30 s, naming it.
+  // Kill host 1's shard; with recovery off the whole job must stop within
+  // 30 s, naming it.
   const std::vector<pid_t> shard = ProcessesIn(1, " ps ");
   ASSERT_EQ(shard.size(), 1u) << "expected one shard process on " << Host(1);
   const auto killed = std::chrono::steady_clock::now();
@@ -264,6 +266,7 @@ TEST_F(NetnsJobTest, StrangersAreRefusedAndADeadShardStopsTheJob) {
   const std::string text = Slurp(log);
   EXPECT_NE(text.find("ps:1 (" + Host(1) + ":2222) died (killed by signal 9"), std::string::npos)
       << text;
+  EXPECT_NE(text.find("not restarting: --max_restarts=0"), std::string::npos) << text;
   for (int i = 0; i < 3; ++i) {
     EXPECT_TRUE(ProcessesIn(i, (*root_ / "kill").string()).empty())
         << "a task of the job still runs on " << Host(i);

@@ -1,5 +1,6 @@
 #include "worker/data_reader.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <set>
@@ -304,6 +305,9 @@ TEST(BatchReaderTest, RejectsBadOptions) {
   o.part_index = 2;
   o.num_parts = 2;
   EXPECT_THAT(BatchReader(o).Start().message(), HasSubstr("part_index"));
+  o.part_index = 0;
+  o.max_line_bytes = 0;
+  EXPECT_THAT(BatchReader(o).Start().message(), HasSubstr("max_line_bytes"));
 }
 
 std::string FileWithBadLines(const std::string& dir) {
@@ -390,6 +394,77 @@ TEST(BatchReaderTest, StrictModeNamesDenseAndLabelProblems) {
   o.files = {dir + "/label.csv"};
   ReadAll(o, &s);
   EXPECT_THAT(s.message(), HasSubstr(dir + "/label.csv:3: label is '3'"));
+}
+
+// A file whose "lines" end in a lone '\r' is one endless line: a bad line
+// reported as such, read through a buffer that does not grow with it.
+TEST(BatchReaderTest, ACrOnlyFileIsOneOverlongBadLineNotAnEndlessBuffer) {
+  TempDir tmp;
+  std::string text;
+  while (text.size() < (10u << 20)) text += Line(static_cast<int64_t>(text.size()), ',') + "\r";
+  const std::string path = tmp.path() + "/mac.csv";
+  WriteFile(path, text);
+  ReaderOptions o;
+  o.files = {path};
+  BatchReader reader(o);
+  ASSERT_TRUE(reader.Start().ok());
+  Batch batch;
+  while (reader.Next(&batch)) {
+  }
+  EXPECT_THAT(reader.status().message(), HasSubstr(path + ":1: line 1 longer than 1048576 bytes"));
+  EXPECT_EQ(reader.bad_lines(), 1);
+  EXPECT_EQ(reader.rows(), 0);
+  EXPECT_LT(reader.buffer_bytes(), text.size() / 2);
+}
+
+// One overlong line among good ones is skipped to its '\n' and counted, both
+// when it ends within one read (4 KiB cap) and when it spans several reads
+// (the 1 MiB default, a 9 MiB line).
+TEST(BatchReaderTest, AnOverlongLineIsABadLineAndTheRestIsRead) {
+  TempDir tmp;
+  for (const size_t cap : {size_t{4096}, size_t{1} << 20}) {
+    const size_t long_bytes = cap == 4096 ? 100000 : (9u << 20);
+    const std::string path = tmp.path() + "/long" + std::to_string(cap) + ".csv";
+    WriteFile(path, Lines(0, 50, ',') + std::string(long_bytes, 'x') + "\n" + Lines(50, 50, ','));
+    ReaderOptions o;
+    o.files = {path};
+    o.max_line_bytes = cap;
+    o.max_bad_fraction = 0.05;
+    BatchReader reader(o);
+    ASSERT_TRUE(reader.Start().ok());
+    std::vector<int64_t> ids;
+    Batch batch;
+    while (reader.Next(&batch)) {
+      for (int i = 0; i < batch.size; ++i) ids.push_back(RowId(batch, i));
+    }
+    EXPECT_TRUE(reader.status().ok()) << reader.status().ToString();
+    EXPECT_EQ(ids, Range(0, 100)) << cap;
+    EXPECT_EQ(reader.bad_lines(), 1) << cap;
+    if (cap > 4096) {
+      EXPECT_LT(reader.buffer_bytes(), long_bytes);  // never held it whole
+    }
+    // Strict mode stops there, naming it.
+    o.strict = true;
+    Status s;
+    ReadAll(o, &s);
+    EXPECT_THAT(s.message(), HasSubstr(path + ":51: line 51 longer than " + std::to_string(cap) +
+                                       " bytes"));
+    // Split between two parts, the line is one part's bad line, once.
+    o.strict = false;
+    o.num_parts = 2;
+    int64_t bad_total = 0;
+    std::vector<int64_t> all;
+    for (int part = 0; part < 2; ++part) {
+      o.part_index = part;
+      int64_t bad = 0;
+      for (int64_t id : ReadAll(o, &s, nullptr, &bad)) all.push_back(id);
+      EXPECT_TRUE(s.ok()) << s.ToString();
+      bad_total += bad;
+    }
+    std::sort(all.begin(), all.end());
+    EXPECT_EQ(all, Range(0, 100));
+    EXPECT_EQ(bad_total, 1);
+  }
 }
 
 TEST(BatchReaderTest, WrongFormatFailsEarly) {
