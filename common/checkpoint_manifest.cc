@@ -45,6 +45,7 @@ std::string Manifest::Serialize() const {
     << "batch_size " << batch_size << "\n"
     << "num_workers " << num_workers << "\n";
   if (!data_files.empty()) o << "data_files " << data_files << "\n";
+  if (!base.empty()) o << "base " << base << " " << base_step << "\n";
   for (const TrainerDataPosition& p : positions) {
     o << "position " << p.task_index << " " << p.epoch << " " << p.file_index << " " << p.offset
       << " " << p.line_number << " " << p.line_index << " " << p.epoch_rows << "\n";
@@ -84,6 +85,11 @@ Status Manifest::Parse(const std::string& text, const std::string& path, Manifes
     else if (key == "batch_size") ok = static_cast<bool>(ls >> out->batch_size);
     else if (key == "num_workers") ok = static_cast<bool>(ls >> out->num_workers);
     else if (key == "data_files") ok = static_cast<bool>(ls >> out->data_files);
+    else if (key == "base") {
+      int64_t step = 0;
+      ok = static_cast<bool>(ls >> out->base >> out->base_step) &&
+           ParseCheckpointFolderName(out->base, &step) && step == out->base_step;
+    }
     else if (key == "position") {
       TrainerDataPosition p;
       ok = static_cast<bool>(ls >> p.task_index >> p.epoch >> p.file_index >> p.offset >>
@@ -327,10 +333,37 @@ Status CommitCheckpoint(const std::string& root, const std::string& tmp_folder,
     if (n != name && env->FileExists(Join(root, n))) next.all.push_back(n);
   }
   next.all.push_back(name);
+  // The oldest beyond keep_max expire, except the bases a kept delta is
+  // applied on: a delta without its chain back to a full save is useless.
   std::vector<std::string> expired;
-  while (keep_max > 0 && next.all.size() > static_cast<size_t>(keep_max)) {
-    expired.push_back(next.all.front());
-    next.all.erase(next.all.begin());
+  if (keep_max > 0 && next.all.size() > static_cast<size_t>(keep_max)) {
+    const size_t excess = next.all.size() - static_cast<size_t>(keep_max);
+    std::vector<std::string> kept(next.all.begin() + excess, next.all.end());
+    std::vector<std::string> needed;
+    for (const std::string& k : kept) {
+      std::string at = k;
+      for (int hops = 0; hops < 100000; ++hops) {
+        std::string text;
+        Manifest m;
+        if (!env->ReadFile(Join(Join(root, at), "MANIFEST"), &text).ok() ||
+            !Manifest::Parse(text, at, &m).ok() || !m.is_delta()) {
+          break;
+        }
+        at = m.base;
+        needed.push_back(at);
+      }
+    }
+    std::vector<std::string> still;
+    for (size_t i = 0; i < excess; ++i) {
+      const std::string& n = next.all[i];
+      if (std::find(needed.begin(), needed.end(), n) != needed.end()) {
+        still.push_back(n);
+      } else {
+        expired.push_back(n);
+      }
+    }
+    still.insert(still.end(), kept.begin(), kept.end());
+    next.all = std::move(still);
   }
   s = WriteFileAtomic(Join(root, kCheckpointPointerFile), next.Serialize(), 0644, env);
   if (!s.ok()) return s;

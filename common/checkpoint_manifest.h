@@ -55,8 +55,15 @@ struct Manifest {
   // (DataFilesFingerprint), and each trainer's position in it at the step.
   std::string data_files;
   std::vector<TrainerDataPosition> positions;
+  // An incremental checkpoint (a delta): the checkpoint folder it applies
+  // on top of (ckpt-<step>, the previous save), and that save's step. Its
+  // files hold only the rows changed after base_step, plus every dense
+  // variable and optimizer state. Empty for a full checkpoint.
+  std::string base;
+  int64_t base_step = 0;
   std::vector<CheckpointFile> files;
 
+  bool is_delta() const { return !base.empty(); }
   std::string Serialize() const;
   static Status Parse(const std::string& text, const std::string& path, Manifest* out);
 };

@@ -111,7 +111,11 @@ const FlagDef kFlags[] = {
      "refusing to start (the launcher sets it when it restarts a job)"},
     {"save_steps", K::kInt, "0", kTrainer,
      "save a checkpoint every N global steps; the job always saves at its end"},
-    {"keep_checkpoint_max", K::kInt, "5", kTrainer, "keep the newest N checkpoints; 0 keeps all"},
+    {"keep_checkpoint_max", K::kInt, "5", kTrainer,
+     "keep the newest N checkpoints (and the saves a kept delta builds on); 0 keeps all"},
+    {"incremental_save_steps", K::kInt, "0", kTrainer,
+     "between full saves, every N global steps save a delta: only the rows changed since the "
+     "previous save (DeepRec's incremental checkpoints); 0: none"},
     {"max_restarts", K::kInt, "3", kTrain,
      "restart crashed tasks this many times: a trainer alone while the shards live, else "
      "every task from the newest good checkpoint"},
@@ -298,6 +302,7 @@ Status ValidateFlags(const FlagSet& f, Command c) {
   k.IntAtLeast("save_steps", 0);
   k.IntAtLeast("keep_checkpoint_max", 0, "must be >= 0 (0 keeps every checkpoint)");
   k.IntIn("max_restarts", 0, 1000);
+  k.IntAtLeast("incremental_save_steps", 0, "must be >= 0 (0 saves no deltas)");
   k.IntAtLeast("log_every", 0);
   k.IntAtLeast("timeline", 0);
   k.IntIn("ps_num", 1, 4096);
@@ -470,6 +475,7 @@ Status MakeWorkerTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Secu
   to.is_chief = spec.is_chief();
   to.checkpoint_dir = TaskJobFolder(f);
   to.save_steps = f.GetInt("save_steps");
+  to.incremental_save_steps = f.GetInt("incremental_save_steps");
   to.keep_checkpoint_max = static_cast<int>(f.GetInt("keep_checkpoint_max"));
   to.optimizer_name = f.Get("optimizer");
   to.num_workers = spec.num_trainers();

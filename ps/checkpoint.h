@@ -30,6 +30,9 @@ struct SaveShardOptions {
   // Cut now if the shard has no cut at the step: only for a shard no push
   // can reach (in-process tests and tools).
   bool force_cut = true;
+  // An incremental file: only rows last pushed after this step (the
+  // previous save's); -1 writes every row.
+  int64_t since_step = -1;
 };
 
 struct SaveShardResult {
@@ -51,7 +54,9 @@ Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step,
 Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step, CheckpointFile* file,
                  uint64_t* rows);
 
-// Loads the checkpoint in `folder` (a ckpt-<step> folder) for a shard that
+// Loads the checkpoint in `folder` (a ckpt-<step> folder; when it is a
+// delta, the full checkpoint it builds on and every delta up to it, in
+// order) for a shard that
 // is not serving yet. It streams each file once into a staging shard with
 // *shard's options, checking size and checksum as it reads, and keeps the
 // rows of the slots this shard owns under its own shard count, the dense

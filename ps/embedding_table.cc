@@ -147,7 +147,8 @@ uint64_t EmbeddingTable::BeginSnapshot(int64_t step) {
   return generation;
 }
 
-int64_t EmbeddingTable::CopySnapshotStripe(uint64_t generation, int stripe, std::string* out) {
+int64_t EmbeddingTable::CopySnapshotStripe(uint64_t generation, int stripe, std::string* out,
+                                           int64_t since_step) {
   Stripe& s = *stripes_[stripe];
   const size_t record = record_bytes();
   const size_t row_bytes = stride_ * sizeof(float);
@@ -160,6 +161,11 @@ int64_t EmbeddingTable::CopySnapshotStripe(uint64_t generation, int stripe, std:
   int64_t n = 0;
   // A record is the key followed by the row's bytes: meta, values, slots.
   auto emit = [&](uint64_t key, const float* row) {
+    if (since_step >= 0) {
+      RowMeta meta;
+      std::memcpy(&meta, row, sizeof(meta));
+      if (meta.last_step <= static_cast<uint32_t>(since_step)) return;
+    }
     std::memcpy(p, &key, 8);
     std::memcpy(p + 8, row, row_bytes);
     p += record;

@@ -93,7 +93,10 @@ class EmbeddingTable {
   //
   // Returns the snapshot's generation.
   uint64_t BeginSnapshot(int64_t step);
-  int64_t CopySnapshotStripe(uint64_t generation, int stripe, std::string* out);
+  // With since_step >= 0 only rows last pushed after that step are copied
+  // (an incremental checkpoint's rows).
+  int64_t CopySnapshotStripe(uint64_t generation, int stripe, std::string* out,
+                             int64_t since_step = -1);
   // Drops every kept row; idempotent.
   void EndSnapshot();
   int num_stripes() const { return static_cast<int>(stripes_.size()); }

@@ -92,11 +92,17 @@ class PsServer::Service final : public ParameterServer::Service {
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
     if (req->global_step() < 0) return ToGrpc(InvalidArgument("save: global_step is negative"));
     if (req->wait_ms() < 0) return ToGrpc(InvalidArgument("save: wait_ms is negative"));
+    if (req->since_step() < 0 || (req->since_step() > 0 && req->since_step() >= req->global_step())) {
+      return ToGrpc(InvalidArgument("save: since_step " + std::to_string(req->since_step()) +
+                                    " must be 0 (a full save) or below global_step " +
+                                    std::to_string(req->global_step())));
+    }
     std::string folder;
     Status s = ResolveSaveFolder(owner_->options_.checkpoint_root, req->dir(), &folder);
     if (!s.ok()) return ToGrpc(s);
     SaveShardOptions so;
     so.force_cut = false;  // a live shard saves only a cut it took in order
+    so.since_step = req->since_step() > 0 ? req->since_step() : -1;
     so.wait = std::chrono::milliseconds(req->wait_ms() > 0 ? req->wait_ms()
                                                            : shard_->options().cut_wait_ms);
     SaveShardResult r;

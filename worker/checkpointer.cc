@@ -44,7 +44,7 @@ Status Checkpointer::ResumePosition(ReadPosition* start, int64_t* restored_step)
   {
     std::lock_guard<std::mutex> lock(mu_);
     last_saved_ = *restored_step;
-    last_trigger_ = global_step;
+    last_trigger_ = last_delta_trigger_ = global_step;
   }
   std::string changed;
   auto differs = [&](const std::string& what, const std::string& was, const std::string& now) {
@@ -92,14 +92,23 @@ Status Checkpointer::ResumePosition(ReadPosition* start, int64_t* restored_step)
 }
 
 void Checkpointer::AfterStep(int64_t step) {
-  if (options_.checkpoint_dir.empty() || options_.save_steps <= 0) return;
+  if (options_.checkpoint_dir.empty()) return;
+  const int64_t full = options_.save_steps, inc = options_.incremental_save_steps;
+  int64_t since = 0;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (step / options_.save_steps <= last_trigger_ / options_.save_steps) return;
+    const bool full_due = full > 0 && step / full > last_trigger_ / full;
+    const bool delta_due = inc > 0 && step / inc > last_delta_trigger_ / inc && last_saved_ > 0;
+    if (!full_due && !delta_due) return;
     // The running save covers this boundary's rows; the next boundary
     // starts the next save.
     if (busy_.load()) return;
-    last_trigger_ = step;
+    last_delta_trigger_ = step;
+    if (full_due) {
+      last_trigger_ = step;
+    } else {
+      since = last_saved_;
+    }
   }
   if (background_.joinable()) background_.join();
   // The cut is quick (shard 0 holds pushes for about a millisecond) and is
@@ -114,8 +123,8 @@ void Checkpointer::AfterStep(int64_t step) {
     return;
   }
   busy_ = true;
-  background_ = std::thread([this, cut] {
-    Status s = WriteAndCommit(cut);
+  background_ = std::thread([this, cut, since] {
+    Status s = WriteAndCommit(cut, since);
     if (!s.ok()) {
       std::lock_guard<std::mutex> lock(mu_);
       if (error_.ok()) error_ = s;
@@ -141,7 +150,7 @@ Status Checkpointer::SaveNow() {
   int64_t cut = 0;
   s = CutIfNew(&cut);
   if (!s.ok() || cut < 0) return s;
-  return WriteAndCommit(cut);
+  return WriteAndCommit(cut, 0);
 }
 
 Status Checkpointer::CutIfNew(int64_t* step) {
@@ -160,7 +169,7 @@ Status Checkpointer::CutIfNew(int64_t* step) {
   return client_->Cut(step);
 }
 
-Status Checkpointer::WriteAndCommit(int64_t step) {
+Status Checkpointer::WriteAndCommit(int64_t step, int64_t since_step) {
   // The shards write into <their checkpoint root>/<name>, which is this
   // folder on the filesystem every task shares; the chief then commits it.
   const std::string name = CheckpointFolderName(step) + ".tmp";
@@ -168,7 +177,7 @@ Status Checkpointer::WriteAndCommit(int64_t step) {
   std::error_code ec;
   fs::remove_all(tmp, ec);  // a crashed save's leftovers
   PsClient::SaveResult r;
-  Status s = client_->Save(name, step, &r);
+  Status s = client_->Save(name, step, &r, since_step);
   if (!s.ok()) return s;
   Manifest m;
   m.global_step = step;
@@ -180,18 +189,26 @@ Status Checkpointer::WriteAndCommit(int64_t step) {
   m.data_files = data_fingerprint_;
   for (const ps::TrainerPosition& tp : r.positions) m.positions.push_back(ToManifest(tp));
   m.files = r.files;
+  if (since_step > 0) {
+    m.base = CheckpointFolderName(since_step);
+    m.base_step = since_step;
+  }
   s = CommitCheckpoint(options_.checkpoint_dir, tmp.string(), m, options_.keep_checkpoint_max);
   if (!s.ok()) return s;
-  const SaveRecord rec{step, r.rows, r.max_cut_ms, r.max_write_ms, cut_watch_.Seconds()};
+  uint64_t bytes = 0;
+  for (const CheckpointFile& f : r.files) bytes += f.bytes;
+  const SaveRecord rec{step, since_step > 0, r.rows, bytes, r.max_cut_ms, r.max_write_ms,
+                       cut_watch_.Seconds()};
   {
     std::lock_guard<std::mutex> lock(mu_);
     last_saved_ = step;
     saves_.push_back(rec);
   }
-  printf("%s saved checkpoint %s/%s: %llu rows, %.2f s (pushes held %.1f ms for the cut)\n",
-         options_.log_prefix.c_str(), options_.checkpoint_dir.c_str(),
-         CheckpointFolderName(step).c_str(), static_cast<unsigned long long>(rec.rows), rec.seconds,
-         rec.cut_ms);
+  printf("%s saved %s %s/%s: %llu rows, %.1f MB, %.2f s (pushes held %.1f ms for the cut)\n",
+         options_.log_prefix.c_str(),
+         since_step > 0 ? ("a delta on " + m.base + ",").c_str() : "checkpoint",
+         options_.checkpoint_dir.c_str(), CheckpointFolderName(step).c_str(),
+         static_cast<unsigned long long>(rec.rows), bytes / 1e6, rec.seconds, rec.cut_ms);
   fflush(stdout);
   return Status::Ok();
 }

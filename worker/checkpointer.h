@@ -32,6 +32,9 @@ namespace deepfm {
 struct CheckpointerOptions {
   std::string checkpoint_dir;      // the job folder; empty: never save
   int64_t save_steps = 0;          // 0: only the final save
+  // Between full saves, every this many steps an incremental checkpoint of
+  // the rows changed since the previous save; 0: none.
+  int64_t incremental_save_steps = 0;
   int keep_checkpoint_max = 0;
   std::string optimizer_name;      // recorded in the manifest
   int64_t batch_size = 0;
@@ -45,7 +48,9 @@ struct CheckpointerOptions {
 // What one save cost, for logs and reports.
 struct SaveRecord {
   int64_t step = 0;
+  bool delta = false;
   uint64_t rows = 0;
+  uint64_t bytes = 0;
   double cut_ms = 0;     // the longest any shard held pushes for its cut
   double write_ms = 0;   // the slowest shard's write
   double seconds = 0;    // cut to commit
@@ -63,7 +68,8 @@ class Checkpointer {
   Status ResumePosition(ReadPosition* start, int64_t* restored_step);
 
   // Chief: a push of ours was applied as `step`. Starts a background save
-  // when a save_steps boundary has passed and none is running.
+  // when a save_steps boundary (a full save) or an incremental_save_steps
+  // boundary (a delta on the previous save) has passed and none is running.
   void AfterStep(int64_t step);
   // The first error of a background save.
   Status error() const;
@@ -79,8 +85,9 @@ class Checkpointer {
  private:
   // Cuts on shard 0 unless nothing is new since the last save (*step = -1).
   Status CutIfNew(int64_t* step);
-  // Every shard writes the cut at `step`; then the manifest commits it.
-  Status WriteAndCommit(int64_t step);
+  // Every shard writes the cut at `step` (since_step > 0: only the rows
+  // changed after it, as a delta on that save); then the manifest commits it.
+  Status WriteAndCommit(int64_t step, int64_t since_step);
 
   const CheckpointerOptions options_;
   PsClient* const client_;
@@ -89,7 +96,8 @@ class Checkpointer {
   mutable std::mutex mu_;
   Status error_ DEEPFM_GUARDED_BY(mu_);
   int64_t last_saved_ DEEPFM_GUARDED_BY(mu_) = 0;
-  int64_t last_trigger_ DEEPFM_GUARDED_BY(mu_) = 0;
+  int64_t last_trigger_ DEEPFM_GUARDED_BY(mu_) = 0;        // step of the last full save's start
+  int64_t last_delta_trigger_ DEEPFM_GUARDED_BY(mu_) = 0;
   std::vector<SaveRecord> saves_ DEEPFM_GUARDED_BY(mu_);
   std::atomic<bool> busy_{false};
   std::thread background_;              // touched only by the chief's push thread and Wait

@@ -369,11 +369,13 @@ Status PsClient::Cut(int64_t* global_step) {
   return st;
 }
 
-Status PsClient::Save(const std::string& dir, int64_t global_step, SaveResult* result) {
+Status PsClient::Save(const std::string& dir, int64_t global_step, SaveResult* result,
+                      int64_t since_step) {
   const int S = num_shards();
   ps::SaveRequest req;
   req.set_dir(dir);
   req.set_global_step(global_step);
+  req.set_since_step(since_step);
   std::vector<ps::SaveResponse> resp(S);
   Status st = ParallelCall(
       "Save", AllShards(),

@@ -110,7 +110,10 @@ class PsClient {
     double max_cut_ms = 0;
     double max_write_ms = 0;
   };
-  Status Save(const std::string& dir, int64_t global_step, SaveResult* result);
+  // since_step > 0 writes an incremental checkpoint: only the rows pushed
+  // after that step.
+  Status Save(const std::string& dir, int64_t global_step, SaveResult* result,
+              int64_t since_step = 0);
   Status Stats(std::vector<ps::StatsResponse>* stats);
   // Asks every shard to stop (orderly: in-flight calls finish).
   Status ShutdownAll();

@@ -55,7 +55,8 @@ Trainer::Trainer(const TrainerOptions& options, PsClient* client)
       model_(options.model),
       checkpointer_(
           CheckpointerOptions{options.is_chief ? options.checkpoint_dir : std::string(),
-                              options.save_steps, options.keep_checkpoint_max,
+                              options.save_steps, options.incremental_save_steps,
+                              options.keep_checkpoint_max,
                               options.optimizer_name, options.train_data.batch_size,
                               options.num_workers, options.task_index, options.train_data.files,
                               options.reset_data_position, options.log_prefix},

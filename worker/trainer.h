@@ -44,6 +44,7 @@ struct TrainerOptions {
   bool is_chief = true;
   std::string checkpoint_dir;
   int64_t save_steps = 0;
+  int64_t incremental_save_steps = 0;  // deltas between full saves; 0: none
   int keep_checkpoint_max = 0;
   std::string optimizer_name;         // recorded in the manifest
   int num_workers = 1;                // trainers in the job, the chief included

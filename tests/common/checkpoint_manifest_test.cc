@@ -187,6 +187,48 @@ TEST_F(CommitTest, RetentionDeletesTheOldestCommitsNotTheLowestSteps) {
   EXPECT_EQ(Latest(), "ckpt-20");
 }
 
+// A delta is useless without the saves it builds on: retention keeps the
+// chain back to the full save of every kept delta, and lets it go once a
+// newer full save stands on its own.
+TEST_F(CommitTest, RetentionKeepsTheChainAKeptDeltaBuildsOn) {
+  ASSERT_TRUE(Commit(10, 0, 1).ok());  // full
+  for (int64_t step : {20, 30}) {
+    Manifest m;
+    const std::string tmp = Stage(step, 0, &m);
+    m.base = CheckpointFolderName(step - 10);
+    m.base_step = step - 10;
+    ASSERT_TRUE(CommitCheckpoint(Root(), tmp, m, 1).ok());
+  }
+  EXPECT_TRUE(Has(10)) << "the full save under two kept deltas was deleted";
+  EXPECT_TRUE(Has(20)) << "the delta ckpt-30 builds on was deleted";
+  EXPECT_TRUE(Has(30));
+  Manifest back;
+  ASSERT_TRUE(ReadAndVerifyManifest((root_ / "ckpt-30").string(), &back).ok());
+  EXPECT_EQ(back.base, "ckpt-20");
+  EXPECT_EQ(back.base_step, 20);
+  ASSERT_TRUE(Commit(40, 0, 1).ok());  // a new full save: the old chain may go
+  EXPECT_FALSE(Has(10));
+  EXPECT_FALSE(Has(20));
+  EXPECT_FALSE(Has(30));
+  EXPECT_TRUE(Has(40));
+}
+
+TEST(ManifestTest, ABaseMustNameItsStep) {
+  Manifest m;
+  m.global_step = 30;
+  m.num_shards = 1;
+  m.num_slots = 16;
+  m.optimizer = "adam";
+  m.files = {{"shard-0-of-1.bin", 1, 2}};
+  m.base = "ckpt-20";
+  m.base_step = 20;
+  Manifest back;
+  ASSERT_TRUE(Manifest::Parse(m.Serialize(), "MANIFEST", &back).ok());
+  EXPECT_TRUE(back.is_delta());
+  m.base_step = 21;  // disagrees with the folder's name
+  EXPECT_EQ(Manifest::Parse(m.Serialize(), "MANIFEST", &back).code(), Code::kDataLoss);
+}
+
 // An orphan with a higher step (a crash between rename and pointer) must not
 // push out the checkpoint just written, nor be deleted.
 TEST_F(CommitTest, AnOrphanHigherStepFolderNeverPushesTheNewOneOut) {

@@ -312,3 +312,152 @@ TEST(ShardSnapshotTest, ARetriedPushIsAppliedOnce) {
 
 }  // namespace
 }  // namespace deepfm::ps
+
+namespace deepfm::ps {
+namespace {
+
+// Everything restore must bring back, bit for bit.
+struct ShardState {
+  std::map<uint64_t, std::vector<float>> rows;  // meta bits, values, slots
+  std::map<std::string, std::vector<float>> dense;
+  std::vector<double> powers;
+  int64_t step = 0;
+};
+
+ShardState Capture(Shard& shard) {
+  ShardState st;
+  for (EmbeddingTable* t : shard.tables()) {
+    t->ForEachRow([&](uint64_t key, const float* v, const float* sl, RowMeta meta) {
+      std::vector<float>& r = st.rows[key];
+      r.resize(2);
+      std::memcpy(r.data(), &meta, sizeof(meta));
+      r.insert(r.end(), v, v + t->dim());
+      r.insert(r.end(), sl, sl + t->slot_floats());
+    });
+    st.powers.push_back(t->opt_state().beta1_power);
+    st.powers.push_back(t->opt_state().beta2_power);
+  }
+  shard.dense().ForEach([&](uint32_t, const DenseVariable& v) {
+    std::vector<float>& d = st.dense[v.name];
+    d = v.values;
+    d.insert(d.end(), v.slots.begin(), v.slots.end());
+    st.powers.push_back(v.opt_state.beta1_power);
+  });
+  st.step = shard.global_step();
+  return st;
+}
+
+class DeltaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("delta_test_" + std::to_string(getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    ShardOptions o;
+    o.optimizer.type = OptimizerType::kAdamAsync;
+    o.optimizer.learning_rate = 0.01f;
+    Status s;
+    shard_ = Shard::Create(o, &s);
+    ASSERT_TRUE(s.ok());
+    RegisterTableRequest t;
+    t.mutable_spec()->set_name("emb");
+    t.mutable_spec()->set_dim(4);
+    t.mutable_spec()->set_init_stddev(0.1f);
+    RegisterTableResponse tr;
+    ASSERT_TRUE(shard_->RegisterTable(t, &tr).ok());
+    RegisterDenseRequest d;
+    d.mutable_spec()->set_name("w");
+    d.mutable_spec()->add_shape(3);
+    RegisterDenseResponse dr;
+    ASSERT_TRUE(shard_->RegisterDense(d, &dr).ok());
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  // One numbered push touching keys Mix64(first .. first + n).
+  void Push(uint64_t first, size_t n) {
+    std::vector<uint64_t> keys(n);
+    for (size_t i = 0; i < n; ++i) keys[i] = Mix64(first + i);
+    PushRequest p;
+    p.set_increment_global_step(1);
+    auto* sg = p.add_sparse();
+    sg->set_table_id(0);
+    AssignBytes(keys.data(), keys.size(), sg->mutable_keys());
+    std::vector<float> g(n * 4);
+    for (size_t i = 0; i < g.size(); ++i) g[i] = 0.01f * static_cast<float>((i * 7 + first) % 13);
+    AssignBytes(g.data(), g.size(), sg->mutable_grads());
+    auto* dg = p.add_dense();
+    dg->set_dense_id(0);
+    const std::vector<float> dgv = {0.5f, -0.25f, 0.125f};
+    AssignBytes(dgv.data(), dgv.size(), dg->mutable_grads());
+    PushResponse r;
+    ASSERT_TRUE(shard_->Push(p, &r).ok());
+  }
+  // Saves the shard at its step (a delta on `since` when > 0) and commits it.
+  uint64_t Save(int64_t since) {
+    const int64_t step = shard_->global_step();
+    const fs::path tmp = root_ / (CheckpointFolderName(step) + ".tmp");
+    fs::create_directories(tmp);
+    SaveShardOptions so;
+    so.since_step = since > 0 ? since : -1;
+    SaveShardResult r;
+    EXPECT_TRUE(SaveShard(*shard_, tmp.string(), step, &r, so).ok());
+    Manifest m;
+    m.global_step = step;
+    m.num_shards = 1;
+    m.num_slots = kDefaultNumSlots;
+    m.optimizer = "adamasync";
+    m.files = {r.file};
+    if (since > 0) {
+      m.base = CheckpointFolderName(since);
+      m.base_step = since;
+    }
+    EXPECT_TRUE(CommitCheckpoint(root_.string(), tmp.string(), m, 0).ok());
+    return r.file.bytes;
+  }
+
+  fs::path root_;
+  std::unique_ptr<Shard> shard_;
+};
+
+// A full checkpoint plus two deltas restores bit-identically to the state
+// at the last delta, and a delta's size follows the rows it touched.
+TEST_F(DeltaTest, AFullCheckpointPlusDeltasRestoresExactly) {
+  for (int i = 0; i < 10; ++i) Push(0, 10000);  // 10k rows, steps 1..10
+  const uint64_t full_bytes = Save(0);           // ckpt-10, full
+  for (int i = 0; i < 3; ++i) Push(0, 100);      // 1 % of the rows, steps 11..13
+  const uint64_t delta_bytes = Save(10);         // ckpt-13, delta on ckpt-10
+  Push(5000, 100);                               // other rows, step 14
+  Push(20000, 50);                               // new rows, step 15
+  Save(13);                                      // ckpt-15, delta on ckpt-13
+  const ShardState want = Capture(*shard_);
+  printf("full checkpoint %llu bytes; delta for 1 %% of the rows %llu bytes (%.2f %%)\n",
+         static_cast<unsigned long long>(full_bytes), static_cast<unsigned long long>(delta_bytes),
+         100.0 * delta_bytes / full_bytes);
+  EXPECT_LT(delta_bytes, full_bytes * 3 / 100) << "a delta for 1 % of the rows is not small";
+
+  ShardOptions o = shard_->options();
+  Status s;
+  auto restored = Shard::Create(o, &s);
+  uint64_t rows = 0;
+  s = RestoreShard(&restored, (root_ / "ckpt-15").string(), &rows);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  const ShardState got = Capture(*restored);
+  EXPECT_EQ(got.step, 15);
+  EXPECT_EQ(rows, want.rows.size());
+  ASSERT_EQ(got.rows.size(), want.rows.size());
+  for (const auto& [key, r] : want.rows) {
+    ASSERT_TRUE(got.rows.count(key)) << "key " << key << " missing";
+    ASSERT_EQ(std::memcmp(got.rows.at(key).data(), r.data(), r.size() * sizeof(float)), 0)
+        << "key " << key << " differs";
+  }
+  EXPECT_EQ(got.dense, want.dense);
+  EXPECT_EQ(got.powers, want.powers);
+  // A delta's base must be there: without ckpt-13 the chain is broken.
+  fs::remove_all(root_ / "ckpt-13");
+  auto orphan = Shard::Create(o, &s);
+  s = RestoreShard(&orphan, (root_ / "ckpt-15").string(), &rows);
+  EXPECT_EQ(s.code(), Code::kDataLoss) << s.ToString();
+}
+
+}  // namespace
+}  // namespace deepfm::ps
