@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/checkpoint_manifest.h"
+#include "common/env.h"
 #include "common/status.h"
 #include "ps/shard.h"
 
@@ -33,6 +34,7 @@ struct SaveShardOptions {
   // An incremental file: only rows last pushed after this step (the
   // previous save's); -1 writes every row.
   int64_t since_step = -1;
+  Env* env = nullptr;  // the file system; null: Env::Default()
 };
 
 struct SaveShardResult {

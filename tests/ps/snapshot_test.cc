@@ -461,3 +461,90 @@ TEST_F(DeltaTest, AFullCheckpointPlusDeltasRestoresExactly) {
 
 }  // namespace
 }  // namespace deepfm::ps
+
+#include "tests/support/fault_env.h"
+
+namespace deepfm::ps {
+namespace {
+
+using testing_util::FaultInjectionEnv;
+
+// A save that fails at any file-system operation, in the shard files or in
+// the commit (a failed write, fsync or rename, a full disk, or a crash from
+// that point on), leaves the previous checkpoint the one that restores.
+TEST_F(DeltaTest, ASaveThatFailsAnywhereLeavesThePreviousCheckpointRestorable) {
+  for (int i = 0; i < 3; ++i) Push(0, 500);
+  Save(0);  // ckpt-3: the checkpoint that must survive
+  const ShardState at3 = Capture(*shard_);
+  Push(100, 500);
+  int failures = 0;
+  for (int n = 1;; ++n) {
+    SCOPED_TRACE("failing operation " + std::to_string(n));
+    for (const bool crash : {false, true}) {
+      FaultInjectionEnv env(Env::Default());
+      if (crash) {
+        env.CrashAfter(n - 1);
+      } else {
+        env.FailOperation(n, n % 2 ? FaultInjectionEnv::Fault::kError
+                                   : FaultInjectionEnv::Fault::kNoSpace);
+      }
+      const int64_t step = shard_->global_step();
+      const fs::path tmp = root_ / (CheckpointFolderName(step) + ".tmp");
+      fs::remove_all(tmp);
+      fs::remove_all(root_ / CheckpointFolderName(step));
+      ASSERT_TRUE(env.CreateDirs(tmp.string()).ok() || env.injected());
+      SaveShardOptions so;
+      so.env = &env;
+      SaveShardResult r;
+      Status s = SaveShard(*shard_, tmp.string(), step, &r, so);
+      if (s.ok()) {
+        Manifest m;
+        m.global_step = step;
+        m.num_shards = 1;
+        m.num_slots = kDefaultNumSlots;
+        m.optimizer = "adamasync";
+        m.files = {r.file};
+        s = CommitCheckpoint(root_.string(), tmp.string(), m, 0, &env);
+      }
+      if (crash) env.DropUnsyncedData();
+      if (!env.injected()) {
+        // The whole save ran before the n-th operation: every point is covered.
+        ASSERT_TRUE(s.ok()) << s.ToString();
+        EXPECT_GT(failures, 10);
+        return;
+      }
+      ++failures;
+      // Whatever the commit reached, the latest checkpoint restores, and is
+      // either the old one or the complete new one.
+      std::string latest;
+      ASSERT_TRUE(LatestCheckpoint(root_.string(), &latest).ok());
+      auto restored = Shard::Create(shard_->options(), &s);
+      uint64_t rows = 0;
+      s = RestoreShard(&restored, latest, &rows);
+      ASSERT_TRUE(s.ok()) << (crash ? "crash" : "failure") << ": " << s.ToString();
+      const ShardState got = Capture(*restored);
+      if (fs::path(latest).filename() == "ckpt-3") {
+        EXPECT_EQ(got.rows, at3.rows);
+        EXPECT_EQ(got.step, 3);
+      } else {
+        EXPECT_EQ(got.step, step);
+        EXPECT_EQ(got.rows.size(), Capture(*shard_).rows.size());
+      }
+      // The live shard is unharmed: the snapshot ended with the save.
+      fs::remove_all(root_ / CheckpointFolderName(step));
+      CheckpointState state;
+      ASSERT_TRUE(ReadCheckpointState(root_.string(), &state).ok());
+      if (state.latest != "ckpt-3") {
+        // Roll the pointer back for the next round.
+        CheckpointState back;
+        back.latest = "ckpt-3";
+        back.all = {"ckpt-3"};
+        ASSERT_TRUE(WriteFileAtomic((root_ / "checkpoint").string(), back.Serialize()).ok());
+      }
+    }
+    ASSERT_LT(n, 500) << "the save never ran to completion";
+  }
+}
+
+}  // namespace
+}  // namespace deepfm::ps
