@@ -554,3 +554,41 @@ TEST_F(LauncherTest, AKilledShardRestartsTheJobFromItsCheckpoint) {
 TEST_F(LauncherTest, AKilledWorkerRejoinsTheLiveShardsAlone) {
   ExpectRecoversFromKill("worker", "worker", 1, "restarts alone");
 }
+
+// SIGKILL a shard while it writes a checkpoint: the previous checkpoint
+// still verifies and restores, and recovery finishes the job from it.
+TEST_F(LauncherTest, AShardKilledDuringASaveLeavesThePreviousCheckpoint) {
+  const fs::path folder = Folder("kill_saving");
+  BackgroundJob job(Job("kill_saving", "--save_steps=10 --num_epochs=2 --data_location=" +
+                                           RecoveryData().string()));
+  // Catch a save in progress: its ckpt-<step>.tmp folder exists while the
+  // shard writes and until the chief commits it.
+  std::string saving, before;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (saving.empty() && job.running() && std::chrono::steady_clock::now() < deadline) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(folder, ec)) {
+      const std::string n = e.path().filename().string();
+      if (n.rfind("ckpt-", 0) != 0 || n.size() < 4 || n.substr(n.size() - 4) != ".tmp") continue;
+      if (!deepfm::LatestCheckpoint(folder.string(), &before).ok()) continue;  // none to keep yet
+      saving = n;
+    }
+  }
+  ASSERT_FALSE(saving.empty()) << "never saw a save in progress: " << job.Wait(60).output;
+  const pid_t shard = TaskPid(folder, "ps", 0);
+  ASSERT_GT(shard, 0);
+  ASSERT_EQ(kill(shard, SIGKILL), 0);
+  // Right after the kill, before any restart: the newest committed
+  // checkpoint verifies (the half-written one was never committed).
+  std::string latest;
+  ASSERT_TRUE(deepfm::LatestCheckpoint(folder.string(), &latest).ok());
+  deepfm::Manifest m;
+  const Status verified = deepfm::ReadAndVerifyManifest(latest, &m);
+  EXPECT_TRUE(verified.ok()) << verified.ToString();
+  EXPECT_NE(fs::path(latest).filename().string() + ".tmp", saving);
+  const Result r = job.Wait(180);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("restarting every task"), std::string::npos) << r.output;
+  printf("killed ps:0 while %s was being written; recovered from %s\n", saving.c_str(),
+         latest.c_str());
+}
