@@ -592,3 +592,24 @@ TEST_F(LauncherTest, AShardKilledDuringASaveLeavesThePreviousCheckpoint) {
   printf("killed ps:0 while %s was being written; recovered from %s\n", saving.c_str(),
          latest.c_str());
 }
+
+// Positions recorded under one data layout would train rows twice or skip
+// them under another: a resume with another batch size is refused, naming
+// the change and the way out, and --reset_data_position takes that way.
+TEST_F(LauncherTest, AResumeWithAnotherLayoutIsRefusedUnlessPositionsAreReset) {
+  Result r = Deepfm(Job("layout", "--steps=20 --no_eval"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = Deepfm(Job("layout", "--steps=40 --no_eval --batch_size=128"));
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_NE(r.output.find("--batch_size was 256, now 128"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--reset_data_position"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("restarting"), std::string::npos)
+      << "a refusal is not a crash: nothing to restart\n"
+      << r.output;
+  r = Deepfm(Job("layout", "--steps=40 --no_eval --batch_size=128 --reset_data_position"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  deepfm::WorkerReport w;
+  ASSERT_TRUE(deepfm::ReadWorkerReport((Folder("layout") / "worker0.json").string(), &w).ok());
+  EXPECT_EQ(w.resumed_rows, 0) << "--reset_data_position starts at the beginning of the data";
+  EXPECT_EQ(w.train_rows, 20 * 128);
+}
