@@ -24,9 +24,52 @@ const Tables& T() {
   return tables;
 }
 
+#if defined(__x86_64__)
+// SSE4.2's crc32 instruction computes exactly this polynomial, 8 bytes at a
+// time: several times the table's speed, which a checkpoint's save and
+// restore (every byte checksummed) feel.
+__attribute__((target("sse4.2"))) uint32_t Crc32cExtendSse42(uint32_t crc, const void* data,
+                                                              size_t n) {
+  const unsigned char* p = static_cast<const unsigned char*>(data);
+  uint64_t c = static_cast<uint32_t>(~crc);
+  while (n >= 8) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    c = __builtin_ia32_crc32di(c, v);
+    p += 8;
+    n -= 8;
+  }
+  uint32_t c32 = static_cast<uint32_t>(c);
+  while (n--) c32 = __builtin_ia32_crc32qi(c32, *p++);
+  return ~c32;
+}
+#endif
+
+using ExtendFn = uint32_t (*)(uint32_t, const void*, size_t);
+
+ExtendFn Best() {
+#if defined(__x86_64__)
+  if (__builtin_cpu_supports("sse4.2")) return Crc32cExtendSse42;
+#endif
+  return Crc32cExtendPortable;
+}
+
 }  // namespace
 
 uint32_t Crc32cExtend(uint32_t crc, const void* data, size_t n) {
+  static const ExtendFn best = Best();
+  return best(crc, data, n);
+}
+
+bool Crc32cHardware() {
+#if defined(__x86_64__)
+  return __builtin_cpu_supports("sse4.2");
+#else
+  return false;
+#endif
+}
+
+uint32_t Crc32cExtendPortable(uint32_t crc, const void* data, size_t n) {
   const auto& t = T().t;
   const unsigned char* p = static_cast<const unsigned char*>(data);
   uint32_t c = ~crc;

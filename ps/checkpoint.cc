@@ -164,7 +164,7 @@ bool GetOptState(StreamSource& in, VariableOptState* st) {
 
 // Writes one stripe's records (as CopySnapshotStripe gives them) grouped by
 // routing slot: (slot, count, records) per slot present.
-void PutSlotGroups(FileSink& out, const Router& router, const std::string& records,
+void PutSlotGroups(FileSink& out, const Router& router, const RecordBuffer& records,
                    size_t record, std::vector<std::pair<uint32_t, uint32_t>>* order) {
   const size_t n = records.size() / record;
   order->clear();
@@ -209,7 +209,7 @@ Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step,
   out.Pod(router.num_slots());
   out.Pod(global_step);
   out.Pod(static_cast<uint32_t>(snap->tables.size()));
-  std::string records;
+  RecordBuffer records;
   std::vector<std::pair<uint32_t, uint32_t>> order;
   for (const ShardSnapshot::Table& st : snap->tables) {
     EmbeddingTable* t = st.table;
@@ -259,7 +259,9 @@ Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step,
   result->file.bytes = out.bytes();
   result->file.crc32c = out.crc();
   result->positions = snap->positions;
-  result->cut_ms = snap->cut_ms;
+  // The newest cut is this snapshot's: a newer one would have superseded it
+  // and failed the copy above.
+  result->cut_ms = shard.last_cut_hold_ms();
   result->write_ms = MillisSince(start);
   return Status::Ok();
 }

@@ -26,13 +26,13 @@ void EmbeddingTable::InitRow(uint64_t key, float* row) const {
   optimizer_->InitSlots(row + kMetaFloats + options_.dim, options_.dim);
 }
 
-float* EmbeddingTable::FindOrCreate(Stripe& s, uint64_t key, bool* created) {
+float* EmbeddingTable::FindOrCreate(Stripe& s, uint64_t key, bool* created, bool init) {
   uint32_t r = s.index.Find(key);
   const bool fresh = r == KeyIndex::kEmpty;
   if (fresh) {
     r = s.arena.Allocate();
     s.index.Insert(key, r);
-    InitRow(key, s.arena.Row(r));
+    if (init) InitRow(key, s.arena.Row(r));
   }
   if (created) *created = fresh;
   return s.arena.Row(r);
@@ -56,7 +56,15 @@ void EmbeddingTable::Pull(const uint64_t* keys, size_t n, float* out, bool creat
     float* dst = out + i * dim;
     std::lock_guard<SpinLock> lock(s.mu);
     if (create_missing) {
-      std::memcpy(dst, FindOrCreate(s, keys[i]) + kMetaFloats, dim * sizeof(float));
+      bool created;
+      float* row = FindOrCreate(s, keys[i], &created);
+      if (created && s.cow) {
+        // Not in the table at the cut: mark it as changed after it.
+        RowMeta meta{};
+        meta.last_step = snapshot_step32_ + 1;
+        std::memcpy(row, &meta, sizeof(meta));
+      }
+      std::memcpy(dst, row + kMetaFloats, dim * sizeof(float));
       continue;
     }
     const uint32_t r = s.index.Find(keys[i]);
@@ -126,7 +134,7 @@ void EmbeddingTable::ForEachRow(const RowVisitor& fn) const {
 void EmbeddingTable::Upsert(uint64_t key, const float* values, const float* slots, RowMeta meta) {
   Stripe& s = StripeOf(key);
   std::lock_guard<SpinLock> lock(s.mu);
-  float* row = FindOrCreate(s, key);
+  float* row = FindOrCreate(s, key, nullptr, /*init=*/false);
   std::memcpy(row, &meta, sizeof(meta));
   std::memcpy(row + kMetaFloats, values, options_.dim * sizeof(float));
   std::memcpy(row + kMetaFloats + options_.dim, slots, slot_floats_ * sizeof(float));
@@ -147,7 +155,7 @@ uint64_t EmbeddingTable::BeginSnapshot(int64_t step) {
   return generation;
 }
 
-int64_t EmbeddingTable::CopySnapshotStripe(uint64_t generation, int stripe, std::string* out,
+int64_t EmbeddingTable::CopySnapshotStripe(uint64_t generation, int stripe, RecordBuffer* out,
                                            int64_t since_step) {
   Stripe& s = *stripes_[stripe];
   const size_t record = record_bytes();
@@ -155,9 +163,8 @@ int64_t EmbeddingTable::CopySnapshotStripe(uint64_t generation, int stripe, std:
   std::lock_guard<SpinLock> lock(s.mu);
   if (generation != snapshot_generation_.load() || !s.cow) return -1;
   const size_t kept = s.kept_keys.size();
-  size_t at = out->size();
-  out->resize(at + (s.index.size() + kept) * record);
-  char* p = out->data() + at;
+  const size_t at = out->size();
+  char* p = out->Extend((s.index.size() + kept) * record);
   int64_t n = 0;
   // A record is the key followed by the row's bytes: meta, values, slots.
   auto emit = [&](uint64_t key, const float* row) {
@@ -180,7 +187,7 @@ int64_t EmbeddingTable::CopySnapshotStripe(uint64_t generation, int stripe, std:
     if (meta.last_step > snapshot_step32_) return;
     emit(key, row);
   });
-  out->resize(at + static_cast<size_t>(n) * record);
+  out->Truncate(at + static_cast<size_t>(n) * record);
   s.cow = false;
   std::vector<uint64_t>().swap(s.kept_keys);
   std::vector<float>().swap(s.kept_rows);

@@ -40,8 +40,15 @@ Status PushGate::Enter(int64_t carried, int64_t increment, int64_t cut_hint, int
   if (numbers_steps_) {
     cv_.wait(lock, [&] { return !cutting_; });
     // A push that is not numbered (tools, tests) still moves the step to
-    // what it carries, as the shard's view of the job's step.
-    counter_ = increment > 0 ? counter_ + increment : std::max(counter_, carried);
+    // what it carries, as the shard's view of the job's step; but never to a
+    // step a cut has already taken, or the snapshot would treat the rows it
+    // changes as unchanged since the cut.
+    if (increment > 0) {
+      counter_ += increment;
+    } else {
+      counter_ = std::max(counter_, carried);
+      if (counter_ <= taken_) counter_ = taken_ + 1;
+    }
     *step = counter_;
     max_step_ = std::max(max_step_, *step);
     ++in_flight_;
@@ -86,15 +93,22 @@ void PushGate::Leave(int64_t step) {
 void PushGate::MaybeCut() {
   if (numbers_steps_ || cutting_ || pending_ <= taken_) return;
   if (through_ < pending_ || in_flight_ > 0) return;
-  TakeCut(pending_);
+  // Pushes beyond the cut have been held since it became pending.
+  TakeCut(pending_, pending_since_);
 }
 
-void PushGate::TakeCut(int64_t step) {
+void PushGate::TakeCut(int64_t step, Clock::time_point held_since) {
   cutting_ = true;
   cut_(step);
   taken_ = step;
+  last_hold_ms_ = std::chrono::duration<double, std::milli>(Clock::now() - held_since).count();
   cutting_ = false;
   cv_.notify_all();
+}
+
+double PushGate::last_cut_hold_ms() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_hold_ms_;
 }
 
 void PushGate::Abandon() {
@@ -111,21 +125,23 @@ void PushGate::Abandon() {
 int64_t PushGate::CutNow() {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return !cutting_; });
+  const Clock::time_point held_since = Clock::now();
   cutting_ = true;  // admits nothing new
   cv_.wait(lock, [&] { return in_flight_ == 0; });
   const int64_t step = numbers_steps_ ? counter_ : max_step_;
   cutting_ = false;
-  TakeCut(step);
+  TakeCut(step, held_since);
   return step;
 }
 
 int64_t PushGate::ForceCut(int64_t step) {
   std::unique_lock<std::mutex> lock(mu_);
   cv_.wait(lock, [&] { return !cutting_; });
+  const Clock::time_point held_since = Clock::now();
   cutting_ = true;
   cv_.wait(lock, [&] { return in_flight_ == 0; });
   cutting_ = false;
-  TakeCut(step);
+  TakeCut(step, held_since);
   return step;
 }
 

@@ -52,6 +52,10 @@ class PushGate {
   int64_t step() const;
   // The step of the newest cut taken (0: none yet).
   int64_t last_cut() const;
+  // How long the newest cut held pushes back: on shard 0 from when it
+  // stopped admitting pushes (waiting for those in flight) to the end of the
+  // cut; elsewhere from when the cut became pending.
+  double last_cut_hold_ms() const;
 
   // Admits a push. On shard 0 an increment > 0 numbers it (*step = last
   // step + increment); without one it counts as max(step, carried). On
@@ -76,7 +80,7 @@ class PushGate {
  private:
   // Takes the pending cut if it is complete and nothing is in flight.
   void MaybeCut() DEEPFM_REQUIRES(mu_);
-  void TakeCut(int64_t step) DEEPFM_REQUIRES(mu_);
+  void TakeCut(int64_t step, Clock::time_point held_since) DEEPFM_REQUIRES(mu_);
   void Abandon() DEEPFM_REQUIRES(mu_);
   bool HeldBack(int64_t step) const DEEPFM_REQUIRES(mu_) {
     return pending_ > taken_ && step > pending_;
@@ -98,6 +102,7 @@ class PushGate {
   int64_t taken_ DEEPFM_GUARDED_BY(mu_) = -1;  // the newest cut taken; -1: none
   int64_t abandoned_ DEEPFM_GUARDED_BY(mu_) = -1;
   std::string abandoned_why_ DEEPFM_GUARDED_BY(mu_);
+  double last_hold_ms_ DEEPFM_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace deepfm::ps

@@ -107,7 +107,7 @@ void Shard::TakeSnapshot(int64_t step) {
     std::lock_guard<std::mutex> lock(positions_mu_);
     for (const auto& [task, tp] : positions_) snap->positions.push_back(tp);
   }
-  snap->cut_ms =
+  snap->copy_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::lock_guard<std::mutex> lock(snapshot_mu_);
   snapshot_ = std::move(snap);

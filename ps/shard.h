@@ -58,7 +58,7 @@ struct ShardSnapshot {
   std::vector<Table> tables;
   std::vector<Dense> dense;
   std::vector<TrainerPosition> positions;  // shard 0: each trainer's, at the cut
-  double cut_ms = 0;                       // how long the cut held pushes back
+  double copy_ms = 0;                      // copying the dense variables and positions at the cut
 };
 
 struct ShardOptions {
@@ -95,6 +95,8 @@ class Shard {
   // Lets the tables run without copies again once `snap` is written (or
   // abandoned); a newer snapshot is left alone.
   void EndSnapshot(const std::shared_ptr<const ShardSnapshot>& snap);
+  // How long the newest cut held pushes back (PushGate::last_cut_hold_ms).
+  double last_cut_hold_ms() const { return gate_.last_cut_hold_ms(); }
   Status WorkerDone(const WorkerDoneRequest& req, WorkerDoneResponse* resp);
   Status Heartbeat(const HeartbeatRequest& req, HeartbeatResponse* resp);
   void JobStatus(JobStatusResponse* resp) const;

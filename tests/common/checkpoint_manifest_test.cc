@@ -21,6 +21,27 @@ TEST(Crc32cTest, KnownVectors) {
   EXPECT_EQ(Crc32c("", 0), 0u);
   const std::string a(1000, 'x');
   EXPECT_EQ(Crc32cExtend(Crc32c(a.data(), 333), a.data() + 333, 667), Crc32c(a.data(), 1000));
+  EXPECT_EQ(Crc32cExtendPortable(0, "123456789", 9), 0xe3069283u);
+}
+
+// The CPU's crc32 path and the software one agree on every length and
+// alignment, and on chained calls.
+TEST(Crc32cTest, HardwareAndSoftwareAgree) {
+  if (!Crc32cHardware()) GTEST_SKIP() << "this CPU has no SSE4.2 crc32: only the software path runs";
+  std::string data(4096 + 64, '\0');
+  uint64_t x = 0x9e3779b97f4a7c15ULL;
+  for (char& c : data) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    c = static_cast<char>(x);
+  }
+  for (size_t offset = 0; offset < 9; ++offset) {
+    for (size_t n : {0, 1, 7, 8, 9, 15, 16, 17, 63, 64, 1000, 4096}) {
+      EXPECT_EQ(Crc32c(data.data() + offset, n), Crc32cExtendPortable(0, data.data() + offset, n))
+          << "offset " << offset << " length " << n;
+    }
+  }
+  EXPECT_EQ(Crc32cExtend(Crc32c(data.data(), 1001), data.data() + 1001, 2000),
+            Crc32cExtendPortable(Crc32cExtendPortable(0, data.data(), 1001), data.data() + 1001, 2000));
 }
 
 TEST(ManifestTest, RoundTripsAndRejectsTruncation) {

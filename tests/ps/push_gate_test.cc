@@ -48,6 +48,23 @@ TEST(PushGateTest, ShardZeroNumbersStepsAndCutsAtTheLastOne) {
       << "shard 0 has no cut at 4 until CutNow takes one";
 }
 
+// A push shard 0 does not number (tools, tests) counts as the largest step
+// seen, but never as a step already cut: its rows would pass for unchanged.
+TEST(PushGateTest, AnUnnumberedPushAfterACutLandsBeyondIt) {
+  Recorder r;
+  PushGate g(true, r.Fn(), milliseconds(1000));
+  Apply(g, r, 0, 1, 0);
+  Apply(g, r, 0, 1, 0);
+  ASSERT_EQ(g.CutNow(), 2);
+  int64_t step = 0;
+  ASSERT_TRUE(g.Enter(/*carried=*/1, /*increment=*/0, 0, &step).ok());
+  g.Leave(step);
+  EXPECT_EQ(step, 3);
+  ASSERT_TRUE(g.Enter(10, 0, 0, &step).ok());
+  g.Leave(step);
+  EXPECT_EQ(step, 10);
+}
+
 TEST(PushGateTest, ShardZeroCutWaitsForThePushInFlight) {
   Recorder r;
   PushGate g(true, r.Fn(), milliseconds(1000));
@@ -56,8 +73,10 @@ TEST(PushGateTest, ShardZeroCutWaitsForThePushInFlight) {
   auto cut = std::async(std::launch::async, [&] { return g.CutNow(); });
   EXPECT_EQ(cut.wait_for(milliseconds(100)), std::future_status::timeout)
       << "cut while step 1 was still being applied";
+  std::this_thread::sleep_for(milliseconds(20));
   g.Leave(step);
   EXPECT_EQ(cut.get(), 1);
+  EXPECT_GE(g.last_cut_hold_ms(), 100) << "the hold counts the wait for the push in flight";
 }
 
 // Another shard receives steps out of order. A push carrying cut hint 3

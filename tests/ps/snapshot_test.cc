@@ -39,7 +39,7 @@ struct Record {
 std::map<uint64_t, Record> CopyAll(EmbeddingTable& t, uint64_t generation) {
   std::map<uint64_t, Record> out;
   for (int i = 0; i < t.num_stripes(); ++i) {
-    std::string bytes;
+    RecordBuffer bytes;
     const int64_t n = t.CopySnapshotStripe(generation, i, &bytes);
     EXPECT_GE(n, 0);
     const size_t record = t.record_bytes();
@@ -78,6 +78,9 @@ TEST(TableSnapshotTest, CopiesTheRowsAsTheyWereAtTheCut) {
   t.Push(keys.data(), 100, more.data(), 5);
   const uint64_t fresh[2] = {Mix64(9001), Mix64(9002)};
   t.Push(fresh, 2, more.data(), 5);
+  const uint64_t pulled = Mix64(9003);  // created by a pull after the cut
+  std::vector<float> ignored(2);
+  t.Pull(&pulled, 1, ignored.data());
   const std::map<uint64_t, Record> snap = CopyAll(t, gen);
   ASSERT_EQ(snap.size(), keys.size()) << "rows created after the cut must be left out";
   for (size_t i = 0; i < keys.size(); ++i) {
@@ -94,7 +97,7 @@ TEST(TableSnapshotTest, CopiesTheRowsAsTheyWereAtTheCut) {
   // A newer cut supersedes a snapshot still being copied.
   const uint64_t g1 = t.BeginSnapshot(5);
   const uint64_t g2 = t.BeginSnapshot(5);
-  std::string bytes;
+  RecordBuffer bytes;
   EXPECT_EQ(t.CopySnapshotStripe(g1, 0, &bytes), -1);
   EXPECT_GE(t.CopySnapshotStripe(g2, 0, &bytes), 0);
   t.EndSnapshot();
