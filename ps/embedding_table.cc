@@ -7,11 +7,13 @@
 
 namespace deepfm::ps {
 
+static_assert(sizeof(RowMeta) == 2 * sizeof(float), "RowMeta fills two floats of a row");
+
 EmbeddingTable::EmbeddingTable(const TableOptions& options, const Optimizer* optimizer)
     : options_(options),
       optimizer_(optimizer),
       slot_floats_(optimizer->SlotFloats(options.dim)),
-      stride_(kMetaFloats + options.dim + slot_floats_) {
+      stride_(kHeaderFloats + options.dim + slot_floats_) {
   int bits = 0;
   while ((1 << bits) < std::max(1, options_.num_stripes)) ++bits;
   options_.num_stripes = 1 << bits;
@@ -21,31 +23,33 @@ EmbeddingTable::EmbeddingTable(const TableOptions& options, const Optimizer* opt
 }
 
 void EmbeddingTable::InitRow(uint64_t key, float* row) const {
-  std::memset(row, 0, kMetaFloats * sizeof(float));
-  InitRowNormal(key, options_.seed, options_.init_stddev, row + kMetaFloats, options_.dim);
-  optimizer_->InitSlots(row + kMetaFloats + options_.dim, options_.dim);
+  std::memcpy(row, &key, sizeof(key));
+  SetMeta(row, RowMeta{});
+  InitRowNormal(key, options_.seed, options_.init_stddev, row + kHeaderFloats, options_.dim);
+  optimizer_->InitSlots(row + kHeaderFloats + options_.dim, options_.dim);
 }
 
-float* EmbeddingTable::FindOrCreate(Stripe& s, uint64_t key, bool* created, bool init) {
+float* EmbeddingTable::FindOrCreate(Stripe& s, uint64_t key, uint32_t* index, bool init) {
   uint32_t r = s.index.Find(key);
-  const bool fresh = r == KeyIndex::kEmpty;
-  if (fresh) {
+  if (r == KeyIndex::kEmpty) {
     r = s.arena.Allocate();
     s.index.Insert(key, r);
-    if (init) InitRow(key, s.arena.Row(r));
+    float* row = s.arena.Row(r);
+    if (init) {
+      InitRow(key, row);
+    } else {
+      std::memcpy(row, &key, sizeof(key));
+    }
   }
-  if (created) *created = fresh;
+  if (index) *index = r;
   return s.arena.Row(r);
 }
 
-void EmbeddingTable::KeepForSnapshot(Stripe& s, uint64_t key, float* row, bool created) {
-  RowMeta meta;
-  std::memcpy(&meta, row, sizeof(meta));
-  // A row pushed since the cut (last_step beyond it) already has its copy.
-  // A row created by this push did not exist at the cut: it is left out
-  // (its last_step moves past the cut below), and needs no copy.
-  if (created || meta.last_step > snapshot_step32_) return;
-  s.kept_keys.push_back(key);
+void EmbeddingTable::KeepForSnapshot(Stripe& s, uint32_t r, const float* row) {
+  // Rows created after the cut (at or beyond at_cut) are not in the
+  // snapshot; rows already copied need no copy; a row pushed since the cut
+  // (last_step beyond it) already has one.
+  if (r < s.copied || r >= s.at_cut || MetaOf(row).last_step > snapshot_step32_) return;
   s.kept_rows.insert(s.kept_rows.end(), row, row + stride_);
 }
 
@@ -56,20 +60,12 @@ void EmbeddingTable::Pull(const uint64_t* keys, size_t n, float* out, bool creat
     float* dst = out + i * dim;
     std::lock_guard<SpinLock> lock(s.mu);
     if (create_missing) {
-      bool created;
-      float* row = FindOrCreate(s, keys[i], &created);
-      if (created && s.cow) {
-        // Not in the table at the cut: mark it as changed after it.
-        RowMeta meta{};
-        meta.last_step = snapshot_step32_ + 1;
-        std::memcpy(row, &meta, sizeof(meta));
-      }
-      std::memcpy(dst, row + kMetaFloats, dim * sizeof(float));
+      std::memcpy(dst, FindOrCreate(s, keys[i]) + kHeaderFloats, dim * sizeof(float));
       continue;
     }
     const uint32_t r = s.index.Find(keys[i]);
     if (r != KeyIndex::kEmpty) {
-      std::memcpy(dst, s.arena.Row(r) + kMetaFloats, dim * sizeof(float));
+      std::memcpy(dst, s.arena.Row(r) + kHeaderFloats, dim * sizeof(float));
     } else {
       InitRowNormal(keys[i], options_.seed, options_.init_stddev, dst, dim);
     }
@@ -87,15 +83,14 @@ void EmbeddingTable::Push(const uint64_t* keys, size_t n, const float* grads, in
   for (size_t i = 0; i < n; ++i) {
     Stripe& s = StripeOf(keys[i]);
     std::lock_guard<SpinLock> lock(s.mu);
-    bool created;
-    float* row = FindOrCreate(s, keys[i], &created);
-    if (s.cow) KeepForSnapshot(s, keys[i], row, created);
-    RowMeta meta{};
-    std::memcpy(&meta, row, sizeof(meta));
+    uint32_t r;
+    float* row = FindOrCreate(s, keys[i], &r);
+    if (s.cow) KeepForSnapshot(s, r, row);
+    RowMeta meta = MetaOf(row);
     if (meta.frequency != UINT32_MAX) ++meta.frequency;
     meta.last_step = step32;
-    std::memcpy(row, &meta, sizeof(meta));
-    optimizer_->Apply(row + kMetaFloats, row + kMetaFloats + dim, grads + i * dim, dim, c);
+    SetMeta(row, meta);
+    optimizer_->Apply(row + kHeaderFloats, row + kHeaderFloats + dim, grads + i * dim, dim, c);
   }
 }
 
@@ -113,7 +108,7 @@ size_t EmbeddingTable::MemoryBytes() const {
   for (const auto& s : stripes_) {
     std::lock_guard<SpinLock> lock(s->mu);
     b += sizeof(Stripe) + s->index.MemoryBytes() + s->arena.MemoryBytes() +
-         s->kept_keys.capacity() * sizeof(uint64_t) + s->kept_rows.capacity() * sizeof(float);
+         s->kept_rows.capacity() * sizeof(float);
   }
   return b;
 }
@@ -124,9 +119,7 @@ void EmbeddingTable::ForEachRow(const RowVisitor& fn) const {
     std::lock_guard<SpinLock> lock(s->mu);
     s->index.ForEach([&](uint64_t key, uint32_t r) {
       const float* row = s->arena.Row(r);
-      RowMeta meta{};
-      std::memcpy(&meta, row, sizeof(meta));
-      fn(key, row + kMetaFloats, row + kMetaFloats + dim, meta);
+      fn(key, row + kHeaderFloats, row + kHeaderFloats + dim, MetaOf(row));
     });
   }
 }
@@ -135,9 +128,9 @@ void EmbeddingTable::Upsert(uint64_t key, const float* values, const float* slot
   Stripe& s = StripeOf(key);
   std::lock_guard<SpinLock> lock(s.mu);
   float* row = FindOrCreate(s, key, nullptr, /*init=*/false);
-  std::memcpy(row, &meta, sizeof(meta));
-  std::memcpy(row + kMetaFloats, values, options_.dim * sizeof(float));
-  std::memcpy(row + kMetaFloats + options_.dim, slots, slot_floats_ * sizeof(float));
+  SetMeta(row, meta);
+  std::memcpy(row + kHeaderFloats, values, options_.dim * sizeof(float));
+  std::memcpy(row + kHeaderFloats + options_.dim, slots, slot_floats_ * sizeof(float));
 }
 
 uint64_t EmbeddingTable::BeginSnapshot(int64_t step) {
@@ -151,6 +144,8 @@ uint64_t EmbeddingTable::BeginSnapshot(int64_t step) {
   for (const auto& s : stripes_) {
     std::lock_guard<SpinLock> lock(s->mu);
     s->cow = true;
+    s->copied = 0;
+    s->at_cut = s->arena.allocated();
   }
   return generation;
 }
@@ -158,40 +153,37 @@ uint64_t EmbeddingTable::BeginSnapshot(int64_t step) {
 int64_t EmbeddingTable::CopySnapshotStripe(uint64_t generation, int stripe, RecordBuffer* out,
                                            int64_t since_step) {
   Stripe& s = *stripes_[stripe];
-  const size_t record = record_bytes();
   const size_t row_bytes = stride_ * sizeof(float);
-  std::lock_guard<SpinLock> lock(s.mu);
-  if (generation != snapshot_generation_.load() || !s.cow) return -1;
-  const size_t kept = s.kept_keys.size();
-  const size_t at = out->size();
-  char* p = out->Extend((s.index.size() + kept) * record);
   int64_t n = 0;
-  // A record is the key followed by the row's bytes: meta, values, slots.
-  auto emit = [&](uint64_t key, const float* row) {
-    if (since_step >= 0) {
-      RowMeta meta;
-      std::memcpy(&meta, row, sizeof(meta));
-      if (meta.last_step <= static_cast<uint32_t>(since_step)) return;
-    }
-    std::memcpy(p, &key, 8);
-    std::memcpy(p + 8, row, row_bytes);
-    p += record;
+  // A record is a row's bytes (key, meta, values, slots), as at the cut.
+  auto emit = [&](const float* row) {
+    if (since_step >= 0 && MetaOf(row).last_step <= static_cast<uint32_t>(since_step)) return;
+    std::memcpy(out->Extend(row_bytes), row, row_bytes);
     ++n;
   };
-  for (size_t i = 0; i < kept; ++i) emit(s.kept_keys[i], s.kept_rows.data() + i * stride_);
-  s.index.ForEach([&](uint64_t key, uint32_t r) {
-    const float* row = s.arena.Row(r);
-    RowMeta meta;
-    std::memcpy(&meta, row, sizeof(meta));
-    // Changed since the cut: its copy was emitted above, or it is new.
-    if (meta.last_step > snapshot_step32_) return;
-    emit(key, row);
-  });
-  out->Truncate(at + static_cast<size_t>(n) * record);
-  s.cow = false;
-  std::vector<uint64_t>().swap(s.kept_keys);
-  std::vector<float>().swap(s.kept_rows);
-  return n;
+  // Chunk by chunk of arena positions, so each hold of the lock is short.
+  // Rows never move and positions past at_cut hold only rows created after
+  // the cut; rows are not freed while a snapshot is open (nothing frees
+  // them yet: eviction must end or respect a snapshot).
+  while (true) {
+    std::lock_guard<SpinLock> lock(s.mu);
+    if (generation != snapshot_generation_.load() || !s.cow) return -1;
+    if (s.copied >= s.at_cut) {
+      // The rows changed before their chunk was reached, as they were.
+      for (size_t i = 0; i < s.kept_rows.size(); i += stride_) emit(s.kept_rows.data() + i);
+      s.cow = false;
+      std::vector<float>().swap(s.kept_rows);
+      return n;
+    }
+    const uint32_t end = std::min(s.at_cut, s.copied + kCopyChunkRows);
+    for (uint32_t r = s.copied; r < end; ++r) {
+      const float* row = s.arena.Row(r);
+      // Changed since the cut: its old bytes are among the kept rows.
+      if (MetaOf(row).last_step > snapshot_step32_) continue;
+      emit(row);
+    }
+    s.copied = end;
+  }
 }
 
 void EmbeddingTable::EndSnapshot() {
@@ -199,7 +191,6 @@ void EmbeddingTable::EndSnapshot() {
   for (const auto& s : stripes_) {
     std::lock_guard<SpinLock> lock(s->mu);
     s->cow = false;
-    std::vector<uint64_t>().swap(s->kept_keys);
     std::vector<float>().swap(s->kept_rows);
   }
 }

@@ -120,12 +120,13 @@ class EmbeddingTable {
   // out like rows a push creates.
   //
   // CopySnapshotStripe appends the stripe's rows as they were at the cut to
-  // *out as records: key (u64), RowMeta, values[dim], slots[slot_floats];
-  // rows created by pushes after the cut are left out. It holds the stripe's
-  // lock while it copies that one stripe (1/num_stripes of the table), and
-  // the stripe then runs without copies. Returns the rows appended, or -1
-  // when `generation` is no longer the current snapshot (a newer cut or
-  // EndSnapshot superseded it).
+  // *out as records: key (u64), RowMeta, values[dim], slots[slot_floats],
+  // which is exactly a row's bytes; rows created after the cut are left
+  // out. It copies kCopyChunkRows rows per hold of the stripe's lock (tens
+  // of microseconds), so pulls and pushes barely wait; a row changed before
+  // its chunk is copied has kept its old bytes. The stripe then runs without
+  // copies. Returns the rows appended, or -1 when `generation` is no longer
+  // the current snapshot (a newer cut or EndSnapshot superseded it).
   //
   // Returns the snapshot's generation.
   uint64_t BeginSnapshot(int64_t step);
@@ -139,21 +140,34 @@ class EmbeddingTable {
   // The optimizer state at the cut.
   VariableOptState snapshot_opt_state() const;
   // Bytes of a snapshot record.
-  size_t record_bytes() const { return 8 + sizeof(RowMeta) + sizeof(float) * (options_.dim + slot_floats_); }
+  size_t record_bytes() const { return sizeof(float) * stride_; }
 
  private:
+  // A row: its key (2 floats' room), RowMeta (2), values[dim], slots. The
+  // key lets a snapshot copy rows by arena position, in chunks, without
+  // walking the key index (which a concurrent insert may rehash).
   struct Stripe {
     SpinLock mu;
     KeyIndex index;
     RowArena arena;
-    // Copy-on-write during a snapshot not yet copied out of this stripe:
-    // the old bytes (stride floats) of each row changed since the cut.
+    // During a snapshot not yet copied out of this stripe: rows at arena
+    // positions [copied, at_cut) still to be copied keep their old bytes
+    // (stride floats each) here before their first change after the cut.
     bool cow = false;
-    std::vector<uint64_t> kept_keys;
+    uint32_t copied = 0;
+    uint32_t at_cut = 0;
     std::vector<float> kept_rows;
     explicit Stripe(int stride) : arena(stride) {}
   };
-  static constexpr int kMetaFloats = 2;
+  static constexpr int kKeyFloats = 2;
+  static constexpr int kHeaderFloats = kKeyFloats + 2;  // key + RowMeta
+  static constexpr uint32_t kCopyChunkRows = 1024;
+  static RowMeta MetaOf(const float* row) {
+    RowMeta m;
+    std::memcpy(&m, row + kKeyFloats, sizeof(m));
+    return m;
+  }
+  static void SetMeta(float* row, RowMeta m) { std::memcpy(row + kKeyFloats, &m, sizeof(m)); }
 
   // The top bits of the hash pick the stripe; shifting in two steps keeps a
   // one-stripe table (a shift of 64 would be undefined) at index 0.
@@ -164,9 +178,9 @@ class EmbeddingTable {
   // *created tells which.
   // A row created for a restore (init false) is left uninitialised: the
   // caller overwrites all of it.
-  float* FindOrCreate(Stripe& s, uint64_t key, bool* created = nullptr, bool init = true);
-  // Before a push changes `row` of stripe `s` (lock held) during a snapshot.
-  void KeepForSnapshot(Stripe& s, uint64_t key, float* row, bool created);
+  float* FindOrCreate(Stripe& s, uint64_t key, uint32_t* index = nullptr, bool init = true);
+  // Before a push changes row `r` of stripe `s` (lock held) during a snapshot.
+  void KeepForSnapshot(Stripe& s, uint32_t r, const float* row);
   void InitRow(uint64_t key, float* row) const;
 
   TableOptions options_;

@@ -38,6 +38,8 @@ class RowArena {
     return next_++;
   }
   void Free(uint32_t row) { free_.push_back(row); }
+  // Rows ever allocated: indices [0, allocated()) are in use or freed.
+  uint32_t allocated() const { return next_; }
   float* Row(uint32_t row) { return const_cast<float*>(std::as_const(*this).Row(row)); }
   const float* Row(uint32_t row) const {
     uint32_t chunk, offset;

@@ -157,7 +157,9 @@ TEST(EmbeddingTableTest, MemoryPerKeyIsCloseToPayload) {
   t.Pull(keys.data(), n, out.data());
   const double per_key = static_cast<double>(t.MemoryBytes()) / n;
   const double payload = (17 + 2 * 17) * 4.0;  // values + Adam m, v
-  EXPECT_LT(per_key, payload * 1.25) << per_key << " bytes/key";
+  // Overhead: the key index (12 bytes a slot at load <= 0.75), and each row's
+  // key and meta (16 bytes), which let a snapshot copy rows in short chunks.
+  EXPECT_LT(per_key, payload * 1.3) << per_key << " bytes/key";
   EXPECT_GE(per_key, payload);
 }
 
