@@ -403,8 +403,16 @@ Status FindNewestGoodCheckpoint(const std::string& root, std::string* folder, En
   for (const auto& o : orphans) candidates.push_back(o.second);
   std::string tried;
   for (const std::string& n : candidates) {
-    Manifest m;
-    if (ReadAndVerifyManifest(Join(root, n), &m, env).ok()) {
+    // A delta is only as good as the chain of saves it builds on.
+    bool good = true;
+    std::string at = n;
+    for (int hops = 0; good && hops < 100000; ++hops) {
+      Manifest m;
+      good = ReadAndVerifyManifest(Join(root, at), &m, env).ok();
+      if (!good || !m.is_delta()) break;
+      at = m.base;
+    }
+    if (good) {
       *folder = Join(root, n);
       return Status::Ok();
     }

@@ -377,6 +377,24 @@ TEST_F(CommitTest, CommitOrdersItsStepsForDurability) {
                                    << log;
 }
 
+// A delta whose own files verify is still no good when a save it builds on
+// is damaged: the newest good checkpoint is the newest whole chain.
+TEST_F(CommitTest, ADeltaOnADamagedBaseIsNotGood) {
+  ASSERT_TRUE(Commit(10, 0, 0).ok());
+  ASSERT_TRUE(Commit(20, 0, 0).ok());  // full
+  Manifest m;
+  const std::string tmp = Stage(30, 0, &m);
+  m.base = "ckpt-20";
+  m.base_step = 20;
+  ASSERT_TRUE(CommitCheckpoint(Root(), tmp, m, 0).ok());
+  std::string good;
+  ASSERT_TRUE(FindNewestGoodCheckpoint(Root(), &good).ok());
+  EXPECT_EQ(fs::path(good).filename(), "ckpt-30");
+  Corrupt(20);
+  ASSERT_TRUE(FindNewestGoodCheckpoint(Root(), &good).ok());
+  EXPECT_EQ(fs::path(good).filename(), "ckpt-10");
+}
+
 TEST_F(CommitTest, FindsTheNewestCheckpointThatVerifies) {
   for (int step : {10, 20, 30}) ASSERT_TRUE(Commit(step, 0, 0).ok());
   MakeOrphan(25);
