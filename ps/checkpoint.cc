@@ -223,9 +223,8 @@ Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step,
     uint64_t n = 0;
     for (int stripe = 0; stripe < t->num_stripes(); ++stripe) {
       records.clear();
-      const auto copy_start = std::chrono::steady_clock::now();
-      const int64_t got = t->CopySnapshotStripe(st.generation, stripe, &records, options.since_step);
-      result->max_stripe_ms = std::max(result->max_stripe_ms, MillisSince(copy_start));
+      const int64_t got = t->CopySnapshotStripe(st.generation, stripe, &records,
+                                                 options.since_step, &result->max_stripe_ms);
       if (got < 0) {
         shard.EndSnapshot(snap);
         return Status(Code::kAborted, "save of step " + std::to_string(global_step) +

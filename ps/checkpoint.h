@@ -43,7 +43,7 @@ struct SaveShardResult {
   std::vector<TrainerPosition> positions;  // shard 0: each trainer's at the cut
   double cut_ms = 0;
   double write_ms = 0;
-  double max_stripe_ms = 0;  // the longest a stripe's lock was held for its copy
+  double max_stripe_ms = 0;  // the longest a stripe's lock was held at once for the copy
 };
 
 // Writes the shard's snapshot at `global_step` to dir/ShardFileName(...)

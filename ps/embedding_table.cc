@@ -1,6 +1,7 @@
 #include "ps/embedding_table.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 
 #include "common/random.h"
@@ -151,7 +152,7 @@ uint64_t EmbeddingTable::BeginSnapshot(int64_t step) {
 }
 
 int64_t EmbeddingTable::CopySnapshotStripe(uint64_t generation, int stripe, RecordBuffer* out,
-                                           int64_t since_step) {
+                                           int64_t since_step, double* longest_hold_ms) {
   Stripe& s = *stripes_[stripe];
   const size_t row_bytes = stride_ * sizeof(float);
   int64_t n = 0;
@@ -165,15 +166,26 @@ int64_t EmbeddingTable::CopySnapshotStripe(uint64_t generation, int stripe, Reco
   // Rows never move and positions past at_cut hold only rows created after
   // the cut; rows are not freed while a snapshot is open (nothing frees
   // them yet: eviction must end or respect a snapshot).
+  using Clock = std::chrono::steady_clock;
+  auto note_hold = [&](Clock::time_point since) {
+    if (!longest_hold_ms) return;
+    const double ms = std::chrono::duration<double, std::milli>(Clock::now() - since).count();
+    *longest_hold_ms = std::max(*longest_hold_ms, ms);
+  };
+  std::vector<float> kept;
   while (true) {
+    // Room for a whole chunk first, so no reallocation happens under the lock.
+    out->Reserve(static_cast<size_t>(kCopyChunkRows) * row_bytes);
     std::lock_guard<SpinLock> lock(s.mu);
+    const Clock::time_point held = Clock::now();
     if (generation != snapshot_generation_.load() || !s.cow) return -1;
     if (s.copied >= s.at_cut) {
-      // The rows changed before their chunk was reached, as they were.
-      for (size_t i = 0; i < s.kept_rows.size(); i += stride_) emit(s.kept_rows.data() + i);
+      // Every chunk is copied: no push keeps copies from here on, and the
+      // rows changed before their chunk was reached are emitted unlocked.
+      kept.swap(s.kept_rows);
       s.cow = false;
-      std::vector<float>().swap(s.kept_rows);
-      return n;
+      note_hold(held);
+      break;
     }
     const uint32_t end = std::min(s.at_cut, s.copied + kCopyChunkRows);
     for (uint32_t r = s.copied; r < end; ++r) {
@@ -183,7 +195,11 @@ int64_t EmbeddingTable::CopySnapshotStripe(uint64_t generation, int stripe, Reco
       emit(row);
     }
     s.copied = end;
+    note_hold(held);
   }
+  out->Reserve(kept.size() * sizeof(float));
+  for (size_t i = 0; i < kept.size(); i += stride_) emit(kept.data() + i);
+  return n;
 }
 
 void EmbeddingTable::EndSnapshot() {

@@ -33,15 +33,18 @@ class RecordBuffer {
   void clear() { size_ = 0; }
   size_t size() const { return size_; }
   const char* data() const { return buf_.get(); }
+  // Makes room for n more bytes without appending them.
+  void Reserve(size_t n) {
+    if (size_ + n <= cap_) return;
+    const size_t cap = std::max(size_ + n, 2 * cap_);
+    std::unique_ptr<char[]> bigger(new char[cap]);
+    if (size_ > 0) std::memcpy(bigger.get(), buf_.get(), size_);
+    buf_ = std::move(bigger);
+    cap_ = cap;
+  }
   // Appends n bytes of unspecified contents and returns where they start.
   char* Extend(size_t n) {
-    if (size_ + n > cap_) {
-      const size_t cap = std::max(size_ + n, 2 * cap_);
-      std::unique_ptr<char[]> bigger(new char[cap]);
-      if (size_ > 0) std::memcpy(bigger.get(), buf_.get(), size_);
-      buf_ = std::move(bigger);
-      cap_ = cap;
-    }
+    Reserve(n);
     char* at = buf_.get() + size_;
     size_ += n;
     return at;
@@ -132,8 +135,9 @@ class EmbeddingTable {
   uint64_t BeginSnapshot(int64_t step);
   // With since_step >= 0 only rows last pushed after that step are copied
   // (an incremental checkpoint's rows).
+  // *longest_hold_ms (if given) gets the longest single hold of the lock.
   int64_t CopySnapshotStripe(uint64_t generation, int stripe, RecordBuffer* out,
-                             int64_t since_step = -1);
+                             int64_t since_step = -1, double* longest_hold_ms = nullptr);
   // Drops every kept row; idempotent.
   void EndSnapshot();
   int num_stripes() const { return static_cast<int>(stripes_.size()); }
