@@ -80,6 +80,7 @@ Status JobRunner::RestartTrainer(const Death& death) {
   if (!s.ok()) return Internal("restarting " + t.name + ": " + s.message());
   restarted_at_ = NowNanos();
   restored_step_ = last_step_;
+  restarted_trainer_ = death.trainer;
   return Status::Ok();
 }
 
@@ -89,6 +90,10 @@ Status JobRunner::RestartJob(const Death& death) {
           "deepfm: %s; restarting every task from the newest good checkpoint (restart %d of "
           "%lld)\n",
           death.why.c_str(), restarts_, static_cast<long long>(flags_.GetInt("max_restarts")));
+  // The step the job reached, fresh from shard 0 if it still answers (the
+  // supervision loop only polls it once a second).
+  ps::JobStatusResponse now;
+  if (status_client_ && status_client_->JobStatus(&now).ok()) last_step_ = now.global_step();
   sup_.StopAll(5000);
   shards_.clear();
   trainers_.clear();
@@ -118,6 +123,7 @@ Status JobRunner::RestartJob(const Death& death) {
   if (s.ok()) s = StartTrainers(kRestartedTrainerFlags);
   if (!s.ok()) return s;
   restarted_at_ = started;
+  restarted_trainer_ = -1;
   return Status::Ok();
 }
 
@@ -218,7 +224,19 @@ int JobRunner::Supervise(Death* death) {
       // the trainers failing; here it only postpones the check.
       if (status_client_ && status_client_->JobStatus(&status).ok()) {
         last_step_ = status.global_step();
-        if (restarted_at_ != 0 && last_step_ > restored_step_) {
+        // Training again: after a job restart, the step moves past the
+        // restored one; after a lone restart, the new process reports
+        // training steps of its own (a heartbeat newer than the restart).
+        bool again = false;
+        const double since_restart = (NowNanos() - restarted_at_) * 1e-9;
+        if (restarted_at_ != 0 && restarted_trainer_ < 0) {
+          again = last_step_ > restored_step_;
+        } else if (restarted_at_ != 0 && restarted_trainer_ < status.workers_size()) {
+          const ps::WorkerStatus& w = status.workers(restarted_trainer_);
+          again = w.seconds_since_heartbeat() < since_restart && w.phase() == ps::TRAINING &&
+                  w.local_step() > 0;
+        }
+        if (again) {
           printf("deepfm: training again %.1f s after the failure, at step %lld\n",
                  (NowNanos() - restarted_at_) * 1e-9, static_cast<long long>(last_step_));
           fflush(stdout);
