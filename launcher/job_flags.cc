@@ -120,9 +120,9 @@ const FlagDef kFlags[] = {
      "restart crashed tasks this many times: a trainer alone while the shards live, else "
      "every task from the newest good checkpoint"},
     {"reset_data_position", K::kBool, "false", kTrainer,
-     "on resume, start every trainer at the beginning of the data instead of where the "
-     "checkpoint left off (needed when --batch_size, the trainer count or the data files "
-     "changed)"},
+     "resuming a checkpoint saved with another --batch_size, trainer count or data files: "
+     "start every trainer at the beginning of the data instead of refusing (positions saved "
+     "under the job's own layout are always kept)"},
     {"no_eval", K::kBool, "false", kTrainer, "skip evaluation after training"},
     {"timeline", K::kInt, "0", kTrainer,
      "accepted for train.py compatibility; timelines are not written yet"},

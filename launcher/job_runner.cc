@@ -50,10 +50,6 @@ int JobRunner::Run() {
   return Summarize();
 }
 
-// Restarted tasks resume where the job was: the position the shards hold,
-// not the beginning --reset_data_position asked for at the job's start.
-const std::vector<std::string> kRestartedTrainerFlags = {"--reset_data_position=false"};
-
 bool JobRunner::ShardsAlive() {
   for (const Task& t : shards_) {
     if (!sup_.running(t.child)) return false;
@@ -75,8 +71,7 @@ Status JobRunner::RestartTrainer(const Death& death) {
           "last applied push left off (restart %d of %lld)\n",
           death.why.c_str(), t.name.c_str(), restarts_,
           static_cast<long long>(flags_.GetInt("max_restarts")));
-  Status s = sup_.Spawn(TaskCommand(flags_, spec_, type, index, paths_, kRestartedTrainerFlags),
-                        &t.child);
+  Status s = sup_.Spawn(TaskCommand(flags_, spec_, type, index, paths_), &t.child);
   if (!s.ok()) return Internal("restarting " + t.name + ": " + s.message());
   restarted_at_ = NowNanos();
   restored_step_ = last_step_;
@@ -120,7 +115,7 @@ Status JobRunner::RestartJob(const Death& death) {
   // The user's --restore_checkpoint applied to the job's first start; a
   // restart resumes from what this job saved since.
   Status s = StartShards({"--fall_back_to_good_checkpoint", "--restore_checkpoint="});
-  if (s.ok()) s = StartTrainers(kRestartedTrainerFlags);
+  if (s.ok()) s = StartTrainers();
   if (!s.ok()) return s;
   restarted_at_ = started;
   restarted_trainer_ = -1;

@@ -20,8 +20,9 @@ struct JobPaths {
 };
 
 // `type` is "ps", "worker" or "chief"; `index` its place in that list.
-// `extra` flags come last, so they override the user's (a restart turns off
-// --reset_data_position, which applied to the job's first start only).
+// `extra` flags come last, so they override the user's (a job restart turns
+// on the fallback to an older good checkpoint and drops a user's
+// --restore_checkpoint, which named where the job's first start resumed).
 ChildSpec TaskCommand(const FlagSet& flags, const ClusterSpec& spec, const std::string& type,
                       int index, const JobPaths& job, const std::vector<std::string>& extra = {});
 

@@ -46,25 +46,40 @@ Status Checkpointer::ResumePosition(ReadPosition* start, int64_t* restored_step)
     last_saved_ = *restored_step;
     last_trigger_ = last_delta_trigger_ = global_step;
   }
+  // A trainer restarted alone: shard 0 holds where its previous process's
+  // last applied push left off, recorded under this job's own layout.
+  for (const ps::TrainerPosition& tp : s0.live_positions()) {
+    if (tp.task_index() != static_cast<uint32_t>(options_.task_index) || tp.session() == 0) continue;
+    *start = FromProto(tp.position());
+    if (tp.session() != client_->session()) {
+      s = client_->CloseStep(tp.step());
+      if (!s.ok()) return s;
+    }
+    LOG(INFO) << options_.log_prefix << ": rejoining at epoch " << start->epoch << ", file "
+              << start->file_index << " line " << start->line_number + 1
+              << " (after its last applied push, step " << tp.step() << ")";
+    return Status::Ok();
+  }
+  if (*restored_step == 0) return Status::Ok();
+  // Resuming a checkpoint: its positions hold only under the layout it was
+  // saved with.
   std::string changed;
   auto differs = [&](const std::string& what, const std::string& was, const std::string& now) {
     if (was == now) return;
     changed += (changed.empty() ? "" : "; ") + what + " was " + was + ", now " + now;
   };
-  if (*restored_step > 0) {
-    differs("--batch_size", std::to_string(s0.restored_batch_size()),
-            std::to_string(options_.batch_size));
-    differs("the number of trainers", std::to_string(s0.restored_num_workers()),
-            std::to_string(options_.num_workers));
-    differs("the data files", "'" + s0.restored_data_files() + "'", "'" + data_fingerprint_ + "'");
-  }
-  if (options_.reset_data_position && *restored_step > 0) {
-    LOG(WARNING) << options_.log_prefix << ": --reset_data_position: starting at the beginning of "
-                 << "the data, not where the checkpoint at step " << *restored_step << " left off"
-                 << (changed.empty() ? "" : " (" + changed + ")");
-    return Status::Ok();
-  }
+  differs("--batch_size", std::to_string(s0.restored_batch_size()),
+          std::to_string(options_.batch_size));
+  differs("the number of trainers", std::to_string(s0.restored_num_workers()),
+          std::to_string(options_.num_workers));
+  differs("the data files", "'" + s0.restored_data_files() + "'", "'" + data_fingerprint_ + "'");
   if (!changed.empty()) {
+    if (options_.reset_data_position) {
+      LOG(WARNING) << options_.log_prefix << ": --reset_data_position: starting at the beginning "
+                   << "of the data, since the checkpoint at step " << *restored_step
+                   << " was saved under another layout (" << changed << ")";
+      return Status::Ok();
+    }
     return FailedPrecondition(
         "cannot resume the data where the checkpoint at step " + std::to_string(*restored_step) +
         " left off: " + changed +
@@ -72,22 +87,15 @@ Status Checkpointer::ResumePosition(ReadPosition* start, int64_t* restored_step)
         "Resume with the checkpoint's settings, or pass --reset_data_position to start every "
         "trainer at the beginning of the data");
   }
-  // Shard 0's live position is the checkpoint's after a restore, or, for a
-  // trainer restarted alone, where its previous process's last applied push
-  // left off.
   for (const ps::TrainerPosition& tp : s0.live_positions()) {
     if (tp.task_index() != static_cast<uint32_t>(options_.task_index)) continue;
     *start = FromProto(tp.position());
-    if (tp.session() != 0 && tp.session() != client_->session()) {
-      s = client_->CloseStep(tp.step());
-      if (!s.ok()) return s;
-    }
     LOG(INFO) << options_.log_prefix << ": resuming the data at epoch " << start->epoch
-              << ", file " << start->file_index << " line " << start->line_number + 1 << " (step "
-              << tp.step() << ")";
+              << ", file " << start->file_index << " line " << start->line_number + 1
+              << " (the checkpoint at step " << *restored_step << ")";
     return Status::Ok();
   }
-  // This trainer had nothing applied before.
+  // This trainer had nothing applied before the checkpoint.
   return Status::Ok();
 }
 

@@ -9,9 +9,12 @@
 //
 // On resume each trainer starts its reader at the position the checkpoint
 // recorded for it, so across an interruption every row of an epoch is
-// trained exactly once. A resume whose data layout differs from the
-// checkpoint's (batch size, trainer count, data files) is refused, naming
-// what changed, unless reset_data_position starts every trainer afresh.
+// trained exactly once; a trainer restarted alone rejoins where its previous
+// process's last applied push left off. A resume from a checkpoint saved
+// under another data layout (batch size, trainer count, data files) is
+// refused, naming what changed, unless reset_data_position starts every
+// trainer at the beginning of the data. Positions saved under the job's own
+// layout always hold, so restarts keep them whatever the flag says.
 #pragma once
 
 #include <atomic>

@@ -49,8 +49,8 @@ struct TrainerOptions {
   std::string optimizer_name;         // recorded in the manifest
   int num_workers = 1;                // trainers in the job, the chief included
   int task_index = 0;                 // this trainer's place among them
-  // Start at the beginning of the data even when the restored checkpoint
-  // recorded where this trainer was (and even when the layout changed).
+  // Resuming a checkpoint saved under another data layout: start at the
+  // beginning of the data instead of refusing (Checkpointer).
   bool reset_data_position = false;
   // Advanced as the trainer works, for heartbeats; null: not reported.
   TrainerProgress* progress = nullptr;
