@@ -25,6 +25,7 @@ JobRunner::JobRunner(const FlagSet& flags, JobPaths paths, ClusterSpec spec, rpc
       stop_signal_(stop_signal) {}
 
 int JobRunner::Run() {
+  if (!LatestCheckpoint(folder_, &latest_at_start_).ok()) latest_at_start_.clear();
   Status s = StartShards();
   if (s.ok()) s = StartTrainers();
   if (!s.ok()) return Fail(s.message(), -1, /*tail_included=*/true);
@@ -94,9 +95,20 @@ Status JobRunner::RestartJob(const Death& death) {
   trainers_.clear();
   status_client_.reset();
   finished_ = 0;
-  std::string latest;
+  std::string pointer, latest;
+  if (!LatestCheckpoint(folder_, &pointer).ok()) pointer.clear();
+  // Until this job commits a checkpoint of its own, a user's
+  // --restore_checkpoint still names where it resumes from; after that, the
+  // newest good checkpoint does.
+  const bool saved_since_start = pointer != latest_at_start_;
+  const std::string user_restore = flags_.Get("restore_checkpoint");
+  if (!saved_since_start && !user_restore.empty()) {
+    latest = (std::filesystem::path(folder_) / user_restore).string();
+  } else if (!FindNewestGoodCheckpoint(folder_, &latest).ok()) {
+    latest.clear();
+  }
   Manifest m;
-  if (LatestCheckpoint(folder_, &latest).ok() && ReadAndVerifyManifest(latest, &m).ok()) {
+  if (!latest.empty() && ReadAndVerifyManifest(latest, &m).ok()) {
     restored_step_ = m.global_step;
     fprintf(stderr,
             "deepfm: restoring %s (step %lld); the job was at step %lld, so %lld steps are "
@@ -112,9 +124,9 @@ Status JobRunner::RestartJob(const Death& death) {
   }
   // A damaged newest checkpoint is not a reason to give up here: the
   // shards fall back to the newest one that verifies, and say so.
-  // The user's --restore_checkpoint applied to the job's first start; a
-  // restart resumes from what this job saved since.
-  Status s = StartShards({"--fall_back_to_good_checkpoint", "--restore_checkpoint="});
+  std::vector<std::string> ps_flags = {"--fall_back_to_good_checkpoint"};
+  if (saved_since_start) ps_flags.push_back("--restore_checkpoint=");
+  Status s = StartShards(ps_flags);
   if (s.ok()) s = StartTrainers();
   if (!s.ok()) return s;
   restarted_at_ = started;

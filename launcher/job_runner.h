@@ -87,6 +87,7 @@ class JobRunner {
   int64_t restarted_at_ = 0;       // NowNanos() of the last restart; 0: none pending
   int64_t restored_step_ = 0;      // the step the last restart resumed from
   int restarted_trainer_ = -1;     // the trainer restarted alone, or -1: the whole job
+  std::string latest_at_start_;    // the job folder's latest checkpoint when the job began
 };
 
 }  // namespace deepfm::launcher
