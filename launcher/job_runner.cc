@@ -199,6 +199,12 @@ int JobRunner::Supervise(Death* death) {
   int64_t next_check = NowNanos();
   while (finished_ < trainers_.size()) {
     sup_.Pump(200);
+    if (finished_ + 1 >= trainers_.size() && restarted_at_ != 0) {
+      // A restarted trainer may finish its share before the once-a-second
+      // check below sees it train: look now, while shard 0 still answers.
+      ps::JobStatusResponse status;
+      if (status_client_ && status_client_->JobStatus(&status).ok()) ReportTrainingAgain(status);
+    }
     for (auto [child, st] : sup_.Reap()) {
       const Task& t = TaskOf(child);
       const bool trainer = &t >= trainers_.data() && &t < trainers_.data() + trainers_.size();
@@ -231,24 +237,7 @@ int JobRunner::Supervise(Death* death) {
       // the trainers failing; here it only postpones the check.
       if (status_client_ && status_client_->JobStatus(&status).ok()) {
         last_step_ = status.global_step();
-        // Training again: after a job restart, the step moves past the
-        // restored one; after a lone restart, the new process reports
-        // training steps of its own (a heartbeat newer than the restart).
-        bool again = false;
-        const double since_restart = (NowNanos() - restarted_at_) * 1e-9;
-        if (restarted_at_ != 0 && restarted_trainer_ < 0) {
-          again = last_step_ > restored_step_;
-        } else if (restarted_at_ != 0 && restarted_trainer_ < status.workers_size()) {
-          const ps::WorkerStatus& w = status.workers(restarted_trainer_);
-          again = w.seconds_since_heartbeat() < since_restart && w.phase() == ps::TRAINING &&
-                  w.local_step() > 0;
-        }
-        if (again) {
-          printf("deepfm: training again %.1f s after the failure, at step %lld\n",
-                 (NowNanos() - restarted_at_) * 1e-9, static_cast<long long>(last_step_));
-          fflush(stdout);
-          restarted_at_ = 0;
-        }
+        ReportTrainingAgain(status);
         // A trainer restarted alone shows its predecessor's stale heartbeat
         // (or FAILED) until its own first one arrives.
         const bool settling = restarted_at_ != 0 && NowNanos() - restarted_at_ < 15000000000LL;
@@ -261,6 +250,26 @@ int JobRunner::Supervise(Death* death) {
     }
   }
   return 0;
+}
+
+void JobRunner::ReportTrainingAgain(const ps::JobStatusResponse& status) {
+  if (restarted_at_ == 0) return;
+  // After a job restart, the step moves past the restored one; after a lone
+  // restart, the new process has reported steps of its own (a heartbeat
+  // newer than the restart). Seen here within about a second.
+  bool again = false;
+  const double since_restart = (NowNanos() - restarted_at_) * 1e-9;
+  if (restarted_trainer_ < 0) {
+    again = status.global_step() > restored_step_;
+  } else if (restarted_trainer_ < status.workers_size()) {
+    const ps::WorkerStatus& w = status.workers(restarted_trainer_);
+    again = w.seconds_since_heartbeat() < since_restart && w.local_step() > 0;
+  }
+  if (!again) return;
+  printf("deepfm: training again %.1f s after the failure, at step %lld\n", since_restart,
+         static_cast<long long>(status.global_step()));
+  fflush(stdout);
+  restarted_at_ = 0;
 }
 
 void JobRunner::StopShards() {

@@ -63,6 +63,9 @@ class JobRunner {
   // 0 when every trainer succeeded, kRestart with *death set, or an exit code.
   int Supervise(Death* death);
   bool ShardsAlive();
+  // Prints, once, that training resumed after the last restart, when
+  // `status` (shard 0's JobStatus) shows it.
+  void ReportTrainingAgain(const ps::JobStatusResponse& status);
   Status RestartTrainer(const Death& death);
   Status RestartJob(const Death& death);
   void StopShards();
