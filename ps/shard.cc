@@ -353,6 +353,11 @@ Status Shard::Push(const PushRequest& req, PushResponse* resp) {
                             "push: dense variable '" + name + "'");
     if (!s.ok()) return s;
   }
+  if (options_.num_trainers > 0 && req.task_index() >= options_.num_trainers) {
+    return InvalidArgument("push: trainer " + std::to_string(req.task_index()) +
+                           " is not in this job of " + std::to_string(options_.num_trainers) +
+                           " trainers");
+  }
   // Everything is valid. A retry of a push already applied changes nothing.
   int64_t step = 0;
   switch (ledger_.Begin(req.task_index(), req.session(), req.seq(), &step)) {

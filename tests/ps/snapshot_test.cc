@@ -346,6 +346,24 @@ TEST(ShardSnapshotTest, ARetriedPushIsAppliedOnce) {
   StatsResponse stats;
   shard->Stats(&stats);
   EXPECT_EQ(stats.duplicate_pushes(), 1u);
+  // A trainer outside the job is refused before anything changes.
+  {
+    ShardOptions o = shard->options();
+    o.num_trainers = 2;
+    Status st;
+    auto small = Shard::Create(o, &st);
+    PushRequest stray = MakePush(router, 0, 0, 1, 0);
+    stray.clear_dense();
+    stray.set_task_index(2);
+    RegisterTableRequest t2;
+    t2.mutable_spec()->set_name("emb");
+    t2.mutable_spec()->set_dim(4);
+    RegisterTableResponse tr2;
+    ASSERT_TRUE(small->RegisterTable(t2, &tr2).ok());
+    PushResponse refused;
+    EXPECT_EQ(small->Push(stray, &refused).code(), Code::kInvalidArgument);
+    EXPECT_EQ(small->global_step(), 0);
+  }
   // The next push of the same worker applies.
   PushRequest next = MakePush(router, 0, 0, 2, dr.dense_id());
   next.set_increment_global_step(1);
