@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "common/bytes.h"
+#include "common/timing.h"
 #include "common/wire_values.h"
 
 namespace deepfm::ps {
@@ -111,6 +112,21 @@ void Shard::TakeSnapshot(int64_t step) {
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
   std::lock_guard<std::mutex> lock(snapshot_mu_);
   snapshot_ = std::move(snap);
+  snapshot_expires_ns_ = NowNanos() + options_.snapshot_ttl_ms * 1000000;
+}
+
+void Shard::ExpireSnapshot() {
+  std::lock_guard<std::mutex> lock(snapshot_mu_);
+  const int64_t expires = snapshot_expires_ns_.load();
+  if (!snapshot_ || expires == 0 || NowNanos() <= expires) return;
+  fprintf(stderr,
+          "shard %u: dropping the snapshot cut at step %lld: no save wrote it within %lld ms (did "
+          "the chief die between its cut and its save?)\n",
+          options_.shard_index, static_cast<long long>(snapshot_->step),
+          static_cast<long long>(options_.snapshot_ttl_ms));
+  for (const ShardSnapshot::Table& t : snapshot_->tables) t.table->EndSnapshot();
+  snapshot_.reset();
+  snapshot_expires_ns_ = 0;
 }
 
 Status Shard::Cut(CutResponse* resp) {
@@ -140,7 +156,7 @@ Status Shard::AwaitSnapshot(int64_t step, std::chrono::milliseconds wait, bool f
   std::lock_guard<std::mutex> lock(snapshot_mu_);
   if (!snapshot_ || snapshot_->step != step) {
     return FailedPrecondition("the snapshot at step " + std::to_string(step) +
-                              " was superseded by a newer cut");
+                              " was superseded by a newer cut, or expired unwritten");
   }
   *out = snapshot_;
   return Status::Ok();
@@ -151,6 +167,7 @@ void Shard::EndSnapshot(const std::shared_ptr<const ShardSnapshot>& snap) {
   if (snapshot_ != snap) return;
   for (const ShardSnapshot::Table& t : snap->tables) t.table->EndSnapshot();
   snapshot_.reset();
+  snapshot_expires_ns_ = 0;
 }
 
 void Shard::SetRestored(int64_t step, const StatsResponse& data) {
@@ -358,6 +375,8 @@ Status Shard::Push(const PushRequest& req, PushResponse* resp) {
                            " is not in this job of " + std::to_string(options_.num_trainers) +
                            " trainers");
   }
+  const int64_t expires = snapshot_expires_ns_.load(std::memory_order_relaxed);
+  if (expires != 0 && NowNanos() > expires) ExpireSnapshot();
   // Everything is valid. A retry of a push already applied changes nothing.
   int64_t step = 0;
   switch (ledger_.Begin(req.task_index(), req.session(), req.seq(), &step)) {

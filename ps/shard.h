@@ -71,6 +71,10 @@ struct ShardOptions {
   // How long pushes beyond a pending snapshot cut may wait for the steps up
   // to it (PushGate); also a Save's default wait.
   int cut_wait_ms = 60000;
+  // A snapshot nobody writes (the chief died between Cut and Save) is
+  // dropped after this long, so its copies on write stop growing. Longer
+  // than a save may take (the client's save deadline is an hour).
+  int64_t snapshot_ttl_ms = 2 * 3600 * 1000;
 };
 
 class Shard {
@@ -142,8 +146,14 @@ class Shard {
   std::map<uint32_t, TrainerPosition> positions_ DEEPFM_GUARDED_BY(positions_mu_);
   StatsResponse restored_data_ DEEPFM_GUARDED_BY(positions_mu_);
 
+  // Drops the open snapshot once it is past its time to live.
+  void ExpireSnapshot();
+
   mutable std::mutex snapshot_mu_;
   std::shared_ptr<const ShardSnapshot> snapshot_ DEEPFM_GUARDED_BY(snapshot_mu_);
+  // NowNanos() after which the open snapshot expires; 0: none open. Read on
+  // every push without the lock.
+  std::atomic<int64_t> snapshot_expires_ns_{0};
 
   std::atomic<uint64_t> pull_requests_{0}, push_requests_{0};
   std::atomic<uint64_t> pulled_keys_{0}, pushed_keys_{0};

@@ -316,6 +316,45 @@ TEST(ShardSnapshotTest, ACutUnderTwoPushingWorkersIsConsistentAcrossShards) {
   fs::remove_all(dir);
 }
 
+// A cut nobody saves (the chief died between Cut and Save) must not keep
+// copying rows on write forever: past its time to live the next push drops
+// it, and a late Save of it fails instead of writing it.
+TEST(ShardSnapshotTest, AnUnwrittenSnapshotExpires) {
+  ShardOptions o;
+  o.optimizer.type = OptimizerType::kSgd;
+  o.snapshot_ttl_ms = 50;
+  Status s;
+  auto shard = Shard::Create(o, &s);
+  RegisterTableRequest t;
+  t.mutable_spec()->set_name("emb");
+  t.mutable_spec()->set_dim(4);
+  RegisterTableResponse tr;
+  ASSERT_TRUE(shard->RegisterTable(t, &tr).ok());
+  RegisterDenseRequest d;
+  d.mutable_spec()->set_name(DenseNameFor(0));
+  d.mutable_spec()->add_shape(3);
+  RegisterDenseResponse dr;
+  ASSERT_TRUE(shard->RegisterDense(d, &dr).ok());
+  const Router one(1);
+  PushRequest p = MakePush(one, 0, 0, 1, dr.dense_id());
+  p.set_increment_global_step(1);
+  PushResponse r;
+  ASSERT_TRUE(shard->Push(p, &r).ok());
+  const size_t base = shard->table(0)->MemoryBytes();
+  CutResponse cut;
+  ASSERT_TRUE(shard->Cut(&cut).ok());
+  p.set_seq(2);
+  ASSERT_TRUE(shard->Push(p, &r).ok());  // keeps copies: the snapshot is open
+  EXPECT_GT(shard->table(0)->MemoryBytes(), base);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  p.set_seq(3);
+  ASSERT_TRUE(shard->Push(p, &r).ok());  // past the time to live: dropped
+  EXPECT_EQ(shard->table(0)->MemoryBytes(), base) << "the expired snapshot's copies remain";
+  std::shared_ptr<const ShardSnapshot> snap;
+  s = shard->AwaitSnapshot(cut.global_step(), std::chrono::milliseconds(10), false, &snap);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s.ToString();
+}
+
 // A retried push whose first attempt was applied changes nothing more.
 TEST(ShardSnapshotTest, ARetriedPushIsAppliedOnce) {
   auto shard = MakeShard(0);
