@@ -282,6 +282,33 @@ Status ReadAndVerifyManifest(const std::string& folder, Manifest* out, Env* env)
   return Status::Ok();
 }
 
+Status ReadCheckpointChain(const std::string& folder, bool verify, std::vector<ChainLink>* chain,
+                           Env* env) {
+  chain->clear();
+  for (std::string at = folder;;) {
+    ChainLink link{at, Manifest()};
+    Status s;
+    if (verify) {
+      s = ReadAndVerifyManifest(at, &link.manifest, env);
+    } else {
+      const std::string path = Join(at, "MANIFEST");
+      std::string text;
+      s = env->ReadFile(path, &text);
+      if (!s.ok()) return DataLoss("checkpoint " + at + " is incomplete: " + s.message());
+      s = Manifest::Parse(text, path, &link.manifest);
+    }
+    if (!s.ok()) return s;
+    const bool delta = link.manifest.is_delta();
+    const std::string base = Join(ParentDir(at), link.manifest.base);
+    chain->push_back(std::move(link));
+    if (!delta) break;
+    if (chain->size() > 100000) return DataLoss(folder + ": its chain of deltas does not end");
+    at = base;
+  }
+  std::reverse(chain->begin(), chain->end());
+  return Status::Ok();
+}
+
 Status CommitCheckpoint(const std::string& root, const std::string& tmp_folder,
                         const Manifest& manifest, int keep_max, Env* env) {
   const std::string name = CheckpointFolderName(manifest.global_step);
@@ -341,17 +368,10 @@ Status CommitCheckpoint(const std::string& root, const std::string& tmp_folder,
     std::vector<std::string> kept(next.all.begin() + excess, next.all.end());
     std::vector<std::string> needed;
     for (const std::string& k : kept) {
-      std::string at = k;
-      for (int hops = 0; hops < 100000; ++hops) {
-        std::string text;
-        Manifest m;
-        if (!env->ReadFile(Join(Join(root, at), "MANIFEST"), &text).ok() ||
-            !Manifest::Parse(text, at, &m).ok() || !m.is_delta()) {
-          break;
-        }
-        at = m.base;
-        needed.push_back(at);
-      }
+      std::vector<ChainLink> chain;
+      // A kept delta whose chain is already broken needs nothing.
+      if (!ReadCheckpointChain(Join(root, k), /*verify=*/false, &chain, env).ok()) continue;
+      for (const ChainLink& link : chain) needed.push_back(BaseName(link.folder));
     }
     std::vector<std::string> still;
     for (size_t i = 0; i < excess; ++i) {
@@ -404,15 +424,8 @@ Status FindNewestGoodCheckpoint(const std::string& root, std::string* folder, En
   std::string tried;
   for (const std::string& n : candidates) {
     // A delta is only as good as the chain of saves it builds on.
-    bool good = true;
-    std::string at = n;
-    for (int hops = 0; good && hops < 100000; ++hops) {
-      Manifest m;
-      good = ReadAndVerifyManifest(Join(root, at), &m, env).ok();
-      if (!good || !m.is_delta()) break;
-      at = m.base;
-    }
-    if (good) {
+    std::vector<ChainLink> chain;
+    if (ReadCheckpointChain(Join(root, n), /*verify=*/true, &chain, env).ok()) {
       *folder = Join(root, n);
       return Status::Ok();
     }

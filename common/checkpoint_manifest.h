@@ -113,6 +113,17 @@ Status LatestCheckpoint(const std::string& root, std::string* folder, Env* env =
 // names the first file that does not. DataLoss when the folder is damaged.
 Status ReadAndVerifyManifest(const std::string& folder, Manifest* out, Env* env = Env::Default());
 
+// A checkpoint folder and, when it is a delta, the saves it builds on, back
+// to a full one: `chain` gets them full save first. With `verify` every
+// file of every link is checked as ReadAndVerifyManifest does; without, only
+// the manifests are read. A missing or broken link is DataLoss naming it.
+struct ChainLink {
+  std::string folder;
+  Manifest manifest;
+};
+Status ReadCheckpointChain(const std::string& folder, bool verify, std::vector<ChainLink>* chain,
+                           Env* env = Env::Default());
+
 // Commits `tmp_folder` (holding the data files, already fsynced) as
 // ckpt-<step> under root, in an order where a crash at any point leaves the
 // previous commit restorable:

@@ -400,30 +400,17 @@ Status RestoreShard(std::unique_ptr<Shard>* target, const std::string& folder, u
   std::unique_ptr<Shard> staging = Shard::Create((*target)->options(), &s);
   if (!staging) return s;
   Shard* shard = staging.get();
-  // The chain: a delta names the save it applies on, back to a full one.
-  std::vector<std::pair<std::string, Manifest>> chain;
-  for (std::string at = folder;;) {
-    Manifest m;
-    const std::string manifest_path = (fs::path(at) / "MANIFEST").string();
-    std::string text;
-    s = ReadFile(manifest_path, &text);
-    if (!s.ok()) return DataLoss("checkpoint " + at + " is incomplete: " + s.message());
-    s = Manifest::Parse(text, manifest_path, &m);
-    if (!s.ok()) return s;
-    const bool delta = m.is_delta();
-    const std::string base = (fs::path(at).parent_path() / m.base).string();
-    chain.emplace_back(at, std::move(m));
-    if (!delta) break;
-    if (chain.size() > 100000) return DataLoss(folder + ": its chain of deltas does not end");
-    at = base;
-  }
-  std::reverse(chain.begin(), chain.end());
+  // A delta applies on the saves before it: load the full one, then each
+  // delta in order. Files are verified as they stream, not read twice.
+  std::vector<ChainLink> chain;
+  s = ReadCheckpointChain(folder, /*verify=*/false, &chain);
+  if (!s.ok()) return s;
   const ShardOptions& so = shard->options();
   const std::string opt_name = OptimizerName(shard->optimizer().type());
   *rows = 0;
   for (size_t c = 0; c < chain.size(); ++c) {
-    const std::string& at = chain[c].first;
-    const Manifest& m = chain[c].second;
+    const std::string& at = chain[c].folder;
+    const Manifest& m = chain[c].manifest;
     if (m.optimizer != opt_name) {
       return FailedPrecondition("checkpoint " + at + " was saved with optimizer " + m.optimizer +
                                 ", this shard runs " + opt_name +
@@ -435,22 +422,21 @@ Status RestoreShard(std::unique_ptr<Shard>* target, const std::string& folder, u
                                 std::to_string(so.num_slots) +
                                 "; the slot count is fixed for the life of a model");
     }
-    if (c > 0 && m.base_step != chain[c - 1].second.global_step) {
+    if (c > 0 && m.base_step != chain[c - 1].manifest.global_step) {
       return DataLoss("checkpoint " + at + " applies on step " + std::to_string(m.base_step) +
-                      ", but its base " + chain[c - 1].first + " is step " +
-                      std::to_string(chain[c - 1].second.global_step));
+                      ", but its base " + chain[c - 1].folder + " is step " +
+                      std::to_string(chain[c - 1].manifest.global_step));
     }
-    uint64_t loaded = 0;
+    uint64_t loaded = 0;  // counts a row once per file it is in; the table counts it once
     for (uint32_t fi = 0; fi < m.files.size(); ++fi) {
       const std::string path = (fs::path(at) / m.files[fi].name).string();
       s = LoadShardFile(shard, m, path, m.files[fi], fi == 0, &loaded);
       if (!s.ok()) return s;
     }
-    if (c == 0) *rows = loaded;  // deltas overwrite rows the full one mostly has
   }
   *rows = 0;
   for (EmbeddingTable* t : shard->tables()) *rows += t->size();
-  const Manifest& m = chain.back().second;
+  const Manifest& m = chain.back().manifest;
   StatsResponse data;
   data.set_restored_batch_size(m.batch_size);
   data.set_restored_num_workers(m.num_workers);

@@ -194,6 +194,23 @@ std::string DenseNameFor(uint32_t shard) {
   }
 }
 
+// Registers table "emb" (dim 4) and a 3-float dense variable that routes
+// to `index` on `shard`; returns the dense variable's id.
+uint32_t RegisterEmbAndDense(Shard* shard, uint32_t index) {
+  RegisterTableRequest t;
+  t.mutable_spec()->set_name("emb");
+  t.mutable_spec()->set_dim(4);
+  t.mutable_spec()->set_init_stddev(0.1f);
+  RegisterTableResponse tr;
+  EXPECT_TRUE(shard->RegisterTable(t, &tr).ok());
+  RegisterDenseRequest d;
+  d.mutable_spec()->set_name(DenseNameFor(index));
+  d.mutable_spec()->add_shape(3);
+  RegisterDenseResponse dr;
+  EXPECT_TRUE(shard->RegisterDense(d, &dr).ok());
+  return dr.dense_id();
+}
+
 PushRequest MakePush(const Router& router, uint32_t shard, uint32_t worker, uint64_t seq,
                      uint32_t dense_id) {
   std::vector<uint64_t> keys;
@@ -225,18 +242,7 @@ TEST(ShardSnapshotTest, ACutUnderTwoPushingWorkersIsConsistentAcrossShards) {
   std::vector<uint32_t> dense_ids;
   for (uint32_t i = 0; i < kShards; ++i) {
     shards.push_back(MakeShard(i));
-    RegisterTableRequest t;
-    t.mutable_spec()->set_name("emb");
-    t.mutable_spec()->set_dim(4);
-    t.mutable_spec()->set_init_stddev(0.1f);
-    RegisterTableResponse tr;
-    ASSERT_TRUE(shards[i]->RegisterTable(t, &tr).ok());
-    RegisterDenseRequest d;
-    d.mutable_spec()->set_name(DenseNameFor(i));
-    d.mutable_spec()->add_shape(3);
-    RegisterDenseResponse dr;
-    ASSERT_TRUE(shards[i]->RegisterDense(d, &dr).ok());
-    dense_ids.push_back(dr.dense_id());
+    dense_ids.push_back(RegisterEmbAndDense(shards[i].get(), i));
   }
   const Router router(kShards);
   std::atomic<bool> stop{false};
@@ -325,18 +331,9 @@ TEST(ShardSnapshotTest, AnUnwrittenSnapshotExpires) {
   o.snapshot_ttl_ms = 50;
   Status s;
   auto shard = Shard::Create(o, &s);
-  RegisterTableRequest t;
-  t.mutable_spec()->set_name("emb");
-  t.mutable_spec()->set_dim(4);
-  RegisterTableResponse tr;
-  ASSERT_TRUE(shard->RegisterTable(t, &tr).ok());
-  RegisterDenseRequest d;
-  d.mutable_spec()->set_name(DenseNameFor(0));
-  d.mutable_spec()->add_shape(3);
-  RegisterDenseResponse dr;
-  ASSERT_TRUE(shard->RegisterDense(d, &dr).ok());
+  const uint32_t dense_id = RegisterEmbAndDense(shard.get(), 0);
   const Router one(1);
-  PushRequest p = MakePush(one, 0, 0, 1, dr.dense_id());
+  PushRequest p = MakePush(one, 0, 0, 1, dense_id);
   p.set_increment_global_step(1);
   PushResponse r;
   ASSERT_TRUE(shard->Push(p, &r).ok());
@@ -358,28 +355,19 @@ TEST(ShardSnapshotTest, AnUnwrittenSnapshotExpires) {
 // A retried push whose first attempt was applied changes nothing more.
 TEST(ShardSnapshotTest, ARetriedPushIsAppliedOnce) {
   auto shard = MakeShard(0);
-  RegisterTableRequest t;
-  t.mutable_spec()->set_name("emb");
-  t.mutable_spec()->set_dim(4);
-  RegisterTableResponse tr;
-  ASSERT_TRUE(shard->RegisterTable(t, &tr).ok());
-  RegisterDenseRequest d;
-  d.mutable_spec()->set_name(DenseNameFor(0));
-  d.mutable_spec()->add_shape(3);
-  RegisterDenseResponse dr;
-  ASSERT_TRUE(shard->RegisterDense(d, &dr).ok());
+  const uint32_t dense_id = RegisterEmbAndDense(shard.get(), 0);
   const Router router(kShards);
-  PushRequest p = MakePush(router, 0, 0, 1, dr.dense_id());
+  PushRequest p = MakePush(router, 0, 0, 1, dense_id);
   p.set_increment_global_step(1);
   PushResponse first, retry;
   ASSERT_TRUE(shard->Push(p, &first).ok());
   std::vector<float> after_first(3);
-  ASSERT_TRUE(shard->dense().Pull(dr.dense_id(), after_first.data()).ok());
+  ASSERT_TRUE(shard->dense().Pull(dense_id, after_first.data()).ok());
   ASSERT_TRUE(shard->Push(p, &retry).ok());
   EXPECT_EQ(retry.global_step(), first.global_step());
   EXPECT_EQ(shard->global_step(), 1) << "the retry numbered a second step";
   std::vector<float> after_retry(3);
-  ASSERT_TRUE(shard->dense().Pull(dr.dense_id(), after_retry.data()).ok());
+  ASSERT_TRUE(shard->dense().Pull(dense_id, after_retry.data()).ok());
   EXPECT_EQ(after_retry, after_first) << "the retry was applied again";
   EXPECT_NEAR(shard->table(0)->opt_state().beta1_power, 0.81, 1e-6) << "beta powers moved twice";
   StatsResponse stats;
@@ -404,7 +392,7 @@ TEST(ShardSnapshotTest, ARetriedPushIsAppliedOnce) {
     EXPECT_EQ(small->global_step(), 0);
   }
   // The next push of the same worker applies.
-  PushRequest next = MakePush(router, 0, 0, 2, dr.dense_id());
+  PushRequest next = MakePush(router, 0, 0, 2, dense_id);
   next.set_increment_global_step(1);
   ASSERT_TRUE(shard->Push(next, &retry).ok());
   EXPECT_EQ(retry.global_step(), 2);
