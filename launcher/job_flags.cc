@@ -134,6 +134,9 @@ const FlagDef kFlags[] = {
     {"hang_timeout", K::kInt, "300", kTrainer,
      "a trainer that sends no heartbeat, or makes no progress, for this many seconds is hung: the "
      "job stops"},
+    {"dry_run", K::kBool, "false", kTasks,
+     "resolve this task's cluster spec and check its flags, print the spec (TF_CONFIG's JSON "
+     "shape) and exit without serving or training: how deploy files are checked"},
     {"shutdown_ps", K::kBool, "false", kWorker,
      "ask every shard to stop when this worker is done (by-hand runs)"},
     // gen-data.
@@ -366,7 +369,10 @@ Status ValidateFlags(const FlagSet& f, Command c) {
     }
   }
   // An explicit data folder must hold data; only the default one is filled.
-  if (k.status().ok() && (c == kWorker || (c == kTrain && !IsDefaultDataLocation(f)))) {
+  // A dry run checks a task's flags away from its host, where the data is.
+  const bool dry_run = k.Reads("dry_run") && f.GetBool("dry_run");
+  if (k.status().ok() && !dry_run &&
+      (c == kWorker || (c == kTrain && !IsDefaultDataLocation(f)))) {
     std::string train, eval;
     k.Set(FindDataFiles(f.Get("data_location"), !f.GetBool("no_eval"), &train, &eval));
   }
