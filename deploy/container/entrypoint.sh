@@ -16,12 +16,22 @@
 # Otherwise `deepfm task` reads --cluster_spec or the TF1 flags itself.
 #
 # DEEPFM_BIN (default: deepfm on PATH) is the program; DEEPFM_DEPLOY_LIB the
-# folder of tf_config.sh (default: ../lib beside this file, as in the source
-# tree and in the image).
+# folder of tf_config.sh (default: ../share/deepfm beside this file, as in
+# the image, else ../../deploy/lib, as in the source tree).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+lib="${DEEPFM_DEPLOY_LIB:-}"
+if [ -z "$lib" ]; then
+  for lib in "$here/../share/deepfm" "$here/../lib"; do
+    [ -f "$lib/tf_config.sh" ] && break
+  done
+fi
+[ -f "$lib/tf_config.sh" ] || {
+  echo "deepfm entrypoint: no tf_config.sh in $lib (set DEEPFM_DEPLOY_LIB)" >&2
+  exit 2
+}
 # shellcheck source=deploy/lib/tf_config.sh
-. "${DEEPFM_DEPLOY_LIB:-$here/../lib}/tf_config.sh"
+. "$lib/tf_config.sh"
 bin="${DEEPFM_BIN:-deepfm}"
 
 die() {

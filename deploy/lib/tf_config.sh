@@ -22,10 +22,24 @@ dfm_json_list() {
   printf '[%s]' "$out"
 }
 
-# dfm_tf_config TYPE INDEX -> TF_CONFIG JSON, from the arrays DFM_PS,
-# DFM_WORKER and (optional, at most one) DFM_CHIEF in the caller's scope.
+# dfm_cluster_json -> {"cluster": {...}}, the spec without a task (a
+# launcher's view), from the arrays DFM_PS, DFM_WORKER and (optional, at
+# most one) DFM_CHIEF in the caller's scope.
+dfm_cluster_json() {
+  local ps worker chief=""
+  ps=$(dfm_json_list "${DFM_PS[@]}") || return 1
+  worker=$(dfm_json_list "${DFM_WORKER[@]}") || return 1
+  if [ "${#DFM_CHIEF[@]}" -gt 0 ]; then
+    chief=$(dfm_json_list "${DFM_CHIEF[@]}") || return 1
+    chief=", \"chief\": $chief"
+  fi
+  printf '{"cluster": {"ps": %s, "worker": %s%s}}' "$ps" "$worker" "$chief"
+}
+
+# dfm_tf_config TYPE INDEX -> TF_CONFIG JSON: dfm_cluster_json's spec with
+# this task.
 dfm_tf_config() {
-  local type="$1" index="$2" ps worker chief=""
+  local type="$1" index="$2" cluster
   case "$type" in ps | worker | chief) ;; *)
     echo "deepfm deploy: task type '$type' is not ps, worker or chief" >&2
     return 1
@@ -36,14 +50,8 @@ dfm_tf_config() {
     return 1
     ;;
   esac
-  ps=$(dfm_json_list "${DFM_PS[@]}") || return 1
-  worker=$(dfm_json_list "${DFM_WORKER[@]}") || return 1
-  if [ "${#DFM_CHIEF[@]}" -gt 0 ]; then
-    chief=$(dfm_json_list "${DFM_CHIEF[@]}") || return 1
-    chief=", \"chief\": $chief"
-  fi
-  printf '{"cluster": {"ps": %s, "worker": %s%s}, "task": {"type": "%s", "index": %d}}' \
-    "$ps" "$worker" "$chief" "$type" "$index"
+  cluster=$(dfm_cluster_json) || return 1
+  printf '%s, "task": {"type": "%s", "index": %d}}' "${cluster%\}}" "$type" "$index"
 }
 
 # dfm_quote WORD -> WORD in single quotes, safe for any POSIX shell.

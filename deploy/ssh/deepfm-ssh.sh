@@ -68,8 +68,7 @@ done <"$hosts_file"
 # The spec without a task: the launcher's view (it gives each task its own).
 spec="$(mktemp "${TMPDIR:-/tmp}/deepfm-spec.XXXXXX.json")"
 trap 'rm -f "$spec"' EXIT
-tf="$(dfm_tf_config ps 0)"
-printf '%s\n' "${tf%, \"task\": *}}" >"$spec"
+dfm_cluster_json >"$spec"
 
 bin="$(command -v "${DEEPFM_BIN:-deepfm}")" || die "no deepfm program (put it on PATH or set DEEPFM_BIN)"
 # Not exec: the trap removes the spec once the job is over. Ctrl-C reaches

@@ -15,6 +15,7 @@ set -uo pipefail
 bin="$1"
 repo="$2"
 . "$repo/tests/deploy/slurm_cluster.sh"
+. "$repo/tests/deploy/test_lib.sh"
 [ "$(id -u)" -eq 0 ] || {
   echo "FAIL: the Slurm test runs slurmd as root (CI does); it is not skipped"
   exit 1
@@ -26,12 +27,6 @@ cleanup() {
   [ -n "${KEEP:-}" ] || rm -rf "$d"
 }
 trap cleanup EXIT
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
-metric() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 job_field() { scontrol -o show job "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 
 slurm_cluster_start "$d/cluster" || {
@@ -59,23 +54,22 @@ wait_done() { # JOB SECONDS -> 0 once it left PENDING/RUNNING
   done
   return 1
 }
-wait_checkpoint() { # FOLDER SECONDS
-  local i
-  for ((i = 0; i < $2 * 10; i++)); do
-    [ -s "$1/checkpoint" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
-shard_pid() { # FOLDER INDEX -> pid of that job's shard
-  local p
-  for p in $(pgrep -f -- "task .*--checkpoint=$1( |$)"); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -q "\"task\": {\"type\": \"ps\", \"index\": $2}"; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
+# kill_shard_during NAME RESTARTS SHARD SECONDS flags...: submits a job,
+# kills its shard SHARD once it committed a checkpoint, waits up to SECONDS
+# for the Slurm job to end; sets `state` to its state (or "no-checkpoint").
+kill_shard_during() {
+  local name="$1" restarts="$2" shard="$3" seconds="$4" job pid
+  shift 4
+  job=$(submit "$name" "$restarts" "$@") || return 1
+  if ! wait_checkpoint "$d/$name" 120; then
+    state=no-checkpoint
+    return 0
+  fi
+  pid=$(shard_pid "$bin" "$d/$name" "$shard") || fail "no shard $shard process of job $job"
+  [ -n "${pid:-}" ] && kill -9 "$pid"
+  wait_done "$job" "$seconds" || fail "job $job still $(job_field "$job" JobState) $seconds s after its shard was killed"
+  [ -z "$(pgrep -f -- "--checkpoint=$d/$name( |$)")" ] || fail "tasks of job $job still run"
+  state=$(job_field "$job" JobState)
 }
 
 # 1. The job through Slurm against the same job run locally.
@@ -94,45 +88,21 @@ if [ -f "$d/slurm/metrics.json" ] && [ -f "$d/local/metrics.json" ]; then
   b=$(metric "$d/local/metrics.json" auc)
   echo "AUC through Slurm (2 ps + 2 workers as srun tasks): $a in ${slurm_s} s (submit to done); local 2x2 job: $b in ${local_s} s"
   python3 -c "import sys; sys.exit(abs($a - $b) > 0.005)" || fail "Slurm AUC $a is not within 0.005 of the local $b"
-  [ "$(metric "$d/slurm/metrics.json" train_rows)" = 100000 ] || fail "the Slurm job did not train every row once"
-  [ "$(metric "$d/slurm/metrics.json" workers_reported)" = 2 ] || fail "not every Slurm trainer reported"
-  [ "$(metric "$d/slurm/metrics.json" ps)" = 2 ] || fail "the Slurm job did not run 2 shards"
+  check_2x2_metrics "$d/slurm/metrics.json" "the Slurm job"
 else
   fail "no metrics.json: $(tail -30 "$d/slurm.out")"
 fi
 
 # 2. A killed shard fails the Slurm job when no restart is allowed.
-job=$(submit kill 0 --num_epochs=1000 --save_steps=20) || exit 1
-if wait_checkpoint "$d/kill" 120; then
-  pid=$(shard_pid "$d/kill" 1) || fail "no shard 1 process of job $job"
-  [ -n "${pid:-}" ] && kill -9 "$pid"
-  wait_done "$job" 60 || fail "job $job still $(job_field "$job" JobState) 60 s after its shard was killed"
-  state="$(job_field "$job" JobState)"
-  echo "job with a killed shard: $state, exit $(job_field "$job" ExitCode)"
-  [ "$state" = FAILED ] || fail "job $job with a killed shard ended $state, expected FAILED"
-  [ -z "$(pgrep -f -- "--checkpoint=$d/kill( |$)")" ] || fail "tasks of job $job still run"
-else
-  fail "job $job made no checkpoint within 120 s: $(tail -30 "$d/kill.out")"
-fi
+kill_shard_during kill 0 1 60 --num_epochs=1000 --save_steps=20
+echo "job with a killed shard: $state"
+[ "$state" = FAILED ] || fail "the job with a killed shard ended $state, expected FAILED: $(tail -30 "$d/kill.out")"
 
 # 3. With one restart, the same kill is recovered and the job completes.
-job=$(submit recover 1 --num_epochs=3 --save_steps=20) || exit 1
-if wait_checkpoint "$d/recover" 120; then
-  pid=$(shard_pid "$d/recover" 0) || fail "no shard 0 process of job $job"
-  [ -n "${pid:-}" ] && kill -9 "$pid"
-  wait_done "$job" 300 || fail "job $job still $(job_field "$job" JobState) after 300 s"
-  state="$(job_field "$job" JobState)"
-  [ "$state" = COMPLETED ] || fail "job $job with one restart ended $state: $(tail -30 "$d/recover.out")"
-  grep -q "restart 1 of 1 from the newest good checkpoint" "$d/recover.out" ||
-    fail "job $job did not restart its step: $(tail -30 "$d/recover.out")"
-  [ -f "$d/recover/metrics.json" ] || fail "the recovered job wrote no metrics.json"
-else
-  fail "job $job made no checkpoint within 120 s: $(tail -30 "$d/recover.out")"
-fi
+kill_shard_during recover 1 0 300 --num_epochs=3 --save_steps=20
+[ "$state" = COMPLETED ] || fail "the job with one restart ended $state: $(tail -30 "$d/recover.out")"
+grep -q "restart 1 of 1 from the newest good checkpoint" "$d/recover.out" ||
+  fail "the job did not restart its step: $(tail -30 "$d/recover.out")"
+[ -f "$d/recover/metrics.json" ] || fail "the recovered job wrote no metrics.json"
 
-if [ "$failures" -eq 0 ]; then
-  echo "slurm_job_test: 3 passed, 0 failed"
-  exit 0
-fi
-echo "slurm_job_test: $failures failure(s)"
-exit 1
+finish slurm_job_test 3

@@ -23,6 +23,7 @@ ip="$(command -v ip)" || {
   echo "FAIL: the ip command (iproute2) is missing; scripts/install_deps.sh installs it"
   exit 1
 }
+. "$repo/tests/deploy/test_lib.sh"
 p="dfs$$"
 hosts=("${p}a" "${p}b" "${p}c")
 d="$(mktemp -d /tmp/deepfm-ssh.XXXXXX)"
@@ -35,12 +36,6 @@ cleanup() {
   rm -rf "$d"
 }
 trap cleanup EXIT
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
-metric() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
 
 set -e
 "$ip" netns add "${p}s"
@@ -100,14 +95,6 @@ job() { # NAME flags...
     "$repo/deploy/ssh/deepfm-ssh.sh" "$d/hosts.txt" --checkpoint="$d/$name" "${model[@]}" "$@"
 }
 tasks_of() { pgrep -f -- "--checkpoint=$d/$1( |$)" | grep -v -x "$$" || true; }
-wait_checkpoint() {
-  local i
-  for ((i = 0; i < 600; i++)); do
-    [ -s "$d/$1/checkpoint" ] && return 0
-    sleep 0.1
-  done
-  return 1
-}
 # The exit status of background job PID, killing its process group after
 # SECONDS (status 124 then): no wait of this test is unbounded.
 bounded_wait() {
@@ -138,9 +125,7 @@ rc=$?
 [ "$rc" -eq 0 ] || fail "the ssh job exited $rc: $(tail -30 "$d/ok.out")"
 if [ -f "$d/ok/metrics.json" ]; then
   echo "AUC of the 2x2 job over ssh: $(metric "$d/ok/metrics.json" auc)"
-  [ "$(metric "$d/ok/metrics.json" train_rows)" = 100000 ] || fail "not every row was trained once"
-  [ "$(metric "$d/ok/metrics.json" workers_reported)" = 2 ] || fail "not every trainer reported"
-  [ "$(metric "$d/ok/metrics.json" ps)" = 2 ] || fail "the job did not run 2 shards"
+  check_2x2_metrics "$d/ok/metrics.json" "the ssh job"
 else
   fail "no metrics.json: $(tail -30 "$d/ok.out")"
 fi
@@ -153,7 +138,7 @@ grep -q "${hosts[1]}:2223" "$d/ok/cluster.json" 2>/dev/null ||
 # 2. Ctrl-C stops every task on every host.
 setsid bash -c "$(declare -f job); $(declare -p d bin repo ip hosts model); job int --num_epochs=1000 --save_steps=20" >"$d/int.out" 2>&1 &
 leader=$!
-if wait_checkpoint int; then
+if wait_checkpoint "$d/int" 60; then
   [ "$(tasks_of int | wc -l)" -ge 4 ] || fail "expected 4 running tasks, saw: $(tasks_of int)"
   kill -INT -- "-$leader"
   wait_gone int 30 || fail "tasks still run 30 s after Ctrl-C: $(tasks_of int | xargs -r ps -o pid,args -p)"
@@ -168,13 +153,8 @@ fi
 # 3. A shard killed on its host stops every task (no restarts).
 setsid bash -c "$(declare -f job); $(declare -p d bin repo ip hosts model); job kill --num_epochs=1000 --save_steps=20 --max_restarts=0" >"$d/kill.out" 2>&1 &
 leader=$!
-if wait_checkpoint kill; then
-  shard=""
-  for q in $(tasks_of kill); do
-    # The program itself, not the shells around it that share its TF_CONFIG.
-    [ "$(readlink "/proc/$q/exe")" = "$(readlink -f "$bin")" ] &&
-      tr '\0' '\n' <"/proc/$q/environ" 2>/dev/null | grep -q '"task":{"index":1,"type":"ps"}' && shard=$q
-  done
+if wait_checkpoint "$d/kill" 60; then
+  shard=$(shard_pid "$bin" "$d/kill" 1)
   if [ -n "$shard" ]; then
     kill -9 "$shard"
     wait_gone kill 30 || fail "tasks still run 30 s after a shard was killed: $(tasks_of kill | xargs -r ps -o pid,args -p)"
@@ -190,9 +170,4 @@ else
 fi
 kill -9 -- "-$leader" 2>/dev/null
 
-if [ "$failures" -eq 0 ]; then
-  echo "ssh_job_test: 3 passed, 0 failed"
-  exit 0
-fi
-echo "ssh_job_test: $failures failure(s)"
-exit 1
+finish ssh_job_test 3

@@ -19,6 +19,10 @@ mkdir -p "$scratch"
 echo "mutation: copying the tree to $scratch"
 # -p keeps modification times, so the scratch build stays incremental.
 (cd "$src" && git ls-files -co --exclude-standard -z | xargs -0 cp --parents -p -t "$scratch")
+# The manifest checks' node modules are ignored by git; share the source's.
+if [ -d "$src/tests/deploy/k8s/node_modules" ]; then
+  ln -sfn "$src/tests/deploy/k8s/node_modules" "$scratch/tests/deploy/k8s/node_modules"
+fi
 cmake -S "$scratch" -B "$scratch/build" -DCMAKE_BUILD_TYPE=Release >/dev/null
 echo "mutation: building the unmutated copy"
 cmake --build "$scratch/build" -j"$jobs" >/dev/null
