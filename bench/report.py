@@ -12,6 +12,8 @@ RUNS = {
     "fp32_ps2": "fp32, 2 shards",
     "bf16_ps2": "bf16, 2 shards",
     "bf16_ps1_t2": "bf16, 1 shard, 2-thr",
+    "fp32_sa": "fp32, stand-alone",
+    "bf16_sa": "bf16, stand-alone",
 }
 
 

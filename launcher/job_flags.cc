@@ -43,6 +43,9 @@ const FlagDef kFlags[] = {
     {"task_index", K::kInt, "0", kTasks, "TF1: this task's index within its type"},
     {"ps_num", K::kInt, "1", kTrain, "parameter-server shards of a local job"},
     {"worker_num", K::kInt, "1", kTrain, "workers of a local job"},
+    {"standalone", K::kBool, "false", kTrain,
+     "one process: the trainer with --ps_num shards in-process, no RPC (DeepRec's stand-alone "
+     "training); with --staleness=0 it trains bit for bit like a 1-shard, 1-worker job"},
     {"launch_prefix", K::kString, "", kTrain,
      "with --cluster_spec: command that runs a task on its host; {host} becomes the task's host "
      "(e.g. 'ip netns exec {host}'); it must run its arguments as given, environment included"},
@@ -351,6 +354,15 @@ Status ValidateFlags(const FlagSet& f, Command c) {
     k.Set(
         InvalidArgument("--ps_num and --worker_num shape a local job; with --cluster_spec the spec "
                         "lists the tasks"));
+  }
+  if (k.Reads("standalone") && f.GetBool("standalone")) {
+    if (f.GetInt("worker_num") != 1) {
+      k.Set(InvalidArgument("--standalone runs one trainer; --worker_num=" +
+                            f.Get("worker_num") + " needs a job of processes (drop --standalone)"));
+    } else if (!f.Get("cluster_spec").empty()) {
+      k.Set(InvalidArgument(
+          "--standalone runs in this process; --cluster_spec describes tasks on hosts"));
+    }
   }
   if (k.Reads("restore_checkpoint") && !f.Get("restore_checkpoint").empty()) {
     int64_t step = 0;

@@ -290,15 +290,17 @@ void JobRunner::StopShards() {
   sup_.StopAll(1000);
 }
 
-int JobRunner::Summarize() {
+int JobRunner::Summarize() { return PrintJobResult(folder_, wall_.Seconds()); }
+
+int PrintJobResult(const std::string& folder, double wall_seconds) {
   JobMetrics m;
-  const std::string path = (std::filesystem::path(folder_) / "metrics.json").string();
+  const std::string path = (std::filesystem::path(folder) / "metrics.json").string();
   Status s = ReadJobMetrics(path, &m);
   if (!s.ok()) {
     fprintf(stderr, "deepfm: the chief's metrics: %s\n", s.message().c_str());
     return 1;
   }
-  printf("deepfm: done in %.1f s: %.0f samples/s over %d worker(s)", wall_.Seconds(),
+  printf("deepfm: done in %.1f s: %.0f samples/s over %d worker(s)", wall_seconds,
          m.samples_per_sec(), m.workers);
   if (m.has_eval) {
     printf("; eval AUC %.4f logloss %.4f accuracy %.4f", m.eval.auc, m.eval.logloss,

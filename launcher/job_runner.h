@@ -93,4 +93,8 @@ class JobRunner {
   std::string latest_at_start_;    // the job folder's latest checkpoint when the job began
 };
 
+// Prints the job's result from the chief's metrics.json in `folder`; returns
+// 0, or 1 (saying why) when there is none.
+int PrintJobResult(const std::string& folder, double wall_seconds);
+
 }  // namespace deepfm::launcher

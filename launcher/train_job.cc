@@ -12,6 +12,7 @@
 #include "launcher/job_flags.h"
 #include "launcher/job_runner.h"
 #include "launcher/local_cluster.h"
+#include "launcher/standalone_job.h"
 #include "tools/datagen.h"
 
 namespace deepfm::launcher {
@@ -95,6 +96,7 @@ int RunTrainJob(const FlagSet& f, const std::string& self) {
     return 1;
   }
   fs::remove(folder / "metrics.json", ec);
+  if (f.GetBool("standalone")) return RunStandaloneJob(f, folder.string());
 
   ClusterSpec spec;
   std::string origin = "local job";

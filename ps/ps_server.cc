@@ -7,6 +7,7 @@
 
 #include "proto/ps.grpc.pb.h"
 #include "ps/checkpoint.h"
+#include "ps/save_request.h"
 
 namespace deepfm::ps {
 
@@ -14,30 +15,6 @@ grpc::Status ToGrpc(const Status& s) {
   if (s.ok()) return grpc::Status::OK;
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), s.message());
 }
-
-namespace {
-
-// A Save folder: relative to the shard's checkpoint root, no "..", no
-// absolute path, so a client can never make a shard write elsewhere.
-Status ResolveSaveFolder(const std::string& root, const std::string& dir, std::string* out) {
-  if (root.empty()) {
-    return FailedPrecondition("save: this shard has no checkpoint root (--checkpoint_dir); it saves nothing");
-  }
-  if (dir.empty() || dir.front() == '/') {
-    return InvalidArgument("save: folder '" + dir + "' must be a relative name below the checkpoint root");
-  }
-  for (const auto& part : std::filesystem::path(dir)) {
-    if (part == "..") return InvalidArgument("save: folder '" + dir + "' may not contain '..'");
-  }
-  const std::filesystem::path folder = std::filesystem::path(root) / dir;
-  std::error_code ec;
-  std::filesystem::create_directories(folder, ec);
-  if (ec) return Internal("save: cannot create " + folder.string() + ": " + ec.message());
-  *out = folder.string();
-  return Status::Ok();
-}
-
-}  // namespace
 
 // Each handler checks the caller's token before it reads the request.
 class PsServer::Service final : public ParameterServer::Service {
@@ -90,45 +67,18 @@ class PsServer::Service final : public ParameterServer::Service {
   }
   grpc::Status Save(grpc::ServerContext* ctx, const SaveRequest* req, SaveResponse* resp) override {
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
-    if (req->global_step() < 0) return ToGrpc(InvalidArgument("save: global_step is negative"));
-    if (req->wait_ms() < 0) return ToGrpc(InvalidArgument("save: wait_ms is negative"));
-    if (req->since_step() < 0 || (req->since_step() > 0 && req->since_step() >= req->global_step())) {
-      return ToGrpc(InvalidArgument("save: since_step " + std::to_string(req->since_step()) +
-                                    " must be 0 (a full save) or below global_step " +
-                                    std::to_string(req->global_step())));
-    }
-    std::string folder;
-    Status s = ResolveSaveFolder(owner_->options_.checkpoint_root, req->dir(), &folder);
-    if (!s.ok()) return ToGrpc(s);
-    SaveShardOptions so;
-    so.force_cut = false;  // a live shard saves only a cut it took in order
-    so.since_step = req->since_step() > 0 ? req->since_step() : -1;
-    so.wait = std::chrono::milliseconds(req->wait_ms() > 0 ? req->wait_ms()
-                                                           : shard_->options().cut_wait_ms);
-    SaveShardResult r;
-    s = SaveShard(*shard_, folder, req->global_step(), &r, so);
-    if (!s.ok()) return ToGrpc(s);
-    resp->set_file(r.file.name);
-    resp->set_bytes(r.file.bytes);
-    resp->set_crc32c(r.file.crc32c);
-    resp->set_rows(r.rows);
-    for (const TrainerPosition& p : r.positions) *resp->add_positions() = p;
-    resp->set_cut_ms(r.cut_ms);
-    resp->set_write_ms(r.write_ms);
-    LOG(INFO) << "shard " << shard_->options().shard_index << ": saved step " << req->global_step()
-              << ", " << r.rows << " rows to " << folder << "/" << r.file.name << " ("
-              << r.file.bytes << " bytes; cut held pushes " << r.cut_ms << " ms, longest stripe copy "
-              << r.max_stripe_ms << " ms, write " << r.write_ms << " ms)";
-    return grpc::Status::OK;
+    return ToGrpc(HandleSaveRequest(*shard_, owner_->options_.checkpoint_root, *req, resp));
   }
   grpc::Status Stats(grpc::ServerContext* ctx, const StatsRequest*, StatsResponse* resp) override {
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
     shard_->Stats(resp);
     return grpc::Status::OK;
   }
-  grpc::Status Shutdown(grpc::ServerContext* ctx, const ShutdownRequest*, ShutdownResponse*) override {
+  grpc::Status Shutdown(grpc::ServerContext* ctx, const ShutdownRequest*,
+                        ShutdownResponse*) override {
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
-    LOG(INFO) << "shard " << shard_->options().shard_index << ": shutdown requested by " << ctx->peer();
+    LOG(INFO) << "shard " << shard_->options().shard_index << ": shutdown requested by "
+              << ctx->peer();
     owner_->RequestShutdown();
     return grpc::Status::OK;
   }

@@ -59,15 +59,31 @@ Status PsClient::Connect(const PsClientOptions& options, std::unique_ptr<PsClien
                                             std::to_string(options.connect_timeout_ms) +
                                             " ms; is ps_server running there?");
     }
-    c->stubs_.push_back(ps::ParameterServer::NewStub(ch));
-    c->channels_.push_back(std::move(ch));
+    c->shards_.push_back(GrpcShardEndpoint(std::move(ch)));
   }
   *out = std::move(c);
   return Status::Ok();
 }
 
+Status PsClient::Attach(const PsClientOptions& options,
+                        std::vector<std::unique_ptr<ShardEndpoint>> shards,
+                        std::unique_ptr<PsClient>* out) {
+  if (shards.empty() || shards.size() != options.hosts.size()) {
+    return InvalidArgument("PsClient::Attach: " + std::to_string(shards.size()) +
+                           " shards for " + std::to_string(options.hosts.size()) + " names");
+  }
+  if (options.num_slots < shards.size()) {
+    return InvalidArgument("num_slots " + std::to_string(options.num_slots) + " is below the " +
+                           std::to_string(shards.size()) + " shards given");
+  }
+  std::unique_ptr<PsClient> c(new PsClient(options));
+  c->shards_ = std::move(shards);
+  *out = std::move(c);
+  return Status::Ok();
+}
+
 std::vector<int> PsClient::AllShards() const {
-  std::vector<int> all(stubs_.size());
+  std::vector<int> all(shards_.size());
   for (size_t s = 0; s < all.size(); ++s) all[s] = static_cast<int>(s);
   return all;
 }
@@ -132,13 +148,13 @@ Status PsClient::ParallelCall(const char* what, const std::vector<int>& shards, 
 Status PsClient::RegisterTable(const ps::TableSpec& spec, int* handle) {
   TableInfo info;
   info.dim = static_cast<int>(spec.dim());
-  info.ids.resize(stubs_.size());
+  info.ids.resize(shards_.size());
   ps::RegisterTableRequest req;
   *req.mutable_spec() = spec;
-  std::vector<ps::RegisterTableResponse> resp(stubs_.size());
+  std::vector<ps::RegisterTableResponse> resp(shards_.size());
   Status st = ParallelCall("RegisterTable", AllShards(),
                            [&](int s, grpc::ClientContext* ctx, auto done) {
-                             stubs_[s]->async()->RegisterTable(ctx, &req, &resp[s], done);
+                             shards_[s]->RegisterTable(ctx, &req, &resp[s], done);
                            });
   if (!st.ok()) return st;
   for (size_t s = 0; s < resp.size(); ++s) info.ids[s] = resp[s].table_id();
@@ -160,7 +176,7 @@ Status PsClient::RegisterDense(const std::string& name, const std::vector<int64_
   AssignBytes(init.data(), init.size(), req.mutable_init_values());
   ps::RegisterDenseResponse resp;
   Status st = ParallelCall("RegisterDense", {info.shard}, [&](int s, grpc::ClientContext* ctx, auto done) {
-    stubs_[s]->async()->RegisterDense(ctx, &req, &resp, done);
+    shards_[s]->RegisterDense(ctx, &req, &resp, done);
   });
   if (!st.ok()) return st;
   info.id = resp.dense_id();
@@ -170,9 +186,9 @@ Status PsClient::RegisterDense(const std::string& name, const std::vector<int64_
 }
 
 void PsClient::Route(const uint64_t* uniq, size_t n, std::vector<std::vector<uint32_t>>* idx) const {
-  idx->resize(stubs_.size());
+  idx->resize(shards_.size());
   for (auto& v : *idx) v.clear();
-  if (stubs_.size() == 1) {
+  if (shards_.size() == 1) {
     (*idx)[0].resize(n);
     for (size_t i = 0; i < n; ++i) (*idx)[0][i] = static_cast<uint32_t>(i);
     return;
@@ -208,7 +224,7 @@ Status PsClient::Pull(int table, const uint64_t* uniq, size_t n, float* rows,
   }
   Status st = ParallelCall("Pull", AllShards(), [&](int s, grpc::ClientContext* ctx, auto done) {
     resp[s].Clear();
-    stubs_[s]->async()->Pull(ctx, &req[s], &resp[s], done);
+    shards_[s]->Pull(ctx, &req[s], &resp[s], done);
   });
   if (!st.ok()) return st;
   const size_t es = ElemSize(options_.wire_dtype);
@@ -288,7 +304,7 @@ Status PsClient::Push(int table, const uint64_t* uniq, size_t n, const float* gr
     // Shard 0 numbers the step; the others learn it (and shard 0's newest
     // snapshot cut) from its answer, so each orders the push around a cut.
     Status st = ParallelCall("Push", {0}, [&](int s, grpc::ClientContext* ctx, auto done) {
-      stubs_[s]->async()->Push(ctx, &req[s], &resp[s], done);
+      shards_[s]->Push(ctx, &req[s], &resp[s], done);
     });
     if (!st.ok()) return st;
     for (int s = 1; s < S; ++s) {
@@ -298,7 +314,7 @@ Status PsClient::Push(int table, const uint64_t* uniq, size_t n, const float* gr
     rest.erase(rest.begin());
   }
   Status st = ParallelCall("Push", rest, [&](int s, grpc::ClientContext* ctx, auto done) {
-    stubs_[s]->async()->Push(ctx, &req[s], &resp[s], done);
+    shards_[s]->Push(ctx, &req[s], &resp[s], done);
   });
   if (!st.ok()) return st;
   if (bytes) {
@@ -319,7 +335,7 @@ Status PsClient::CloseStep(int64_t step) {
   req.set_global_step(step);
   std::vector<ps::PushResponse> resp(num_shards());
   return ParallelCall("Push", others, [&](int s, grpc::ClientContext* ctx, auto done) {
-    stubs_[s]->async()->Push(ctx, &req, &resp[s], done);
+    shards_[s]->Push(ctx, &req, &resp[s], done);
   });
 }
 
@@ -327,7 +343,7 @@ Status PsClient::GlobalStep(int64_t* step) {
   ps::StepRequest req;
   ps::StepResponse resp;
   Status st = ParallelCall("GlobalStep", {0}, [&](int s, grpc::ClientContext* ctx, auto done) {
-    stubs_[s]->async()->GlobalStep(ctx, &req, &resp, done);
+    shards_[s]->GlobalStep(ctx, &req, &resp, done);
   });
   if (st.ok()) *step = resp.global_step();
   return st;
@@ -338,7 +354,7 @@ Status PsClient::WorkerDone(uint32_t task_index, uint32_t* done) {
   req.set_task_index(task_index);
   ps::WorkerDoneResponse resp;
   Status st = ParallelCall("WorkerDone", {0}, [&](int s, grpc::ClientContext* ctx, auto cb) {
-    stubs_[s]->async()->WorkerDone(ctx, &req, &resp, cb);
+    shards_[s]->WorkerDone(ctx, &req, &resp, cb);
   });
   if (st.ok()) *done = resp.done();
   return st;
@@ -347,7 +363,7 @@ Status PsClient::WorkerDone(uint32_t task_index, uint32_t* done) {
 Status PsClient::Heartbeat(const ps::HeartbeatRequest& req) {
   ps::HeartbeatResponse resp;
   return ParallelCall("Heartbeat", {0}, [&](int s, grpc::ClientContext* ctx, auto cb) {
-    stubs_[s]->async()->Heartbeat(ctx, &req, &resp, cb);
+    shards_[s]->Heartbeat(ctx, &req, &resp, cb);
   });
 }
 
@@ -355,7 +371,7 @@ Status PsClient::JobStatus(ps::JobStatusResponse* status) {
   ps::JobStatusRequest req;
   return ParallelCall("JobStatus", {0}, [&](int s, grpc::ClientContext* ctx, auto cb) {
     status->Clear();
-    stubs_[s]->async()->JobStatus(ctx, &req, status, cb);
+    shards_[s]->JobStatus(ctx, &req, status, cb);
   });
 }
 
@@ -363,7 +379,7 @@ Status PsClient::Cut(int64_t* global_step) {
   ps::CutRequest req;
   ps::CutResponse resp;
   Status st = ParallelCall("Cut", {0}, [&](int s, grpc::ClientContext* ctx, auto done) {
-    stubs_[s]->async()->Cut(ctx, &req, &resp, done);
+    shards_[s]->Cut(ctx, &req, &resp, done);
   });
   if (st.ok()) *global_step = resp.global_step();
   return st;
@@ -380,7 +396,7 @@ Status PsClient::Save(const std::string& dir, int64_t global_step, SaveResult* r
   Status st = ParallelCall(
       "Save", AllShards(),
       [&](int s, grpc::ClientContext* ctx, auto done) {
-        stubs_[s]->async()->Save(ctx, &req, &resp[s], done);
+        shards_[s]->Save(ctx, &req, &resp[s], done);
       },
       options_.save_deadline_ms);
   if (!st.ok()) return st;
@@ -400,7 +416,7 @@ Status PsClient::Stats(std::vector<ps::StatsResponse>* stats) {
   stats->assign(S, ps::StatsResponse());
   ps::StatsRequest req;
   return ParallelCall("Stats", AllShards(), [&](int s, grpc::ClientContext* ctx, auto done) {
-    stubs_[s]->async()->Stats(ctx, &req, &(*stats)[s], done);
+    shards_[s]->Stats(ctx, &req, &(*stats)[s], done);
   });
 }
 
@@ -409,7 +425,7 @@ Status PsClient::ShutdownAll() {
   ps::ShutdownRequest req;
   std::vector<ps::ShutdownResponse> resp(S);
   return ParallelCall("Shutdown", AllShards(), [&](int s, grpc::ClientContext* ctx, auto done) {
-    stubs_[s]->async()->Shutdown(ctx, &req, &resp[s], done);
+    shards_[s]->Shutdown(ctx, &req, &resp[s], done);
   });
 }
 

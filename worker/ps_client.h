@@ -23,6 +23,7 @@
 #include "common/status.h"
 #include "proto/ps.grpc.pb.h"
 #include "rpc/security.h"
+#include "worker/shard_endpoint.h"
 
 namespace deepfm {
 
@@ -54,7 +55,13 @@ class PsClient {
   // Connects to every shard, waiting up to connect_timeout_ms for each.
   static Status Connect(const PsClientOptions& options, std::unique_ptr<PsClient>* out);
 
-  int num_shards() const { return static_cast<int>(stubs_.size()); }
+  // A client of shards reached otherwise (the stand-alone job's in-process
+  // shards): options.hosts names them for errors, one name per shard.
+  static Status Attach(const PsClientOptions& options,
+                       std::vector<std::unique_ptr<ShardEndpoint>> shards,
+                       std::unique_ptr<PsClient>* out);
+
+  int num_shards() const { return static_cast<int>(shards_.size()); }
   const Router& router() const { return router_; }
   const std::vector<std::string>& hosts() const { return options_.hosts; }
 
@@ -145,8 +152,7 @@ class PsClient {
 
   PsClientOptions options_;
   Router router_;
-  std::vector<std::shared_ptr<grpc::Channel>> channels_;
-  std::vector<std::unique_ptr<ps::ParameterServer::Stub>> stubs_;
+  std::vector<std::unique_ptr<ShardEndpoint>> shards_;
   std::vector<TableInfo> tables_;
   std::vector<DenseInfo> dense_;
   const uint64_t session_;             // random per client: at-most-once pushes

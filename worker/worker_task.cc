@@ -87,10 +87,15 @@ int Fail(const WorkerTaskOptions& o, const Status& s) {
 }  // namespace
 
 int RunWorkerTask(const WorkerTaskOptions& o) {
-  TuneMallocForLargeBuffers();
   std::unique_ptr<PsClient> client;
   Status s = PsClient::Connect(o.client, &client);
   if (!s.ok()) return Fail(o, s);
+  return RunWorkerTask(o, std::move(client));
+}
+
+int RunWorkerTask(const WorkerTaskOptions& o, std::unique_ptr<PsClient> client) {
+  TuneMallocForLargeBuffers();
+  Status s;
   // The optimizer runs on the servers; refuse to train against servers that
   // were started with something else than this worker was asked for.
   std::vector<ps::StatsResponse> stats;

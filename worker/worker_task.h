@@ -4,6 +4,7 @@
 // flags and the cluster spec into these options.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "worker/data_reader.h"
@@ -28,6 +29,10 @@ struct WorkerTaskOptions {
 };
 
 // Returns the process exit code: 0 on success, 1 on an error (printed).
+// Connects to options.client.hosts over gRPC.
 int RunWorkerTask(const WorkerTaskOptions& options);
+// The same with a client already made (the stand-alone job's in-process
+// shards).
+int RunWorkerTask(const WorkerTaskOptions& options, std::unique_ptr<PsClient> client);
 
 }  // namespace deepfm

@@ -223,6 +223,73 @@ TEST_F(LauncherTest, ResumedRunEqualsUninterruptedRunOnTwoShards) {
   ExpectResumedEqualsStraight("2");
 }
 
+// The final checkpoint's shard files of job `name`, in shard order.
+std::vector<deepfm::CheckpointFile> FinalShardFiles(const std::string& name) {
+  std::string latest;
+  EXPECT_TRUE(deepfm::LatestCheckpoint(LauncherTest::Folder(name).string(), &latest).ok()) << name;
+  deepfm::Manifest m;
+  EXPECT_TRUE(deepfm::ReadAndVerifyManifest(latest, &m).ok()) << latest;
+  return m.files;
+}
+
+// The stand-alone job is the distributed path's oracle: with staleness 0 it
+// trains bit for bit like a 1-shard, 1-worker job over gRPC, to the same
+// loss, AUC and shard files (every row, slot and step the same bytes).
+TEST_F(LauncherTest, StandaloneTrainsBitForBitLikeAOneShardOneWorkerJob) {
+  const std::string common = "--staleness=0 --seed=11 --save_steps=40 ";
+  Result r = Deepfm(Job("oracle_grpc", common));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = Deepfm(Job("oracle_standalone", common + "--standalone"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const JobMetrics g = Metrics("oracle_grpc"), a = Metrics("oracle_standalone");
+  EXPECT_EQ(a.global_step, g.global_step);
+  EXPECT_EQ(a.train_rows, 30000);
+  EXPECT_EQ(a.eval.auc, g.eval.auc);
+  EXPECT_EQ(a.eval.logloss, g.eval.logloss);
+  deepfm::WorkerReport wg, wa;
+  ASSERT_TRUE(deepfm::ReadWorkerReport(
+                  (Folder("oracle_grpc") / deepfm::WorkerReportFileName(0)).string(), &wg)
+                  .ok());
+  ASSERT_TRUE(deepfm::ReadWorkerReport(
+                  (Folder("oracle_standalone") / deepfm::WorkerReportFileName(0)).string(), &wa)
+                  .ok());
+  EXPECT_EQ(wa.last_loss, wg.last_loss);
+  const auto fg = FinalShardFiles("oracle_grpc"), fa = FinalShardFiles("oracle_standalone");
+  ASSERT_EQ(fa.size(), 1u);
+  ASSERT_EQ(fg.size(), 1u);
+  EXPECT_EQ(fa[0].bytes, fg[0].bytes);
+  EXPECT_EQ(fa[0].crc32c, fg[0].crc32c) << "the shards' final states differ";
+  // One process: no shard was started, so no token was made for one.
+  EXPECT_FALSE(fs::exists(Folder("oracle_standalone") / "auth_token"));
+}
+
+// Their checkpoints are the same files: a stand-alone job stopped at step
+// 40, resumed over gRPC on two shards to 60, then stand-alone again to 80,
+// ends as one uninterrupted stand-alone run to step 80 does.
+TEST_F(LauncherTest, StandaloneAndDistributedJobsResumeEachOther) {
+  const std::string common = "--staleness=0 --seed=9 --num_epochs=2 ";
+  Result r = Deepfm(Job("sa_straight", common + "--standalone --steps=80"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = Deepfm(Job("sa_resumed", common + "--standalone --steps=40"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = Deepfm(Job("sa_resumed", common + "--ps_num=2 --steps=60"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(Metrics("sa_resumed").global_step, 60);
+  r = Deepfm(Job("sa_resumed", common + "--standalone --steps=80"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const JobMetrics a = Metrics("sa_resumed"), b = Metrics("sa_straight");
+  EXPECT_EQ(a.global_step, 80);
+  EXPECT_EQ(a.train_rows, 20 * 256) << "the last leg trains only the steps after the checkpoint";
+  EXPECT_EQ(a.eval.auc, b.eval.auc);
+  EXPECT_EQ(a.eval.logloss, b.eval.logloss);
+}
+
+TEST_F(LauncherTest, StandaloneRefusesSeveralWorkers) {
+  const Result r = Deepfm(Job("sa_two", "--standalone --worker_num=2"));
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+  EXPECT_NE(r.output.find("--standalone runs one trainer"), std::string::npos) << r.output;
+}
+
 // Every optimizer trains through real servers (two shards) and is the one
 // the checkpoint records. Staleness 0 makes each run deterministic, so the
 // bounds hold every time.
