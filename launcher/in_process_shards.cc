@@ -34,8 +34,8 @@ class InProcessEndpoint final : public ShardEndpoint {
                   ps::WorkerDoneResponse* resp, Done done) override {
     done(ps::ToGrpc(shard_->WorkerDone(*req, resp)));
   }
-  void Heartbeat(grpc::ClientContext*, const ps::HeartbeatRequest* req,
-                 ps::HeartbeatResponse* resp, Done done) override {
+  void Heartbeat(grpc::ClientContext*, const ps::HeartbeatRequest* req, ps::HeartbeatResponse* resp,
+                 Done done) override {
     done(ps::ToGrpc(shard_->Heartbeat(*req, resp)));
   }
   void JobStatus(grpc::ClientContext*, const ps::JobStatusRequest*, ps::JobStatusResponse* resp,
@@ -43,8 +43,7 @@ class InProcessEndpoint final : public ShardEndpoint {
     shard_->JobStatus(resp);
     done(grpc::Status::OK);
   }
-  void Cut(grpc::ClientContext*, const ps::CutRequest*, ps::CutResponse* resp,
-           Done done) override {
+  void Cut(grpc::ClientContext*, const ps::CutRequest*, ps::CutResponse* resp, Done done) override {
     done(ps::ToGrpc(shard_->Cut(resp)));
   }
   void Save(grpc::ClientContext*, const ps::SaveRequest* req, ps::SaveResponse* resp,

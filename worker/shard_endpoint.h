@@ -41,8 +41,8 @@ class ShardEndpoint {
                    Done done) = 0;
   virtual void Save(grpc::ClientContext* ctx, const ps::SaveRequest* req, ps::SaveResponse* resp,
                     Done done) = 0;
-  virtual void Stats(grpc::ClientContext* ctx, const ps::StatsRequest* req,
-                     ps::StatsResponse* resp, Done done) = 0;
+  virtual void Stats(grpc::ClientContext* ctx, const ps::StatsRequest* req, ps::StatsResponse* resp,
+                     Done done) = 0;
   virtual void Shutdown(grpc::ClientContext* ctx, const ps::ShutdownRequest* req,
                         ps::ShutdownResponse* resp, Done done) = 0;
 };
