@@ -6,6 +6,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <thread>
 #include <vector>
@@ -20,6 +22,9 @@
 DEFINE_int64(keys, 1000000, "distinct keys in the table");
 DEFINE_int32(batch, 10000, "unique keys per request");
 DEFINE_double(seconds, 2.0, "time per measurement");
+DEFINE_string(json_out, "",
+              "also write the figures here as JSON (keys/s by mode and threads), for "
+              "bench/scale_model.py");
 DEFINE_int32(shards, 1,
              "the measured shard is shard 0 of this many, and every key sent to it is one it owns "
              "(so a multi-shard job's per-key ownership check is on the measured path)");
@@ -139,6 +144,7 @@ int main(int argc, char** argv) {
   printf("ps_bench: Adam, dim %d, %d unique keys per request, %lld keys in table, %d hw threads\n",
          kDim, FLAGS_batch, static_cast<long long>(FLAGS_keys), std::thread::hardware_concurrency());
   printf("%-28s %8s %14s %14s\n", "mode", "threads", "pull Mkeys/s", "push Mkeys/s");
+  nlohmann::json out = {{"batch", FLAGS_batch}, {"keys", FLAGS_keys}, {"dim", kDim}};
 
   {
     auto shard = MakeShard();
@@ -154,6 +160,8 @@ int main(int argc, char** argv) {
         shard->Push(pushes[(i * 2 + t) % pushes.size()], &resp);
       });
       printf("%-28s %8d %14.2f %14.2f\n", "in-process (Shard)", threads, pull / 1e6, push / 1e6);
+      out["in_process"][std::to_string(threads)] = {{"pull_keys_per_s", pull},
+                                                    {"push_keys_per_s", push}};
     }
   }
   for (int threads : {1, 2}) {
@@ -184,8 +192,10 @@ int main(int argc, char** argv) {
       stubs[t]->Push(&ctx, pushes[(i * 2 + t) % pushes.size()], &resp);
     });
     printf("%-28s %8d %14.2f %14.2f\n", "loopback gRPC (PsServer)", threads, pull / 1e6, push / 1e6);
+    out["grpc"][std::to_string(threads)] = {{"pull_keys_per_s", pull}, {"push_keys_per_s", push}};
   }
   printf("(loopback rows: client and server share this machine's cores; 'threads' is both the\n"
          " server's handler threads and the number of concurrent clients)\n");
+  if (!FLAGS_json_out.empty()) std::ofstream(FLAGS_json_out) << out.dump(2) << "\n";
   return 0;
 }
