@@ -24,6 +24,7 @@ d="$(mktemp -d /tmp/deepfm-slurm.XXXXXX)"
 cleanup() {
   slurm_cluster_stop
   pkill -9 -f -- "--checkpoint=$d/" 2>/dev/null || true
+  # KEEP=1 leaves the folder (daemon logs, job outputs) for a look after a failure.
   [ -n "${KEEP:-}" ] || rm -rf "$d"
 }
 trap cleanup EXIT
