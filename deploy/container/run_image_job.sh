@@ -37,7 +37,7 @@ chown 10001 "$work/jobs"
 (umask 077 && od -An -tx1 -N32 /dev/urandom | tr -d ' \n' >"$work/jobs/token")
 chown 10001 "$work/jobs/token"
 
-base=$((30000 + RANDOM % 20000))
+base=$((20000 + RANDOM % 12760))  # below the kernel's ephemeral ports
 cluster="{\"ps\": [\"127.0.0.1:$base\", \"127.0.0.1:$((base + 1))\"], \"worker\": [\"127.0.0.1:$((base + 2))\", \"127.0.0.1:$((base + 3))\"]}"
 flags=(--checkpoint=/shared/jobs/run --data_location=/shared/data --auth_token_file=/shared/jobs/token
   --hidden_units=64,32 --batch_size=256 --learning_rate=0.002 --seed=7 --staleness=0)

@@ -38,8 +38,9 @@ slurm_cluster_start "$d/cluster" || {
 model=(--data_location="$d/data" --hidden_units=64,32 --batch_size=256 --learning_rate=0.002
   --seed=7 --staleness=0)
 export DEEPFM_BIN="$bin" DEEPFM_DEPLOY_DIR="$repo/deploy"
-# Ports of this run only: a concurrent test's shards must not collide.
-export DEEPFM_PORT=$((20000 + RANDOM % 20000))
+# Ports of this run only, below the kernel's ephemeral range (where the
+# local jobs of concurrent tests get theirs): 20000-32759.
+export DEEPFM_PORT=$((20000 + RANDOM % 12760))
 
 submit() { # NAME MAX_RESTARTS extra flags... -> job id
   local name="$1" restarts="$2"
