@@ -9,7 +9,6 @@
 
 #include <memory>
 #include <string>
-#include <vector>
 
 #include "ps/shard.h"
 #include "worker/shard_endpoint.h"
