@@ -83,6 +83,8 @@ Status WriteWorkerReport(const std::string& path, const WorkerReport& r) {
               {"split_us", split},
               {"pull_bytes_per_step", r.pull_bytes_per_step},
               {"push_bytes_per_step", r.push_bytes_per_step},
+              {"shard_bytes_per_step", r.shard_bytes_per_step},
+              {"shard_dense_bytes_per_step", r.shard_dense_bytes_per_step},
               {"bf16", r.bf16},
               {"dnn_isa", r.dnn_isa},
               {"eval", r.has_eval ? EvalJson(r.eval) : json(nullptr)}};
@@ -105,6 +107,8 @@ Status ReadWorkerReport(const std::string& path, WorkerReport* r) {
   if (s.ok()) s = Get(doc, "last_loss", path, &r->last_loss);
   if (s.ok()) s = Get(doc, "pull_bytes_per_step", path, &r->pull_bytes_per_step);
   if (s.ok()) s = Get(doc, "push_bytes_per_step", path, &r->push_bytes_per_step);
+  if (s.ok()) s = Get(doc, "shard_bytes_per_step", path, &r->shard_bytes_per_step);
+  if (s.ok()) s = Get(doc, "shard_dense_bytes_per_step", path, &r->shard_dense_bytes_per_step);
   if (s.ok()) s = Get(doc, "bf16", path, &r->bf16);
   if (s.ok()) s = Get(doc, "dnn_isa", path, &r->dnn_isa);
   if (!s.ok()) return s;

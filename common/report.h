@@ -40,6 +40,10 @@ struct WorkerReport {
   std::map<std::string, double> split_us;
   uint64_t pull_bytes_per_step = 0;
   uint64_t push_bytes_per_step = 0;
+  // Per shard: bytes per step moved with it (pull and push, both
+  // directions), and of those the dense variables' values and gradients.
+  std::vector<uint64_t> shard_bytes_per_step;
+  std::vector<uint64_t> shard_dense_bytes_per_step;
   bool bf16 = false;
   std::string dnn_isa;  // the DNN kernel path it ran: generic, avx2, avx512
   bool has_eval = false;

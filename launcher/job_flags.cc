@@ -134,6 +134,10 @@ const FlagDef kFlags[] = {
     {"ps_threads", K::kInt, "2", kTrain | kPs, "gRPC handler threads per shard"},
     {"rpc_deadline_ms", K::kInt, "60000", kTrainer | kStatus, "deadline of every RPC to a shard"},
     {"max_message_mb", K::kInt, "512", kJob, "largest gRPC message sent or accepted, MiB"},
+    {"dense_slice_kb", K::kInt, "64", kJob,
+     "dense variables above this many KiB are split in contiguous row slices over every shard "
+     "(TF's partitioned variables); 0 keeps each whole on one shard. Shards and trainers must "
+     "agree; checkpoints restore under any value"},
     {"hang_timeout", K::kInt, "300", kTrainer,
      "a trainer that sends no heartbeat, or makes no progress, for this many seconds is hung: the "
      "job stops"},
@@ -316,6 +320,7 @@ Status ValidateFlags(const FlagSet& f, Command c) {
   k.IntIn("ps_threads", 1, 1024);
   k.IntIn("rpc_deadline_ms", 100, 24 * 3600 * 1000);
   k.IntIn("max_message_mb", 4, 2047);
+  k.IntIn("dense_slice_kb", 0, 1 << 20);
   k.IntIn("hang_timeout", 1, 7 * 24 * 3600);
   k.IntIn("task_index", 0, 1 << 16);
   k.IntAtLeast("gen_rows", 1);
@@ -431,6 +436,7 @@ Status MakePsTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Security
   so.shard_index = static_cast<uint32_t>(spec.task_index);
   so.num_shards = static_cast<uint32_t>(spec.ps.size());
   so.num_trainers = static_cast<uint32_t>(spec.num_trainers());
+  so.dense_slice_bytes = f.GetInt("dense_slice_kb") << 10;
   Status s = OptimizerFromFlags(f, &so.optimizer);
   if (!s.ok()) return s;
   so.optimizer.beta1 = static_cast<float>(f.GetDouble("beta1"));
@@ -506,6 +512,7 @@ Status MakeWorkerTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Secu
   co.rpc_deadline_ms = static_cast<int>(f.GetInt("rpc_deadline_ms"));
   co.max_message_bytes = static_cast<int>(f.GetInt("max_message_mb") << 20);
   co.wire_dtype = to.model.bf16 ? ps::BF16 : ps::F32;
+  co.dense_slice_bytes = f.GetInt("dense_slice_kb") << 10;
   co.security = security;
   out->optimizer = f.Get("optimizer");
   out->learning_rate = f.GetDouble("learning_rate");

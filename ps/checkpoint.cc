@@ -7,9 +7,11 @@
 #include <cstring>
 #include <algorithm>
 #include <filesystem>
+#include <map>
 #include <memory>
 
 #include "common/crc32c.h"
+#include "common/dense_partition.h"
 #include "common/routing.h"
 
 namespace deepfm::ps {
@@ -19,6 +21,8 @@ namespace fs = std::filesystem;
 
 constexpr char kMagic[8] = {'D', 'F', 'M', 'S', 'H', 'R', 'D', '0' + kShardFileVersion};
 static_assert(kShardFileVersion >= 1 && kShardFileVersion <= 9, "the version is one magic byte");
+// Version 2 differs only in its dense records: whole variables, no offset.
+constexpr int kOldestReadableVersion = 2;
 
 // Streams bytes to a file (through the Env seam) in 1 MiB appends while
 // computing their CRC-32C. The first failure sticks; Close reports it.
@@ -243,6 +247,7 @@ Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step,
     out.Str(v.name);
     out.Pod(static_cast<uint32_t>(v.shape.size()));
     for (int64_t d : v.shape) out.Pod(d);
+    out.Pod(v.offset);
     out.Pod(static_cast<uint64_t>(v.values.size()));
     out.Put(v.values.data(), v.values.size() * sizeof(float));
     out.Pod(static_cast<uint64_t>(v.slots.size()));
@@ -277,8 +282,99 @@ Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step, Chec
 namespace {
 
 // Loads one shard file of the checkpoint into `shard` as it streams.
+// Puts together the slice of each dense variable this shard holds under its
+// own partition plan from the slices a checkpoint's files hold under the
+// plan it was saved with (any shard count, any slice size; version 2 files
+// hold whole variables). The optimizer's slots are planes of the variable's
+// width (SlotFloats(w) = a*w + b) followed by b per-variable floats; the
+// planes are cut like the values, and the b floats and the optimizer state
+// come from the saved slice holding this slice's first element.
+class DenseAssembly {
+ public:
+  explicit DenseAssembly(const Shard& shard) : shard_(shard) {}
+
+  Status Add(const std::string& name, const std::vector<int64_t>& shape, int64_t offset,
+             const std::vector<float>& values, const std::vector<float>& slots,
+             const VariableOptState& state) {
+    int64_t whole = 0;
+    Status s = DenseStore::CheckShape(name, shape, &whole);
+    if (!s.ok()) return s;
+    const int64_t n = static_cast<int64_t>(values.size());
+    if (offset < 0 || n == 0 || offset > whole - n) return Corrupt(name, "its slice lies outside its shape");
+    const Optimizer& opt = shard_.optimizer();
+    const int64_t per = opt.SlotFloats(1) - opt.SlotFloats(0), extra = opt.SlotFloats(0);
+    if (static_cast<int64_t>(slots.size()) != per * n + extra) {
+      return Corrupt(name, "has " + std::to_string(slots.size()) + " slot floats, this optimizer needs " +
+                               std::to_string(per * n + extra));
+    }
+    const ShardOptions& so = shard_.options();
+    const std::optional<DenseSlice> mine = SliceOnShard(
+        PartitionDense(shard_.router(), name, shape, so.dense_slice_bytes), so.shard_index);
+    if (!mine) return Status::Ok();
+    auto [it, fresh] = parts_.try_emplace(name);
+    Part& p = it->second;
+    if (fresh) {
+      p.shape = shape;
+      p.slice = *mine;
+      p.values.resize(mine->size);
+      p.slots.resize(per * mine->size + extra);
+    } else if (p.shape != shape) {
+      return Corrupt(name, "has two shapes in one checkpoint");
+    }
+    const int64_t lo = std::max(offset, mine->offset);
+    const int64_t hi = std::min(offset + n, mine->offset + mine->size);
+    if (lo >= hi) return Status::Ok();
+    const int64_t len = hi - lo, from = lo - offset, to = lo - mine->offset;
+    std::copy_n(values.begin() + from, len, p.values.begin() + to);
+    for (int64_t plane = 0; plane < per; ++plane) {
+      std::copy_n(slots.begin() + plane * n + from, len, p.slots.begin() + plane * mine->size + to);
+    }
+    if (lo == mine->offset) {
+      std::copy_n(slots.begin() + per * n, extra, p.slots.begin() + per * mine->size);
+      p.state = state;
+    }
+    p.covered += len;
+    if (p.covered > mine->size) return Corrupt(name, "has overlapping slices");
+    return Status::Ok();
+  }
+
+  // Registers and sets every assembled slice; each must be complete.
+  Status Install(Shard* shard, const std::string& folder) {
+    for (auto& [name, p] : parts_) {
+      if (p.covered != p.slice.size) {
+        return DataLoss("checkpoint " + folder + " holds " + std::to_string(p.covered) + " of the " +
+                        std::to_string(p.slice.size) + " elements of dense variable '" + name +
+                        "' that this shard needs");
+      }
+      uint32_t id;
+      bool created;
+      Status s = shard->dense().Register(name, p.shape, p.slice.offset, p.slice.size, p.values, &id,
+                                         &created);
+      if (s.ok()) s = shard->dense().Assign(id, p.values, p.slots, p.state);
+      if (!s.ok()) return DataLoss(folder + ": " + s.message());
+    }
+    parts_.clear();
+    return Status::Ok();
+  }
+
+ private:
+  struct Part {
+    std::vector<int64_t> shape;
+    DenseSlice slice;
+    std::vector<float> values, slots;
+    VariableOptState state;
+    int64_t covered = 0;
+  };
+  static Status Corrupt(const std::string& name, const std::string& what) {
+    return DataLoss("dense variable '" + name + "' " + what);
+  }
+
+  const Shard& shard_;
+  std::map<std::string, Part> parts_;
+};
+
 Status LoadShardFile(Shard* shard, const Manifest& m, const std::string& path,
-                     const CheckpointFile& f, bool first_file, uint64_t* rows) {
+                     const CheckpointFile& f, bool first_file, DenseAssembly* dense, uint64_t* rows) {
   std::error_code ec;
   const uint64_t on_disk = fs::file_size(path, ec);
   if (ec) return DataLoss("checkpoint file missing: " + path);
@@ -294,9 +390,13 @@ Status LoadShardFile(Shard* shard, const Manifest& m, const std::string& path,
   uint32_t file_shard, file_shards, num_slots, num_tables;
   int64_t step;
   if (!in.Bytes(magic, 8) || std::memcmp(magic, kMagic, 7) != 0) return in.Corrupt("bad magic");
-  if (magic[7] != kMagic[7]) {
+  const int version = magic[7] - '0';
+  if (version < kOldestReadableVersion || version > kShardFileVersion) {
     return FailedPrecondition(path + " is shard file format version " + std::string(1, magic[7]) +
-                              "; this build reads version " + std::to_string(kShardFileVersion));
+                              "; this build reads version " + std::to_string(kShardFileVersion) +
+                              (kOldestReadableVersion < kShardFileVersion
+                                   ? " (and " + std::to_string(kOldestReadableVersion) + ")"
+                                   : std::string()));
   }
   if (!in.Pod(&file_shard) || !in.Pod(&file_shards) || !in.Pod(&num_slots) || !in.Pod(&step) ||
       !in.Pod(&num_tables)) {
@@ -371,6 +471,8 @@ Status LoadShardFile(Shard* shard, const Manifest& m, const std::string& path,
     for (auto& d : shape) {
       if (!in.Pod(&d)) return in.Corrupt("truncated dense shape");
     }
+    int64_t offset = 0;
+    if (version >= 3 && !in.Pod(&offset)) return in.Corrupt("truncated dense offset");
     uint64_t nv, ns;
     if (!in.Pod(&nv) || nv > DenseStore::kMaxElements) return in.Corrupt("bad dense size");
     std::vector<float> values(nv);
@@ -382,13 +484,8 @@ Status LoadShardFile(Shard* shard, const Manifest& m, const std::string& path,
     if (!in.Bytes(slots.data(), ns * sizeof(float)) || !GetOptState(in, &st)) {
       return in.Corrupt("truncated dense slots");
     }
-    if (router.ShardOfName(name) != so.shard_index) continue;
-    uint32_t id;
-    bool created;
-    Status s = shard->dense().Register(name, shape, values, &id, &created);
-    if (!s.ok()) return s;
-    s = shard->dense().Assign(id, values, slots, st);
-    if (!s.ok()) return DataLoss(path + ": " + s.message());
+    Status s = dense->Add(name, shape, offset, values, slots, st);
+    if (!s.ok()) return in.Corrupt(s.message());
   }
   return in.Finish(f.crc32c);
 }
@@ -428,11 +525,14 @@ Status RestoreShard(std::unique_ptr<Shard>* target, const std::string& folder, u
                       std::to_string(chain[c - 1].manifest.global_step));
     }
     uint64_t loaded = 0;  // counts a row once per file it is in; the table counts it once
+    DenseAssembly dense(*shard);
     for (uint32_t fi = 0; fi < m.files.size(); ++fi) {
       const std::string path = (fs::path(at) / m.files[fi].name).string();
-      s = LoadShardFile(shard, m, path, m.files[fi], fi == 0, &loaded);
+      s = LoadShardFile(shard, m, path, m.files[fi], fi == 0, &dense, &loaded);
       if (!s.ok()) return s;
     }
+    s = dense.Install(shard, at);
+    if (!s.ok()) return s;
   }
   *rows = 0;
   for (EmbeddingTable* t : shard->tables()) *rows += t->size();

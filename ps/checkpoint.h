@@ -1,8 +1,8 @@
 // A shard's checkpoint file: the shard as it was at one snapshot cut. Every
 // table's rows come in groups of one routing slot (so a job saved with N
 // shards restores onto M: each new shard keeps the slots it owns), with
-// optimizer slots and row metadata, then the dense variables and
-// per-variable optimizer state. Little-endian binary, checked against the
+// optimizer slots and row metadata, then the dense variables (the slice of
+// each this shard holds, with its offset) and per-variable optimizer state. Little-endian binary, checked against the
 // manifest's size and CRC-32C as it is read.
 #pragma once
 
@@ -22,8 +22,9 @@ namespace deepfm::ps {
 // Any change to the bytes SaveShard writes must bump it; the golden files
 // under tests/ps/testdata/ckpt-v<N> hold one tiny checkpoint per version
 // (DEEPFM_UPDATE_GOLDEN=1 writes the current one), and RestoreShard names
-// the version of a file it cannot read.
-inline constexpr int kShardFileVersion = 2;
+// the version of a file it cannot read. Version 3 added the dense slice
+// offset; version 2 files (whole dense variables) are still read.
+inline constexpr int kShardFileVersion = 3;
 
 struct SaveShardOptions {
   // How long to wait for the shard's cut at the step (Shard::AwaitSnapshot).
@@ -61,8 +62,9 @@ Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step, Chec
 // order) for a shard that
 // is not serving yet. It streams each file once into a staging shard with
 // *shard's options, checking size and checksum as it reads, and keeps the
-// rows of the slots this shard owns under its own shard count, the dense
-// variables it owns by name, the global step and (shard 0) the trainers'
+// rows of the slots this shard owns under its own shard count, its slice of
+// each dense variable under its own partition plan (assembled from the
+// saved slices, which may be cut otherwise), the global step and (shard 0) the trainers'
 // data positions. Only when every file has verified does the staging shard
 // replace *shard; on any error *shard is untouched. Refuses a checkpoint
 // saved with another optimizer or slot count.

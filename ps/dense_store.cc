@@ -13,8 +13,8 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
-Status DenseStore::Register(const std::string& name, const std::vector<int64_t>& shape,
-                            const std::vector<float>& init, uint32_t* id, bool* created) {
+Status DenseStore::CheckShape(const std::string& name, const std::vector<int64_t>& shape,
+                              int64_t* elements) {
   if (name.empty()) return InvalidArgument("dense variable name is empty");
   if (shape.size() > kMaxRank) {
     return InvalidArgument("dense variable '" + name + "' has rank " + std::to_string(shape.size()) +
@@ -30,9 +30,31 @@ Status DenseStore::Register(const std::string& name, const std::vector<int64_t>&
     }
     n *= d;
   }
-  if (!init.empty() && static_cast<int64_t>(init.size()) != n) {
-    return InvalidArgument("dense variable '" + name + "' shape " + ShapeString(shape) + " needs " +
-                           std::to_string(n) + " initial values, got " + std::to_string(init.size()));
+  *elements = n;
+  return Status::Ok();
+}
+
+Status DenseStore::Register(const std::string& name, const std::vector<int64_t>& shape,
+                            const std::vector<float>& init, uint32_t* id, bool* created) {
+  int64_t n = 0;
+  Status s = CheckShape(name, shape, &n);
+  if (!s.ok()) return s;
+  return Register(name, shape, 0, n, init, id, created);
+}
+
+Status DenseStore::Register(const std::string& name, const std::vector<int64_t>& shape, int64_t offset,
+                            int64_t size, const std::vector<float>& init, uint32_t* id, bool* created) {
+  int64_t whole = 0;
+  Status s = CheckShape(name, shape, &whole);
+  if (!s.ok()) return s;
+  if (offset < 0 || size <= 0 || offset > whole - size) {
+    return InvalidArgument("dense variable '" + name + "' shape " + ShapeString(shape) +
+                           " has no slice [" + std::to_string(offset) + ", " +
+                           std::to_string(offset + size) + ")");
+  }
+  if (!init.empty() && static_cast<int64_t>(init.size()) != size) {
+    return InvalidArgument("dense variable '" + name + "' slice of " + std::to_string(size) +
+                           " elements needs as many initial values, got " + std::to_string(init.size()));
   }
   std::lock_guard<std::mutex> lock(mu_);
   auto it = by_name_.find(name);
@@ -42,6 +64,13 @@ Status DenseStore::Register(const std::string& name, const std::vector<int64_t>&
       return FailedPrecondition("dense variable '" + name + "' already registered with shape " +
                                 ShapeString(v.shape) + ", refusing shape " + ShapeString(shape));
     }
+    if (v.offset != offset || static_cast<int64_t>(v.values.size()) != size) {
+      return FailedPrecondition("dense variable '" + name + "' already registered here as slice [" +
+                                std::to_string(v.offset) + ", " +
+                                std::to_string(v.offset + static_cast<int64_t>(v.values.size())) +
+                                "), refusing slice [" + std::to_string(offset) + ", " +
+                                std::to_string(offset + size) + ")");
+    }
     *id = it->second;
     *created = false;
     return Status::Ok();
@@ -49,9 +78,10 @@ Status DenseStore::Register(const std::string& name, const std::vector<int64_t>&
   auto v = std::make_unique<DenseVariable>();
   v->name = name;
   v->shape = shape;
-  v->values = init.empty() ? std::vector<float>(n, 0.0f) : init;
-  v->slots.resize(optimizer_->SlotFloats(static_cast<int>(n)));
-  optimizer_->InitSlots(v->slots.data(), static_cast<int>(n));
+  v->offset = offset;
+  v->values = init.empty() ? std::vector<float>(size, 0.0f) : init;
+  v->slots.resize(optimizer_->SlotFloats(static_cast<int>(size)));
+  optimizer_->InitSlots(v->slots.data(), static_cast<int>(size));
   *id = static_cast<uint32_t>(vars_.size());
   *created = true;
   by_name_[name] = *id;

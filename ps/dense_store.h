@@ -1,7 +1,10 @@
 // Named dense tensors with their optimizer slots and per-tensor optimizer
-// state. The first registration of a name fixes its shape and initial values;
-// a later one with the same shape gets the existing tensor, and one with
-// another shape is refused (never a silent overwrite).
+// state. A shard holds either a whole variable or one contiguous slice of a
+// partitioned one (common/dense_partition.h): its values, slots and pushes
+// cover just that slice. The first registration of a name fixes its shape,
+// slice and initial values; a later one with the same shape and slice gets
+// the existing tensor, and one with another is refused (never a silent
+// overwrite).
 #pragma once
 
 #include <cstdint>
@@ -18,8 +21,9 @@ namespace deepfm::ps {
 
 struct DenseVariable {
   std::string name;
-  std::vector<int64_t> shape;
-  std::vector<float> values;
+  std::vector<int64_t> shape;  // the whole variable's
+  int64_t offset = 0;          // of values[0] in the flattened whole
+  std::vector<float> values;   // the slice this store holds
   std::vector<float> slots;
   VariableOptState opt_state;
   mutable std::mutex mu;  // one push or pull at a time per tensor
@@ -34,8 +38,16 @@ class DenseStore {
 
   explicit DenseStore(const Optimizer* optimizer) : optimizer_(optimizer) {}
 
-  // Registers `name`. init may be empty (zeros) or hold product(shape) values.
-  // *created tells whether this call created it.
+  // Checks a shape (rank, dimensions > 0, element limit); *elements gets
+  // the product.
+  static Status CheckShape(const std::string& name, const std::vector<int64_t>& shape,
+                           int64_t* elements);
+
+  // Registers the slice [offset, offset + size) of `name`. init may be empty
+  // (zeros) or hold `size` values. *created tells whether this call created it.
+  Status Register(const std::string& name, const std::vector<int64_t>& shape, int64_t offset,
+                  int64_t size, const std::vector<float>& init, uint32_t* id, bool* created);
+  // The whole variable.
   Status Register(const std::string& name, const std::vector<int64_t>& shape,
                   const std::vector<float>& init, uint32_t* id, bool* created);
 

@@ -102,7 +102,7 @@ void Shard::TakeSnapshot(int64_t step) {
     snap->tables.push_back({t, generation, t->snapshot_opt_state()});
   }
   dense_.ForEach([&](uint32_t, const DenseVariable& v) {
-    snap->dense.push_back({v.name, v.shape, v.values, v.slots, v.opt_state});
+    snap->dense.push_back({v.name, v.shape, v.offset, v.values, v.slots, v.opt_state});
   });
   {
     std::lock_guard<std::mutex> lock(positions_mu_);
@@ -231,18 +231,41 @@ Status Shard::RegisterDense(const RegisterDenseRequest& req, RegisterDenseRespon
                              std::to_string(i) + " is not finite");
     }
   }
-  const uint32_t owner = router_.ShardOfName(spec.name());
-  if (owner != options_.shard_index) {
-    return FailedPrecondition("dense variable '" + spec.name() + "' routes to shard " +
-                              std::to_string(owner) + ", not this shard " +
-                              std::to_string(options_.shard_index) + " of " +
-                              std::to_string(options_.num_shards) +
-                              ": the client routes names differently from the servers");
-  }
   std::vector<int64_t> shape(spec.shape().begin(), spec.shape().end());
+  int64_t whole = 0;
+  Status s = DenseStore::CheckShape(spec.name(), shape, &whole);
+  if (!s.ok()) return s;
+  const int64_t offset = spec.slice_offset();
+  const int64_t size = spec.slice_size() == 0 && offset == 0 ? whole : spec.slice_size();
+  const std::vector<DenseSlice> plan =
+      PartitionDense(router_, spec.name(), shape, options_.dense_slice_bytes);
+  const std::optional<DenseSlice> mine = SliceOnShard(plan, options_.shard_index);
+  if (!mine || mine->offset != offset || mine->size != size) {
+    std::string here;
+    if (mine) {
+      here = "holds [" + std::to_string(mine->offset) + ", " +
+             std::to_string(mine->offset + mine->size) + ")";
+    } else {
+      here = "holds none of it: it lies on shard";
+      for (size_t i = 0; i < plan.size(); ++i) here += (i ? ", " : " ") + std::to_string(plan[i].shard);
+    }
+    return FailedPrecondition(
+        "dense variable '" + spec.name() + "': asked to hold elements [" + std::to_string(offset) +
+        ", " + std::to_string(offset + size) + ") of " + std::to_string(whole) + ", but shard " +
+        std::to_string(options_.shard_index) + " of " + std::to_string(options_.num_shards) +
+        " " + here + " with dense slices of at least " +
+        std::to_string(options_.dense_slice_bytes / 1024) +
+        " KiB (--dense_slice_kb): the client partitions dense variables differently from the "
+        "servers");
+  }
+  if (!init.empty() && static_cast<int64_t>(init.size()) != size) {
+    return InvalidArgument("dense variable '" + spec.name() + "': init_values has " +
+                           std::to_string(init.size()) + " values for a slice of " +
+                           std::to_string(size));
+  }
   uint32_t id = 0;
   bool created = false;
-  Status s = dense_.Register(spec.name(), shape, init, &id, &created);
+  s = dense_.Register(spec.name(), shape, offset, size, init, &id, &created);
   if (!s.ok()) return s;
   resp->set_dense_id(id);
   resp->set_created(created);

@@ -8,7 +8,8 @@
 //
 // A shard serves only what routes to it: every key pulled or pushed must fall
 // in a slot this shard owns under (num_shards, num_slots), and a dense
-// variable must be one whose name routes here. Anything else is refused with
+// variable (or slice of one) must be the one the partition plan
+// (common/dense_partition.h) puts here. Anything else is refused with
 // FAILED_PRECONDITION naming the key's slot and its owner, so a client whose
 // routing disagrees with the servers' (another shard count, slot count or
 // hash) fails at its first step instead of training on the wrong rows.
@@ -25,6 +26,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "common/dense_partition.h"
 #include "common/routing.h"
 #include "common/status.h"
 #include "common/thread_annotations.h"
@@ -45,6 +47,7 @@ struct ShardSnapshot {
   struct Dense {
     std::string name;
     std::vector<int64_t> shape;
+    int64_t offset = 0;  // of the slice this shard holds
     std::vector<float> values;
     std::vector<float> slots;
     VariableOptState state;
@@ -75,6 +78,9 @@ struct ShardOptions {
   // dropped after this long, so its copies on write stop growing. Longer
   // than a save may take (the client's save deadline is an hour).
   int64_t snapshot_ttl_ms = 2 * 3600 * 1000;
+  // Dense variables larger than this are partitioned over the shards
+  // (PartitionDense); every trainer of the job must use the same value.
+  int64_t dense_slice_bytes = kDefaultDenseSliceBytes;
 };
 
 class Shard {

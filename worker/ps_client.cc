@@ -19,6 +19,17 @@ Status FromGrpc(const grpc::Status& s, const std::string& prefix) {
 
 size_t ElemSize(ps::DType t) { return WireElemSize(t == ps::BF16); }
 
+void CountBytes(int shard, uint64_t sent, uint64_t received, uint64_t dense, WireBytes* bytes) {
+  bytes->sent += sent;
+  bytes->received += received;
+  if (bytes->shard.size() <= static_cast<size_t>(shard)) {
+    bytes->shard.resize(shard + 1, 0);
+    bytes->shard_dense.resize(shard + 1, 0);
+  }
+  bytes->shard[shard] += sent + received;
+  bytes->shard_dense[shard] += dense;
+}
+
 }  // namespace
 
 namespace {
@@ -29,6 +40,19 @@ uint64_t RandomSession() {
   return s;
 }
 }  // namespace
+
+void WireBytes::Add(const WireBytes& other) {
+  sent += other.sent;
+  received += other.received;
+  if (shard.size() < other.shard.size()) {
+    shard.resize(other.shard.size(), 0);
+    shard_dense.resize(other.shard.size(), 0);
+  }
+  for (size_t i = 0; i < other.shard.size(); ++i) {
+    shard[i] += other.shard[i];
+    shard_dense[i] += other.shard_dense[i];
+  }
+}
 
 PsClient::PsClient(const PsClientOptions& options)
     : options_(options),
@@ -167,19 +191,31 @@ Status PsClient::RegisterDense(const std::string& name, const std::vector<int64_
                                const std::vector<float>& init, int* handle) {
   DenseInfo info;
   info.name = name;
-  info.shard = static_cast<int>(router_.ShardOfName(name));
   info.size = 1;
   for (int64_t d : shape) info.size *= d;
-  ps::RegisterDenseRequest req;
-  req.mutable_spec()->set_name(name);
-  for (int64_t d : shape) req.mutable_spec()->add_shape(d);
-  AssignBytes(init.data(), init.size(), req.mutable_init_values());
-  ps::RegisterDenseResponse resp;
-  Status st = ParallelCall("RegisterDense", {info.shard}, [&](int s, grpc::ClientContext* ctx, auto done) {
-    shards_[s]->RegisterDense(ctx, &req, &resp, done);
+  if (!init.empty() && static_cast<int64_t>(init.size()) != info.size) {
+    return InvalidArgument("dense variable '" + name + "' needs " + std::to_string(info.size) +
+                           " initial values, got " + std::to_string(init.size()));
+  }
+  const int S = num_shards();
+  std::vector<ps::RegisterDenseRequest> req(S);
+  std::vector<ps::RegisterDenseResponse> resp(S);
+  std::vector<int> shards;
+  for (const DenseSlice& slice : PartitionDense(router_, name, shape, options_.dense_slice_bytes)) {
+    ps::RegisterDenseRequest& r = req[slice.shard];
+    r.mutable_spec()->set_name(name);
+    for (int64_t d : shape) r.mutable_spec()->add_shape(d);
+    r.mutable_spec()->set_slice_offset(slice.offset);
+    r.mutable_spec()->set_slice_size(slice.size);
+    if (!init.empty()) AssignBytes(init.data() + slice.offset, slice.size, r.mutable_init_values());
+    shards.push_back(static_cast<int>(slice.shard));
+    info.parts.push_back({slice, 0});
+  }
+  Status st = ParallelCall("RegisterDense", shards, [&](int s, grpc::ClientContext* ctx, auto done) {
+    shards_[s]->RegisterDense(ctx, &req[s], &resp[s], done);
   });
   if (!st.ok()) return st;
-  info.id = resp.dense_id();
+  for (DensePart& p : info.parts) p.id = resp[p.slice.shard].dense_id();
   *handle = static_cast<int>(dense_.size());
   dense_.push_back(std::move(info));
   return Status::Ok();
@@ -205,7 +241,7 @@ Status PsClient::Pull(int table, const uint64_t* uniq, size_t n, float* rows,
   Route(uniq, n, &idx);
   std::vector<ps::PullRequest> req(S);
   std::vector<ps::PullResponse> resp(S);
-  std::vector<std::vector<int>> dense_of(S);  // dense handles asked of each shard, in order
+  std::vector<std::vector<DenseRef>> dense_of(S);  // what each shard's dense answers are, in order
   std::vector<uint64_t> keys;
   for (int s = 0; s < S; ++s) {
     req[s].set_dtype(options_.wire_dtype);
@@ -219,8 +255,11 @@ Status PsClient::Pull(int table, const uint64_t* uniq, size_t n, float* rows,
   }
   for (size_t d = 0; d < dense_.size() && d < dense_out.size(); ++d) {
     if (!dense_out[d]) continue;
-    req[dense_[d].shard].add_dense_ids(dense_[d].id);
-    dense_of[dense_[d].shard].push_back(static_cast<int>(d));
+    for (size_t p = 0; p < dense_[d].parts.size(); ++p) {
+      const DensePart& part = dense_[d].parts[p];
+      req[part.slice.shard].add_dense_ids(part.id);
+      dense_of[part.slice.shard].emplace_back(static_cast<int>(d), static_cast<int>(p));
+    }
   }
   Status st = ParallelCall("Pull", AllShards(), [&](int s, grpc::ClientContext* ctx, auto done) {
     resp[s].Clear();
@@ -240,17 +279,19 @@ Status PsClient::Pull(int table, const uint64_t* uniq, size_t n, float* rows,
     for (size_t i = 0; i < idx[s].size(); ++i) {
       DecodeWireValues(values.data() + i * t.dim * es, t.dim, bf16, rows + size_t{idx[s][i]} * t.dim);
     }
+    uint64_t dense_bytes = 0;
     for (size_t j = 0; j < dense_of[s].size(); ++j) {
-      const DenseInfo& di = dense_[dense_of[s][j]];
-      if (r.dense(j).values().size() != static_cast<size_t>(di.size) * es) {
-        return Internal("Pull of dense '" + di.name + "' returned the wrong size");
+      const auto [d, p] = dense_of[s][j];
+      const DenseInfo& di = dense_[d];
+      const DenseSlice& slice = di.parts[p].slice;
+      if (r.dense(j).values().size() != static_cast<size_t>(slice.size) * es) {
+        return Internal("Pull of dense '" + di.name + "' from parameter server " +
+                        std::to_string(s) + " returned the wrong size");
       }
-      DecodeWireValues(r.dense(j).values().data(), di.size, bf16, dense_out[dense_of[s][j]]);
+      DecodeWireValues(r.dense(j).values().data(), slice.size, bf16, dense_out[d] + slice.offset);
+      dense_bytes += r.dense(j).values().size();
     }
-    if (bytes) {
-      bytes->sent += req[s].ByteSizeLong();
-      bytes->received += r.ByteSizeLong();
-    }
+    if (bytes) CountBytes(s, req[s].ByteSizeLong(), r.ByteSizeLong(), dense_bytes, bytes);
   }
   if (global_step) *global_step = resp[0].global_step();
   return Status::Ok();
@@ -284,13 +325,18 @@ Status PsClient::Push(int table, const uint64_t* uniq, size_t n, const float* gr
                        gb->data() + i * t.dim * es);
     }
   }
+  std::vector<uint64_t> dense_bytes(S, 0);
   for (size_t d = 0; d < dense_.size() && d < dense_grads.size(); ++d) {
     if (!dense_grads[d]) continue;
-    auto* dg = req[dense_[d].shard].add_dense();
-    dg->set_dense_id(dense_[d].id);
-    std::string* gb = dg->mutable_grads();
-    gb->resize(dense_[d].size * es);
-    EncodeWireValues(dense_grads[d], dense_[d].size, dt == ps::BF16, gb->data());
+    for (const DensePart& part : dense_[d].parts) {
+      auto* dg = req[part.slice.shard].add_dense();
+      dg->set_dense_id(part.id);
+      std::string* gb = dg->mutable_grads();
+      gb->resize(part.slice.size * es);
+      EncodeWireValues(dense_grads[d] + part.slice.offset, part.slice.size, dt == ps::BF16,
+                       gb->data());
+      dense_bytes[part.slice.shard] += gb->size();
+    }
   }
   const uint64_t seq = push_seq_.fetch_add(1) + 1;
   for (int s = 0; s < S; ++s) {
@@ -319,8 +365,7 @@ Status PsClient::Push(int table, const uint64_t* uniq, size_t n, const float* gr
   if (!st.ok()) return st;
   if (bytes) {
     for (int s = 0; s < S; ++s) {
-      bytes->sent += req[s].ByteSizeLong();
-      bytes->received += resp[s].ByteSizeLong();
+      CountBytes(s, req[s].ByteSizeLong(), resp[s].ByteSizeLong(), dense_bytes[s], bytes);
     }
   }
   *global_step = resp[0].global_step();

@@ -1,6 +1,8 @@
 // PsClient: a worker's view of the sharded parameter servers. Keys are routed
-// by slot (common/routing.h), dense variables by name; a Pull or Push sends
-// one request per shard, to all shards in parallel, and waits for all.
+// by slot (common/routing.h); dense variables are partitioned into slices
+// over the shards (common/dense_partition.h) and put back together here, so
+// callers see whole tensors. A Pull or Push sends one request per shard, to
+// all shards in parallel, and waits for all.
 //
 // Failures: every RPC has a deadline; a shard that does not answer in time is
 // an error naming its address. UNAVAILABLE (a shard restarting or not yet
@@ -19,6 +21,7 @@
 #include <vector>
 
 #include "common/checkpoint_manifest.h"
+#include "common/dense_partition.h"
 #include "common/routing.h"
 #include "common/status.h"
 #include "proto/ps.grpc.pb.h"
@@ -41,13 +44,21 @@ struct PsClientOptions {
   int initial_backoff_ms = 50;
   int max_message_bytes = 512 << 20;
   ps::DType wire_dtype = ps::F32;    // values on the wire, both directions
+  // The minimum dense slice (PartitionDense); must equal the shards'.
+  int64_t dense_slice_bytes = kDefaultDenseSliceBytes;
   rpc::Security security;            // the job's token and TLS credentials
 };
 
-// Bytes of request and response payload a call moved, for the step report.
+// Bytes of request and response payload a call moved, for the step report,
+// in all and per shard (sized to the shard count by the call).
 struct WireBytes {
   uint64_t sent = 0;
   uint64_t received = 0;
+  std::vector<uint64_t> shard;        // sent + received, per shard
+  std::vector<uint64_t> shard_dense;  // of which dense values or gradients
+
+  // Adds another call's counts, growing the per-shard vectors as needed.
+  void Add(const WireBytes& other);
 };
 
 class PsClient {
@@ -68,8 +79,8 @@ class PsClient {
   // Registers a table on every shard (each holds its slots' rows); returns a
   // handle for Pull/Push. Same spec from every worker gives the same table.
   Status RegisterTable(const ps::TableSpec& spec, int* handle);
-  // Registers a dense variable on its owner shard; the first registration's
-  // values win. Returns a handle.
+  // Registers a dense variable: each slice on its shard, in parallel; the
+  // first registration's values win. Returns a handle.
   Status RegisterDense(const std::string& name, const std::vector<int64_t>& shape,
                        const std::vector<float>& init, int* handle);
   int64_t DenseSize(int handle) const { return dense_[handle].size; }
@@ -130,12 +141,17 @@ class PsClient {
     int dim;
     std::vector<uint32_t> ids;  // per shard
   };
+  struct DensePart {
+    DenseSlice slice;
+    uint32_t id;  // on slice.shard
+  };
   struct DenseInfo {
     std::string name;
-    int shard;
-    uint32_t id;
     int64_t size;
+    std::vector<DensePart> parts;
   };
+  // Where a shard's n-th dense value of a request goes: variable, part.
+  using DenseRef = std::pair<int, int>;
 
   explicit PsClient(const PsClientOptions& options);
   std::unique_ptr<grpc::ClientContext> NewContext(int deadline_ms = 0) const;

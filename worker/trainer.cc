@@ -41,10 +41,12 @@ struct Trainer::Pipeline {
   // prefetch stage
   double read_us = 0, dedup_us = 0, pull_us = 0;
   uint64_t pull_bytes = 0;
+  WireBytes pull_wire;  // per shard
   int64_t pulls = 0;
   // push stage
   double push_us = 0;
   uint64_t push_bytes = 0;
+  WireBytes push_wire;
   // compute stage
   double wait_us = 0, compute_us = 0, handoff_us = 0;
 };
@@ -120,6 +122,7 @@ void Trainer::RunPrefetch(Pipeline* p, BatchReader* reader) {
     p->dedup_us += dedup_us;
     p->pull_us += sw.Micros();
     p->pull_bytes += bytes.sent + bytes.received;
+    p->pull_wire.Add(bytes);
     ++p->pulls;
     if (!p->ready.Put(std::move(st))) break;
   }
@@ -156,6 +159,7 @@ void Trainer::RunPush(Pipeline* p) {
     }
     p->push_us += sw.Micros();
     p->push_bytes += bytes.sent + bytes.received;
+    p->push_wire.Add(bytes);
     p->sync.PushDone(step);
     p->free_steps.Put(std::move(st));
   }
@@ -287,6 +291,16 @@ Status Trainer::TrainSteps(TrainResult* result) {
   split.pull_bytes = static_cast<uint64_t>(p.pull_bytes / np);
   split.push_us = p.push_us / npush;
   split.push_bytes = static_cast<uint64_t>(p.push_bytes / npush);
+  const size_t shards = static_cast<size_t>(client_->num_shards());
+  split.shard_bytes.assign(shards, 0);
+  split.shard_dense_bytes.assign(shards, 0);
+  for (size_t i = 0; i < shards; ++i) {
+    auto at = [i](const std::vector<uint64_t>& v) -> double { return i < v.size() ? v[i] : 0; };
+    split.shard_bytes[i] =
+        static_cast<uint64_t>(at(p.pull_wire.shard) / np + at(p.push_wire.shard) / npush);
+    split.shard_dense_bytes[i] = static_cast<uint64_t>(at(p.pull_wire.shard_dense) / np +
+                                                       at(p.push_wire.shard_dense) / npush);
+  }
   s = p.sync.error();
   if (!s.ok()) return s;
   return reader.status();

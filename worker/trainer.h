@@ -70,6 +70,9 @@ struct StepSplit {
   double push_us = 0;        // push thread: push RPCs
   uint64_t pull_bytes = 0;   // per step, both directions
   uint64_t push_bytes = 0;
+  // Per shard, per step: pull and push, both directions; and of which dense.
+  std::vector<uint64_t> shard_bytes;
+  std::vector<uint64_t> shard_dense_bytes;
 };
 
 struct TrainResult {

@@ -36,6 +36,8 @@ WorkerReport MakeReport(const WorkerTaskOptions& o, const TrainResult& tr) {
                 {"push", sp.push_us}};
   r.pull_bytes_per_step = sp.pull_bytes;
   r.push_bytes_per_step = sp.push_bytes;
+  r.shard_bytes_per_step = sp.shard_bytes;
+  r.shard_dense_bytes_per_step = sp.shard_dense_bytes;
   r.bf16 = o.trainer.model.bf16;
   r.dnn_isa = o.trainer.model.dnn_isa.empty() ? dnn::ActiveKernels().name : o.trainer.model.dnn_isa;
   return r;

@@ -272,9 +272,17 @@ TEST_F(LauncherTest, StandaloneAndDistributedJobsResumeEachOther) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = Deepfm(Job("sa_resumed", common + "--standalone --steps=40"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  r = Deepfm(Job("sa_resumed", common + "--ps_num=2 --steps=60"));
+  // The middle leg cuts its dense variables into slices over 3 shards: its
+  // checkpoint holds slices, which the last leg's one shard puts together.
+  r = Deepfm(Job("sa_resumed", common + "--ps_num=3 --dense_slice_kb=1 --steps=60"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(Metrics("sa_resumed").global_step, 60);
+  deepfm::WorkerReport w;
+  ASSERT_TRUE(deepfm::ReadWorkerReport((Folder("sa_resumed") / "worker0.json").string(), &w).ok());
+  ASSERT_EQ(w.shard_dense_bytes_per_step.size(), 3u);
+  uint64_t dense = 0;
+  for (uint64_t b : w.shard_dense_bytes_per_step) dense += b;
+  for (uint64_t b : w.shard_dense_bytes_per_step) EXPECT_LT(b, 0.4 * dense) << "not partitioned";
   r = Deepfm(Job("sa_resumed", common + "--standalone --steps=80"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const JobMetrics a = Metrics("sa_resumed"), b = Metrics("sa_straight");

@@ -10,9 +10,11 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 
 #include "common/checkpoint_manifest.h"
 #include "common/crc32c.h"
+#include "common/dense_partition.h"
 #include "common/hash.h"
 #include "common/routing.h"
 #include "ps/checkpoint.h"
@@ -28,7 +30,9 @@ const fs::path kGolden = fs::path(DEEPFM_TESTDATA) / ("ckpt-v" + std::to_string(
 // bytes depend on the format alone, not on libm or the compiler's float code.
 // Rows: shard 0 owns Mix64(3), Mix64(4), Mix64(5); shard 1 owns Mix64(1), Mix64(2)
 // (pinned by the routing golden values). Dense: linear/w_dense and
-// dnn/out/bias route to shard 0, linear/bias to shard 1.
+// dnn/out/bias route to shard 0, linear/bias to shard 1; with slices of at
+// least 16 bytes, dnn/kernel [4, 2] (version 3 on) is cut in two, one slice
+// per shard.
 struct GoldenRow {
   uint64_t n;  // the key is Mix64(n)
   float values[2];
@@ -56,12 +60,21 @@ const GoldenDense kDense[] = {
     // Not started, with powers that are not the "unset" zeros: the flag is
     // its own byte.
     {"linear/bias", {1}, {0.25f}, {false, 0.0625, 0.5}},
+    {"dnn/kernel", {4, 2}, {0.5f, -0.5f, 1.5f, -1.5f, 2.5f, 3.5f, -4.5f, 5.5f}, {true, 0.25, 0.125}},
 };
+constexpr int64_t kGoldenSliceBytes = 16;
 
-std::unique_ptr<Shard> NewShard(uint32_t index, uint32_t n) {
+// Whether the golden of `version` holds the variable.
+bool InVersion(const GoldenDense& d, int version) {
+  return version >= 3 || std::string(d.name) != "dnn/kernel";
+}
+
+std::unique_ptr<Shard> NewShard(uint32_t index, uint32_t n,
+                                int64_t slice_bytes = kDefaultDenseSliceBytes) {
   ShardOptions o;
   o.shard_index = index;
   o.num_shards = n;
+  o.dense_slice_bytes = slice_bytes;
   o.optimizer.type = OptimizerType::kAdam;
   Status s;
   auto shard = Shard::Create(o, &s);
@@ -76,7 +89,7 @@ std::vector<float> DenseSlots(const GoldenDense& d) {
 }
 
 std::unique_ptr<Shard> GoldenShard(uint32_t index) {
-  auto shard = NewShard(index, 2);
+  auto shard = NewShard(index, 2, kGoldenSliceBytes);
   RegisterTableRequest req;
   req.mutable_spec()->set_name("emb");
   req.mutable_spec()->set_dim(2);
@@ -91,11 +104,21 @@ std::unique_ptr<Shard> GoldenShard(uint32_t index) {
   }
   t->set_opt_state(kTableState[index]);
   for (const GoldenDense& d : kDense) {
-    if (shard->router().ShardOfName(d.name) != index) continue;
+    const std::optional<DenseSlice> sl =
+        SliceOnShard(PartitionDense(shard->router(), d.name, d.shape, kGoldenSliceBytes), index);
+    if (!sl) continue;
+    const std::vector<float> all_slots = DenseSlots(d);
+    const int64_t n = static_cast<int64_t>(d.values.size());
+    std::vector<float> values(d.values.begin() + sl->offset, d.values.begin() + sl->offset + sl->size);
+    std::vector<float> slots;  // adam: the m plane's part, then the v plane's
+    for (int64_t plane = 0; plane < 2; ++plane) {
+      slots.insert(slots.end(), all_slots.begin() + plane * n + sl->offset,
+                   all_slots.begin() + plane * n + sl->offset + sl->size);
+    }
     uint32_t id;
     bool created;
-    EXPECT_TRUE(shard->dense().Register(d.name, d.shape, d.values, &id, &created).ok());
-    EXPECT_TRUE(shard->dense().Assign(id, d.values, DenseSlots(d), d.state).ok());
+    EXPECT_TRUE(shard->dense().Register(d.name, d.shape, sl->offset, sl->size, values, &id, &created).ok());
+    EXPECT_TRUE(shard->dense().Assign(id, values, slots, d.state).ok());
   }
   return shard;
 }
@@ -112,6 +135,81 @@ std::string FirstDifference(const std::string& a, const std::string& b) {
   while (i < a.size() && i < b.size() && a[i] == b[i]) ++i;
   return "sizes " + std::to_string(a.size()) + " and " + std::to_string(b.size()) +
          ", first difference at byte " + std::to_string(i);
+}
+
+// Restores `golden` onto n shards and compares everything with the
+// golden state; dense variables are put back together from their slices.
+void LoadAndCompare(const fs::path& golden, int version, uint32_t n, int64_t slice_bytes) {
+  const Router router(n);
+  size_t rows_seen = 0;
+  std::map<std::string, std::vector<float>> values, slots;
+  std::map<std::string, int> slices;
+  for (uint32_t i = 0; i < n; ++i) {
+    auto shard = NewShard(i, n, slice_bytes);
+    uint64_t rows = 0;
+    Status s = RestoreShard(&shard, golden.string(), &rows);
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    EXPECT_EQ(shard->global_step(), 42);
+    ASSERT_EQ(shard->tables().size(), 1u);
+    EmbeddingTable* t = shard->table(0);
+    EXPECT_EQ(t->options().name, "emb");
+    EXPECT_EQ(t->dim(), 2);
+    EXPECT_EQ(t->options().seed, 5u);
+    EXPECT_EQ(t->options().init_stddev, 0.25f);
+    const VariableOptState want = kTableState[n == 2 ? i : 0];
+    EXPECT_EQ(t->opt_state().started, want.started);
+    EXPECT_EQ(t->opt_state().beta1_power, want.beta1_power);
+    EXPECT_EQ(t->opt_state().beta2_power, want.beta2_power);
+    t->ForEachRow([&](uint64_t key, const float* v, const float* sl, RowMeta meta) {
+      const GoldenRow* r = nullptr;
+      for (const GoldenRow& g : kRows) {
+        if (Mix64(g.n) == key) r = &g;
+      }
+      ASSERT_NE(r, nullptr) << "unknown key " << key;
+      EXPECT_EQ(router.ShardOfKey(key), i);
+      for (int j = 0; j < 2; ++j) EXPECT_EQ(v[j], r->values[j]);
+      for (int j = 0; j < 4; ++j) EXPECT_EQ(sl[j], r->slots[j]);
+      EXPECT_EQ(meta.frequency, r->meta.frequency);
+      EXPECT_EQ(meta.last_step, r->meta.last_step);
+      ++rows_seen;
+    });
+    shard->dense().ForEach([&](uint32_t, const DenseVariable& v) {
+      const GoldenDense* d = nullptr;
+      for (const GoldenDense& g : kDense) {
+        if (v.name == g.name) d = &g;
+      }
+      ASSERT_NE(d, nullptr) << v.name;
+      const std::optional<DenseSlice> sl = SliceOnShard(PartitionDense(router, v.name, v.shape, slice_bytes), i);
+      ASSERT_NE(sl, std::nullopt) << v.name << " restored onto a shard that holds none of it";
+      EXPECT_EQ(v.offset, sl->offset) << v.name;
+      ASSERT_EQ(static_cast<int64_t>(v.values.size()), sl->size) << v.name;
+      EXPECT_EQ(v.shape, d->shape);
+      const int64_t whole = static_cast<int64_t>(d->values.size()), k = sl->size;
+      auto& val = values[v.name];
+      auto& slo = slots[v.name];
+      val.resize(whole);
+      slo.resize(2 * whole);
+      std::copy_n(v.values.begin(), k, val.begin() + v.offset);
+      std::copy_n(v.slots.begin(), k, slo.begin() + v.offset);
+      std::copy_n(v.slots.begin() + k, k, slo.begin() + whole + v.offset);
+      ++slices[v.name];
+      EXPECT_EQ(v.opt_state.started, d->state.started);
+      EXPECT_EQ(v.opt_state.beta1_power, d->state.beta1_power);
+      EXPECT_EQ(v.opt_state.beta2_power, d->state.beta2_power);
+    });
+  }
+  EXPECT_EQ(rows_seen, 5u);
+  for (const GoldenDense& d : kDense) {
+    if (!InVersion(d, version)) {
+      EXPECT_EQ(values.count(d.name), 0u) << d.name;
+      continue;
+    }
+    EXPECT_EQ(values[d.name], d.values) << d.name;
+    EXPECT_EQ(slots[d.name], DenseSlots(d)) << d.name;
+    EXPECT_EQ(static_cast<size_t>(slices[d.name]),
+              PartitionDense(router, d.name, d.shape, slice_bytes).size())
+        << d.name;
+  }
 }
 
 class CheckpointFormatTest : public ::testing::Test {
@@ -131,6 +229,7 @@ TEST_F(CheckpointFormatTest, TodaysWriterProducesTheGoldenBytes) {
   for (const GoldenRow& r : kRows) EXPECT_EQ(router.ShardOfKey(Mix64(r.n)), r.n <= 2 ? 1u : 0u);
   EXPECT_EQ(router.ShardOfName("linear/bias"), 1u);
   EXPECT_EQ(router.ShardOfName("dnn/out/bias"), 0u);
+  EXPECT_EQ(PartitionDense(router, "dnn/kernel", {4, 2}, kGoldenSliceBytes).size(), 2u);
 
   Manifest m;
   m.global_step = 42;
@@ -170,59 +269,23 @@ TEST_F(CheckpointFormatTest, TodaysWriterProducesTheGoldenBytes) {
   }
 }
 
-// The golden checkpoint still loads, onto one shard and onto two, with every
-// value, slot, row meta and optimizer state as written.
+// The golden checkpoints of this version and the one before still load,
+// onto one shard and onto two, with whole or sliced dense variables, with
+// every value, slot, row meta and optimizer state as written.
 TEST_F(CheckpointFormatTest, TheGoldenCheckpointLoadsExactly) {
-  for (uint32_t n : {1u, 2u}) {
-    SCOPED_TRACE(std::to_string(n) + " shards");
-    const Router router(n);
-    size_t rows_seen = 0;
-    for (uint32_t i = 0; i < n; ++i) {
-      auto shard = NewShard(i, n);
-      uint64_t rows = 0;
-      Status s = RestoreShard(&shard, kGolden.string(), &rows);
-      ASSERT_TRUE(s.ok()) << s.ToString();
-      EXPECT_EQ(shard->global_step(), 42);
-      ASSERT_EQ(shard->tables().size(), 1u);
-      EmbeddingTable* t = shard->table(0);
-      EXPECT_EQ(t->options().name, "emb");
-      EXPECT_EQ(t->dim(), 2);
-      EXPECT_EQ(t->options().seed, 5u);
-      EXPECT_EQ(t->options().init_stddev, 0.25f);
-      const VariableOptState want = kTableState[n == 2 ? i : 0];
-      EXPECT_EQ(t->opt_state().started, want.started);
-      EXPECT_EQ(t->opt_state().beta1_power, want.beta1_power);
-      EXPECT_EQ(t->opt_state().beta2_power, want.beta2_power);
-      t->ForEachRow([&](uint64_t key, const float* v, const float* sl, RowMeta meta) {
-        const GoldenRow* r = nullptr;
-        for (const GoldenRow& g : kRows) {
-          if (Mix64(g.n) == key) r = &g;
-        }
-        ASSERT_NE(r, nullptr) << "unknown key " << key;
-        EXPECT_EQ(router.ShardOfKey(key), i);
-        for (int j = 0; j < 2; ++j) EXPECT_EQ(v[j], r->values[j]);
-        for (int j = 0; j < 4; ++j) EXPECT_EQ(sl[j], r->slots[j]);
-        EXPECT_EQ(meta.frequency, r->meta.frequency);
-        EXPECT_EQ(meta.last_step, r->meta.last_step);
-        ++rows_seen;
-      });
-      shard->dense().ForEach([&](uint32_t, const DenseVariable& v) {
-        const GoldenDense* d = nullptr;
-        for (const GoldenDense& g : kDense) {
-          if (v.name == g.name) d = &g;
-        }
-        ASSERT_NE(d, nullptr) << v.name;
-        EXPECT_EQ(router.ShardOfName(v.name), i);
-        EXPECT_EQ(v.shape, d->shape);
-        EXPECT_EQ(v.values, d->values);
-        EXPECT_EQ(v.slots, DenseSlots(*d));
-        EXPECT_EQ(v.opt_state.started, d->state.started);
-        EXPECT_EQ(v.opt_state.beta1_power, d->state.beta1_power);
-        EXPECT_EQ(v.opt_state.beta2_power, d->state.beta2_power);
-      });
+  for (int version : {kShardFileVersion - 1, kShardFileVersion}) {
+    const fs::path golden = fs::path(DEEPFM_TESTDATA) / ("ckpt-v" + std::to_string(version));
+    for (uint32_t n : {1u, 2u}) {
+      for (int64_t slice_bytes : {kDefaultDenseSliceBytes, kGoldenSliceBytes}) {
+        SCOPED_TRACE("version " + std::to_string(version) + ", " + std::to_string(n) +
+                     " shards, slices of " + std::to_string(slice_bytes) + " bytes");
+        LoadAndCompare(golden, version, n, slice_bytes);
+      }
     }
-    EXPECT_EQ(rows_seen, 5u);
   }
+}
+
+TEST_F(CheckpointFormatTest, TheGoldenManifestLoadsExactly) {
   Manifest m;
   ASSERT_TRUE(ReadAndVerifyManifest(kGolden.string(), &m).ok());
   EXPECT_EQ(m.batch_size, 256);

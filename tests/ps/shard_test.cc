@@ -180,6 +180,65 @@ TEST(ShardTest, TableSpecConflictIsRefused) {
   EXPECT_EQ(shard->RegisterTable(req, &resp).code(), Code::kInvalidArgument);
 }
 
+// A shard holds only the slice the partition plan gives it: another slice, a
+// whole variable that is partitioned, or a variable that lies elsewhere is
+// refused, naming both ranges, and registers nothing.
+TEST(ShardTest, RegisterDenseAcceptsOnlyThisShardsSlice) {
+  ShardOptions o;
+  o.shard_index = 1;
+  o.num_shards = 2;
+  o.dense_slice_bytes = 16;
+  Status st;
+  auto shard = Shard::Create(o, &st);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  const auto plan = PartitionDense(Router(2), "w", {4, 2}, 16);  // two slices of 2 rows
+  ASSERT_EQ(plan.size(), 2u);
+  const DenseSlice mine = *SliceOnShard(plan, 1);
+  const DenseSlice theirs = *SliceOnShard(plan, 0);
+  auto request = [](int64_t offset, int64_t size) {
+    RegisterDenseRequest req;
+    req.mutable_spec()->set_name("w");
+    req.mutable_spec()->add_shape(4);
+    req.mutable_spec()->add_shape(2);
+    req.mutable_spec()->set_slice_offset(offset);
+    req.mutable_spec()->set_slice_size(size);
+    std::vector<float> init(size, 0.5f);
+    AssignBytes(init.data(), init.size(), req.mutable_init_values());
+    return req;
+  };
+  RegisterDenseResponse resp;
+  for (const auto& req : {request(theirs.offset, theirs.size), request(0, 0), request(0, 8),
+                          request(mine.offset, mine.size + 2)}) {
+    Status s = shard->RegisterDense(req, &resp);
+    EXPECT_EQ(s.code(), Code::kFailedPrecondition) << req.ShortDebugString();
+    EXPECT_NE(s.message().find("holds [" + std::to_string(mine.offset) + ", " +
+                               std::to_string(mine.offset + mine.size) + ")"),
+              std::string::npos)
+        << s.message();
+  }
+  EXPECT_EQ(shard->dense().num_variables(), 0u);
+  Status s = shard->RegisterDense(request(mine.offset, mine.size), &resp);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  const DenseVariable* v = shard->dense().Get(resp.dense_id());
+  EXPECT_EQ(v->offset, mine.offset);
+  EXPECT_EQ(v->values, std::vector<float>(mine.size, 0.5f));
+  EXPECT_EQ(v->shape, (std::vector<int64_t>{4, 2}));
+  // A tiny variable stays whole, on the shard its name routes to.
+  std::string here, there;
+  for (int i = 0; here.empty() || there.empty(); ++i) {
+    const std::string name = "b" + std::to_string(i);
+    (Router(2).ShardOfName(name) == 1 ? here : there) = name;
+  }
+  RegisterDenseRequest small;
+  small.mutable_spec()->set_name(here);
+  small.mutable_spec()->add_shape(3);
+  EXPECT_TRUE(shard->RegisterDense(small, &resp).ok());
+  small.mutable_spec()->set_name(there);
+  s = shard->RegisterDense(small, &resp);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition);
+  EXPECT_NE(s.message().find("holds none of it"), std::string::npos) << s.message();
+}
+
 TEST(ShardTest, GlobalStepIsAdvancedByTheChiefPushAndObservedByOthers) {
   auto shard = MakeShard(OptimizerType::kAdam);
   PushRequest p;

@@ -14,13 +14,15 @@ namespace deepfm::testing_util {
 
 class LoopbackShards {
  public:
-  LoopbackShards(uint32_t n, ps::OptimizerType optimizer, float learning_rate) {
+  LoopbackShards(uint32_t n, ps::OptimizerType optimizer, float learning_rate,
+                 int64_t dense_slice_bytes = kDefaultDenseSliceBytes) {
     for (uint32_t i = 0; i < n; ++i) {
       ps::ShardOptions so;
       so.shard_index = i;
       so.num_shards = n;
       so.optimizer.type = optimizer;
       so.optimizer.learning_rate = learning_rate;
+      so.dense_slice_bytes = dense_slice_bytes;
       Status s;
       auto shard = ps::Shard::Create(so, &s);
       EXPECT_TRUE(s.ok()) << s.ToString();

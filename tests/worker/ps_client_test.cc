@@ -18,6 +18,7 @@
 #include "common/random.h"
 #include "proto/ps.grpc.pb.h"
 #include "ps/ps_server.h"
+#include "worker/deepfm_model.h"
 #include "tests/support/loopback_shards.h"
 
 namespace deepfm {
@@ -51,7 +52,8 @@ std::unique_ptr<ps::Shard> NewShard(uint32_t index, uint32_t n) {
 
 class Shards : public testing_util::LoopbackShards {
  public:
-  explicit Shards(uint32_t n) : LoopbackShards(n, ps::OptimizerType::kSgd, kLr) {}
+  explicit Shards(uint32_t n, int64_t dense_slice_bytes = kDefaultDenseSliceBytes)
+      : LoopbackShards(n, ps::OptimizerType::kSgd, kLr, dense_slice_bytes) {}
 };
 
 std::unique_ptr<PsClient> Connect(const std::vector<std::string>& hosts, PsClientOptions co = {}) {
@@ -165,6 +167,73 @@ TEST(PsClientTest, DenseVariablesLiveOnTheirOwnerAndRoundTrip) {
     }
     EXPECT_EQ(got[v], want) << names[v];
   }
+}
+
+// DeepFM's default dense variables over 4 shards: the large kernels are cut
+// in slices, so no shard holds or moves more than 30 % of the dense bytes,
+// while the caller still pulls and pushes whole tensors.
+TEST(PsClientTest, PartitionedDenseVariablesSpreadOverTheShardsAndLookWhole) {
+  Shards shards(4);
+  auto client = Connect(shards.hosts());
+  int table = -1;
+  ASSERT_TRUE(client->RegisterTable(Spec(), &table).ok());
+  const std::vector<DenseTensorSpec> specs = DeepFMDenseSpecs(DeepFMConfig());
+  std::vector<std::vector<float>> init(specs.size()), got(specs.size());
+  std::vector<float*> out;
+  std::vector<const float*> grads;
+  std::vector<std::vector<float>> g(specs.size());
+  int64_t total = 0;
+  for (size_t v = 0; v < specs.size(); ++v) {
+    init[v].resize(specs[v].size());
+    for (size_t i = 0; i < init[v].size(); ++i) init[v][i] = static_cast<float>((i * 7 + v) % 101) / 64;
+    int h = -1;
+    ASSERT_TRUE(client->RegisterDense(specs[v].name, specs[v].shape, init[v], &h).ok()) << specs[v].name;
+    got[v].assign(init[v].size(), -1.0f);
+    out.push_back(got[v].data());
+    g[v].assign(init[v].size(), 0.25f);
+    grads.push_back(g[v].data());
+    total += specs[v].size();
+  }
+  uint64_t held = 0;
+  for (int s = 0; s < 4; ++s) {
+    const uint64_t n = shards.shard(s).dense().TotalElements();
+    EXPECT_LE(n, 0.30 * total) << "shard " << s << " holds " << n << " of " << total;
+    held += n;
+  }
+  EXPECT_EQ(held, static_cast<uint64_t>(total));
+  WireBytes pulled;
+  ASSERT_TRUE(client->Pull(table, nullptr, 0, nullptr, out, true, nullptr, &pulled).ok());
+  EXPECT_EQ(got, init);
+  ASSERT_EQ(pulled.shard_dense.size(), 4u);
+  uint64_t moved = 0;
+  for (int s = 0; s < 4; ++s) {
+    EXPECT_LE(pulled.shard_dense[s], 0.30 * total * sizeof(float)) << "shard " << s;
+    moved += pulled.shard_dense[s];
+  }
+  EXPECT_EQ(moved, total * sizeof(float));
+  int64_t step = 0;
+  WireBytes pushed;
+  ASSERT_TRUE(client->Push(table, nullptr, 0, nullptr, grads, true, &step, &pushed).ok());
+  EXPECT_EQ(pushed.shard_dense, pulled.shard_dense);
+  ASSERT_TRUE(client->Pull(table, nullptr, 0, nullptr, out, true, nullptr).ok());
+  for (size_t v = 0; v < specs.size(); ++v) {
+    for (size_t i = 0; i < init[v].size(); ++i) {
+      ASSERT_EQ(got[v][i], init[v][i] - kLr * 0.25f) << specs[v].name << " [" << i << "]";
+    }
+  }
+}
+
+// Trainers and shards that cut dense variables differently fail at
+// registration, naming the flag, before any step.
+TEST(PsClientTest, ADisagreeingSliceSizeFailsAtRegistration) {
+  Shards shards(2);
+  PsClientOptions co;
+  co.dense_slice_bytes = 0;
+  auto client = Connect(shards.hosts(), co);
+  int h = -1;
+  Status s = client->RegisterDense("dnn/layer0/kernel", {429, 1024}, {}, &h);
+  EXPECT_EQ(s.code(), Code::kFailedPrecondition) << s.ToString();
+  EXPECT_NE(s.message().find("--dense_slice_kb"), std::string::npos) << s.message();
 }
 
 TEST(PsClientTest, Bf16WireRoundsBothWays) {
