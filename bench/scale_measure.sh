@@ -6,7 +6,9 @@
 #     adds to the DNN on this machine;
 #   - the 1x1, 1x2, 2x2 and 2x4 local jobs (workers x shards): samples/s,
 #     global steps, every process's CPU seconds (the launcher's rusage,
-#     children included), and the worker's step split and bytes per step.
+#     children included), and the worker's step split and bytes per step;
+#   - one worker over 4 shards with dense variables sliced and whole: the
+#     bytes per step each shard carries.
 # Then prints the model's check against those jobs and its projection.
 # Environment: ROWS (200000), DATA (./bench_data_scale), OUT (/tmp/deepfm_scale).
 set -euo pipefail
@@ -30,6 +32,16 @@ for cfg in 1x1 1x2 2x2 2x4; do
   /usr/bin/time -f '{"wall_s": %e, "user_s": %U, "sys_s": %S}' -o "$OUT/$cfg.time.json" \
     ./build/launcher/deepfm train --data_location="$DATA" --checkpoint="$OUT/$cfg" \
     --worker_num="$n" --ps_num="$m" --no_eval >"$OUT/$cfg.log" 2>&1 || { tail -20 "$OUT/$cfg.log"; exit 1; }
+done
+# One worker over 4 shards, with the dense variables cut into slices (the
+# default) and whole (as before): what each shard carries per step.
+for cfg in 1x4 1x4_whole; do
+  slice=64
+  [ "$cfg" = 1x4_whole ] && slice=0
+  echo "== deepfm train --ps_num=4 --dense_slice_kb=$slice --steps=200"
+  rm -rf "${OUT:?}/$cfg"
+  ./build/launcher/deepfm train --data_location="$DATA" --checkpoint="$OUT/$cfg" --ps_num=4 \
+    --dense_slice_kb=$slice --steps=200 --no_eval >"$OUT/$cfg.log" 2>&1 || { tail -20 "$OUT/$cfg.log"; exit 1; }
 done
 isa=$(/usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["dnn_isa"])' \
   "$OUT/1x1/worker0.json")

@@ -41,14 +41,22 @@ SLOTS = 4096
 
 
 def dense_variables(hidden=(1024, 256, 32), fields=FIELDS, dense=13):
-    """(name, floats) of every dense variable of the model."""
+    """(name, floats, rows) of every dense variable of the model."""
     sizes, width = [], fields * DIM + dense
     for i, h in enumerate(list(hidden) + [1]):
-        sizes.append((f"dnn/kernel{i}", width * h))
-        sizes.append((f"dnn/bias{i}", h))
+        sizes.append((f"dnn/kernel{i}", width * h, width))
+        sizes.append((f"dnn/bias{i}", h, h))
         width = h
-    sizes += [("linear/w_dense", dense), ("linear/bias", 1)]
+    sizes += [("linear/w_dense", dense, dense), ("linear/bias", 1, 1)]
     return sizes
+
+
+SLICE_BYTES = 64 << 10  # --dense_slice_kb's default
+
+
+def slices(floats, rows, m):
+    """Slices common/dense_partition.cc cuts a variable into over m shards."""
+    return max(1, min(m, rows, 4 * floats // SLICE_BYTES))
 
 
 def slot_loads(batch, zipf_s, vocab, seed=1):
@@ -85,13 +93,17 @@ class Costs:
         self.dense_apply_s = a.dense_apply_us / 1e6
         self.shard_cores = a.shard_cores
         self.dense = dense_variables()
-        self.dense_bytes = 4 * sum(n for _, n in self.dense)
+        self.dense_bytes = 4 * sum(n for _, n, _ in self.dense)
         self.sparse_bytes = self.unique * ROW_BYTES
 
     def dense_hot_bytes(self, m, partitioned):
-        if partitioned or m == 1:
-            return self.dense_bytes / m
-        biggest = 4 * max(n for _, n in self.dense)
+        if m == 1:
+            return self.dense_bytes
+        if partitioned:
+            # As if the largest slice of every variable met on one shard: an
+            # upper bound on the plan's hottest shard.
+            return sum(4 * n / slices(n, rows, m) for _, n, rows in self.dense)
+        biggest = 4 * max(n for _, n, _ in self.dense)
         return biggest + (self.dense_bytes - biggest) / m  # the rest spread by name
 
     def shard_cpu_s(self, share, m, partitioned):
@@ -141,6 +153,31 @@ def load_measured(d):
     return j("ps_bench.json"), j("ps_bench_req.json"), jobs, step
 
 
+def print_shard_bytes(d):
+    """Bytes per step each shard moved in the measured jobs, and its share
+    of the dense bytes (worker0.json's shard_bytes_per_step and
+    shard_dense_bytes_per_step)."""
+    rows = []
+    for cfg in ("1x2", "2x2", "2x4", "1x4", "1x4_whole"):
+        path = os.path.join(d, cfg, "worker0.json")
+        if not os.path.exists(path):
+            continue
+        with open(path) as f:
+            w = json.load(f)
+        if "shard_dense_bytes_per_step" not in w:
+            continue
+        rows.append((cfg, w["shard_bytes_per_step"], w["shard_dense_bytes_per_step"]))
+    if not rows:
+        return
+    print("\nbytes per step per shard, worker 0 (pull + push, both directions); the largest "
+          "shard's share of the dense bytes:")
+    for cfg, total, dense in rows:
+        share = max(dense) / max(1, sum(dense))
+        label = cfg + (" (--dense_slice_kb=0)" if cfg.endswith("_whole") else "")
+        print(f"  {label:<28}" + " ".join(f"{b / 1e6:>7.3f} MB" for b in total) +
+              f"   dense: " + " ".join(f"{b / 1e6:.3f}" for b in dense) + f" MB, max {share:.1%}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--measured", help="folder bench/scale_measure.sh filled; its figures "
@@ -173,7 +210,7 @@ def main():
         a.batch = round(one["rows"] / one["steps"])
         a.worker_step_ms = 1e3 * one["train_s"] / one["steps"]
         w = one["worker"]
-        dense_bytes = 4 * sum(n for _, n in dense_variables())
+        dense_bytes = 4 * sum(n for _, n, _ in dense_variables())
         a.unique_keys = max(1.0, (w["pull_bytes_per_step"] - dense_bytes) / ROW_BYTES)
     c = Costs(a)
     print(f"costs: batch {c.batch}, {c.unique:.0f} unique keys/step ({c.sparse_bytes / 1e6:.2f} MB), "
@@ -215,11 +252,14 @@ def main():
                   "where that is well below 2, the cores share execution units and CPU time per "
                   "step grows with load, which this bound does not model)")
 
+    if a.measured:
+        print_shard_bytes(a.measured)
+
     ns = (1, 2, 4, 8, 16, 32, 64, 128, 256)
     ms = (1, 2, 4, 8, 16, 32, 64)
     for partitioned in (False, True):
-        layout = ("dense variables in 1/M slices on every shard" if partitioned else
-                  "dense variables whole, by name (today)")
+        layout = ("dense variables cut in slices over the shards (--dense_slice_kb=64, the default)"
+                  if partitioned else "dense variables whole, by name (--dense_slice_kb=0, as before)")
         for gbps in (10, 25):
             print(f"\nprojection, {gbps} Gbit/s, {layout}: samples/s (bound) for N workers x M shards")
             print(f"  {'N':>4}" + "".join(f"{'M=' + str(m):>22}" for m in ms))

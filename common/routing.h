@@ -39,7 +39,8 @@ class Router {
   }
   uint32_t ShardOfSlot(uint32_t slot) const { return owner_[slot]; }
   uint32_t ShardOfKey(uint64_t key) const { return owner_[SlotOfKey(key)]; }
-  // Dense variables live whole on one shard, chosen by name.
+  // The shard a dense variable (or its first slice, common/dense_partition.h)
+  // lies on, chosen by name.
   uint32_t ShardOfName(const std::string& name) const;
 
   const std::vector<uint32_t>& owners() const { return owner_; }
