@@ -9,9 +9,11 @@
 //   Step/<isa>/t<threads>: one ForwardBackward at the default config, batch
 //       512; counter DNN_GFLOP/s uses DESIGN.md's 3 x 2 x 709,664 flop/sample.
 //
-//   dnn_bench --gemm_bound   runs only the active path's single-thread GEMMs
-//       (DEEPFM_ISA picks another) and prints per-shape GFLOP/s plus the
-//       time-weighted rate of one step's nine GEMMs: the step's GEMM bound.
+//   dnn_bench --gemm_bound   runs only the active path's GEMMs (DEEPFM_ISA
+//       picks another) on 1 thread and on every core the process may use,
+//       and prints per-shape GFLOP/s plus the time-weighted rate of one
+//       step's nine GEMMs for each: the step's GEMM bound (the all-core one
+//       is the throughput target's).
 // Other flags are Google Benchmark's, e.g. --benchmark_filter=Step/.
 // Times and rates are wall-clock (UseRealTime): the 2-thread runs do part of
 // their work on a helper thread that the main thread's CPU time misses.
@@ -159,6 +161,13 @@ void BM_Step(benchmark::State& state, std::string isa, int threads) {
                                                      benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// 1, 2 and every core the process may use.
+std::vector<int> ThreadCounts() {
+  std::vector<int> t = {1, 2};
+  if (dnn::DefaultThreads() > 2) t.push_back(dnn::DefaultThreads());
+  return t;
+}
+
 std::vector<const dnn::Kernels*> Paths() {
   std::vector<const dnn::Kernels*> paths;
   for (dnn::Isa isa : {dnn::Isa::kGeneric, dnn::Isa::kAvx2, dnn::Isa::kAvx512}) {
@@ -169,7 +178,7 @@ std::vector<const dnn::Kernels*> Paths() {
 
 void RegisterAll() {
   for (const dnn::Kernels* kern : Paths()) {
-    for (int threads : {1, 2}) {
+    for (int threads : ThreadCounts()) {
       for (const GemmShape& s : StepGemms()) {
         benchmark::RegisterBenchmark(GemmName(*kern, s, threads).c_str(), BM_Gemm, kern, s, threads)
             ->Unit(benchmark::kMicrosecond)
@@ -193,7 +202,7 @@ void RegisterAll() {
       ->Unit(benchmark::kMicrosecond)
       ->UseRealTime();
   for (const dnn::Kernels* kern : Paths()) {
-    for (int threads : {1, 2}) {
+    for (int threads : ThreadCounts()) {
       benchmark::RegisterBenchmark(
           ("Step/" + std::string(kern->name) + "/t" + std::to_string(threads)).c_str(), BM_Step,
           std::string(kern->name), threads)
@@ -217,14 +226,14 @@ class GemmBoundReporter : public benchmark::ConsoleReporter {
     }
   }
 
-  void PrintSummary(const dnn::Kernels& kern) const {
-    std::printf("\nGEMM rates of the %s path, 1 thread, batch %d (single precision):\n", kern.name,
-                kBatch);
+  void PrintSummary(const dnn::Kernels& kern, int threads) const {
+    std::printf("\nGEMM rates of the %s path, %d thread%s, batch %d (single precision):\n",
+                kern.name, threads, threads == 1 ? "" : "s", kBatch);
     std::printf("%-7s %-4s %6s %6s %6s %9s %10s\n", "layer", "pass", "M", "N", "K", "GFLOP/s",
                 "time_us");
     double flop = 0, seconds = 0;
     for (const GemmShape& s : StepGemms()) {
-      const auto it = gflops_.find(GemmName(kern, s, 1));
+      const auto it = gflops_.find(GemmName(kern, s, threads));
       if (it == gflops_.end()) continue;
       const double us = s.flop() / (it->second * 1e9) * 1e6;
       std::printf("%-7s %-4s %6d %6d %6d %9.1f %10.1f\n", s.layer.c_str(), s.pass.c_str(), s.m, s.n,
@@ -233,8 +242,11 @@ class GemmBoundReporter : public benchmark::ConsoleReporter {
       seconds += us * 1e-6;
     }
     if (seconds > 0) {
-      std::printf("step GEMMs: %.3f GFLOP in %.3f ms = %.1f GFLOP/s (the step's GEMM bound)\n",
-                  flop * 1e-9, seconds * 1e3, flop * 1e-9 / seconds);
+      std::printf(
+          "step GEMMs: %.3f GFLOP in %.3f ms = %.1f GFLOP/s, %.0f samples/s at %.2f MFLOP a "
+          "sample (the step's GEMM bound on %d thread%s)\n",
+          flop * 1e-9, seconds * 1e3, flop * 1e-9 / seconds, flop / seconds / kDnnFlopPerSample,
+          kDnnFlopPerSample * 1e-6, threads, threads == 1 ? "" : "s");
     }
   }
 
@@ -264,9 +276,11 @@ int main(int argc, char** argv) {
   if (gemm_bound) {
     const deepfm::dnn::Kernels& active = deepfm::dnn::ActiveKernels();
     deepfm::GemmBoundReporter reporter;
-    benchmark::RunSpecifiedBenchmarks(&reporter,
-                                      "^Gemm/" + std::string(active.name) + "/.*/t1(/|$)");
-    reporter.PrintSummary(active);
+    const int all = deepfm::dnn::DefaultThreads();
+    benchmark::RunSpecifiedBenchmarks(&reporter, "^Gemm/" + std::string(active.name) +
+                                                     "/.*/t(1|" + std::to_string(all) + ")(/|$)");
+    reporter.PrintSummary(active, 1);
+    if (all > 1) reporter.PrintSummary(active, all);
   } else {
     benchmark::RunSpecifiedBenchmarks();
   }

@@ -7,13 +7,12 @@ import sys
 
 FLOP_PER_SAMPLE = 3 * 2 * 709664  # DESIGN.md section 3
 RUNS = {
-    "fp32_ps1": "fp32, 1 shard",
-    "bf16_ps1": "bf16, 1 shard",
-    "fp32_ps2": "fp32, 2 shards",
-    "bf16_ps2": "bf16, 2 shards",
-    "bf16_ps1_t2": "bf16, 1 shard, 2-thr",
+    "fp32_ps1": "fp32, 1x1",
+    "bf16_ps1": "bf16, 1x1",
     "fp32_sa": "fp32, stand-alone",
     "bf16_sa": "bf16, stand-alone",
+    "fp32_ps2": "fp32, 1x2",
+    "fp32_ps1_t1": "fp32, 1x1, 1 thread",
 }
 
 
@@ -57,14 +56,14 @@ def main():
           f"{r1:.1f} GFLOP/s on 1 thread, {r2:.1f} GFLOP/s on 2 threads")
     if torch:
         print(f"PyTorch reference: {torch['framework']}, {torch['threads']} threads, BLAS {torch['blas']}")
-    hdr = (f"{'run':<22}{'samples/s':>10}{'x torch':>8}{'GEMM bound 1t':>14}{'2t':>6}"
+    hdr = (f"{'run':<28}{'samples/s':>10}{'x torch':>8}{'GEMM bound 1t':>14}{'2t':>6}"
            f"{'AUC':>9}{'logloss':>9}{'compute us':>11}{'wait %':>7}{'pull B/step':>12}{'push B/step':>12}")
     print(hdr)
     print("-" * len(hdr))
     base = torch.get("train_samples_per_sec")
     if torch:
         sps = torch["train_samples_per_sec"]
-        print(f"{'pytorch (2 threads)':<22}{sps:>10.0f}{1.0:>8.2f}{sps * FLOP_PER_SAMPLE / 1e9 / r1:>14.0%}"
+        print(f"{'pytorch (2 threads)':<28}{sps:>10.0f}{1.0:>8.2f}{sps * FLOP_PER_SAMPLE / 1e9 / r1:>14.0%}"
               f"{sps * FLOP_PER_SAMPLE / 1e9 / r2:>6.0%}{torch['auc']:>9.4f}{torch['logloss']:>9.4f}"
               f"{'':>11}{'':>7}{'':>12}{'':>12}")
     for name in RUNS:
@@ -75,9 +74,9 @@ def main():
         sps = m["train_samples_per_sec"]
         sp = w["split_us"]
         step = sp["wait"] + sp["compute"] + sp["handoff"]
-        label = RUNS[name]
+        label = f"{RUNS[name]} ({w.get('dnn_threads', 1)}t)"
         ratio = f"{sps / base:>8.2f}" if base else f"{'':>8}"
-        print(f"{label:<22}{sps:>10.0f}{ratio}{sps * FLOP_PER_SAMPLE / 1e9 / r1:>14.0%}"
+        print(f"{label:<28}{sps:>10.0f}{ratio}{sps * FLOP_PER_SAMPLE / 1e9 / r1:>14.0%}"
               f"{sps * FLOP_PER_SAMPLE / 1e9 / r2:>6.0%}{m['auc']:>9.4f}{m['logloss']:>9.4f}"
               f"{sp['compute']:>11.0f}{sp['wait'] / step:>7.1%}{w['pull_bytes_per_step']:>12}"
               f"{w['push_bytes_per_step']:>12}")

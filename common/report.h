@@ -46,6 +46,7 @@ struct WorkerReport {
   std::vector<uint64_t> shard_dense_bytes_per_step;
   bool bf16 = false;
   std::string dnn_isa;  // the DNN kernel path it ran: generic, avx2, avx512
+  int dnn_threads = 1;  // threads per DNN GEMM
   bool has_eval = false;
   EvalReport eval;
 

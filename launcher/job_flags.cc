@@ -1,5 +1,6 @@
 #include "launcher/job_flags.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -7,6 +8,7 @@
 
 #include "common/checkpoint_manifest.h"
 #include "ps/optimizer.h"
+#include "worker/dnn_kernels.h"
 
 namespace deepfm::launcher {
 namespace {
@@ -84,7 +86,9 @@ const FlagDef kFlags[] = {
      "initialisation seed (embedding rows, dense weights); gen-data: generator seed"},
     {"bf16", K::kBool, "false", kTrainer,
      "BF16 training: bf16 on the wire, bf16 storage in FM + DNN, fp32 master weights"},
-    {"dnn_threads", K::kInt, "1", kTrainer, "threads per DNN GEMM in each worker"},
+    {"dnn_threads", K::kInt, "0", kTrainer,
+     "threads per DNN GEMM in each worker; 0: the cores this process may use, shared among the "
+     "job's trainers on its host"},
     // Optimizer (applied on the shards; the workers check the shards run it).
     {"optimizer", K::kString, "adamasync", kJob, "adam, adamasync, adagrad, adagraddecay or sgd"},
     {"learning_rate", K::kDouble, "0.001", kJob, "learning rate"},
@@ -307,7 +311,7 @@ Status ValidateFlags(const FlagSet& f, Command c) {
   k.IntIn("batch_size", 1, 1 << 20);
   k.IntIn("num_epochs", 1, 1000000);
   k.IntIn("embedding_dim", 1, 1024);
-  k.IntIn("dnn_threads", 1, 256);
+  k.IntIn("dnn_threads", 0, 256);
   k.IntIn("staleness", 0, 1000);
   k.IntAtLeast("save_steps", 0);
   k.IntAtLeast("keep_checkpoint_max", 0, "must be >= 0 (0 keeps every checkpoint)");
@@ -469,6 +473,26 @@ Status MakePsTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Security
   return Status::Ok();
 }
 
+namespace {
+
+// The GEMM threads of a trainer left to choose: the cores this process may
+// use, split evenly among the job's trainers on the same host. Shards on
+// that host are not subtracted: their load comes and goes, and the GEMM's
+// blocks are scheduled dynamically (dnn::ParallelGemm), so a core busy
+// with a shard's request delays a step by at most one block.
+int AutoDnnThreads(const ClusterSpec& spec) {
+  std::string here, host;
+  int port = 0;
+  if (!SplitHostPort(spec.task_address(), &here, &port).ok()) return 1;
+  int trainers_here = 0;
+  for (const std::string& t : spec.trainers()) {
+    if (SplitHostPort(t, &host, &port).ok() && host == here) ++trainers_here;
+  }
+  return std::max(1, dnn::DefaultThreads() / std::max(1, trainers_here));
+}
+
+}  // namespace
+
 Status MakeWorkerTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Security& security,
                       WorkerTaskOptions* out) {
   *out = WorkerTaskOptions();
@@ -477,6 +501,7 @@ Status MakeWorkerTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Secu
   to.model.embedding_dim = static_cast<int>(f.GetInt("embedding_dim"));
   to.model.bf16 = f.GetBool("bf16");
   to.model.dnn_threads = static_cast<int>(f.GetInt("dnn_threads"));
+  if (to.model.dnn_threads == 0) to.model.dnn_threads = AutoDnnThreads(spec);
   Status s = ParseHiddenUnits(f.Get("hidden_units"), &to.model.hidden_units);
   if (!s.ok()) return s;
   std::string train, eval;

@@ -36,9 +36,10 @@ struct DeepFMConfig {
   // choice (DEEPFM_ISA, else the best the CPU has); "generic", "avx2" or
   // "avx512" force one, and the model refuses (fatal) one the CPU lacks.
   std::string dnn_isa;
-  // Threads for each float DNN GEMM: the calling thread plus dnn_threads - 1
-  // helpers shared by the process. 1 keeps the step on the caller's core,
-  // which suits a trainer whose reader/pull/push threads want the rest.
+  // Threads for each float DNN GEMM (dnn::ParallelGemm: oneTBB tasks in the
+  // process's arena, the calling thread taking part). 1 keeps the step on
+  // the caller's core. `deepfm` picks it from the cores and the job's shape
+  // unless --dnn_threads says otherwise.
   int dnn_threads = 1;
   // BF16 training (float model only): weights, the DNN input, every hidden
   // activation and every activation gradient are stored at bfloat16

@@ -3,12 +3,13 @@
 #include "worker/dnn_kernels.h"
 
 #include <algorithm>
-#include <condition_variable>
 #include <cstdlib>
-#include <functional>
-#include <mutex>
-#include <thread>
-#include <vector>
+#include <string>
+
+#include <oneapi/tbb/info.h>
+#include <oneapi/tbb/parallel_for.h>
+#include <oneapi/tbb/partitioner.h>
+#include <oneapi/tbb/task_arena.h>
 
 #include "glog/logging.h"
 #include "worker/dnn_kernels_isa.h"
@@ -49,74 +50,21 @@ std::string SupportedList(const CpuIsaSupport& cpu) {
   return out;
 }
 
-// Threads - 1 helpers that run the other blocks of one fork-join at a time.
-// Shared by the process (and never destroyed, so no exit-order hazards):
-// the machines this runs on have few cores, and a pool per model would
-// oversubscribe them.
-class HelperPool {
- public:
-  static HelperPool& Get() {
-    static HelperPool* pool = new HelperPool();
-    return *pool;
-  }
-
-  // Runs fn(0) .. fn(tasks - 1), fn(0) on the caller, and returns when all
-  // are done. Returns false without running anything when another caller is
-  // using the pool: that caller then does the work alone rather than wait.
-  bool TryRun(int tasks, const std::function<void(int)>& fn) {
-    std::unique_lock<std::mutex> run(run_mu_, std::try_to_lock);
-    if (!run.owns_lock()) return false;
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      while (static_cast<int>(threads_.size()) < tasks - 1) {
-        const int index = static_cast<int>(threads_.size()) + 1;
-        threads_.emplace_back([this, index] { Loop(index); });
-      }
-      fn_ = &fn;
-      tasks_ = tasks;
-      pending_ = tasks - 1;
-      ++generation_;
-    }
-    work_cv_.notify_all();
-    fn(0);
-    std::unique_lock<std::mutex> lock(mu_);
-    done_cv_.wait(lock, [this] { return pending_ == 0; });
-    fn_ = nullptr;
-    return true;
-  }
-
- private:
-  HelperPool() = default;
-
-  void Loop(int index) {
-    uint64_t seen = 0;
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      work_cv_.wait(lock, [&] { return generation_ != seen; });
-      seen = generation_;
-      if (index >= tasks_) continue;  // this round needs fewer helpers
-      const std::function<void(int)>* fn = fn_;
-      lock.unlock();
-      (*fn)(index);
-      lock.lock();
-      if (--pending_ == 0) done_cv_.notify_one();
-    }
-  }
-
-  std::mutex run_mu_;  // held for a whole fork-join
-  std::mutex mu_;
-  std::condition_variable work_cv_;
-  std::condition_variable done_cv_;
-  std::vector<std::thread> threads_;
-  const std::function<void(int)>* fn_ = nullptr;
-  int tasks_ = 0;
-  int pending_ = 0;
-  uint64_t generation_ = 0;
-};
+// The process's arena for intra-step work, as wide as the cores the process
+// may use. Every model's GEMMs run in it, so callers share one set of
+// worker threads and never oversubscribe the cores; never destroyed, so no
+// exit-order hazards.
+tbb::task_arena& Arena() {
+  static tbb::task_arena* arena = new tbb::task_arena(tbb::info::default_concurrency());
+  return *arena;
+}
 
 // Blocks are multiples of this many rows/columns, so each starts on a
 // whole number of 64-byte vectors where it can.
 constexpr int kBlockAlign = 16;
+// Blocks per thread: more than one lets a thread whose core is free take
+// over blocks of one whose core is busy elsewhere (a shard, the reader).
+constexpr int kBlocksPerThread = 2;
 
 }  // namespace
 
@@ -215,7 +163,9 @@ void ParallelGemm(const Kernels& kern, int threads, const float* a, int lda, con
     kern.gemm(a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b, beta);
     return;
   }
-  const int chunk = ((len + parts - 1) / parts + kBlockAlign - 1) / kBlockAlign * kBlockAlign;
+  const int want = std::min(parts * kBlocksPerThread, len / kBlockAlign);
+  const int chunk = ((len + want - 1) / want + kBlockAlign - 1) / kBlockAlign * kBlockAlign;
+  const int blocks_total = (len + chunk - 1) / chunk;
   // The block runner captures one reference, so std::function stores it
   // inline: no allocation per call.
   struct Blocks {
@@ -242,11 +192,15 @@ void ParallelGemm(const Kernels& kern, int threads, const float* a, int lda, con
   };
   const Blocks blocks{kern, a, b,   c,     lda,     ldb,     ldc,        m,
                       n,    k, len, chunk, trans_a, trans_b, split_rows, beta};
-  const std::function<void(int)> run = [&blocks](int t) { blocks.Run(t); };
-  if (!HelperPool::Get().TryRun(parts, run)) {
-    kern.gemm(a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b, beta);
-  }
+  // One task per block; an idle arena thread (or the caller, done with its
+  // own) takes the next, so a core busy with other work delays the step by
+  // at most the block it holds.
+  Arena().execute([&] {
+    tbb::parallel_for(0, blocks_total, 1, [&](int t) { blocks.Run(t); }, tbb::simple_partitioner());
+  });
 }
+
+int DefaultThreads() { return tbb::info::default_concurrency(); }
 
 void Gemm(const float* a, const float* b, float* c, int m, int n, int k, bool trans_a, bool trans_b,
           float beta) {

@@ -82,14 +82,21 @@ const Kernels& ActiveKernels();
 // the layer-0/1 GEMMs (>= 268 MFLOP) ran 1.7-1.8x faster on two.
 constexpr double kParallelGemmMinFlops = 3e7;
 
-// `kern.gemm` split into `threads` column or row blocks of C (whichever
-// dimension is longer), run on the caller plus threads - 1 helper threads
-// shared by the process. Small products, threads <= 1, or a call made while
-// another thread is using the helpers run on the caller alone. The result is
-// identical to kern.gemm's up to the blocking Eigen chooses per block.
+// `kern.gemm` split into column or row blocks of C (whichever dimension is
+// longer), about two per thread for up to `threads` threads, run as oneTBB
+// tasks in the process's one arena (as wide as the cores the process may
+// use), the caller taking part. Concurrent callers share the arena's
+// threads. Small products and threads <= 1 run on the caller alone. The
+// blocks depend only on the shape and `threads`, so the result does not
+// depend on which thread runs which block, and equals kern.gemm's up to the
+// blocking Eigen chooses per block.
 void ParallelGemm(const Kernels& kern, int threads, const float* a, int lda, const float* b,
                   int ldb, float* c, int ldc, int m, int n, int k, bool trans_a, bool trans_b,
                   float beta);
+
+// The cores this process may use (oneTBB's default concurrency: the CPU
+// affinity mask, so a container's or Slurm's CPU set counts, not the host's).
+int DefaultThreads();
 
 // Convenience: contiguous row-major operands on the active kernels.
 void Gemm(const float* a, const float* b, float* c, int m, int n, int k, bool trans_a, bool trans_b,

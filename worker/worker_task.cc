@@ -39,6 +39,7 @@ WorkerReport MakeReport(const WorkerTaskOptions& o, const TrainResult& tr) {
   r.shard_bytes_per_step = sp.shard_bytes;
   r.shard_dense_bytes_per_step = sp.shard_dense_bytes;
   r.bf16 = o.trainer.model.bf16;
+  r.dnn_threads = o.trainer.model.dnn_threads;
   r.dnn_isa = o.trainer.model.dnn_isa.empty() ? dnn::ActiveKernels().name : o.trainer.model.dnn_isa;
   return r;
 }

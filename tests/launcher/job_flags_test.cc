@@ -6,11 +6,13 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 
 #include "common/checkpoint_manifest.h"
 #include "launcher/local_cluster.h"
 #include "launcher/task_command.h"
+#include "worker/dnn_kernels.h"
 
 namespace deepfm::launcher {
 namespace {
@@ -210,6 +212,27 @@ TEST_F(JobFlagsTest, WorkerTaskFromTheSpec) {
   EXPECT_EQ(o.trainer.checkpoint_dir, "/jobs/b");
   EXPECT_EQ(o.trainer.train_data.files, std::vector<std::string>{(data_ / "train.csv").string()});
   EXPECT_EQ(o.eval_data.files, std::vector<std::string>{(data_ / "eval.txt").string()});
+}
+
+// --dnn_threads=0 (the default) gives each trainer the cores the process may
+// use, shared among the job's trainers on its host; a number is kept.
+TEST_F(JobFlagsTest, DnnThreadsFollowTheCoresAndTheTrainersOnTheHost) {
+  const int cores = dnn::DefaultThreads();
+  const ClusterSpec three_here = Spec(
+      R"({"cluster":{"ps":["h1:1"],"worker":["h3:1","h3:2","h4:1"],"chief":["h3:3"]},
+    "task":{"type":"worker","index":0}})");
+  const ClusterSpec alone = Spec(
+      R"({"cluster":{"ps":["h1:1"],"worker":["h3:1","h4:1"]},"task":{"type":"worker","index":1}})");
+  const std::string data = "--data_location=" + data_.string();
+  WorkerTaskOptions o;
+  ASSERT_TRUE(MakeWorkerTask(Parsed(kWorker, {data}), three_here, rpc::Security(), &o).ok());
+  EXPECT_EQ(o.trainer.model.dnn_threads, std::max(1, cores / 3));
+  ASSERT_TRUE(MakeWorkerTask(Parsed(kWorker, {data}), alone, rpc::Security(), &o).ok());
+  EXPECT_EQ(o.trainer.model.dnn_threads, cores);
+  ASSERT_TRUE(
+      MakeWorkerTask(Parsed(kWorker, {data, "--dnn_threads=3"}), three_here, rpc::Security(), &o)
+          .ok());
+  EXPECT_EQ(o.trainer.model.dnn_threads, 3);
 }
 
 TEST_F(JobFlagsTest, TaskSpecFollowsTheCommand) {
