@@ -318,12 +318,21 @@ Status Shard::Pull(const PullRequest& req, PullResponse* resp) {
     nkeys += keys.size();
   }
   for (uint32_t id : req.dense_ids()) {
-    values.resize(dense_.NumElements(id));
-    Status s = dense_.Pull(id, values.data());
-    if (!s.ok()) return s;
     DenseValues* dv = resp->add_dense();
     dv->set_dense_id(id);
-    Encode(values.data(), values.size(), req.dtype(), dv->mutable_values());
+    const size_t n = static_cast<size_t>(dense_.NumElements(id));
+    Status s;
+    if (req.dtype() == F32) {
+      // Straight into the response buffer, as the rows above.
+      std::string* out = dv->mutable_values();
+      out->resize(n * sizeof(float));
+      s = dense_.Pull(id, reinterpret_cast<float*>(out->data()));
+    } else {
+      values.resize(n);
+      s = dense_.Pull(id, values.data());
+      if (s.ok()) Encode(values.data(), values.size(), req.dtype(), dv->mutable_values());
+    }
+    if (!s.ok()) return s;
   }
   resp->set_global_step(global_step());
   pulled_keys_.fetch_add(nkeys, std::memory_order_relaxed);
