@@ -149,21 +149,28 @@ class CheckpointTest : public ::testing::Test {
       push(1, step);
     }
     for (int extra = 0; extra < 3; ++extra) push(1, 7);
-    const fs::path tmp = root_ / "ckpt-7.tmp";
+    return Commit(*shards, 7);
+  }
+
+  // Saves every shard at `step` and commits them as root_/ckpt-<step>. A
+  // shard `skip` is saved but left out of the manifest, which then claims
+  // one shard fewer.
+  std::string Commit(std::vector<std::unique_ptr<Shard>>& shards, int64_t step, int skip = -1) {
+    const fs::path tmp = root_ / ("ckpt-" + std::to_string(step) + ".tmp");
     fs::create_directories(tmp);
     Manifest m;
-    m.global_step = 7;
-    m.num_shards = 2;
+    m.global_step = step;
+    m.num_shards = static_cast<uint32_t>(shards.size() - (skip >= 0 ? 1 : 0));
     m.num_slots = kDefaultNumSlots;
-    m.optimizer = "adamasync";
-    for (auto& sh : *shards) {
+    m.optimizer = OptimizerName(shards[0]->optimizer().type());
+    for (auto& sh : shards) {
       CheckpointFile f;
       uint64_t rows;
-      EXPECT_TRUE(SaveShard(*sh, tmp.string(), 7, &f, &rows).ok());
-      m.files.push_back(f);
+      EXPECT_TRUE(SaveShard(*sh, tmp.string(), step, &f, &rows).ok());
+      if (static_cast<int>(sh->options().shard_index) != skip) m.files.push_back(f);
     }
     EXPECT_TRUE(CommitCheckpoint(root_.string(), tmp.string(), m, 0).ok());
-    return (root_ / "ckpt-7").string();
+    return (root_ / ("ckpt-" + std::to_string(step))).string();
   }
 
   fs::path root_;
@@ -362,22 +369,8 @@ TEST_F(CheckpointTest, PartitionedDenseVariablesRestoreOntoAnyShardCountAndSlice
       EXPECT_EQ(want.slots.back(), 2.0f) << "the power never moved";
     }
 
-    const fs::path tmp = root_ / "ckpt-5.tmp";
     fs::remove_all(root_);
-    fs::create_directories(tmp);
-    Manifest m;
-    m.global_step = 5;
-    m.num_shards = 3;
-    m.num_slots = kDefaultNumSlots;
-    m.optimizer = OptimizerName(t);
-    for (auto& sh : sliced) {
-      CheckpointFile f;
-      uint64_t rows;
-      ASSERT_TRUE(SaveShard(*sh, tmp.string(), 5, &f, &rows).ok());
-      m.files.push_back(f);
-    }
-    ASSERT_TRUE(CommitCheckpoint(root_.string(), tmp.string(), m, 0).ok());
-    const std::string folder = (root_ / "ckpt-5").string();
+    const std::string folder = Commit(sliced, 5);
     for (uint32_t n : {1u, 2u, 4u}) {
       for (int64_t slice_bytes : {int64_t{0}, int64_t{16}, int64_t{40}}) {
         SCOPED_TRACE(std::to_string(n) + " shards, slices of " + std::to_string(slice_bytes) + " bytes");
@@ -404,24 +397,10 @@ TEST_F(CheckpointTest, PartitionedDenseVariablesRestoreOntoAnyShardCountAndSlice
 TEST_F(CheckpointTest, AMissingSliceIsRefused) {
   auto sliced = SlicedShards(3, 16, OptimizerType::kAdamAsync);
   TrainKernel(sliced);
-  const fs::path tmp = root_ / "ckpt-5.tmp";
-  fs::create_directories(tmp);
-  Manifest m;
-  m.global_step = 5;
-  m.num_shards = 3;
-  m.num_slots = kDefaultNumSlots;
-  m.optimizer = "adamasync";
-  for (auto& sh : sliced) {
-    CheckpointFile f;
-    uint64_t rows;
-    ASSERT_TRUE(SaveShard(*sh, tmp.string(), 5, &f, &rows).ok());
-    if (sh->options().shard_index != 1) m.files.push_back(f);
-  }
-  m.num_shards = 2;
-  ASSERT_TRUE(CommitCheckpoint(root_.string(), tmp.string(), m, 0).ok());
+  const std::string folder = Commit(sliced, 5, /*skip=*/1);
   auto one = SlicedShards(1, 0, OptimizerType::kAdamAsync);
   uint64_t rows = 0;
-  Status s = RestoreShard(&one[0], (root_ / "ckpt-5").string(), &rows);
+  Status s = RestoreShard(&one[0], folder, &rows);
   EXPECT_EQ(s.code(), Code::kDataLoss) << s.ToString();
   EXPECT_NE(s.message().find("holds 16 of the 24 elements of dense variable 'dnn/kernel'"),
             std::string::npos)
