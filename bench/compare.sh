@@ -34,17 +34,25 @@ if [ "${SKIP_TORCH:-0}" != 1 ]; then
   /usr/bin/python3 bench/pytorch_deepfm.py --data_location "$DATA" --threads 2 | tee "$OUT/torch.json"
 fi
 
-# name, precision, shards, threads per DNN GEMM (0: deepfm's choice), [standalone]
-for cfg in "fp32_ps1 fp32 1 0" "bf16_ps1 bf16 1 0" "fp32_sa fp32 1 0 standalone" \
-           "bf16_sa bf16 1 0 standalone" "fp32_ps2 fp32 2 0" "fp32_ps1_t1 fp32 1 1"; do
+# name, precision, shards, threads per DNN GEMM (0: deepfm's choice), mode:
+# "-" (1 shard process), standalone, or standalone_fp32gemm (bf16 on the fp32
+# kernels even where the CPU has AVX512_BF16: the native GEMM's comparison)
+for cfg in "fp32_ps1 fp32 1 0 -" "bf16_ps1 bf16 1 0 -" "fp32_sa fp32 1 0 standalone" \
+           "bf16_sa bf16 1 0 standalone" "bf16_sa_fp32gemm bf16 1 0 standalone_fp32gemm" \
+           "fp32_ps2 fp32 2 0 -" "fp32_ps1_t1 fp32 1 1 -"; do
   set -- $cfg
   name="$1"
   extra=""; [ "$2" = bf16 ] && extra="--bf16"
-  [ "${5:-}" = standalone ] && extra="$extra --standalone"
-  echo "== deepfm train $extra --ps_num=$3 --dnn_threads=$4"
+  native=1
+  case "$5" in
+    standalone) extra="$extra --standalone" ;;
+    standalone_fp32gemm) extra="$extra --standalone"; native=0 ;;
+  esac
+  echo "== DEEPFM_NATIVE_BF16=$native deepfm train $extra --ps_num=$3 --dnn_threads=$4"
   rm -rf "$OUT/$name"
-  ./build/launcher/deepfm train --data_location="$DATA" --checkpoint="$OUT/$name" --ps_num="$3" \
-      --dnn_threads="$4" $extra > "$OUT/$name.log" 2>&1 || { tail -30 "$OUT/$name.log"; exit 1; }
+  DEEPFM_NATIVE_BF16=$native ./build/launcher/deepfm train --data_location="$DATA" \
+      --checkpoint="$OUT/$name" --ps_num="$3" --dnn_threads="$4" $extra > "$OUT/$name.log" 2>&1 ||
+    { tail -30 "$OUT/$name.log"; exit 1; }
   tail -4 "$OUT/$name.log"
 done
 

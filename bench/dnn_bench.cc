@@ -70,19 +70,22 @@ std::vector<float> Random(size_t n, uint64_t seed) {
   return v;
 }
 
-std::string GemmName(const dnn::Kernels& kern, const GemmShape& s, int threads) {
-  return "Gemm/" + std::string(kern.name) + "/" + s.layer + "/" + s.pass + "/M" +
+// "avx512_bf16": the native BF16 GEMM (dnn::NativeBf16Gemm), on bf16 operands.
+constexpr const char* kNativeBf16 = "avx512_bf16";
+
+std::string GemmName(const std::string& path, const GemmShape& s, int threads) {
+  return "Gemm/" + path + "/" + s.layer + "/" + s.pass + "/M" +
          std::to_string(s.m) + "_N" + std::to_string(s.n) + "_K" + std::to_string(s.k) + "/t" +
          std::to_string(threads);
 }
 
-void BM_Gemm(benchmark::State& state, const dnn::Kernels* kern, GemmShape s, int threads) {
+void BM_Gemm(benchmark::State& state, dnn::GemmFn gemm, GemmShape s, int threads) {
   const int lda = s.trans_a ? s.m : s.k;
   const int ldb = s.trans_b ? s.k : s.n;
   const std::vector<float> a = Random(size_t(s.m) * s.k, 1), b = Random(size_t(s.k) * s.n, 2);
   std::vector<float> c(size_t(s.m) * s.n);
   for (auto _ : state) {
-    dnn::ParallelGemm(*kern, threads, a.data(), lda, b.data(), ldb, c.data(), s.n, s.m, s.n, s.k,
+    dnn::ParallelGemm(gemm, threads, a.data(), lda, b.data(), ldb, c.data(), s.n, s.m, s.n, s.k,
                       s.trans_a, s.trans_b, 0.0f);
     benchmark::DoNotOptimize(c.data());
     benchmark::ClobberMemory();
@@ -132,8 +135,9 @@ void BM_ReluBackward(benchmark::State& state, const dnn::Kernels* kern) {
   state.SetBytesProcessed(int64_t(state.iterations()) * kElemRows * kElemCols * 12);
 }
 
-void BM_Step(benchmark::State& state, std::string isa, int threads) {
+void BM_Step(benchmark::State& state, std::string isa, int threads, bool bf16) {
   DeepFMConfig c;
+  c.bf16 = bf16;
   c.dnn_isa = isa;
   c.dnn_threads = threads;
   DeepFMModel model(c);
@@ -180,7 +184,18 @@ void RegisterAll() {
   for (const dnn::Kernels* kern : Paths()) {
     for (int threads : ThreadCounts()) {
       for (const GemmShape& s : StepGemms()) {
-        benchmark::RegisterBenchmark(GemmName(*kern, s, threads).c_str(), BM_Gemm, kern, s, threads)
+        benchmark::RegisterBenchmark(GemmName(kern->name, s, threads).c_str(), BM_Gemm, kern->gemm,
+                                     s, threads)
+            ->Unit(benchmark::kMicrosecond)
+            ->UseRealTime();
+      }
+    }
+  }
+  if (const dnn::GemmFn native = dnn::NativeBf16Gemm()) {
+    for (int threads : ThreadCounts()) {
+      for (const GemmShape& s : StepGemms()) {
+        benchmark::RegisterBenchmark(GemmName(kNativeBf16, s, threads).c_str(), BM_Gemm, native, s,
+                                     threads)
             ->Unit(benchmark::kMicrosecond)
             ->UseRealTime();
       }
@@ -203,11 +218,16 @@ void RegisterAll() {
       ->UseRealTime();
   for (const dnn::Kernels* kern : Paths()) {
     for (int threads : ThreadCounts()) {
-      benchmark::RegisterBenchmark(
-          ("Step/" + std::string(kern->name) + "/t" + std::to_string(threads)).c_str(), BM_Step,
-          std::string(kern->name), threads)
-          ->Unit(benchmark::kMillisecond)
-          ->UseRealTime();
+      for (bool bf16 : {false, true}) {
+        // StepBf16 on the avx512 path runs the native BF16 GEMM where the
+        // CPU has it (DEEPFM_NATIVE_BF16=0 turns it off for a comparison).
+        benchmark::RegisterBenchmark((std::string(bf16 ? "StepBf16/" : "Step/") + kern->name +
+                                      "/t" + std::to_string(threads))
+                                         .c_str(),
+                                     BM_Step, std::string(kern->name), threads, bf16)
+            ->Unit(benchmark::kMillisecond)
+            ->UseRealTime();
+      }
     }
   }
 }
@@ -226,14 +246,14 @@ class GemmBoundReporter : public benchmark::ConsoleReporter {
     }
   }
 
-  void PrintSummary(const dnn::Kernels& kern, int threads) const {
-    std::printf("\nGEMM rates of the %s path, %d thread%s, batch %d (single precision):\n",
-                kern.name, threads, threads == 1 ? "" : "s", kBatch);
+  void PrintSummary(const std::string& path, int threads) const {
+    std::printf("\nGEMM rates of the %s path, %d thread%s, batch %d:\n", path.c_str(), threads,
+                threads == 1 ? "" : "s", kBatch);
     std::printf("%-7s %-4s %6s %6s %6s %9s %10s\n", "layer", "pass", "M", "N", "K", "GFLOP/s",
                 "time_us");
     double flop = 0, seconds = 0;
     for (const GemmShape& s : StepGemms()) {
-      const auto it = gflops_.find(GemmName(kern, s, threads));
+      const auto it = gflops_.find(GemmName(path, s, threads));
       if (it == gflops_.end()) continue;
       const double us = s.flop() / (it->second * 1e9) * 1e6;
       std::printf("%-7s %-4s %6d %6d %6d %9.1f %10.1f\n", s.layer.c_str(), s.pass.c_str(), s.m, s.n,
@@ -277,10 +297,17 @@ int main(int argc, char** argv) {
     const deepfm::dnn::Kernels& active = deepfm::dnn::ActiveKernels();
     deepfm::GemmBoundReporter reporter;
     const int all = deepfm::dnn::DefaultThreads();
-    benchmark::RunSpecifiedBenchmarks(&reporter, "^Gemm/" + std::string(active.name) +
-                                                     "/.*/t(1|" + std::to_string(all) + ")(/|$)");
-    reporter.PrintSummary(active, 1);
-    if (all > 1) reporter.PrintSummary(active, all);
+    // The native BF16 GEMM too, where the active path is avx512 and the CPU has it.
+    const bool native =
+        active.isa == deepfm::dnn::Isa::kAvx512 && deepfm::dnn::NativeBf16Gemm() != nullptr;
+    const std::string paths = std::string(active.name) + (native ? "|avx512_bf16" : "");
+    benchmark::RunSpecifiedBenchmarks(
+        &reporter, "^Gemm/(" + paths + ")/.*/t(1|" + std::to_string(all) + ")(/|$)");
+    for (const std::string path : {std::string(active.name), std::string(native ? "avx512_bf16" : "")}) {
+      if (path.empty()) continue;
+      reporter.PrintSummary(path, 1);
+      if (all > 1) reporter.PrintSummary(path, all);
+    }
   } else {
     benchmark::RunSpecifiedBenchmarks();
   }

@@ -11,6 +11,7 @@ RUNS = {
     "bf16_ps1": "bf16, 1x1",
     "fp32_sa": "fp32, stand-alone",
     "bf16_sa": "bf16, stand-alone",
+    "bf16_sa_fp32gemm": "bf16, s-a, fp32 GEMM",
     "fp32_ps2": "fp32, 1x2",
     "fp32_ps1_t1": "fp32, 1x1, 1 thread",
 }
@@ -74,7 +75,8 @@ def main():
         sps = m["train_samples_per_sec"]
         sp = w["split_us"]
         step = sp["wait"] + sp["compute"] + sp["handoff"]
-        label = f"{RUNS[name]} ({w.get('dnn_threads', 1)}t)"
+        native = ", native" if w.get("native_bf16") else ""
+        label = f"{RUNS[name]} ({w.get('dnn_threads', 1)}t{native})"
         ratio = f"{sps / base:>8.2f}" if base else f"{'':>8}"
         print(f"{label:<28}{sps:>10.0f}{ratio}{sps * FLOP_PER_SAMPLE / 1e9 / r1:>14.0%}"
               f"{sps * FLOP_PER_SAMPLE / 1e9 / r2:>6.0%}{m['auc']:>9.4f}{m['logloss']:>9.4f}"

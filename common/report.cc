@@ -88,6 +88,7 @@ Status WriteWorkerReport(const std::string& path, const WorkerReport& r) {
               {"bf16", r.bf16},
               {"dnn_isa", r.dnn_isa},
               {"dnn_threads", r.dnn_threads},
+              {"native_bf16", r.native_bf16},
               {"eval", r.has_eval ? EvalJson(r.eval) : json(nullptr)}};
   return WriteFileAtomic(path, doc.dump(2) + "\n");
 }
@@ -113,6 +114,7 @@ Status ReadWorkerReport(const std::string& path, WorkerReport* r) {
   if (s.ok()) s = Get(doc, "bf16", path, &r->bf16);
   if (s.ok()) s = Get(doc, "dnn_isa", path, &r->dnn_isa);
   if (s.ok()) s = Get(doc, "dnn_threads", path, &r->dnn_threads);
+  if (s.ok()) s = Get(doc, "native_bf16", path, &r->native_bf16);
   if (!s.ok()) return s;
   if (!doc.contains("split_us") || !doc["split_us"].is_object())
     return DataLoss(path + ": no \"split_us\" object");

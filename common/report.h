@@ -47,6 +47,7 @@ struct WorkerReport {
   bool bf16 = false;
   std::string dnn_isa;  // the DNN kernel path it ran: generic, avx2, avx512
   int dnn_threads = 1;  // threads per DNN GEMM
+  bool native_bf16 = false;  // bf16 GEMMs on the CPU's bf16 dot products (AVX512_BF16)
   bool has_eval = false;
   EvalReport eval;
 

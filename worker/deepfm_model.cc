@@ -41,6 +41,7 @@ struct DnnOps {
   const dnn::Kernels* kernels;  // unused for double
   int threads;
   bool bf16;                    // float only: store activations at bf16 precision
+  dnn::GemmFn native_bf16 = nullptr;  // float, bf16 only: the GEMM on bf16 dot products
 
   template <bool kTransA, bool kTransB>
   static void EigenGemm(const T* a, int lda, const T* b, int ldb, T* c, int ldc, int m, int n,
@@ -70,6 +71,11 @@ struct DnnOps {
   void Gemm(const T* a, int lda, const T* b, int ldb, T* c, int ldc, int m, int n, int k,
             bool trans_a, bool trans_b, T beta) const {
     if constexpr (std::is_same_v<T, float>) {
+      if (native_bf16 != nullptr) {
+        dnn::ParallelGemm(native_bf16, threads, a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b,
+                          beta);
+        return;
+      }
       dnn::ParallelGemm(*kernels, threads, a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b, beta);
     } else if (trans_a) {
       trans_b ? EigenGemm<true, true>(a, lda, b, ldb, c, ldc, m, n, k, beta)
@@ -178,6 +184,7 @@ DeepFMModelT<T>::DeepFMModelT(DeepFMConfig config)
       CHECK(kernels_ != nullptr) << "DeepFMConfig::dnn_isa " << config_.dnn_isa
                                  << ": this CPU cannot run that path; leave it empty";
     }
+    if (config_.bf16 && kernels_->isa == dnn::Isa::kAvx512) native_bf16_gemm_ = dnn::NativeBf16Gemm();
   }
   for (DenseTensorSpec& spec : DeepFMDenseSpecs(config_)) {
     const int64_t n = spec.size();
@@ -235,7 +242,7 @@ void DeepFMModelT<T>::GatherLinearFm(int B, const T* dense_x, const T* uniq_rows
 
 template <typename T>
 void DeepFMModelT<T>::DnnForward(int B) {
-  const DnnOps<T> ops{kernels_, config_.dnn_threads, config_.bf16};
+  const DnnOps<T> ops{kernels_, config_.dnn_threads, config_.bf16, native_bf16_gemm_};
   // The DNN input (embeddings and dense features) is stored at bf16
   // precision too; the FM above used the pulled rows, already bf16 on the
   // wire.
@@ -308,7 +315,7 @@ void DeepFMModelT<T>::DnnBackward(int B) {
     return;
   }
 
-  const DnnOps<T> ops{kernels_, config_.dnn_threads, config_.bf16};
+  const DnnOps<T> ops{kernels_, config_.dnn_threads, config_.bf16, native_bf16_gemm_};
   Matrix& top = d_hidden_[num_layers_ - 1];
   top.resize(B, last.cols());
   top.noalias() = dlogit_ * w_out.transpose();

@@ -25,6 +25,8 @@ namespace deepfm {
 
 namespace dnn {
 struct Kernels;
+using GemmFn = void (*)(const float* a, int lda, const float* b, int ldb, float* c, int ldc, int m,
+                        int n, int k, bool trans_a, bool trans_b, float beta);
 }  // namespace dnn
 
 struct DeepFMConfig {
@@ -44,10 +46,10 @@ struct DeepFMConfig {
   // BF16 training (float model only): weights, the DNN input, every hidden
   // activation and every activation gradient are stored at bfloat16
   // precision (round to nearest even) while every GEMM and sum accumulates in
-  // fp32; the logit, sigmoid and loss stay fp32. On CPUs without bf16
-  // arithmetic the values live in fp32 buffers, so the fp32 kernels run
-  // unchanged and the rounding is fused into the bias+ReLU and ReLU-backward
-  // passes.
+  // fp32; the logit, sigmoid and loss stay fp32. The rounding is fused into
+  // the bias+ReLU and ReLU-backward passes. On the avx512 path of a CPU with
+  // AVX512_BF16 the GEMMs pack their operands to bf16 and run on vdpbf16ps
+  // (dnn::NativeBf16Gemm); elsewhere the fp32 kernels run on the bf16 values.
   bool bf16 = false;
 
   // An embedding row: [w_k (first-order weight), e_k[0..D)].
@@ -144,6 +146,9 @@ class DeepFMModelT {
   DeepFMConfig config_;
   // The float model's kernel table; null for double (Eigen in this TU).
   const dnn::Kernels* kernels_ = nullptr;
+  // BF16 training on the avx512 path of a CPU with AVX512_BF16: the GEMMs
+  // on native bf16 dot products (dnn::NativeBf16Gemm); else null.
+  dnn::GemmFn native_bf16_gemm_ = nullptr;
   std::vector<DenseTensorT<T>> dense_;
   int num_layers_;  // hidden layers
 

@@ -89,6 +89,7 @@ CpuIsaSupport DetectCpu() {
   cpu.avx512 = cpu.avx2 && __builtin_cpu_supports("avx512f") &&
                __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
                __builtin_cpu_supports("avx512vl");
+  cpu.avx512_bf16 = cpu.avx512 && __builtin_cpu_supports("avx512bf16");
   return cpu;
 }
 
@@ -150,9 +151,33 @@ const Kernels& ActiveKernels() {
   return active;
 }
 
+std::string NativeBf16Missing() {
+  static const CpuIsaSupport cpu = DetectCpu();
+  if (!cpu.avx512_bf16) return "this CPU lacks AVX512_BF16 (vdpbf16ps)";
+  const char* env = std::getenv("DEEPFM_NATIVE_BF16");
+  if (env != nullptr && std::string(env) == "0") return "DEEPFM_NATIVE_BF16=0 turns it off";
+  return "";
+}
+
+GemmFn NativeBf16Gemm() {
+  static const GemmFn gemm = [] {
+    const std::string missing = NativeBf16Missing();
+    LOG(INFO) << "BF16 GEMM: "
+              << (missing.empty() ? "native AVX512_BF16 dot products"
+                                  : "fp32 kernels on bf16 values (" + missing + ")");
+    return missing.empty() ? &avx512bf16::Gemm : static_cast<GemmFn>(nullptr);
+  }();
+  return gemm;
+}
+
 void ParallelGemm(const Kernels& kern, int threads, const float* a, int lda, const float* b,
                   int ldb, float* c, int ldc, int m, int n, int k, bool trans_a, bool trans_b,
                   float beta) {
+  ParallelGemm(kern.gemm, threads, a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b, beta);
+}
+
+void ParallelGemm(GemmFn gemm, int threads, const float* a, int lda, const float* b, int ldb,
+                  float* c, int ldc, int m, int n, int k, bool trans_a, bool trans_b, float beta) {
   // Blocks of C's longer dimension: each is an independent GEMM on the same
   // K, so no reduction across threads is needed and results do not depend
   // on the thread count beyond Eigen's per-call blocking.
@@ -160,7 +185,7 @@ void ParallelGemm(const Kernels& kern, int threads, const float* a, int lda, con
   const int len = split_rows ? m : n;
   const int parts = std::min(threads, len / kBlockAlign);
   if (parts < 2 || 2.0 * m * n * k < kParallelGemmMinFlops) {
-    kern.gemm(a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b, beta);
+    gemm(a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b, beta);
     return;
   }
   const int want = std::min(parts * kBlocksPerThread, len / kBlockAlign);
@@ -169,7 +194,7 @@ void ParallelGemm(const Kernels& kern, int threads, const float* a, int lda, con
   // The block runner captures one reference, so std::function stores it
   // inline: no allocation per call.
   struct Blocks {
-    const Kernels& kern;
+    GemmFn gemm;
     const float *a, *b;
     float* c;
     int lda, ldb, ldc, m, n, k, len, chunk;
@@ -182,15 +207,15 @@ void ParallelGemm(const Kernels& kern, int threads, const float* a, int lda, con
       if (size <= 0) return;
       if (split_rows) {
         const float* a_block = trans_a ? a + begin : a + static_cast<std::ptrdiff_t>(begin) * lda;
-        kern.gemm(a_block, lda, b, ldb, c + static_cast<std::ptrdiff_t>(begin) * ldc, ldc, size, n,
-                  k, trans_a, trans_b, beta);
+        gemm(a_block, lda, b, ldb, c + static_cast<std::ptrdiff_t>(begin) * ldc, ldc, size, n, k,
+             trans_a, trans_b, beta);
       } else {
         const float* b_block = trans_b ? b + static_cast<std::ptrdiff_t>(begin) * ldb : b + begin;
-        kern.gemm(a, lda, b_block, ldb, c + begin, ldc, m, size, k, trans_a, trans_b, beta);
+        gemm(a, lda, b_block, ldb, c + begin, ldc, m, size, k, trans_a, trans_b, beta);
       }
     }
   };
-  const Blocks blocks{kern, a, b,   c,     lda,     ldb,     ldc,        m,
+  const Blocks blocks{gemm, a, b,   c,     lda,     ldb,     ldc,        m,
                       n,    k, len, chunk, trans_a, trans_b, split_rows, beta};
   // One task per block; an idle arena thread (or the caller, done with its
   // own) takes the next, so a core busy with other work delays the step by

@@ -28,6 +28,10 @@ bool ParseIsa(const std::string& name, Isa* isa);
 // One instruction set's kernels. Plain function pointers: the ISA-specific
 // code must not share any inline or template code with the rest of the
 // program (see dnn_kernels_body.inc), so nothing fancier crosses the seam.
+// Kernels::gemm's signature.
+using GemmFn = void (*)(const float* a, int lda, const float* b, int ldb, float* c, int ldc, int m,
+                        int n, int k, bool trans_a, bool trans_b, float beta);
+
 struct Kernels {
   Isa isa;
   const char* name;
@@ -60,9 +64,21 @@ struct Kernels {
 struct CpuIsaSupport {
   bool avx2 = false;    // AVX2 and FMA
   bool avx512 = false;  // AVX-512 F, BW, DQ, VL, plus AVX2 and FMA
+  bool avx512_bf16 = false;  // AVX512_BF16 (vdpbf16ps), plus all of the above
 };
 CpuIsaSupport DetectCpu();
 bool Supports(const CpuIsaSupport& cpu, Isa isa);
+
+// BF16 training's GEMM on the CPU's native bf16 dot products (AVX512_BF16's
+// vdpbf16ps: operands packed to bfloat16, products summed in fp32), for
+// models on the avx512 path; nullptr where the CPU lacks AVX512_BF16 or the
+// environment sets DEEPFM_NATIVE_BF16=0. Same contract as Kernels::gemm;
+// operands are rounded to bf16 (nearest even), which is exact for the bf16
+// model's, already bf16-valued. AMX-BF16 is not used yet.
+GemmFn NativeBf16Gemm();
+// Why NativeBf16Gemm() is null, or "" when it is not: names the missing
+// CPU feature, for logs and test skips.
+std::string NativeBf16Missing();
 
 // The kernels for `isa`; nullptr when this CPU cannot run them.
 const Kernels* KernelsFor(Isa isa);
@@ -93,6 +109,9 @@ constexpr double kParallelGemmMinFlops = 3e7;
 void ParallelGemm(const Kernels& kern, int threads, const float* a, int lda, const float* b,
                   int ldb, float* c, int ldc, int m, int n, int k, bool trans_a, bool trans_b,
                   float beta);
+// The same with any GEMM of that contract (NativeBf16Gemm's).
+void ParallelGemm(GemmFn gemm, int threads, const float* a, int lda, const float* b, int ldb,
+                  float* c, int ldc, int m, int n, int k, bool trans_a, bool trans_b, float beta);
 
 // The cores this process may use (oneTBB's default concurrency: the CPU
 // affinity mask, so a container's or Slurm's CPU set counts, not the host's).

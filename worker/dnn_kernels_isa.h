@@ -21,6 +21,11 @@ namespace dnn {
 DEEPFM_DNN_DECLARE_KERNELS(generic)
 DEEPFM_DNN_DECLARE_KERNELS(avx2)
 DEEPFM_DNN_DECLARE_KERNELS(avx512)
+// dnn_gemm_avx512bf16.cc: the GEMM on AVX512_BF16 dot products.
+namespace avx512bf16 {
+void Gemm(const float* a, int lda, const float* b, int ldb, float* c, int ldc, int m, int n, int k,
+          bool trans_a, bool trans_b, float beta);
+}  // namespace avx512bf16
 }  // namespace dnn
 }  // namespace deepfm
 

@@ -41,6 +41,8 @@ WorkerReport MakeReport(const WorkerTaskOptions& o, const TrainResult& tr) {
   r.bf16 = o.trainer.model.bf16;
   r.dnn_threads = o.trainer.model.dnn_threads;
   r.dnn_isa = o.trainer.model.dnn_isa.empty() ? dnn::ActiveKernels().name : o.trainer.model.dnn_isa;
+  // As the model decides (DeepFMModelT's constructor).
+  r.native_bf16 = r.bf16 && r.dnn_isa == "avx512" && dnn::NativeBf16Gemm() != nullptr;
   return r;
 }
 

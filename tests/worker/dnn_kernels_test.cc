@@ -43,14 +43,19 @@ struct GemmCase {
 // Operands stored with leading dimensions wider than the block (padding
 // that must be neither read into the result nor written), checked against
 // a double-precision reference with a tolerance scaled by sum |a||b|.
+// bf16_operands: A and B hold bf16 values (what the native BF16 GEMM takes).
 void CheckGemm(const GemmCase& g,
                const std::function<void(const float*, int, const float*, int, float*, int)>& gemm,
-               const std::string& what) {
+               const std::string& what, bool bf16_operands = false) {
   const int a_rows = g.trans_a ? g.k : g.m, a_cols = g.trans_a ? g.m : g.k;
   const int b_rows = g.trans_b ? g.n : g.k, b_cols = g.trans_b ? g.k : g.n;
   const int lda = a_cols + 3, ldb = b_cols + 5, ldc = g.n + 2;
-  const std::vector<float> a = RandomVector(size_t(a_rows) * lda, 1 + g.m);
-  const std::vector<float> b = RandomVector(size_t(b_rows) * ldb, 2 + g.n);
+  std::vector<float> a = RandomVector(size_t(a_rows) * lda, 1 + g.m);
+  std::vector<float> b = RandomVector(size_t(b_rows) * ldb, 2 + g.n);
+  if (bf16_operands) {
+    for (float& x : a) x = Bf16ToFloat(FloatToBf16(x));
+    for (float& x : b) x = Bf16ToFloat(FloatToBf16(x));
+  }
   std::vector<float> c = RandomVector(size_t(g.m) * ldc, 3 + g.k);
   if (g.beta == 0) {
     // beta == 0 must overwrite, not scale: 0 * NaN would poison the result.
@@ -418,13 +423,13 @@ StepResult RunStep(DeepFMConfig c, const std::string& isa, int threads, const Ba
 // Elementwise, relative to the largest magnitude in the tensor: summation
 // order differs between paths, so tiny entries may differ relatively a lot.
 void ExpectClose(const std::vector<float>& got, const std::vector<float>& want,
-                 const std::string& what) {
+                 const std::string& what, float rel = 2e-4f) {
   ASSERT_EQ(got.size(), want.size()) << what;
   float scale = 0;
   for (float v : want) scale = std::max(scale, std::abs(v));
   ASSERT_GT(scale, 0) << what << " is all zero: the comparison proves nothing";
   for (size_t i = 0; i < got.size(); ++i) {
-    ASSERT_NEAR(got[i], want[i], 2e-4 * scale) << what << "[" << i << "]";
+    ASSERT_NEAR(got[i], want[i], rel * scale) << what << "[" << i << "]";
   }
 }
 
@@ -449,6 +454,61 @@ TEST_P(DnnModelPathsTest, ForwardBackwardMatchesGeneric) {
     for (size_t t = 0; t < specs.size(); ++t) {
       ExpectClose(got.dense_grads[t], want.dense_grads[t], specs[t].name);
     }
+  }
+}
+
+// The native BF16 GEMM (AVX512_BF16), where the CPU has it: exact products
+// of bf16 operands summed in fp32, on the odd shapes, the step's shapes, and
+// split over threads.
+TEST(NativeBf16GemmTest, MatchesTheReferenceOnBf16Operands) {
+  const GemmFn gemm = NativeBf16Gemm();
+  if (gemm == nullptr) GTEST_SKIP() << "native BF16 GEMM not tested: " << NativeBf16Missing();
+  std::vector<GemmCase> cases = OddCases();
+  for (const GemmCase& g : std::vector<GemmCase>{{512, 1024, 429, false, false, 0.0f},
+                                                 {429, 1024, 512, true, false, 0.0f},
+                                                 {512, 429, 1024, false, true, 0.0f}}) {
+    cases.push_back(g);
+  }
+  for (const GemmCase& g : cases) {
+    const std::string what = "bf16 M=" + std::to_string(g.m) + " N=" + std::to_string(g.n) +
+                             " K=" + std::to_string(g.k) + (g.trans_a ? " A^T" : "") +
+                             (g.trans_b ? " B^T" : "") + " beta=" + std::to_string(g.beta);
+    CheckGemm(
+        g,
+        [&](const float* a, int lda, const float* b, int ldb, float* c, int ldc) {
+          gemm(a, lda, b, ldb, c, ldc, g.m, g.n, g.k, g.trans_a, g.trans_b, g.beta);
+        },
+        what, /*bf16_operands=*/true);
+    if (2.0 * g.m * g.n * g.k >= kParallelGemmMinFlops) {
+      CheckGemm(
+          g,
+          [&](const float* a, int lda, const float* b, int ldb, float* c, int ldc) {
+            ParallelGemm(gemm, 2, a, lda, b, ldb, c, ldc, g.m, g.n, g.k, g.trans_a, g.trans_b,
+                         g.beta);
+          },
+          what + " on 2 threads", /*bf16_operands=*/true);
+    }
+  }
+}
+
+// A BF16 training step on the native GEMM equals the same step on the
+// generic fp32 kernels (both on bf16 values) up to summation order, which
+// may move a value to the neighbouring bf16.
+TEST(NativeBf16GemmTest, ABf16StepMatchesTheFp32KernelsOnBf16Values) {
+  if (NativeBf16Gemm() == nullptr || KernelsFor(Isa::kAvx512) == nullptr) {
+    GTEST_SKIP() << "native BF16 GEMM not tested: " << NativeBf16Missing();
+  }
+  DeepFMConfig c;
+  c.bf16 = true;
+  const Batch p = MakeBatch(c, 67, 3);
+  const StepResult want = RunStep(c, "generic", 1, p);
+  const StepResult got = RunStep(c, "avx512", 2, p);
+  EXPECT_NEAR(got.loss, want.loss, 1e-3 * std::abs(want.loss));
+  ExpectClose(got.probs, want.probs, "probs", 1e-2);
+  ExpectClose(got.row_grads, want.row_grads, "row grads", 1e-2);
+  const std::vector<DenseTensorSpec> specs = DeepFMDenseSpecs(c);
+  for (size_t t = 0; t < specs.size(); ++t) {
+    ExpectClose(got.dense_grads[t], want.dense_grads[t], specs[t].name, 1e-2);
   }
 }
 
