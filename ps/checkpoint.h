@@ -2,8 +2,9 @@
 // table's rows come in groups of one routing slot (so a job saved with N
 // shards restores onto M: each new shard keeps the slots it owns), with
 // optimizer slots and row metadata, then the dense variables (the slice of
-// each this shard holds, with its offset) and per-variable optimizer state. Little-endian binary, checked against the
-// manifest's size and CRC-32C as it is read.
+// each this shard holds, with its offset) and per-variable optimizer state.
+// Little-endian binary, checked against the manifest's size and CRC-32C as
+// it is read.
 #pragma once
 
 #include <chrono>
@@ -64,8 +65,8 @@ Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step, Chec
 // *shard's options, checking size and checksum as it reads, and keeps the
 // rows of the slots this shard owns under its own shard count, its slice of
 // each dense variable under its own partition plan (assembled from the
-// saved slices, which may be cut otherwise), the global step and (shard 0) the trainers'
-// data positions. Only when every file has verified does the staging shard
+// saved slices, which may be cut otherwise), the global step and (shard 0)
+// the trainers' data positions. Only when every file has verified does the staging shard
 // replace *shard; on any error *shard is untouched. Refuses a checkpoint
 // saved with another optimizer or slot count.
 Status RestoreShard(std::unique_ptr<Shard>* shard, const std::string& folder, uint64_t* rows);

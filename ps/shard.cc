@@ -237,6 +237,11 @@ Status Shard::RegisterDense(const RegisterDenseRequest& req, RegisterDenseRespon
   if (!s.ok()) return s;
   const int64_t offset = spec.slice_offset();
   const int64_t size = spec.slice_size() == 0 && offset == 0 ? whole : spec.slice_size();
+  if (offset < 0 || size <= 0 || offset > whole || size > whole - offset) {
+    return InvalidArgument("dense variable '" + spec.name() + "': slice offset " +
+                           std::to_string(offset) + " and size " + std::to_string(size) +
+                           " do not lie within its " + std::to_string(whole) + " elements");
+  }
   const std::vector<DenseSlice> plan =
       PartitionDense(router_, spec.name(), shape, options_.dense_slice_bytes);
   const std::optional<DenseSlice> mine = SliceOnShard(plan, options_.shard_index);

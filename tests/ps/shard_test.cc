@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -202,7 +203,7 @@ TEST(ShardTest, RegisterDenseAcceptsOnlyThisShardsSlice) {
     req.mutable_spec()->add_shape(2);
     req.mutable_spec()->set_slice_offset(offset);
     req.mutable_spec()->set_slice_size(size);
-    std::vector<float> init(size, 0.5f);
+    std::vector<float> init(std::clamp<int64_t>(size, 0, 8), 0.5f);
     AssignBytes(init.data(), init.size(), req.mutable_init_values());
     return req;
   };
@@ -214,6 +215,14 @@ TEST(ShardTest, RegisterDenseAcceptsOnlyThisShardsSlice) {
     EXPECT_NE(s.message().find("holds [" + std::to_string(mine.offset) + ", " +
                                std::to_string(mine.offset + mine.size) + ")"),
               std::string::npos)
+        << s.message();
+  }
+  // A slice outside the variable is bad input, whatever the numbers.
+  for (const auto& req : {request(std::numeric_limits<int64_t>::max(), 1), request(-2, 2),
+                          request(4, 8), request(0, -1)}) {
+    Status s = shard->RegisterDense(req, &resp);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << req.ShortDebugString();
+    EXPECT_NE(s.message().find("do not lie within its 8 elements"), std::string::npos)
         << s.message();
   }
   EXPECT_EQ(shard->dense().num_variables(), 0u);
