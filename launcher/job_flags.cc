@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "common/checkpoint_manifest.h"
+#include "ps/ev_policy.h"
 #include "ps/optimizer.h"
 #include "worker/dnn_kernels.h"
 
@@ -100,6 +101,28 @@ const FlagDef kFlags[] = {
     {"decay_period", K::kInt, "100000", kTrain | kPs,
      "adagraddecay: global steps between accumulator decays"},
     {"decay_rate", K::kDouble, "0.9", kTrain | kPs, "adagraddecay: accumulator decay factor"},
+    // Embedding admission and eviction (ps/ev_policy.h; DeepRec's EmbeddingVariable options).
+    {"ev_filter_freq", K::kInt, "0", kTrain | kPs,
+     "admission: a key gets an embedding row at its N-th push; until then it reads its initial "
+     "value and its gradient is dropped (DeepRec's filter_freq); 0 or 1 = every key"},
+    {"ev_filter", K::kString, "counter", kTrain | kPs,
+     "admission filter: counter (exact count per key, DeepRec's CounterFilter) or bloom "
+     "(counting Bloom filter, DeepRec's CBFFilter)"},
+    {"ev_bloom_fp_rate", K::kDouble, "0.01", kTrain | kPs,
+     "bloom filter: false-positive probability (k = ceil|log2 p| hashes)"},
+    {"ev_bloom_max_elements", K::kInt, "1048576", kTrain | kPs,
+     "bloom filter: expected distinct keys per table per shard (m = ceil(|ln p| n / ln(2)^2) "
+     "16-bit counters)"},
+    {"ev_steps_to_live", K::kInt, "0", kTrain | kPs,
+     "evict rows not pushed for more than N global steps (DeepRec's GlobalStepEvict); 0 = never"},
+    {"ev_l2_threshold", K::kDouble, "0", kTrain | kPs,
+     "evict rows whose half squared L2 norm falls below this at a sweep (DeepRec's "
+     "L2WeightEvict); 0 = never"},
+    {"ev_evict_interval_steps", K::kInt, "1000", kTrain | kPs,
+     "global steps between the shards' background eviction sweeps (they also run at each save)"},
+    {"ps_memory_budget_mb", K::kInt, "0", kTrain | kPs,
+     "most MiB each shard's embedding tables may hold; beyond it the least recently (then least "
+     "frequently) pushed rows are evicted; 0 = unbounded"},
     // Training, checkpoints, results.
     {"staleness", K::kInt, "1", kTrainer,
      "pulls may run this many pushes ahead; 0 = synchronous and deterministic"},
@@ -120,7 +143,7 @@ const FlagDef kFlags[] = {
      "save a checkpoint every N global steps; the job always saves at its end"},
     {"keep_checkpoint_max", K::kInt, "5", kTrainer,
      "keep the newest N checkpoints (and the saves a kept delta builds on); 0 keeps all"},
-    {"incremental_save_steps", K::kInt, "0", kTrainer,
+    {"incremental_save_steps", K::kInt, "0", kJob,
      "between full saves, every N global steps save a delta: only the rows changed since the "
      "previous save (DeepRec's incremental checkpoints); 0: none"},
     {"max_restarts", K::kInt, "3", kTrain,
@@ -325,6 +348,15 @@ Status ValidateFlags(const FlagSet& f, Command c) {
   k.IntIn("rpc_deadline_ms", 100, 24 * 3600 * 1000);
   k.IntIn("max_message_mb", 4, 2047);
   k.IntIn("dense_slice_kb", 0, 1 << 20);
+  k.IntIn("ev_filter_freq", 0, 65535);
+  k.IntAtLeast("ev_bloom_max_elements", 1);
+  k.IntIn("ev_steps_to_live", 0, 0x7fffffff);
+  k.IntAtLeast("ev_evict_interval_steps", 1);
+  k.IntIn("ps_memory_budget_mb", 0, 1 << 24);
+  k.Real(
+      "ev_bloom_fp_rate", [](double v) { return v > 0 && v < 1; }, "must lie in (0, 1)");
+  k.Real(
+      "ev_l2_threshold", [](double v) { return v >= 0 && std::isfinite(v); }, "must be >= 0");
   k.IntIn("hang_timeout", 1, 7 * 24 * 3600);
   k.IntIn("task_index", 0, 1 << 16);
   k.IntAtLeast("gen_rows", 1);
@@ -423,6 +455,19 @@ Status ResolveTaskSpec(const FlagSet& f, const std::string& tf_config, unsigned 
   return Status::Ok();
 }
 
+Status EvPolicyFromFlags(const FlagSet& f, ps::EvPolicy* ev) {
+  bool ok = false;
+  ev->filter = ps::ParseFilterKind(f.Get("ev_filter"), &ok);
+  if (!ok) return InvalidArgument("--ev_filter=" + f.Get("ev_filter") + ": use counter or bloom");
+  ev->filter_freq = static_cast<uint32_t>(f.GetInt("ev_filter_freq"));
+  ev->bloom_fp_rate = f.GetDouble("ev_bloom_fp_rate");
+  ev->bloom_max_elements = static_cast<uint64_t>(f.GetInt("ev_bloom_max_elements"));
+  ev->steps_to_live = f.GetInt("ev_steps_to_live");
+  ev->l2_threshold = static_cast<float>(f.GetDouble("ev_l2_threshold"));
+  ev->evict_interval_steps = f.GetInt("ev_evict_interval_steps");
+  return ps::ValidateEvPolicy(*ev);
+}
+
 Status LoadSecurity(const FlagSet& f, rpc::Security* security) {
   rpc::SecurityOptions o;
   o.auth_token_file = f.Get("auth_token_file");
@@ -443,6 +488,10 @@ Status MakePsTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Security
   so.dense_slice_bytes = f.GetInt("dense_slice_kb") << 10;
   Status s = OptimizerFromFlags(f, &so.optimizer);
   if (!s.ok()) return s;
+  s = EvPolicyFromFlags(f, &so.ev);
+  if (!s.ok()) return s;
+  so.memory_budget_bytes = f.GetInt("ps_memory_budget_mb") << 20;
+  so.track_evictions = f.GetInt("incremental_save_steps") > 0;
   so.optimizer.beta1 = static_cast<float>(f.GetDouble("beta1"));
   so.optimizer.beta2 = static_cast<float>(f.GetDouble("beta2"));
   so.optimizer.epsilon = static_cast<float>(f.GetDouble("epsilon"));

@@ -2,10 +2,10 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
-#include <algorithm>
 #include <filesystem>
 #include <map>
 #include <memory>
@@ -118,9 +118,11 @@ class StreamSource {
   // The whole file has been read and its bytes match `crc`.
   Status Finish(uint32_t crc) {
     char extra;
-    if (pos() != size_ || Bytes(&extra, 1)) return Corrupt("trailing bytes after the dense variables");
+    if (pos() != size_ || Bytes(&extra, 1))
+      return Corrupt("trailing bytes after the dense variables");
     if (crc_ != crc) {
-      return DataLoss("checkpoint file " + path_ + " fails its checksum: corrupt; refusing to load it");
+      return DataLoss("checkpoint file " + path_ +
+                      " fails its checksum: corrupt; refusing to load it");
     }
     return Status::Ok();
   }
@@ -168,8 +170,8 @@ bool GetOptState(StreamSource& in, VariableOptState* st) {
 
 // Writes one stripe's records (as CopySnapshotStripe gives them) grouped by
 // routing slot: (slot, count, records) per slot present.
-void PutSlotGroups(FileSink& out, const Router& router, const RecordBuffer& records,
-                   size_t record, std::vector<std::pair<uint32_t, uint32_t>>* order) {
+void PutSlotGroups(FileSink& out, const Router& router, const RecordBuffer& records, size_t record,
+                   std::vector<std::pair<uint32_t, uint32_t>>* order) {
   const size_t n = records.size() / record;
   order->clear();
   for (size_t i = 0; i < n; ++i) {
@@ -183,7 +185,8 @@ void PutSlotGroups(FileSink& out, const Router& router, const RecordBuffer& reco
     while (j < n && (*order)[j].first == (*order)[i].first) ++j;
     out.Pod((*order)[i].first);
     out.Pod(static_cast<uint32_t>(j - i));
-    for (size_t k = i; k < j; ++k) out.Put(records.data() + size_t{(*order)[k].second} * record, record);
+    for (size_t k = i; k < j; ++k)
+      out.Put(records.data() + size_t{(*order)[k].second} * record, record);
     i = j;
   }
 }
@@ -194,8 +197,8 @@ double MillisSince(std::chrono::steady_clock::time_point t) {
 
 }  // namespace
 
-Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step,
-                 SaveShardResult* result, const SaveShardOptions& options) {
+Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step, SaveShardResult* result,
+                 const SaveShardOptions& options) {
   *result = SaveShardResult();
   std::shared_ptr<const ShardSnapshot> snap;
   Status s = shard.AwaitSnapshot(global_step, options.wait, options.force_cut, &snap);
@@ -224,15 +227,39 @@ Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step,
     out.Pod(o.seed);
     out.Pod(o.init_stddev);
     PutOptState(out, st.state);
+    // Admission state at the cut: what a key still needs before it is admitted.
+    const FilterKind kind = o.ev.admission() ? o.ev.filter : FilterKind::kNone;
+    out.Pod(static_cast<uint8_t>(kind));
+    if (kind == FilterKind::kCounter) {
+      std::vector<std::pair<uint64_t, uint32_t>> pending;
+      t->ForEachSnapshotPendingKey(
+          [&](uint64_t key, uint32_t count) { pending.emplace_back(key, count); });
+      out.Pod(static_cast<uint64_t>(pending.size()));
+      for (const auto& [key, count] : pending) {
+        out.Pod(key);
+        out.Pod(count);
+      }
+    } else if (kind == FilterKind::kBloom) {
+      const std::vector<uint16_t> bloom = t->SnapshotBloomCounters();
+      out.Pod(static_cast<uint64_t>(bloom.size()));
+      out.Put(bloom.data(), bloom.size() * sizeof(uint16_t));
+    }
+    // A delta records the rows evicted since its base, so a restored chain
+    // does not bring them back; a full file holds no evicted row.
+    std::vector<uint64_t> evicted;
+    if (options.since_step >= 0) t->EvictedKeys(options.since_step, global_step, &evicted);
+    out.Pod(static_cast<uint64_t>(evicted.size()));
+    out.Put(evicted.data(), evicted.size() * sizeof(uint64_t));
     uint64_t n = 0;
     for (int stripe = 0; stripe < t->num_stripes(); ++stripe) {
       records.clear();
-      const int64_t got = t->CopySnapshotStripe(st.generation, stripe, &records,
-                                                 options.since_step, &result->max_stripe_ms);
+      const int64_t got = t->CopySnapshotStripe(st.generation, stripe, &records, options.since_step,
+                                                &result->max_stripe_ms);
       if (got < 0) {
         shard.EndSnapshot(snap);
-        return Status(Code::kAborted, "save of step " + std::to_string(global_step) +
-                                          ": a newer snapshot cut superseded it while it was written");
+        return Status(Code::kAborted,
+                      "save of step " + std::to_string(global_step) +
+                          ": a newer snapshot cut superseded it while it was written");
       }
       PutSlotGroups(out, router, records, t->record_bytes(), &order);
       n += static_cast<uint64_t>(got);
@@ -267,6 +294,7 @@ Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step,
   // and failed the copy above.
   result->cut_ms = shard.last_cut_hold_ms();
   result->write_ms = MillisSince(start);
+  shard.SaveWritten(global_step, options.since_step);
   return Status::Ok();
 }
 
@@ -300,11 +328,13 @@ class DenseAssembly {
     Status s = DenseStore::CheckShape(name, shape, &whole);
     if (!s.ok()) return s;
     const int64_t n = static_cast<int64_t>(values.size());
-    if (offset < 0 || n == 0 || offset > whole - n) return Corrupt(name, "its slice lies outside its shape");
+    if (offset < 0 || n == 0 || offset > whole - n)
+      return Corrupt(name, "its slice lies outside its shape");
     const Optimizer& opt = shard_.optimizer();
     const int64_t per = opt.SlotFloats(1) - opt.SlotFloats(0), extra = opt.SlotFloats(0);
     if (static_cast<int64_t>(slots.size()) != per * n + extra) {
-      return Corrupt(name, "has " + std::to_string(slots.size()) + " slot floats, this optimizer needs " +
+      return Corrupt(name, "has " + std::to_string(slots.size()) +
+                               " slot floats, this optimizer needs " +
                                std::to_string(per * n + extra));
     }
     const ShardOptions& so = shard_.options();
@@ -342,9 +372,9 @@ class DenseAssembly {
   Status Install(Shard* shard, const std::string& folder) {
     for (auto& [name, p] : parts_) {
       if (p.covered != p.slice.size) {
-        return DataLoss("checkpoint " + folder + " holds " + std::to_string(p.covered) + " of the " +
-                        std::to_string(p.slice.size) + " elements of dense variable '" + name +
-                        "' that this shard needs");
+        return DataLoss("checkpoint " + folder + " holds " + std::to_string(p.covered) +
+                        " of the " + std::to_string(p.slice.size) +
+                        " elements of dense variable '" + name + "' that this shard needs");
       }
       uint32_t id;
       bool created;
@@ -373,8 +403,72 @@ class DenseAssembly {
   std::map<std::string, Part> parts_;
 };
 
+// Admission state read from the newest checkpoint of a chain: counts are set
+// once every row is in (a key with a row needs no count).
+struct AdmissionRestore {
+  bool newest = false;        // the file belongs to the chain's last checkpoint
+  uint32_t saved_shards = 0;  // files of that checkpoint
+  std::map<EmbeddingTable*, std::vector<std::pair<uint64_t, uint32_t>>> pending;
+  void Install() {
+    for (auto& [t, keys] : pending) {
+      for (const auto& [key, count] : keys) t->SetPendingCount(key, count);
+    }
+    pending.clear();
+  }
+};
+
+// A table's admission state and evicted keys (version 4). The state is
+// taken only from the chain's newest checkpoint and only when this shard
+// runs the same filter; Bloom counters of several saved shards are added up
+// (a restore onto another shard count), which can only over-count.
+Status LoadPolicyState(StreamSource& in, Shard* shard, EmbeddingTable* t, const std::string& name,
+                       bool state_source, AdmissionRestore* admission) {
+  const Router& router = shard->router();
+  const uint32_t me = shard->options().shard_index;
+  const EvPolicy& ev = t->options().ev;
+  const FilterKind running = ev.admission() ? ev.filter : FilterKind::kNone;
+  uint8_t kind;
+  if (!in.Pod(&kind) || kind > static_cast<uint8_t>(FilterKind::kBloom)) {
+    return in.Corrupt("bad admission state of table '" + name + "'");
+  }
+  const bool keep = admission->newest && static_cast<FilterKind>(kind) == running;
+  if (static_cast<FilterKind>(kind) == FilterKind::kCounter) {
+    uint64_t n;
+    if (!in.Pod(&n)) return in.Corrupt("truncated admission counts of table '" + name + "'");
+    auto& out = admission->pending[t];
+    for (uint64_t i = 0; i < n; ++i) {
+      uint64_t key;
+      uint32_t count;
+      if (!in.Pod(&key) || !in.Pod(&count)) return in.Corrupt("truncated admission counts");
+      if (keep && router.ShardOfKey(key) == me) out.emplace_back(key, count);
+    }
+  } else if (static_cast<FilterKind>(kind) == FilterKind::kBloom) {
+    uint64_t n;
+    if (!in.Pod(&n) || n > (uint64_t{1} << 34))
+      return in.Corrupt("bad Bloom filter of table '" + name + "'");
+    std::vector<uint16_t> bloom(n);
+    if (!in.Bytes(bloom.data(), n * sizeof(uint16_t))) return in.Corrupt("truncated Bloom filter");
+    const bool same_count = shard->options().num_shards == admission->saved_shards;
+    if (keep && (state_source || !same_count) && !t->AddBloomCounters(bloom)) {
+      fprintf(stderr,
+              "shard %u: table '%s': the checkpoint's Bloom filter has %llu counters, this one "
+              "%zu (other --ev_bloom_max_elements or --ev_bloom_fp_rate): starting it empty\n",
+              me, name.c_str(), static_cast<unsigned long long>(n), t->BloomCounters().size());
+    }
+  }
+  uint64_t evicted;
+  if (!in.Pod(&evicted)) return in.Corrupt("truncated evicted keys of table '" + name + "'");
+  for (uint64_t i = 0; i < evicted; ++i) {
+    uint64_t key;
+    if (!in.Pod(&key)) return in.Corrupt("truncated evicted keys");
+    if (router.ShardOfKey(key) == me) t->Erase(key);
+  }
+  return Status::Ok();
+}
+
 Status LoadShardFile(Shard* shard, const Manifest& m, const std::string& path,
-                     const CheckpointFile& f, bool first_file, DenseAssembly* dense, uint64_t* rows) {
+                     const CheckpointFile& f, bool first_file, DenseAssembly* dense,
+                     AdmissionRestore* admission, uint64_t* rows) {
   std::error_code ec;
   const uint64_t on_disk = fs::file_size(path, ec);
   if (ec) return DataLoss("checkpoint file missing: " + path);
@@ -406,7 +500,8 @@ Status LoadShardFile(Shard* shard, const Manifest& m, const std::string& path,
   if (step != m.global_step) return in.Corrupt("step differs from the manifest's");
   // Per-variable optimizer state comes from the file of the same shard when
   // the shard count is unchanged, else from the first file.
-  const bool state_source = (file_shards == so.num_shards) ? (file_shard == so.shard_index) : first_file;
+  const bool state_source =
+      (file_shards == so.num_shards) ? (file_shard == so.shard_index) : first_file;
   std::vector<float> v;
   for (uint32_t ti = 0; ti < num_tables; ++ti) {
     std::string name;
@@ -433,6 +528,10 @@ Status LoadShardFile(Shard* shard, const Manifest& m, const std::string& path,
                         std::to_string(t->slot_floats()));
     }
     if (state_source) t->set_opt_state(st);
+    if (version >= 4) {
+      Status a = LoadPolicyState(in, shard, t, name, state_source, admission);
+      if (!a.ok()) return a;
+    }
     const size_t record = t->record_bytes();
     v.resize(dim + sf);
     uint64_t seen = 0;
@@ -459,14 +558,16 @@ Status LoadShardFile(Shard* shard, const Manifest& m, const std::string& path,
       }
     }
     uint64_t total;
-    if (!in.Pod(&total) || total != seen) return in.Corrupt("row count of table '" + name + "' does not match its rows");
+    if (!in.Pod(&total) || total != seen)
+      return in.Corrupt("row count of table '" + name + "' does not match its rows");
   }
   uint32_t num_dense;
   if (!in.Pod(&num_dense)) return in.Corrupt("truncated dense count");
   for (uint32_t di = 0; di < num_dense; ++di) {
     std::string name;
     uint32_t rank;
-    if (!in.Str(&name) || !in.Pod(&rank) || rank > DenseStore::kMaxRank) return in.Corrupt("bad dense header");
+    if (!in.Str(&name) || !in.Pod(&rank) || rank > DenseStore::kMaxRank)
+      return in.Corrupt("bad dense header");
     std::vector<int64_t> shape(rank);
     for (auto& d : shape) {
       if (!in.Pod(&d)) return in.Corrupt("truncated dense shape");
@@ -476,7 +577,8 @@ Status LoadShardFile(Shard* shard, const Manifest& m, const std::string& path,
     uint64_t nv, ns;
     if (!in.Pod(&nv) || nv > DenseStore::kMaxElements) return in.Corrupt("bad dense size");
     std::vector<float> values(nv);
-    if (!in.Bytes(values.data(), nv * sizeof(float)) || !in.Pod(&ns) || ns > 4 * DenseStore::kMaxElements) {
+    if (!in.Bytes(values.data(), nv * sizeof(float)) || !in.Pod(&ns) ||
+        ns > 4 * DenseStore::kMaxElements) {
       return in.Corrupt("truncated dense values");
     }
     std::vector<float> slots(ns);
@@ -505,6 +607,7 @@ Status RestoreShard(std::unique_ptr<Shard>* target, const std::string& folder, u
   const ShardOptions& so = shard->options();
   const std::string opt_name = OptimizerName(shard->optimizer().type());
   *rows = 0;
+  AdmissionRestore admission;
   for (size_t c = 0; c < chain.size(); ++c) {
     const std::string& at = chain[c].folder;
     const Manifest& m = chain[c].manifest;
@@ -526,14 +629,17 @@ Status RestoreShard(std::unique_ptr<Shard>* target, const std::string& folder, u
     }
     uint64_t loaded = 0;  // counts a row once per file it is in; the table counts it once
     DenseAssembly dense(*shard);
+    admission.newest = c + 1 == chain.size();
+    admission.saved_shards = static_cast<uint32_t>(m.files.size());
     for (uint32_t fi = 0; fi < m.files.size(); ++fi) {
       const std::string path = (fs::path(at) / m.files[fi].name).string();
-      s = LoadShardFile(shard, m, path, m.files[fi], fi == 0, &dense, &loaded);
+      s = LoadShardFile(shard, m, path, m.files[fi], fi == 0, &dense, &admission, &loaded);
       if (!s.ok()) return s;
     }
     s = dense.Install(shard, at);
     if (!s.ok()) return s;
   }
+  admission.Install();
   *rows = 0;
   for (EmbeddingTable* t : shard->tables()) *rows += t->size();
   const Manifest& m = chain.back().manifest;

@@ -24,8 +24,10 @@ namespace deepfm::ps {
 // under tests/ps/testdata/ckpt-v<N> hold one tiny checkpoint per version
 // (DEEPFM_UPDATE_GOLDEN=1 writes the current one), and RestoreShard names
 // the version of a file it cannot read. Version 3 added the dense slice
-// offset; version 2 files (whole dense variables) are still read.
-inline constexpr int kShardFileVersion = 3;
+// offset; version 4 each table's admission state (pending counts or Bloom
+// counters, at the cut) and, in a delta, the keys evicted since its base.
+// Versions 2 and 3 are still read.
+inline constexpr int kShardFileVersion = 4;
 
 struct SaveShardOptions {
   // How long to wait for the shard's cut at the step (Shard::AwaitSnapshot).

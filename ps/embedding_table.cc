@@ -21,6 +21,96 @@ EmbeddingTable::EmbeddingTable(const TableOptions& options, const Optimizer* opt
   stripe_shift_ = 64 - bits;
   stripes_.reserve(options_.num_stripes);
   for (int i = 0; i < options_.num_stripes; ++i) stripes_.emplace_back(new Stripe(stride_));
+  const EvPolicy& ev = options_.ev;
+  if (ev.admission()) {
+    const BloomSize b = BloomSizing(ev.bloom_fp_rate, ev.bloom_max_elements);
+    const uint64_t per_stripe = (b.counters + options_.num_stripes - 1) / options_.num_stripes;
+    for (auto& st : stripes_) st->filter = AdmissionFilter(ev.filter, per_stripe, b.hashes);
+  }
+  for (auto& st : stripes_) Recharge(*st);
+}
+
+EmbeddingTable::~EmbeddingTable() {
+  if (!options_.budget) return;
+  for (auto& st : stripes_) options_.budget->Charge(-static_cast<int64_t>(st->charged));
+}
+
+void EmbeddingTable::Recharge(Stripe& s) {
+  if (!options_.budget) return;
+  const size_t now = s.arena.MemoryBytes() + s.index.MemoryBytes() + s.filter.MemoryBytes();
+  options_.budget->Charge(static_cast<int64_t>(now) - static_cast<int64_t>(s.charged));
+  s.charged = now;
+}
+
+bool EmbeddingTable::BelowL2(const float* row) const {
+  const float* v = row + kHeaderFloats;
+  double sum = 0;
+  for (int i = 0; i < options_.dim; ++i) sum += static_cast<double>(v[i]) * v[i];
+  return 0.5 * sum < options_.ev.l2_threshold;
+}
+
+void EmbeddingTable::EvictRow(Stripe& s, uint64_t key, uint32_t r, Why why, int64_t step) {
+  float* row = s.arena.Row(r);
+  if (s.cow) KeepForSnapshot(s, r, row);
+  // The copy of an open snapshot walks arena positions: a freed row's bytes
+  // must read as changed after the cut (its kept bytes stand for it).
+  RowMeta m = MetaOf(row);
+  m.last_step = kFreed;
+  SetMeta(row, m);
+  s.index.Erase(key);
+  s.arena.Free(r);
+  if (options_.track_evictions) {
+    // An eviction after the newest cut is not in that cut's snapshot's
+    // absence: the snapshot holds the row, so the eviction belongs after it.
+    s.evicted.emplace_back(key, std::max(step, s.last_cut + 1));
+  }
+  switch (why) {
+    case Why::kTtl:
+      evicted_ttl_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case Why::kL2:
+      evicted_l2_.fetch_add(1, std::memory_order_relaxed);
+      break;
+    case Why::kBudget:
+      evicted_budget_.fetch_add(1, std::memory_order_relaxed);
+      break;
+  }
+}
+
+void EmbeddingTable::EvictLeastValuable(Stripe& s, int64_t step) {
+  std::vector<std::pair<uint64_t, std::pair<uint64_t, uint32_t>>> rows;  // value, (key, row)
+  rows.reserve(s.index.size());
+  const BudgetOrder order = options_.ev.budget_order;
+  s.index.ForEach([&](uint64_t key, uint32_t r) {
+    rows.push_back({BudgetValue(MetaOf(s.arena.Row(r)), order), {key, r}});
+  });
+  if (rows.empty()) return;
+  const size_t n = std::max<size_t>(1, rows.size() / 16);
+  std::nth_element(rows.begin(), rows.begin() + (n - 1), rows.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (size_t i = 0; i < n; ++i)
+    EvictRow(s, rows[i].second.first, rows[i].second.second, Why::kBudget, step);
+}
+
+float* EmbeddingTable::CreateRow(Stripe& s, uint64_t key, int64_t step, uint32_t* index) {
+  if (options_.budget) {
+    const size_t growth = s.arena.GrowthBytes() + s.index.GrowthBytes();
+    if (growth > 0 && !options_.budget->Fits(static_cast<int64_t>(growth)))
+      EvictLeastValuable(s, step);
+  }
+  const uint32_t r = s.arena.Allocate();
+  s.index.Insert(key, r);
+  float* row = s.arena.Row(r);
+  InitRow(key, row);
+  if (s.cow) {
+    // A reused position below the cut: not in the snapshot (see EvictRow).
+    RowMeta m = MetaOf(row);
+    m.last_step = kFreed;
+    SetMeta(row, m);
+  }
+  Recharge(s);
+  *index = r;
+  return row;
 }
 
 void EmbeddingTable::InitRow(uint64_t key, float* row) const {
@@ -38,6 +128,12 @@ float* EmbeddingTable::FindOrCreate(Stripe& s, uint64_t key, uint32_t* index, bo
     float* row = s.arena.Row(r);
     if (init) {
       InitRow(key, row);
+      if (s.cow) {
+        // Possibly a freed position below the cut: not in the snapshot.
+        RowMeta m = MetaOf(row);
+        m.last_step = kFreed;
+        SetMeta(row, m);
+      }
     } else {
       std::memcpy(row, &key, sizeof(key));
     }
@@ -54,8 +150,29 @@ void EmbeddingTable::KeepForSnapshot(Stripe& s, uint32_t r, const float* row) {
   s.kept_rows.insert(s.kept_rows.end(), row, row + stride_);
 }
 
-void EmbeddingTable::Pull(const uint64_t* keys, size_t n, float* out, bool create_missing) {
+void EmbeddingTable::Pull(const uint64_t* keys, size_t n, float* out, bool create_missing,
+                          int64_t step) {
   const int dim = options_.dim;
+  if (options_.ev.any() || options_.budget) {
+    // Rows come only from pushes the policy admits; dead rows read as missing.
+    const uint32_t step32 = static_cast<uint32_t>(step);
+    const bool admission = options_.ev.admission();
+    uint64_t missing = 0;
+    for (size_t i = 0; i < n; ++i) {
+      Stripe& s = StripeOf(keys[i]);
+      float* dst = out + i * dim;
+      std::lock_guard<SpinLock> lock(s.mu);
+      const uint32_t r = s.index.Find(keys[i]);
+      if (r != KeyIndex::kEmpty && !Expired(MetaOf(s.arena.Row(r)), step32)) {
+        std::memcpy(dst, s.arena.Row(r) + kHeaderFloats, dim * sizeof(float));
+      } else {
+        InitRowNormal(keys[i], options_.seed, options_.init_stddev, dst, dim);
+        ++missing;
+      }
+    }
+    if (admission && create_missing) filtered_reads_.fetch_add(missing, std::memory_order_relaxed);
+    return;
+  }
   for (size_t i = 0; i < n; ++i) {
     Stripe& s = StripeOf(keys[i]);
     float* dst = out + i * dim;
@@ -81,11 +198,38 @@ void EmbeddingTable::Push(const uint64_t* keys, size_t n, const float* grads, in
   }
   const int dim = options_.dim;
   const uint32_t step32 = static_cast<uint32_t>(step);
+  const EvPolicy& ev = options_.ev;
+  const bool policy = ev.any() || options_.budget;
+  const bool admission = ev.admission();
   for (size_t i = 0; i < n; ++i) {
     Stripe& s = StripeOf(keys[i]);
     std::lock_guard<SpinLock> lock(s.mu);
     uint32_t r;
-    float* row = FindOrCreate(s, keys[i], &r);
+    float* row;
+    if (!policy) {
+      row = FindOrCreate(s, keys[i], &r);
+    } else {
+      r = s.index.Find(keys[i]);
+      if (r != KeyIndex::kEmpty && Expired(MetaOf(s.arena.Row(r)), step32)) {
+        EvictRow(s, keys[i], r, Why::kTtl, step);
+        r = KeyIndex::kEmpty;
+      }
+      if (r == KeyIndex::kEmpty) {
+        if (admission) {
+          const uint32_t seen = s.filter.Sight(keys[i]);
+          if (seen < ev.filter_freq) {
+            Recharge(s);
+            filtered_grads_.fetch_add(1, std::memory_order_relaxed);
+            continue;
+          }
+          s.filter.Admitted(keys[i]);
+          admitted_.fetch_add(1, std::memory_order_relaxed);
+        }
+        row = CreateRow(s, keys[i], step, &r);
+      } else {
+        row = s.arena.Row(r);
+      }
+    }
     if (s.cow) KeepForSnapshot(s, r, row);
     RowMeta meta = MetaOf(row);
     if (meta.frequency != UINT32_MAX) ++meta.frequency;
@@ -109,7 +253,8 @@ size_t EmbeddingTable::MemoryBytes() const {
   for (const auto& s : stripes_) {
     std::lock_guard<SpinLock> lock(s->mu);
     b += sizeof(Stripe) + s->index.MemoryBytes() + s->arena.MemoryBytes() +
-         s->kept_rows.capacity() * sizeof(float);
+         s->kept_rows.capacity() * sizeof(float) + s->filter.MemoryBytes() +
+         s->evicted.capacity() * sizeof(s->evicted[0]);
   }
   return b;
 }
@@ -129,6 +274,7 @@ void EmbeddingTable::Upsert(uint64_t key, const float* values, const float* slot
   Stripe& s = StripeOf(key);
   std::lock_guard<SpinLock> lock(s.mu);
   float* row = FindOrCreate(s, key, nullptr, /*init=*/false);
+  Recharge(s);
   SetMeta(row, meta);
   std::memcpy(row + kHeaderFloats, values, options_.dim * sizeof(float));
   std::memcpy(row + kHeaderFloats + options_.dim, slots, slot_floats_ * sizeof(float));
@@ -142,11 +288,15 @@ uint64_t EmbeddingTable::BeginSnapshot(int64_t step) {
   }
   snapshot_step32_ = static_cast<uint32_t>(step);
   const uint64_t generation = snapshot_generation_.fetch_add(1) + 1;
+  std::lock_guard<std::mutex> filters_lock(snapshot_filters_mu_);
+  snapshot_filters_.clear();
   for (const auto& s : stripes_) {
     std::lock_guard<SpinLock> lock(s->mu);
+    if (options_.ev.admission()) snapshot_filters_.push_back(s->filter);
     s->cow = true;
     s->copied = 0;
     s->at_cut = s->arena.allocated();
+    s->last_cut = step;
   }
   return generation;
 }
@@ -157,8 +307,12 @@ int64_t EmbeddingTable::CopySnapshotStripe(uint64_t generation, int stripe, Reco
   const size_t row_bytes = stride_ * sizeof(float);
   int64_t n = 0;
   // A record is a row's bytes (key, meta, values, slots), as at the cut.
+  // Rows the policy drops at the cut stay out of the checkpoint (eviction
+  // runs before every save); the live table drops them at its next sweep.
+  const bool ttl = options_.ev.steps_to_live > 0, l2 = options_.ev.l2_threshold > 0;
   auto emit = [&](const float* row) {
     if (since_step >= 0 && MetaOf(row).last_step <= static_cast<uint32_t>(since_step)) return;
+    if ((ttl && Expired(MetaOf(row), snapshot_step32_)) || (l2 && BelowL2(row))) return;
     std::memcpy(out->Extend(row_bytes), row, row_bytes);
     ++n;
   };
@@ -204,11 +358,177 @@ int64_t EmbeddingTable::CopySnapshotStripe(uint64_t generation, int stripe, Reco
 
 void EmbeddingTable::EndSnapshot() {
   snapshot_generation_.fetch_add(1);
+  {
+    std::lock_guard<std::mutex> lock(snapshot_filters_mu_);
+    std::vector<AdmissionFilter>().swap(snapshot_filters_);
+  }
   for (const auto& s : stripes_) {
     std::lock_guard<SpinLock> lock(s->mu);
     s->cow = false;
     std::vector<float>().swap(s->kept_rows);
   }
+}
+
+uint64_t EmbeddingTable::Sweep(int64_t step, const SweepRule& rule, double* longest_hold_ms) {
+  using Clock = std::chrono::steady_clock;
+  const uint32_t step32 = static_cast<uint32_t>(step);
+  const bool ttl = rule.ttl && options_.ev.steps_to_live > 0;
+  const bool l2 = rule.l2 && options_.ev.l2_threshold > 0;
+  const BudgetOrder order = options_.ev.budget_order;
+  uint64_t dropped = 0;
+  std::vector<std::pair<uint64_t, uint32_t>> victims;
+  std::vector<Why> why;
+  for (auto& sp : stripes_) {
+    Stripe& s = *sp;
+    victims.clear();
+    why.clear();
+    std::lock_guard<SpinLock> lock(s.mu);
+    const Clock::time_point held = Clock::now();
+    s.index.ForEach([&](uint64_t key, uint32_t r) {
+      const float* row = s.arena.Row(r);
+      const RowMeta m = MetaOf(row);
+      if (ttl && Expired(m, step32)) {
+        why.push_back(Why::kTtl);
+      } else if (l2 && BelowL2(row)) {
+        why.push_back(Why::kL2);
+      } else if (rule.below_value > 0 && BudgetValue(m, order) < rule.below_value) {
+        why.push_back(Why::kBudget);
+      } else {
+        return;
+      }
+      victims.emplace_back(key, r);
+    });
+    for (size_t i = 0; i < victims.size(); ++i)
+      EvictRow(s, victims[i].first, victims[i].second, why[i], step);
+    Recharge(s);
+    dropped += victims.size();
+    if (longest_hold_ms) {
+      *longest_hold_ms = std::max(
+          *longest_hold_ms, std::chrono::duration<double, std::milli>(Clock::now() - held).count());
+    }
+  }
+  return dropped;
+}
+
+void EmbeddingTable::SampleBudgetValues(int per_stripe, std::vector<uint64_t>* out) const {
+  const BudgetOrder order = options_.ev.budget_order;
+  for (const auto& s : stripes_) {
+    std::lock_guard<SpinLock> lock(s->mu);
+    const uint32_t n = s->arena.allocated();
+    if (n == 0) continue;
+    // Evenly spaced arena positions: rows sit there in no order of value.
+    const uint32_t stride = std::max<uint32_t>(1, n / static_cast<uint32_t>(per_stripe));
+    for (uint32_t r = 0; r < n; r += stride) {
+      const RowMeta m = MetaOf(s->arena.Row(r));
+      if (m.last_step != kFreed) out->push_back(BudgetValue(m, order));
+    }
+  }
+}
+
+EvCounters EmbeddingTable::counters() const {
+  EvCounters c;
+  c.admitted = admitted_.load();
+  c.filtered_reads = filtered_reads_.load();
+  c.filtered_grads = filtered_grads_.load();
+  c.evicted_ttl = evicted_ttl_.load();
+  c.evicted_l2 = evicted_l2_.load();
+  c.evicted_budget = evicted_budget_.load();
+  return c;
+}
+
+size_t EmbeddingTable::SpareBytes() const {
+  size_t rows = 0;
+  for (const auto& s : stripes_) {
+    std::lock_guard<SpinLock> lock(s->mu);
+    rows += s->arena.spare_rows();
+  }
+  return rows * record_bytes();
+}
+
+size_t EmbeddingTable::FilterBytes() const {
+  size_t b = 0;
+  for (const auto& s : stripes_) {
+    std::lock_guard<SpinLock> lock(s->mu);
+    b += s->filter.MemoryBytes();
+  }
+  return b;
+}
+
+void EmbeddingTable::ForEachPendingKey(const std::function<void(uint64_t, uint32_t)>& fn) const {
+  for (const auto& s : stripes_) {
+    std::lock_guard<SpinLock> lock(s->mu);
+    s->filter.ForEachPending(fn);
+  }
+}
+
+void EmbeddingTable::ForEachSnapshotPendingKey(
+    const std::function<void(uint64_t, uint32_t)>& fn) const {
+  std::lock_guard<std::mutex> lock(snapshot_filters_mu_);
+  for (const AdmissionFilter& f : snapshot_filters_) f.ForEachPending(fn);
+}
+
+std::vector<uint16_t> EmbeddingTable::SnapshotBloomCounters() const {
+  std::vector<uint16_t> all;
+  std::lock_guard<std::mutex> lock(snapshot_filters_mu_);
+  for (const AdmissionFilter& f : snapshot_filters_)
+    all.insert(all.end(), f.bloom().begin(), f.bloom().end());
+  return all;
+}
+
+void EmbeddingTable::SetPendingCount(uint64_t key, uint32_t count) {
+  Stripe& s = StripeOf(key);
+  std::lock_guard<SpinLock> lock(s.mu);
+  if (s.index.Find(key) != KeyIndex::kEmpty) return;  // admitted already
+  s.filter.SetCount(key, count);
+  Recharge(s);
+}
+
+std::vector<uint16_t> EmbeddingTable::BloomCounters() const {
+  std::vector<uint16_t> all;
+  for (const auto& s : stripes_) {
+    std::lock_guard<SpinLock> lock(s->mu);
+    all.insert(all.end(), s->filter.bloom().begin(), s->filter.bloom().end());
+  }
+  return all;
+}
+
+bool EmbeddingTable::AddBloomCounters(const std::vector<uint16_t>& counters) {
+  size_t total = 0;
+  for (const auto& s : stripes_) total += s->filter.bloom().size();
+  if (total != counters.size() || total == 0) return false;
+  size_t at = 0;
+  for (auto& s : stripes_) {
+    std::lock_guard<SpinLock> lock(s->mu);
+    for (uint16_t& c : s->filter.bloom()) {
+      c = static_cast<uint16_t>(std::min<uint32_t>(UINT16_MAX, uint32_t{c} + counters[at++]));
+    }
+  }
+  return true;
+}
+
+void EmbeddingTable::EvictedKeys(int64_t after, int64_t upto, std::vector<uint64_t>* out) const {
+  for (const auto& s : stripes_) {
+    std::lock_guard<SpinLock> lock(s->mu);
+    for (const auto& [key, step] : s->evicted) {
+      if (step > after && step <= upto) out->push_back(key);
+    }
+  }
+}
+
+void EmbeddingTable::TrimEvicted(int64_t upto) {
+  for (auto& s : stripes_) {
+    std::lock_guard<SpinLock> lock(s->mu);
+    auto& e = s->evicted;
+    e.erase(std::remove_if(e.begin(), e.end(), [&](const auto& x) { return x.second <= upto; }),
+            e.end());
+  }
+}
+
+void EmbeddingTable::Erase(uint64_t key) {
+  Stripe& s = StripeOf(key);
+  std::lock_guard<SpinLock> lock(s.mu);
+  const uint32_t r = s.index.Erase(key);
+  if (r != KeyIndex::kEmpty) s.arena.Free(r);
 }
 
 VariableOptState EmbeddingTable::snapshot_opt_state() const {

@@ -10,14 +10,17 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstring>
 #include <cstdint>
+#include <cstring>
 #include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "common/thread_annotations.h"
+#include "ps/admission_filter.h"
+#include "ps/ev_policy.h"
 #include "ps/key_index.h"
 #include "ps/optimizer.h"
 #include "ps/row_arena.h"
@@ -63,18 +66,33 @@ struct TableOptions {
   float init_stddev = 0.01f;
   uint64_t seed = 0;
   int num_stripes = 256;  // rounded up to a power of two
+  EvPolicy ev;            // admission and eviction (ps/ev_policy.h)
+  // The shard's budget every table charges its bytes to; null: unbounded.
+  MemoryBudget* budget = nullptr;
+  // Keep the keys of evicted rows until the next save, so an incremental
+  // checkpoint can record them (else a restored chain would bring them back).
+  bool track_evictions = false;
+};
+
+// A sweep's rules: which rows it drops.
+struct SweepRule {
+  bool ttl = false;  // not pushed for more than steps_to_live steps
+  bool l2 = false;   // half squared L2 norm below l2_threshold
+  // Budget: rows whose BudgetValue is below this go; 0: none.
+  uint64_t below_value = 0;
 };
 
 // Per-row bookkeeping kept for feature admission and eviction. Trivial so it
 // can live in the row's float storage.
 struct RowMeta {
-  uint32_t frequency;     // pushes that touched the row (saturating)
-  uint32_t last_step;     // global step of the last push (low 32 bits)
+  uint32_t frequency;  // pushes that touched the row (saturating)
+  uint32_t last_step;  // global step of the last push (low 32 bits)
 };
 
 class EmbeddingTable {
  public:
   EmbeddingTable(const TableOptions& options, const Optimizer* optimizer);
+  ~EmbeddingTable();
 
   const TableOptions& options() const { return options_; }
   int dim() const { return options_.dim; }
@@ -83,13 +101,58 @@ class EmbeddingTable {
 
   // Copies the rows of keys[0..n) into out[n * dim], creating missing rows.
   // With create_missing false a missing key yields its initial values and the
-  // table is unchanged.
-  void Pull(const uint64_t* keys, size_t n, float* out, bool create_missing = true);
+  // table is unchanged. With an admission or eviction policy a pull never
+  // creates rows, and a row dead at `global_step` (steps_to_live) reads as
+  // missing.
+  void Pull(const uint64_t* keys, size_t n, float* out, bool create_missing = true,
+            int64_t global_step = 0);
 
   // Applies grads[n * dim] to the rows of keys[0..n) with the optimizer,
-  // creating missing rows first. `global_step` is the step the push counts as.
-  // Gradients must already be validated (finite, right size).
+  // creating missing rows first (those the admission filter admits, see
+  // ps/ev_policy.h; the gradient of a key not admitted is dropped).
+  // `global_step` is the step the push counts as. Gradients must already be
+  // validated (finite, right size).
   void Push(const uint64_t* keys, size_t n, const float* grads, int64_t global_step);
+
+  // ---- admission and eviction (ps/ev_policy.h)
+  //
+  // Drops the rows `rule` selects, a stripe at a time (each stripe's lock is
+  // held for one scan of its rows). Returns the rows dropped.
+  uint64_t Sweep(int64_t global_step, const SweepRule& rule, double* longest_hold_ms = nullptr);
+  // The value the memory budget ranks a row by: smaller goes first.
+  static uint64_t BudgetValue(RowMeta m, BudgetOrder order) {
+    return (static_cast<uint64_t>(m.last_step) << 32) |
+           (order == BudgetOrder::kRecentThenFrequent ? m.frequency : 0);
+  }
+  // Appends the BudgetValue of up to `per_stripe` rows of each stripe.
+  void SampleBudgetValues(int per_stripe, std::vector<uint64_t>* out) const;
+  EvCounters counters() const;
+  // Bytes of rows allocated but not in use (evicted rows, a chunk's rest).
+  size_t SpareBytes() const;
+  // Bytes of the admission filter (included in MemoryBytes).
+  size_t FilterBytes() const;
+
+  // Admission state for checkpoints. Counter filter: fn(key, count) for
+  // every key still counted. Bloom filter: each stripe's counters in turn.
+  void ForEachPendingKey(const std::function<void(uint64_t key, uint32_t count)>& fn) const;
+  void SetPendingCount(uint64_t key, uint32_t count);
+  // Bloom: the counters of every stripe, concatenated (stripe order); Add
+  // adds saturating (a restore onto another shard count merges files).
+  std::vector<uint16_t> BloomCounters() const;
+  // False when `counters` has another size than this table's filter.
+  bool AddBloomCounters(const std::vector<uint16_t>& counters);
+  // The same two, as they were at the open snapshot's cut (empty when the
+  // snapshot was begun without admission).
+  void ForEachSnapshotPendingKey(const std::function<void(uint64_t key, uint32_t count)>& fn) const;
+  std::vector<uint16_t> SnapshotBloomCounters() const;
+  // Keys evicted at effective steps in (after, upto] (track_evictions).
+  // Evictions after a cut are put after it, so each lands in the first save
+  // that no longer holds the row.
+  void EvictedKeys(int64_t after, int64_t upto, std::vector<uint64_t>* out) const;
+  // Forgets evictions at effective steps <= upto (a save covers them).
+  void TrimEvicted(int64_t upto);
+  // Removes a key's row, if any (restoring a delta's evictions).
+  void Erase(uint64_t key);
 
   size_t size() const;
   // Bytes held by rows, slots, metadata and the key index.
@@ -161,8 +224,13 @@ class EmbeddingTable {
     uint32_t copied = 0;
     uint32_t at_cut = 0;
     std::vector<float> kept_rows;
+    AdmissionFilter filter;
+    size_t charged = 0;                                 // bytes charged to the budget
+    int64_t last_cut = -1;                              // step of the newest BeginSnapshot
+    std::vector<std::pair<uint64_t, int64_t>> evicted;  // (key, effective step)
     explicit Stripe(int stride) : arena(stride) {}
   };
+  enum class Why { kTtl, kL2, kBudget };
   static constexpr int kKeyFloats = 2;
   static constexpr int kHeaderFloats = kKeyFloats + 2;  // key + RowMeta
   static constexpr uint32_t kCopyChunkRows = 1024;
@@ -186,6 +254,21 @@ class EmbeddingTable {
   // Before a push changes row `r` of stripe `s` (lock held) during a snapshot.
   void KeepForSnapshot(Stripe& s, uint32_t r, const float* row);
   void InitRow(uint64_t key, float* row) const;
+  bool Expired(RowMeta m, uint32_t step32) const {
+    return options_.ev.steps_to_live > 0 &&
+           static_cast<int32_t>(step32 - m.last_step) > options_.ev.steps_to_live;
+  }
+  bool BelowL2(const float* row) const;
+  // Frees row r (key `key`) of `s` (lock held); keeps its bytes first for an
+  // open snapshot that has not copied it yet.
+  void EvictRow(Stripe& s, uint64_t key, uint32_t r, Why why, int64_t step);
+  // Frees the least valuable sixteenth of the stripe's rows (budget).
+  void EvictLeastValuable(Stripe& s, int64_t step);
+  // Charges the stripe's change in bytes to the budget.
+  void Recharge(Stripe& s);
+  // A push's new row (lock held), making room under the budget first.
+  float* CreateRow(Stripe& s, uint64_t key, int64_t step, uint32_t* index);
+  static constexpr uint32_t kFreed = 0xffffffffu;  // last_step of a freed row's bytes
 
   TableOptions options_;
   const Optimizer* optimizer_;
@@ -200,6 +283,11 @@ class EmbeddingTable {
   std::atomic<uint64_t> snapshot_generation_{0};
   uint32_t snapshot_step32_ = 0;
   VariableOptState snapshot_opt_state_;
+  // Each stripe's admission filter at the cut (copied under its lock).
+  mutable std::mutex snapshot_filters_mu_;
+  std::vector<AdmissionFilter> snapshot_filters_ DEEPFM_GUARDED_BY(snapshot_filters_mu_);
+  std::atomic<uint64_t> admitted_{0}, filtered_reads_{0}, filtered_grads_{0};
+  std::atomic<uint64_t> evicted_ttl_{0}, evicted_l2_{0}, evicted_budget_{0};
 };
 
 }  // namespace deepfm::ps

@@ -28,6 +28,27 @@ class KeyIndex {
     }
   }
 
+  // The value stored for `key`, changeable in place, or null.
+  uint32_t* FindValue(uint64_t key) {
+    for (size_t i = Home(key);; i = (i + 1) & mask_) {
+      if (rows_[i] == kEmpty) return nullptr;
+      if (keys_[i] == key) return &rows_[i];
+    }
+  }
+
+  // Bytes the next Insert adds (a doubling), or 0.
+  size_t GrowthBytes() const {
+    return (size_ + 1) * 4 > keys_.size() * 3 ? keys_.size() * (sizeof(uint64_t) + sizeof(uint32_t))
+                                              : 0;
+  }
+
+  // Drops every entry and shrinks to the initial capacity.
+  void Clear() {
+    std::vector<uint64_t>().swap(keys_);
+    std::vector<uint32_t>().swap(rows_);
+    Rehash(16);
+  }
+
   // Inserts key -> row; the key must be absent.
   void Insert(uint64_t key, uint32_t row) {
     if ((size_ + 1) * 4 > keys_.size() * 3) Rehash(keys_.size() * 2);
@@ -51,7 +72,8 @@ class KeyIndex {
     for (size_t j = (i + 1) & mask_; rows_[j] != kEmpty; j = (j + 1) & mask_) {
       const size_t home = Home(keys_[j]);
       // Move j into the hole if its home does not lie cyclically in (hole, j].
-      const bool home_in_range = hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
+      const bool home_in_range =
+          hole <= j ? (home > hole && home <= j) : (home > hole || home <= j);
       if (!home_in_range) {
         keys_[hole] = keys_[j];
         rows_[hole] = rows_[j];

@@ -15,8 +15,8 @@ namespace deepfm::ps {
 
 class RowArena {
  public:
-  static constexpr uint32_t kMinChunkRows = 16;     // chunk c < kGeometric holds 16 << c rows
-  static constexpr uint32_t kGeometric = 3;         // 16, 32, 64, then 64 each
+  static constexpr uint32_t kMinChunkRows = 16;  // chunk c < kGeometric holds 16 << c rows
+  static constexpr uint32_t kGeometric = 3;      // 16, 32, 64, then 64 each
   static constexpr uint32_t kMaxChunkRows = kMinChunkRows << (kGeometric - 1);
   static constexpr uint32_t kGeometricRows = kMinChunkRows * ((1u << kGeometric) - 1);
 
@@ -34,10 +34,22 @@ class RowArena {
       const uint32_t rows = ChunkRows(static_cast<uint32_t>(chunks_.size()));
       chunks_.emplace_back(new float[static_cast<size_t>(rows) * stride_]);
       capacity_ += rows;
+      // Room to free every row: freeing (eviction) then never allocates, so
+      // a memory budget sees all of an arena's growth here. Nothing is
+      // free now (a chunk is added only then), so nothing is copied.
+      free_.reserve(capacity_);
     }
     return next_++;
   }
   void Free(uint32_t row) { free_.push_back(row); }
+  // Bytes the next Allocate adds (a new chunk), or 0 when a row is free.
+  size_t GrowthBytes() const {
+    if (!free_.empty() || next_ < capacity_) return 0;
+    return static_cast<size_t>(ChunkRows(static_cast<uint32_t>(chunks_.size()))) *
+           (stride_ * sizeof(float) + sizeof(uint32_t));
+  }
+  // Rows allocated and not in use: freed, or never handed out.
+  size_t spare_rows() const { return free_.size() + (capacity_ - next_); }
   // Rows ever allocated: indices [0, allocated()) are in use or freed.
   uint32_t allocated() const { return next_; }
   float* Row(uint32_t row) { return const_cast<float*>(std::as_const(*this).Row(row)); }

@@ -48,6 +48,12 @@ std::unique_ptr<Shard> Shard::Create(const ShardOptions& options, Status* status
                               " must be >= num_shards " + std::to_string(options.num_shards));
     return nullptr;
   }
+  *status = ValidateEvPolicy(options.ev);
+  if (!status->ok()) return nullptr;
+  if (options.memory_budget_bytes < 0) {
+    *status = InvalidArgument("--ps_memory_budget_mb must be >= 0");
+    return nullptr;
+  }
   return std::unique_ptr<Shard>(new Shard(options, std::move(opt)));
 }
 
@@ -57,8 +63,93 @@ Shard::Shard(const ShardOptions& options, std::unique_ptr<Optimizer> opt)
       optimizer_(std::move(opt)),
       dense_(optimizer_.get()),
       coordinator_(options.num_trainers),
-      gate_(options.shard_index == 0, [this](int64_t step) { TakeSnapshot(step); },
-            std::chrono::milliseconds(options.cut_wait_ms)) {}
+      gate_(
+          options.shard_index == 0, [this](int64_t step) { TakeSnapshot(step); },
+          std::chrono::milliseconds(options.cut_wait_ms)) {
+  if (options_.memory_budget_bytes > 0)
+    budget_ = std::make_unique<MemoryBudget>(options_.memory_budget_bytes);
+  if (options_.background_sweeps && (options_.ev.sweeps() || budget_))
+    sweeper_ = std::thread([this] { SweeperLoop(); });
+}
+
+Shard::~Shard() {
+  {
+    std::lock_guard<std::mutex> lock(sweep_mu_);
+    stop_sweeper_ = true;
+  }
+  sweep_cv_.notify_all();
+  if (sweeper_.joinable()) sweeper_.join();
+}
+
+void Shard::SweeperLoop() {
+  std::unique_lock<std::mutex> lock(sweep_mu_);
+  while (!stop_sweeper_) {
+    // Polling the step keeps the push path free of sweeper bookkeeping.
+    sweep_cv_.wait_for(lock, std::chrono::milliseconds(20));
+    if (stop_sweeper_) break;
+    const bool requested = sweep_requested_;
+    sweep_requested_ = false;
+    lock.unlock();
+    SweepNow(requested);
+    lock.lock();
+  }
+}
+
+uint64_t Shard::SweepNow(bool force_policy_sweep) {
+  const int64_t step = global_step();
+  bool policy = false;
+  {
+    std::lock_guard<std::mutex> lock(sweep_mu_);
+    if (options_.ev.sweeps() && (force_policy_sweep || step >= next_sweep_step_)) {
+      policy = true;
+      next_sweep_step_ = step + options_.ev.evict_interval_steps;
+    }
+  }
+  uint64_t dropped = 0;
+  if (policy) {
+    SweepRule rule;
+    rule.ttl = rule.l2 = true;
+    for (EmbeddingTable* t : tables()) dropped += t->Sweep(step, rule);
+  }
+  if (budget_) dropped += BudgetSweep();
+  return dropped;
+}
+
+uint64_t Shard::BudgetSweep() {
+  const int64_t limit = budget_->limit();
+  const std::vector<EmbeddingTable*> tabs = tables();
+  int64_t spare = limit - budget_->used();
+  int64_t row_bytes = 0;
+  for (EmbeddingTable* t : tabs) {
+    spare += static_cast<int64_t>(t->SpareBytes());
+    row_bytes += static_cast<int64_t>(t->size() * t->record_bytes());
+  }
+  if (spare >= limit / 50 || row_bytes == 0) return 0;
+  // Free enough rows to bring spare room to 5 % of the budget.
+  const double fraction = std::min(1.0, static_cast<double>(limit / 20 - spare) / row_bytes);
+  std::vector<uint64_t> values;
+  for (EmbeddingTable* t : tabs) t->SampleBudgetValues(16, &values);
+  if (values.empty()) return 0;
+  const size_t at = std::min(values.size() - 1, static_cast<size_t>(fraction * values.size()));
+  std::nth_element(values.begin(), values.begin() + at, values.end());
+  SweepRule rule;
+  rule.below_value = std::max<uint64_t>(1, values[at]);
+  const int64_t step = global_step();
+  uint64_t dropped = 0;
+  for (EmbeddingTable* t : tabs) dropped += t->Sweep(step, rule);
+  return dropped;
+}
+
+void Shard::SaveWritten(int64_t step, int64_t since_step) {
+  if (options_.track_evictions) {
+    for (EmbeddingTable* t : tables()) t->TrimEvicted(since_step >= 0 ? since_step : step);
+  }
+  {
+    std::lock_guard<std::mutex> lock(sweep_mu_);
+    sweep_requested_ = true;
+  }
+  sweep_cv_.notify_all();
+}
 
 Status Shard::CheckKeysOwned(const std::vector<uint64_t>& keys, const char* rpc,
                              const std::string& table) const {
@@ -209,6 +300,9 @@ Status Shard::RegisterTable(const RegisterTableRequest& req, RegisterTableRespon
   o.init_stddev = spec.init_stddev();
   o.seed = spec.seed();
   o.num_stripes = options_.table_stripes;
+  o.ev = options_.ev;
+  o.budget = budget_.get();
+  o.track_evictions = options_.track_evictions;
   const uint32_t id = static_cast<uint32_t>(tables_.size());
   tables_.emplace_back(new EmbeddingTable(o, optimizer_.get()));
   table_by_name_[o.name] = id;
@@ -252,13 +346,14 @@ Status Shard::RegisterDense(const RegisterDenseRequest& req, RegisterDenseRespon
              std::to_string(mine->offset + mine->size) + ")";
     } else {
       here = "holds none of it: it lies on shard";
-      for (size_t i = 0; i < plan.size(); ++i) here += (i ? ", " : " ") + std::to_string(plan[i].shard);
+      for (size_t i = 0; i < plan.size(); ++i)
+        here += (i ? ", " : " ") + std::to_string(plan[i].shard);
     }
     return FailedPrecondition(
         "dense variable '" + spec.name() + "': asked to hold elements [" + std::to_string(offset) +
         ", " + std::to_string(offset + size) + ") of " + std::to_string(whole) + ", but shard " +
-        std::to_string(options_.shard_index) + " of " + std::to_string(options_.num_shards) +
-        " " + here + " with dense slices of at least " +
+        std::to_string(options_.shard_index) + " of " + std::to_string(options_.num_shards) + " " +
+        here + " with dense slices of at least " +
         std::to_string(options_.dense_slice_bytes / 1024) +
         " KiB (--dense_slice_kb): the client partitions dense variables differently from the "
         "servers");
@@ -304,6 +399,7 @@ Status Shard::Pull(const PullRequest& req, PullResponse* resp) {
   }
   std::vector<float> values;
   uint64_t nkeys = 0;
+  const int64_t step = global_step();  // rows dead by steps_to_live at it read as missing
   for (int i = 0; i < req.sparse_size(); ++i) {
     const std::vector<uint64_t>& keys = all_keys[i];
     const int dim = tabs[i]->dim();
@@ -314,10 +410,10 @@ Status Shard::Pull(const PullRequest& req, PullResponse* resp) {
       std::string* out = rows->mutable_values();
       out->resize(keys.size() * dim * sizeof(float));
       tabs[i]->Pull(keys.data(), keys.size(), reinterpret_cast<float*>(out->data()),
-                    !req.read_only());
+                    !req.read_only(), step);
     } else {
       values.resize(keys.size() * dim);
-      tabs[i]->Pull(keys.data(), keys.size(), values.data(), !req.read_only());
+      tabs[i]->Pull(keys.data(), keys.size(), values.data(), !req.read_only(), step);
       Encode(values.data(), values.size(), req.dtype(), rows->mutable_values());
     }
     nkeys += keys.size();
@@ -354,7 +450,8 @@ Status Shard::Push(const PushRequest& req, PushResponse* resp) {
   if (req.increment_global_step() < 0) return InvalidArgument("push: negative step increment");
   // A negative step would flip the sign of Adam's bias correction.
   if (req.global_step() < 0) {
-    return InvalidArgument("push: global_step " + std::to_string(req.global_step()) + " is negative");
+    return InvalidArgument("push: global_step " + std::to_string(req.global_step()) +
+                           " is negative");
   }
   const size_t esize = ElemSize(req.dtype());
   // Decode and validate every array before applying any of them, so a bad
@@ -388,7 +485,8 @@ Status Shard::Push(const PushRequest& req, PushResponse* resp) {
     Status owned = CheckKeysOwned(d.keys, "push", name);
     if (!owned.ok()) return owned;
     d.grads.resize(want);
-    Status s = DecodeFinite(sg.grads(), req.dtype(), want, d.grads.data(), "push: table '" + name + "'");
+    Status s =
+        DecodeFinite(sg.grads(), req.dtype(), want, d.grads.data(), "push: table '" + name + "'");
     if (!s.ok()) return s;
     nkeys += n;
   }
@@ -396,11 +494,13 @@ Status Shard::Push(const PushRequest& req, PushResponse* resp) {
   for (int i = 0; i < req.dense_size(); ++i) {
     const DenseGrad& dg = req.dense(i);
     const int64_t n = dense_.NumElements(dg.dense_id());
-    if (n < 0) return InvalidArgument("push: unknown dense variable id " + std::to_string(dg.dense_id()));
+    if (n < 0)
+      return InvalidArgument("push: unknown dense variable id " + std::to_string(dg.dense_id()));
     const std::string name = dense_.Get(dg.dense_id())->name;
     if (dg.grads().size() != static_cast<size_t>(n) * esize) {
       return InvalidArgument("push: dense variable '" + name + "' has " + std::to_string(n) +
-                             " elements, got " + std::to_string(dg.grads().size()) + " bytes of gradient");
+                             " elements, got " + std::to_string(dg.grads().size()) +
+                             " bytes of gradient");
     }
     dense[i].resize(n);
     Status s = DecodeFinite(dg.grads(), req.dtype(), n, dense[i].data(),
@@ -502,6 +602,19 @@ void Shard::Stats(StatsResponse* resp) const {
     ts->set_dim(t->dim());
     ts->set_rows(t->size());
     ts->set_bytes(t->MemoryBytes());
+    const EvCounters c = t->counters();
+    ts->set_admitted(c.admitted);
+    ts->set_filtered_reads(c.filtered_reads);
+    ts->set_filtered_grads(c.filtered_grads);
+    ts->set_evicted_ttl(c.evicted_ttl);
+    ts->set_evicted_l2(c.evicted_l2);
+    ts->set_evicted_budget(c.evicted_budget);
+    ts->set_filter_bytes(t->FilterBytes());
+  }
+  if (budget_) {
+    resp->set_memory_budget_bytes(budget_->limit());
+    resp->set_memory_used_bytes(budget_->used());
+    resp->set_memory_peak_bytes(budget_->peak());
   }
   resp->set_dense_params(dense_.TotalElements());
   resp->set_pull_requests(pull_requests_.load());

@@ -17,12 +17,14 @@
 
 #include <atomic>
 #include <chrono>
-#include <map>
+#include <condition_variable>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -33,6 +35,7 @@
 #include "proto/ps.pb.h"
 #include "ps/dense_store.h"
 #include "ps/embedding_table.h"
+#include "ps/ev_policy.h"
 #include "ps/job_coordinator.h"
 #include "ps/optimizer.h"
 #include "ps/push_gate.h"
@@ -54,7 +57,7 @@ struct ShardSnapshot {
   };
   struct Table {
     EmbeddingTable* table;
-    uint64_t generation;       // EmbeddingTable::BeginSnapshot's
+    uint64_t generation;  // EmbeddingTable::BeginSnapshot's
     VariableOptState state;
   };
   int64_t step = 0;
@@ -81,10 +84,31 @@ struct ShardOptions {
   // Dense variables larger than this are partitioned over the shards
   // (PartitionDense); every trainer of the job must use the same value.
   int64_t dense_slice_bytes = kDefaultDenseSliceBytes;
+  // Admission and eviction for every table (ps/ev_policy.h).
+  EvPolicy ev;
+  // The most the tables may hold, bytes; 0: unbounded. See Shard's note.
+  int64_t memory_budget_bytes = 0;
+  // Record evicted keys for incremental checkpoints (the job saves deltas).
+  bool track_evictions = false;
+  // Run the sweeper thread; tests that must know when rows go turn it off
+  // and call SweepNow.
+  bool background_sweeps = true;
 };
 
+// Eviction runs on a background thread of the shard (the sweeper): every
+// ev.evict_interval_steps global steps, and after each save, it sweeps each
+// table (steps_to_live, L2), holding one stripe's lock at a time. Under a
+// memory budget it also keeps 5 % of the budget free: when spare room (budget
+// not yet used plus rows evicted and not yet reused) falls below 2 %, it drops
+// the shard's least valuable rows (least recently pushed, then least
+// frequently) across all tables, chosen from a sample of every stripe. A push
+// that still finds no room evicts the least valuable sixteenth of its own
+// stripe first, so no push fails for memory; the tables exceed the budget by
+// at most one arena chunk and one key-index doubling per pushing thread
+// racing on the last bytes.
 class Shard {
  public:
+  ~Shard();
   // Fails (returns null and sets *status) when the optimizer options or the
   // shard/slot counts are bad.
   static std::unique_ptr<Shard> Create(const ShardOptions& options, Status* status);
@@ -111,6 +135,15 @@ class Shard {
   Status Heartbeat(const HeartbeatRequest& req, HeartbeatResponse* resp);
   void JobStatus(JobStatusResponse* resp) const;
   void Stats(StatsResponse* resp) const;
+  // Runs the sweeps due now on the calling thread (tests; the sweeper calls
+  // it too). Returns rows dropped.
+  uint64_t SweepNow(bool force_policy_sweep);
+  // A save of the snapshot at `step` was written (since_step: the delta's
+  // base, -1 for a full save): drops the eviction records it covers and
+  // wakes the sweeper.
+  void SaveWritten(int64_t step, int64_t since_step);
+  // Null when there is no budget.
+  const MemoryBudget* budget() const { return budget_.get(); }
 
   int64_t global_step() const { return gate_.step(); }
   // Set by a restore: the checkpoint's global step (0 for a fresh shard).
@@ -165,6 +198,17 @@ class Shard {
   std::atomic<uint64_t> pulled_keys_{0}, pushed_keys_{0};
   std::atomic<uint64_t> bytes_in_{0}, bytes_out_{0};
   std::atomic<uint64_t> duplicate_pushes_{0};
+
+  std::unique_ptr<MemoryBudget> budget_;
+  std::mutex sweep_mu_;  // one sweep at a time; guards the sweeper's state
+  int64_t next_sweep_step_ DEEPFM_GUARDED_BY(sweep_mu_) = 0;
+  bool sweep_requested_ DEEPFM_GUARDED_BY(sweep_mu_) = false;
+  bool stop_sweeper_ DEEPFM_GUARDED_BY(sweep_mu_) = false;
+  std::condition_variable sweep_cv_;
+  std::thread sweeper_;
+  void SweeperLoop();
+  // Frees the least valuable rows of every table when spare room is low.
+  uint64_t BudgetSweep();
 };
 
 }  // namespace deepfm::ps

@@ -63,6 +63,9 @@ const GoldenDense kDense[] = {
     {"dnn/kernel", {4, 2}, {0.5f, -0.5f, 1.5f, -1.5f, 2.5f, 3.5f, -4.5f, 5.5f}, {true, 0.25, 0.125}},
 };
 constexpr int64_t kGoldenSliceBytes = 16;
+// Version 4 on: keys counted by the admission filter (filter_freq 3) and not
+// admitted yet, with their counts.
+const std::map<uint64_t, uint32_t> kPending = {{Mix64(6), 2}, {Mix64(7), 1}};
 
 // Whether the golden of `version` holds the variable.
 bool InVersion(const GoldenDense& d, int version) {
@@ -72,6 +75,8 @@ bool InVersion(const GoldenDense& d, int version) {
 std::unique_ptr<Shard> NewShard(uint32_t index, uint32_t n,
                                 int64_t slice_bytes = kDefaultDenseSliceBytes) {
   ShardOptions o;
+  o.ev.filter_freq = 3;
+  o.ev.filter = FilterKind::kCounter;
   o.shard_index = index;
   o.num_shards = n;
   o.dense_slice_bytes = slice_bytes;
@@ -103,6 +108,9 @@ std::unique_ptr<Shard> GoldenShard(uint32_t index) {
       t->Upsert(Mix64(r.n), r.values, r.slots, r.meta);
   }
   t->set_opt_state(kTableState[index]);
+  for (const auto& [key, count] : kPending) {
+    if (shard->router().ShardOfKey(key) == index) t->SetPendingCount(key, count);
+  }
   for (const GoldenDense& d : kDense) {
     const std::optional<DenseSlice> sl =
         SliceOnShard(PartitionDense(shard->router(), d.name, d.shape, kGoldenSliceBytes), index);
@@ -142,6 +150,7 @@ std::string FirstDifference(const std::string& a, const std::string& b) {
 void LoadAndCompare(const fs::path& golden, int version, uint32_t n, int64_t slice_bytes) {
   const Router router(n);
   size_t rows_seen = 0;
+  std::map<uint64_t, uint32_t> pending;
   std::map<std::string, std::vector<float>> values, slots;
   std::map<std::string, int> slices;
   for (uint32_t i = 0; i < n; ++i) {
@@ -173,6 +182,10 @@ void LoadAndCompare(const fs::path& golden, int version, uint32_t n, int64_t sli
       EXPECT_EQ(meta.last_step, r->meta.last_step);
       ++rows_seen;
     });
+    t->ForEachPendingKey([&](uint64_t key, uint32_t count) {
+      EXPECT_EQ(router.ShardOfKey(key), i);
+      pending[key] = count;
+    });
     shard->dense().ForEach([&](uint32_t, const DenseVariable& v) {
       const GoldenDense* d = nullptr;
       for (const GoldenDense& g : kDense) {
@@ -199,6 +212,9 @@ void LoadAndCompare(const fs::path& golden, int version, uint32_t n, int64_t sli
     });
   }
   EXPECT_EQ(rows_seen, 5u);
+  const std::map<uint64_t, uint32_t> want_pending =
+      version >= 4 ? kPending : std::map<uint64_t, uint32_t>();
+  EXPECT_EQ(pending, want_pending);
   for (const GoldenDense& d : kDense) {
     if (!InVersion(d, version)) {
       EXPECT_EQ(values.count(d.name), 0u) << d.name;
