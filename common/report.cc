@@ -143,6 +143,21 @@ Status WriteJobMetrics(const std::string& path, const JobMetrics& m) {
               {"workers", m.workers},
               {"workers_reported", m.workers_reported},
               {"ps", m.ps}};
+  json tables = json::object();
+  for (const auto& [name, t] : m.tables) {
+    tables[name] = {{"rows", t.rows},
+                    {"bytes", t.bytes},
+                    {"bytes_per_row", Num(t.bytes_per_row())},
+                    {"admitted", t.admitted},
+                    {"filtered", t.filtered},
+                    {"filtered_grads", t.filtered_grads},
+                    {"evicted", t.evicted()},
+                    {"evicted_ttl", t.evicted_ttl},
+                    {"evicted_l2", t.evicted_l2},
+                    {"evicted_budget", t.evicted_budget},
+                    {"filter_bytes", t.filter_bytes}};
+  }
+  doc["tables"] = tables;
   return WriteFileAtomic(path, doc.dump(2) + "\n");
 }
 
@@ -162,6 +177,20 @@ Status ReadJobMetrics(const std::string& path, JobMetrics* m) {
   if (s.ok()) s = Get(doc, "workers", path, &m->workers);
   if (s.ok()) s = Get(doc, "workers_reported", path, &m->workers_reported);
   if (s.ok()) s = Get(doc, "ps", path, &m->ps);
+  if (s.ok() && doc.contains("tables")) {  // metrics of jobs before the tables were reported lack it
+    for (const auto& [name, j] : doc.at("tables").items()) {
+      TableMetrics& t = m->tables[name];
+      if (s.ok()) s = Get(j, "rows", path, &t.rows);
+      if (s.ok()) s = Get(j, "bytes", path, &t.bytes);
+      if (s.ok()) s = Get(j, "admitted", path, &t.admitted);
+      if (s.ok()) s = Get(j, "filtered", path, &t.filtered);
+      if (s.ok()) s = Get(j, "filtered_grads", path, &t.filtered_grads);
+      if (s.ok()) s = Get(j, "evicted_ttl", path, &t.evicted_ttl);
+      if (s.ok()) s = Get(j, "evicted_l2", path, &t.evicted_l2);
+      if (s.ok()) s = Get(j, "evicted_budget", path, &t.evicted_budget);
+      if (s.ok()) s = Get(j, "filter_bytes", path, &t.filter_bytes);
+    }
+  }
   m->has_eval = s.ok() && !std::isnan(m->eval.logloss);
   return s;
 }

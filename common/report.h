@@ -54,6 +54,22 @@ struct WorkerReport {
   double samples_per_sec() const { return train_seconds > 0 ? train_rows / train_seconds : 0; }
 };
 
+// One embedding table at the end of a job, summed over the shards
+// (admission and eviction: ps/ev_policy.h).
+struct TableMetrics {
+  uint64_t rows = 0;
+  uint64_t bytes = 0;            // rows, key index and admission filter
+  uint64_t admitted = 0;         // rows the admission filter created
+  uint64_t filtered = 0;         // reads of keys not admitted (initial values served)
+  uint64_t filtered_grads = 0;   // gradients dropped for keys not yet admitted
+  uint64_t evicted_ttl = 0;      // by --ev_steps_to_live
+  uint64_t evicted_l2 = 0;       // by --ev_l2_threshold
+  uint64_t evicted_budget = 0;   // by --ps_memory_budget_mb
+  uint64_t filter_bytes = 0;
+  uint64_t evicted() const { return evicted_ttl + evicted_l2 + evicted_budget; }
+  double bytes_per_row() const { return rows > 0 ? static_cast<double>(bytes) / rows : 0; }
+};
+
 // The job's result, written by the chief once every trainer has reported.
 struct JobMetrics {
   bool has_eval = false;
@@ -66,6 +82,7 @@ struct JobMetrics {
   int workers = 0;           // trainers in the job
   int workers_reported = 0;  // trainers whose report was found
   int ps = 0;
+  std::map<std::string, TableMetrics> tables;  // by table name
 
   double samples_per_sec() const { return train_seconds > 0 ? train_rows / train_seconds : 0; }
 };

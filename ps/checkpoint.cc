@@ -432,6 +432,13 @@ Status LoadPolicyState(StreamSource& in, Shard* shard, EmbeddingTable* t, const 
     return in.Corrupt("bad admission state of table '" + name + "'");
   }
   const bool keep = admission->newest && static_cast<FilterKind>(kind) == running;
+  if (admission->newest && static_cast<FilterKind>(kind) != running && running != FilterKind::kNone &&
+      state_source) {
+    fprintf(stderr,
+            "shard %u: table '%s': the checkpoint's admission state is for the %s filter, this "
+            "shard runs the %s filter (--ev_filter): starting it empty\n",
+            me, name.c_str(), FilterKindName(static_cast<FilterKind>(kind)), FilterKindName(running));
+  }
   if (static_cast<FilterKind>(kind) == FilterKind::kCounter) {
     uint64_t n;
     if (!in.Pod(&n)) return in.Corrupt("truncated admission counts of table '" + name + "'");

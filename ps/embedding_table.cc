@@ -37,7 +37,9 @@ EmbeddingTable::~EmbeddingTable() {
 
 void EmbeddingTable::Recharge(Stripe& s) {
   if (!options_.budget) return;
-  const size_t now = s.arena.MemoryBytes() + s.index.MemoryBytes() + s.filter.MemoryBytes();
+  // What MemoryBytes counts, less the snapshot's kept rows and the eviction
+  // records (transient, and outside the budget).
+  const size_t now = sizeof(Stripe) + s.arena.MemoryBytes() + s.index.MemoryBytes() + s.filter.MemoryBytes();
   options_.budget->Charge(static_cast<int64_t>(now) - static_cast<int64_t>(s.charged));
   s.charged = now;
 }
@@ -102,6 +104,7 @@ float* EmbeddingTable::CreateRow(Stripe& s, uint64_t key, int64_t step, uint32_t
   s.index.Insert(key, r);
   float* row = s.arena.Row(r);
   InitRow(key, row);
+  created_.fetch_add(1, std::memory_order_relaxed);
   if (s.cow) {
     // A reused position below the cut: not in the snapshot (see EvictRow).
     RowMeta m = MetaOf(row);
@@ -128,6 +131,7 @@ float* EmbeddingTable::FindOrCreate(Stripe& s, uint64_t key, uint32_t* index, bo
     float* row = s.arena.Row(r);
     if (init) {
       InitRow(key, row);
+      created_.fetch_add(1, std::memory_order_relaxed);
       if (s.cow) {
         // Possibly a freed position below the cut: not in the snapshot.
         RowMeta m = MetaOf(row);
@@ -427,6 +431,7 @@ void EmbeddingTable::SampleBudgetValues(int per_stripe, std::vector<uint64_t>* o
 
 EvCounters EmbeddingTable::counters() const {
   EvCounters c;
+  c.created = created_.load();
   c.admitted = admitted_.load();
   c.filtered_reads = filtered_reads_.load();
   c.filtered_grads = filtered_grads_.load();

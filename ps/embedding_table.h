@@ -286,7 +286,7 @@ class EmbeddingTable {
   // Each stripe's admission filter at the cut (copied under its lock).
   mutable std::mutex snapshot_filters_mu_;
   std::vector<AdmissionFilter> snapshot_filters_ DEEPFM_GUARDED_BY(snapshot_filters_mu_);
-  std::atomic<uint64_t> admitted_{0}, filtered_reads_{0}, filtered_grads_{0};
+  std::atomic<uint64_t> created_{0}, admitted_{0}, filtered_reads_{0}, filtered_grads_{0};
   std::atomic<uint64_t> evicted_ttl_{0}, evicted_l2_{0}, evicted_budget_{0};
 };
 

@@ -87,6 +87,7 @@ class MemoryBudget {
 
 // What a table counted since it was created (not saved in checkpoints).
 struct EvCounters {
+  uint64_t created = 0;         // rows created by pushes and pulls (not restores)
   uint64_t admitted = 0;        // rows created by admission (after filter_freq sightings)
   uint64_t filtered_reads = 0;  // pulled keys that had no row while a filter was on
   uint64_t filtered_grads = 0;  // pushed keys whose gradient was dropped (not yet admitted)

@@ -109,7 +109,9 @@ uint64_t Shard::SweepNow(bool force_policy_sweep) {
   if (policy) {
     SweepRule rule;
     rule.ttl = rule.l2 = true;
-    for (EmbeddingTable* t : tables()) dropped += t->Sweep(step, rule);
+    double hold = 0;
+    for (EmbeddingTable* t : tables()) dropped += t->Sweep(step, rule, &hold);
+    NoteSweepHold(hold);
   }
   if (budget_) dropped += BudgetSweep();
   return dropped;
@@ -136,8 +138,17 @@ uint64_t Shard::BudgetSweep() {
   rule.below_value = std::max<uint64_t>(1, values[at]);
   const int64_t step = global_step();
   uint64_t dropped = 0;
-  for (EmbeddingTable* t : tabs) dropped += t->Sweep(step, rule);
+  double hold = 0;
+  for (EmbeddingTable* t : tabs) dropped += t->Sweep(step, rule, &hold);
+  NoteSweepHold(hold);
   return dropped;
+}
+
+void Shard::NoteSweepHold(double ms) {
+  sweeps_.fetch_add(1, std::memory_order_relaxed);
+  double was = longest_sweep_hold_ms_.load();
+  while (ms > was && !longest_sweep_hold_ms_.compare_exchange_weak(was, ms)) {
+  }
 }
 
 void Shard::SaveWritten(int64_t step, int64_t since_step) {
@@ -611,6 +622,8 @@ void Shard::Stats(StatsResponse* resp) const {
     ts->set_evicted_budget(c.evicted_budget);
     ts->set_filter_bytes(t->FilterBytes());
   }
+  resp->set_longest_sweep_hold_ms(longest_sweep_hold_ms_.load());
+  resp->set_sweeps(sweeps_.load());
   if (budget_) {
     resp->set_memory_budget_bytes(budget_->limit());
     resp->set_memory_used_bytes(budget_->used());

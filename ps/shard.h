@@ -200,6 +200,9 @@ class Shard {
   std::atomic<uint64_t> duplicate_pushes_{0};
 
   std::unique_ptr<MemoryBudget> budget_;
+  std::atomic<double> longest_sweep_hold_ms_{0};
+  std::atomic<uint64_t> sweeps_{0};
+  void NoteSweepHold(double ms);
   std::mutex sweep_mu_;  // one sweep at a time; guards the sweeper's state
   int64_t next_sweep_step_ DEEPFM_GUARDED_BY(sweep_mu_) = 0;
   bool sweep_requested_ DEEPFM_GUARDED_BY(sweep_mu_) = false;

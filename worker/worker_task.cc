@@ -64,9 +64,51 @@ void PrintTraining(const WorkerTaskOptions& o, const TrainResult& tr) {
   fflush(stdout);
 }
 
+// Every table summed over the shards' Stats.
+std::map<std::string, TableMetrics> SumTables(const std::vector<ps::StatsResponse>& shards) {
+  std::map<std::string, TableMetrics> out;
+  for (const ps::StatsResponse& st : shards) {
+    for (const ps::TableStats& ts : st.tables()) {
+      TableMetrics& t = out[ts.name()];
+      t.rows += ts.rows();
+      t.bytes += ts.bytes();
+      t.admitted += ts.admitted();
+      t.filtered += ts.filtered_reads();
+      t.filtered_grads += ts.filtered_grads();
+      t.evicted_ttl += ts.evicted_ttl();
+      t.evicted_l2 += ts.evicted_l2();
+      t.evicted_budget += ts.evicted_budget();
+      t.filter_bytes += ts.filter_bytes();
+    }
+  }
+  return out;
+}
+
+void PrintTables(const WorkerTaskOptions& o, const std::map<std::string, TableMetrics>& tables) {
+  TableMetrics all;
+  for (const auto& [name, t] : tables) {
+    all.rows += t.rows;
+    all.bytes += t.bytes;
+    all.admitted += t.admitted;
+    all.filtered += t.filtered;
+    all.evicted_ttl += t.evicted_ttl;
+    all.evicted_l2 += t.evicted_l2;
+    all.evicted_budget += t.evicted_budget;
+  }
+  printf("%s tables: %zu, rows %llu (%.1f MB, %.0f bytes/row), admitted %llu, filtered reads %llu, "
+         "evicted %llu (steps_to_live %llu, l2 %llu, budget %llu)\n",
+         o.name.c_str(), tables.size(), static_cast<unsigned long long>(all.rows), all.bytes / 1e6,
+         all.bytes_per_row(), static_cast<unsigned long long>(all.admitted),
+         static_cast<unsigned long long>(all.filtered), static_cast<unsigned long long>(all.evicted()),
+         static_cast<unsigned long long>(all.evicted_ttl), static_cast<unsigned long long>(all.evicted_l2),
+         static_cast<unsigned long long>(all.evicted_budget));
+  fflush(stdout);
+}
+
 // The chief, once every trainer has reported done: the job's metrics from
-// every report found in the job folder.
-Status WriteMetrics(const WorkerTaskOptions& o, const WorkerReport& own, int num_ps) {
+// every report found in the job folder, and the tables from the shards.
+Status WriteMetrics(const WorkerTaskOptions& o, const WorkerReport& own, PsClient* client) {
+  const int num_ps = client->num_shards();
   std::vector<WorkerReport> reports{own};
   for (int i = 0; i < o.trainer.num_workers; ++i) {
     if (i == o.trainer.task_index) continue;
@@ -80,7 +122,12 @@ Status WriteMetrics(const WorkerTaskOptions& o, const WorkerReport& own, int num
                    << "); is the job folder on a filesystem every task shares?";
     }
   }
-  const JobMetrics m = SummarizeJob(reports, o.trainer.num_workers, num_ps);
+  JobMetrics m = SummarizeJob(reports, o.trainer.num_workers, num_ps);
+  std::vector<ps::StatsResponse> stats;
+  Status s = client->Stats(&stats);
+  if (!s.ok()) return s;
+  m.tables = SumTables(stats);
+  PrintTables(o, m.tables);
   return WriteJobMetrics((fs::path(o.output_dir) / "metrics.json").string(), m);
 }
 
@@ -153,7 +200,7 @@ int RunWorkerTask(const WorkerTaskOptions& o, std::unique_ptr<PsClient> client) 
         report.eval = er;
       }
       s = WriteWorkerReport(report_path, report);
-      if (s.ok()) s = WriteMetrics(o, report, client->num_shards());
+      if (s.ok()) s = WriteMetrics(o, report, client.get());
       if (!s.ok()) return failed(s);
     }
     progress.Enter(ps::FINISHED);

@@ -316,6 +316,52 @@ void ExpectOptimizerTrains(const std::string& name, const std::string& flags, do
   EXPECT_EQ(m.num_shards, 2u);
 }
 
+uint64_t TableRows(const JobMetrics& m) {
+  uint64_t n = 0;
+  for (const auto& [name, t] : m.tables) n += t.rows;
+  return n;
+}
+
+// Admission through the real programs: with --ev_filter_freq=2 a key seen
+// in one batch only never gets a row, so the job on this long-tailed data
+// creates far fewer rows, and still learns about as well; metrics.json
+// reports the tables summed over both shards.
+TEST_F(LauncherTest, FeatureAdmissionCutsRowsAndStillLearns) {
+  const std::string common = "--ps_num=2 --staleness=0 --learning_rate=0.002 ";
+  Result r = Deepfm(Job("ev_plain", common));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = Deepfm(Job("ev_filter2", common + "--ev_filter_freq=2"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const JobMetrics plain = Metrics("ev_plain"), filtered = Metrics("ev_filter2");
+  ASSERT_EQ(plain.tables.size(), 1u);
+  ASSERT_EQ(filtered.tables.size(), 1u);
+  const deepfm::TableMetrics& t = filtered.tables.begin()->second;
+  printf("rows %llu -> %llu; AUC %.4f -> %.4f\n", static_cast<unsigned long long>(TableRows(plain)),
+         static_cast<unsigned long long>(TableRows(filtered)), plain.eval.auc, filtered.eval.auc);
+  EXPECT_LT(TableRows(filtered), TableRows(plain) * 7 / 10);
+  EXPECT_EQ(t.admitted, t.rows);  // nothing evicted: every row was admitted
+  EXPECT_GT(t.filtered, 0u);
+  // Every distinct key of the plain job was seen, and its first push dropped.
+  EXPECT_EQ(t.filtered_grads, TableRows(plain));
+  EXPECT_EQ(plain.tables.begin()->second.admitted, 0u);
+  EXPECT_GT(filtered.eval.auc, 0.70);
+  EXPECT_NEAR(filtered.eval.auc, plain.eval.auc, 0.01);
+}
+
+// A memory budget far below the table's size holds on the shard while the
+// job still trains every row of data.
+TEST_F(LauncherTest, AMemoryBudgetBoundsTheTables) {
+  Result r = Deepfm(Job("ev_budget", "--ps_memory_budget_mb=4 --learning_rate=0.002"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const JobMetrics m = Metrics("ev_budget");
+  ASSERT_EQ(m.tables.size(), 1u);
+  const deepfm::TableMetrics& t = m.tables.begin()->second;
+  EXPECT_EQ(m.train_rows, 30000);
+  EXPECT_GT(t.evicted_budget, 0u);
+  EXPECT_LE(t.bytes, 4u << 20);
+  EXPECT_GT(m.eval.auc, 0.6);
+}
+
 TEST_F(LauncherTest, AdagradAndAdagradDecayTrainThroughRealServers) {
   ExpectOptimizerTrains("opt_adagrad", "--optimizer=adagrad --learning_rate=0.1", 0.72, "adagrad");
   // A decay every 20 steps: the shards must apply it, so the model differs
