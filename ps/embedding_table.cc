@@ -62,8 +62,8 @@ void EmbeddingTable::EvictRow(Stripe& s, uint64_t key, uint32_t r, Why why, int6
   s.index.Erase(key);
   s.arena.Free(r);
   if (options_.track_evictions) {
-    // An eviction after the newest cut is not in that cut's snapshot's
-    // absence: the snapshot holds the row, so the eviction belongs after it.
+    // The newest cut's snapshot still holds a row evicted after that cut, so
+    // the eviction counts as after it: the next delta records it.
     s.evicted.emplace_back(key, std::max(step, s.last_cut + 1));
   }
   switch (why) {
@@ -105,8 +105,8 @@ float* EmbeddingTable::CreateRow(Stripe& s, uint64_t key, int64_t step, uint32_t
   float* row = s.arena.Row(r);
   InitRow(key, row);
   created_.fetch_add(1, std::memory_order_relaxed);
-  if (s.cow) {
-    // A reused position below the cut: not in the snapshot (see EvictRow).
+  if (s.cow && r < s.at_cut) {
+    // A freed position below the cut, reused: not in the snapshot (see EvictRow).
     RowMeta m = MetaOf(row);
     m.last_step = kFreed;
     SetMeta(row, m);
@@ -132,8 +132,8 @@ float* EmbeddingTable::FindOrCreate(Stripe& s, uint64_t key, uint32_t* index, bo
     if (init) {
       InitRow(key, row);
       created_.fetch_add(1, std::memory_order_relaxed);
-      if (s.cow) {
-        // Possibly a freed position below the cut: not in the snapshot.
+      if (s.cow && r < s.at_cut) {
+        // A freed position below the cut, reused: not in the snapshot.
         RowMeta m = MetaOf(row);
         m.last_step = kFreed;
         SetMeta(row, m);
@@ -380,35 +380,41 @@ uint64_t EmbeddingTable::Sweep(int64_t step, const SweepRule& rule, double* long
   const bool l2 = rule.l2 && options_.ev.l2_threshold > 0;
   const BudgetOrder order = options_.ev.budget_order;
   uint64_t dropped = 0;
-  std::vector<std::pair<uint64_t, uint32_t>> victims;
-  std::vector<Why> why;
   for (auto& sp : stripes_) {
     Stripe& s = *sp;
-    victims.clear();
-    why.clear();
-    std::lock_guard<SpinLock> lock(s.mu);
-    const Clock::time_point held = Clock::now();
-    s.index.ForEach([&](uint64_t key, uint32_t r) {
-      const float* row = s.arena.Row(r);
-      const RowMeta m = MetaOf(row);
-      if (ttl && Expired(m, step32)) {
-        why.push_back(Why::kTtl);
-      } else if (l2 && BelowL2(row)) {
-        why.push_back(Why::kL2);
-      } else if (rule.below_value > 0 && BudgetValue(m, order) < rule.below_value) {
-        why.push_back(Why::kBudget);
-      } else {
-        return;
+    // By arena position, kSweepChunkRows rows per hold of the lock, so a
+    // pull or push waits for one chunk, not a stripe. A row carries its key;
+    // a freed row's last_step is kFreed. Rows a push adds behind the scan
+    // are new and kept.
+    for (uint32_t begin = 0;; begin += kSweepChunkRows) {
+      std::lock_guard<SpinLock> lock(s.mu);
+      const Clock::time_point held = Clock::now();
+      const uint32_t end = std::min(s.arena.allocated(), begin + kSweepChunkRows);
+      if (begin >= end) break;
+      for (uint32_t r = begin; r < end; ++r) {
+        const float* row = s.arena.Row(r);
+        const RowMeta m = MetaOf(row);
+        if (m.last_step == kFreed) continue;
+        Why why;
+        if (ttl && Expired(m, step32)) {
+          why = Why::kTtl;
+        } else if (l2 && BelowL2(row)) {
+          why = Why::kL2;
+        } else if (rule.below_value > 0 && BudgetValue(m, order) < rule.below_value) {
+          why = Why::kBudget;
+        } else {
+          continue;
+        }
+        uint64_t key;
+        std::memcpy(&key, row, sizeof(key));
+        EvictRow(s, key, r, why, step);
+        ++dropped;
       }
-      victims.emplace_back(key, r);
-    });
-    for (size_t i = 0; i < victims.size(); ++i)
-      EvictRow(s, victims[i].first, victims[i].second, why[i], step);
-    Recharge(s);
-    dropped += victims.size();
-    if (longest_hold_ms) {
-      *longest_hold_ms = std::max(
-          *longest_hold_ms, std::chrono::duration<double, std::milli>(Clock::now() - held).count());
+      Recharge(s);
+      if (longest_hold_ms) {
+        *longest_hold_ms = std::max(
+            *longest_hold_ms, std::chrono::duration<double, std::milli>(Clock::now() - held).count());
+      }
     }
   }
   return dropped;
@@ -533,7 +539,12 @@ void EmbeddingTable::Erase(uint64_t key) {
   Stripe& s = StripeOf(key);
   std::lock_guard<SpinLock> lock(s.mu);
   const uint32_t r = s.index.Erase(key);
-  if (r != KeyIndex::kEmpty) s.arena.Free(r);
+  if (r == KeyIndex::kEmpty) return;
+  float* row = s.arena.Row(r);
+  RowMeta m = MetaOf(row);
+  m.last_step = kFreed;  // sweeps skip freed positions
+  SetMeta(row, m);
+  s.arena.Free(r);
 }
 
 VariableOptState EmbeddingTable::snapshot_opt_state() const {

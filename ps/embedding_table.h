@@ -116,8 +116,9 @@ class EmbeddingTable {
 
   // ---- admission and eviction (ps/ev_policy.h)
   //
-  // Drops the rows `rule` selects, a stripe at a time (each stripe's lock is
-  // held for one scan of its rows). Returns the rows dropped.
+  // Drops the rows `rule` selects, stripe by stripe, holding a stripe's
+  // lock for at most kSweepChunkRows rows at a time. Returns the rows
+  // dropped; *longest_hold_ms (if given) gets the longest hold.
   uint64_t Sweep(int64_t global_step, const SweepRule& rule, double* longest_hold_ms = nullptr);
   // The value the memory budget ranks a row by: smaller goes first.
   static uint64_t BudgetValue(RowMeta m, BudgetOrder order) {
@@ -234,6 +235,7 @@ class EmbeddingTable {
   static constexpr int kKeyFloats = 2;
   static constexpr int kHeaderFloats = kKeyFloats + 2;  // key + RowMeta
   static constexpr uint32_t kCopyChunkRows = 1024;
+  static constexpr uint32_t kSweepChunkRows = 1024;
   static RowMeta MetaOf(const float* row) {
     RowMeta m;
     std::memcpy(&m, row + kKeyFloats, sizeof(m));
