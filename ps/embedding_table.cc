@@ -100,19 +100,8 @@ float* EmbeddingTable::CreateRow(Stripe& s, uint64_t key, int64_t step, uint32_t
     if (growth > 0 && !options_.budget->Fits(static_cast<int64_t>(growth)))
       EvictLeastValuable(s, step);
   }
-  const uint32_t r = s.arena.Allocate();
-  s.index.Insert(key, r);
-  float* row = s.arena.Row(r);
-  InitRow(key, row);
-  created_.fetch_add(1, std::memory_order_relaxed);
-  if (s.cow && r < s.at_cut) {
-    // A freed position below the cut, reused: not in the snapshot (see EvictRow).
-    RowMeta m = MetaOf(row);
-    m.last_step = kFreed;
-    SetMeta(row, m);
-  }
+  float* row = FindOrCreate(s, key, index);
   Recharge(s);
-  *index = r;
   return row;
 }
 
