@@ -1,5 +1,9 @@
 #include "launcher/job_runner.h"
 
+#include <unistd.h>
+
+#include <cmath>
+
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -10,6 +14,7 @@
 #include "common/checkpoint_manifest.h"
 #include "common/exit_codes.h"
 #include "common/report.h"
+#include "launcher/job_flags.h"
 #include "rpc/health.h"
 #include "rpc/job_status.h"
 
@@ -24,8 +29,23 @@ JobRunner::JobRunner(const FlagSet& flags, JobPaths paths, ClusterSpec spec, rpc
       security_(std::move(security)),
       stop_signal_(stop_signal) {}
 
+void JobRunner::StartProgressBar() {
+  if (!isatty(STDERR_FILENO)) return;
+  const int64_t batch = flags_.GetInt("batch_size");
+  int64_t total = flags_.GetInt("steps");
+  std::string train, eval;
+  if (total <= 0 && FindDataFiles(flags_.Get("data_location"), false, &train, &eval).ok()) {
+    // One pass is about rows / batch global steps (each trainer's last batch
+    // may be short); the bar says "step N" without a total otherwise.
+    total = (CountRows(train) * flags_.GetInt("num_epochs") + batch - 1) / batch;
+  }
+  bar_ = std::make_unique<ProgressBar>(STDERR_FILENO, std::max<int64_t>(total, 0), batch);
+  sup_.SetOutputHooks([this] { bar_->Clear(); }, [this] { bar_->Redraw(); });
+}
+
 int JobRunner::Run() {
   if (!LatestCheckpoint(folder_, &latest_at_start_).ok()) latest_at_start_.clear();
+  StartProgressBar();
   Status s = StartShards();
   if (s.ok()) s = StartTrainers();
   if (!s.ok()) return Fail(s.message(), -1, /*tail_included=*/true);
@@ -33,6 +53,14 @@ int JobRunner::Run() {
   while (true) {
     Death death;
     const int code = Supervise(&death);
+    if (bar_) {
+      // What follows prints; a restart's next reading draws the bar again.
+      if (code == kRestart) {
+        bar_->Clear();
+      } else {
+        bar_->Done();
+      }
+    }
     if (code != kRestart) {
       if (code != 0) return code;
       break;
@@ -226,17 +254,23 @@ int JobRunner::Supervise(Death* death) {
       return kRestart;
     }
     if (*stop_signal_) {
+      if (bar_) bar_->Done();
       fprintf(stderr, "deepfm: signal %d: stopping every task\n", stop_signal_->load());
       sup_.StopAll(5000);
       return 130;
     }
     if (NowNanos() >= next_check) {
-      next_check = NowNanos() + 1000000000LL;
+      // A progress bar on a terminal reads the step four times a second.
+      next_check = NowNanos() + (bar_ && bar_->active() ? 250000000LL : 1000000000LL);
       ps::JobStatusResponse status;
       // An unreachable chief shard shows up as its process dying, or as
       // the trainers failing; here it only postpones the check.
       if (status_client_ && status_client_->JobStatus(&status).ok()) {
         last_step_ = status.global_step();
+        if (bar_) {
+          const bool has_loss = status.workers_size() > 0 && status.workers(0).has_last_loss();
+          bar_->Update(status.global_step(), has_loss ? status.workers(0).last_loss() : NAN);
+        }
         ReportTrainingAgain(status);
         // A trainer restarted alone shows its predecessor's stale heartbeat
         // (or FAILED) until its own first one arrives.
@@ -266,6 +300,7 @@ void JobRunner::ReportTrainingAgain(const ps::JobStatusResponse& status) {
     again = w.seconds_since_heartbeat() < since_restart && w.local_step() > 0;
   }
   if (!again) return;
+  if (bar_) bar_->Clear();
   printf("deepfm: training again %.1f s after the failure, at step %lld\n", since_restart,
          static_cast<long long>(status.global_step()));
   fflush(stdout);

@@ -25,6 +25,7 @@
 #include "common/cluster_spec.h"
 #include "common/timing.h"
 #include "launcher/flag_set.h"
+#include "launcher/progress_bar.h"
 #include "launcher/supervisor.h"
 #include "launcher/task_command.h"
 #include "rpc/security.h"
@@ -83,6 +84,9 @@ class JobRunner {
   Supervisor sup_;
   std::vector<Task> shards_, trainers_;
   std::unique_ptr<PsClient> status_client_;
+  // The status line on a terminal (inactive elsewhere).
+  std::unique_ptr<ProgressBar> bar_;
+  void StartProgressBar();
   Stopwatch wall_;
   size_t finished_ = 0;            // trainers that exited 0 in this run
   int restarts_ = 0;

@@ -69,6 +69,8 @@ Status Supervisor::Spawn(const ChildSpec& spec, int* index) {
 
 void Supervisor::EmitLine(int child, const std::string& line) {
   Child& c = *children_[child];
+  if (!printed_ && before_output_) before_output_();
+  printed_ = true;
   printf("[%s] %s\n", c.spec.name.c_str(), line.c_str());
   if (c.log) {
     fputs(line.c_str(), c.log);
@@ -116,6 +118,8 @@ void Supervisor::Pump(int timeout_ms) {
     c.partial.erase(0, start);
   }
   fflush(stdout);
+  if (printed_ && after_output_) after_output_();
+  printed_ = false;
 }
 
 std::vector<std::pair<int, int>> Supervisor::Reap() {

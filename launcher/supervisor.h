@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -34,6 +35,12 @@ class Supervisor {
   Status Spawn(const ChildSpec& spec, int* index);
   // Waits up to timeout_ms for output, and prints and logs whole lines.
   void Pump(int timeout_ms);
+  // Called before the first line Pump prints and after the last (the
+  // progress bar's erase and redraw).
+  void SetOutputHooks(std::function<void()> before, std::function<void()> after) {
+    before_output_ = std::move(before);
+    after_output_ = std::move(after);
+  }
   // Collects children that exited since the last call: (index, wait status).
   std::vector<std::pair<int, int>> Reap();
 
@@ -49,6 +56,8 @@ class Supervisor {
   void StopAll(int grace_ms);
 
  private:
+  std::function<void()> before_output_, after_output_;
+  bool printed_ = false;  // by the current Pump
   struct Child {
     ChildSpec spec;
     pid_t pid = -1;

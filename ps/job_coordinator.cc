@@ -44,6 +44,8 @@ Status JobCoordinator::Heartbeat(const HeartbeatRequest& req, Clock::time_point 
   t->phase = req.phase();
   t->progress = req.progress();
   t->local_step = req.local_step();
+  t->has_loss = req.has_last_loss();
+  t->last_loss = req.last_loss();
   t->last_heartbeat = now;
   return Status::Ok();
 }
@@ -70,6 +72,7 @@ void JobCoordinator::Describe(JobStatusResponse* resp, Clock::time_point now) co
     w->set_phase(t.phase);
     w->set_progress(std::max<int64_t>(t.progress, 0));
     w->set_local_step(t.local_step);
+    if (t.has_loss) w->set_last_loss(t.last_loss);
     w->set_done(t.done);
     w->set_seconds_since_heartbeat(Seconds(now - (t.heard ? t.last_heartbeat : start_)));
     w->set_seconds_since_progress(Seconds(now - (t.heard ? t.last_progress : start_)));

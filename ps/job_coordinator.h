@@ -36,6 +36,8 @@ class JobCoordinator {
     WorkerPhase phase = PHASE_UNKNOWN;
     int64_t progress = -1;
     int64_t local_step = 0;
+    bool has_loss = false;
+    double last_loss = 0;
     Clock::time_point last_heartbeat;
     Clock::time_point last_progress;
   };

@@ -1,5 +1,7 @@
 #include "worker/heartbeat.h"
 
+#include <cmath>
+
 #include <glog/logging.h>
 
 namespace deepfm {
@@ -35,6 +37,8 @@ void HeartbeatSender::SendOnce() {
   req.set_phase(static_cast<ps::WorkerPhase>(progress_->phase.load(std::memory_order_relaxed)));
   req.set_progress(progress_->progress.load(std::memory_order_relaxed));
   req.set_local_step(progress_->local_step.load(std::memory_order_relaxed));
+  const double loss = progress_->last_loss.load(std::memory_order_relaxed);
+  if (!std::isnan(loss)) req.set_last_loss(loss);
   Status s = client_->Heartbeat(req);
   if (s.ok()) {
     failures_ = 0;

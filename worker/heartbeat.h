@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -21,6 +22,7 @@ struct TrainerProgress {
   std::atomic<int> phase{ps::STARTING};
   std::atomic<int64_t> progress{0};  // advanced per step and per evaluation batch
   std::atomic<int64_t> local_step{0};
+  std::atomic<double> last_loss{std::numeric_limits<double>::quiet_NaN()};  // NaN: no step yet
 
   void Enter(ps::WorkerPhase p) { phase.store(p, std::memory_order_relaxed); }
   void Advance() { progress.fetch_add(1, std::memory_order_relaxed); }

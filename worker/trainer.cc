@@ -173,6 +173,7 @@ void Trainer::RunCompute(Pipeline* p, TrainResult* result) {
   double interval_loss = 0;
   int64_t interval_steps = 0, interval_rows = 0;
   int64_t interval_start_gstep = p->start_step;
+  double interval_wait_us = 0, interval_compute_us = 0, interval_handoff_us = 0;
   std::unique_ptr<Step> st;
   while (true) {
     Stopwatch sw;
@@ -200,6 +201,7 @@ void Trainer::RunCompute(Pipeline* p, TrainResult* result) {
     ++result->local_steps;
     if (options_.progress) {
       options_.progress->local_step.store(result->local_steps, std::memory_order_relaxed);
+      options_.progress->last_loss.store(st->loss, std::memory_order_relaxed);
       options_.progress->Advance();
     }
     sw.Reset();
@@ -214,6 +216,21 @@ void Trainer::RunCompute(Pipeline* p, TrainResult* result) {
              static_cast<long long>(gstep), result->last_loss,
              (gstep - interval_start_gstep) / secs, interval_rows / secs);
       fflush(stdout);
+      if (options_.on_interval) {
+        IntervalReport r;
+        r.local_step = result->local_steps;
+        r.global_step = gstep;
+        r.loss = result->last_loss;
+        r.global_steps_per_sec = (gstep - interval_start_gstep) / secs;
+        r.samples_per_sec = interval_rows / secs;
+        r.wait_us = (p->wait_us - interval_wait_us) / interval_steps;
+        r.compute_us = (p->compute_us - interval_compute_us) / interval_steps;
+        r.handoff_us = (p->handoff_us - interval_handoff_us) / interval_steps;
+        options_.on_interval(r);
+      }
+      interval_wait_us = p->wait_us;
+      interval_compute_us = p->compute_us;
+      interval_handoff_us = p->handoff_us;
       interval.Reset();
       interval_loss = 0;
       interval_steps = interval_rows = 0;

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,18 @@
 #include "worker/ps_client.h"
 
 namespace deepfm {
+
+// The training of the last --log_every steps, as the chief logs it.
+struct IntervalReport {
+  int64_t local_step = 0;
+  int64_t global_step = 0;
+  double loss = 0;  // mean over the interval's steps
+  double global_steps_per_sec = 0;
+  double samples_per_sec = 0;
+  // Microseconds per step of the compute thread: waiting for a pulled batch,
+  // forward + backward, handing the gradients to the push thread.
+  double wait_us = 0, compute_us = 0, handoff_us = 0;
+};
 
 struct TrainerOptions {
   DeepFMConfig model;
@@ -54,6 +67,8 @@ struct TrainerOptions {
   bool reset_data_position = false;
   // Advanced as the trainer works, for heartbeats; null: not reported.
   TrainerProgress* progress = nullptr;
+  // Called on the compute thread every log_every steps (event files).
+  std::function<void(const IntervalReport&)> on_interval;
   // The chief, waiting for the others at the end: how long one may look
   // stuck (rpc::FindStuckTrainer) before the chief gives up with an error.
   double hang_timeout_s = 300;

@@ -9,6 +9,7 @@
 #include "common/exit_codes.h"
 #include "common/malloc_tuning.h"
 #include "common/report.h"
+#include "obs/event_writer.h"
 #include "worker/dnn_kernels.h"
 #include "worker/heartbeat.h"
 #include "worker/server_check.h"
@@ -107,7 +108,8 @@ void PrintTables(const WorkerTaskOptions& o, const std::map<std::string, TableMe
 
 // The chief, once every trainer has reported done: the job's metrics from
 // every report found in the job folder, and the tables from the shards.
-Status WriteMetrics(const WorkerTaskOptions& o, const WorkerReport& own, PsClient* client) {
+Status WriteMetrics(const WorkerTaskOptions& o, const WorkerReport& own, PsClient* client,
+                    obs::EventWriter* events, int64_t global_step) {
   const int num_ps = client->num_shards();
   std::vector<WorkerReport> reports{own};
   for (int i = 0; i < o.trainer.num_workers; ++i) {
@@ -128,6 +130,17 @@ Status WriteMetrics(const WorkerTaskOptions& o, const WorkerReport& own, PsClien
   if (!s.ok()) return s;
   m.tables = SumTables(stats);
   PrintTables(o, m.tables);
+  // Each shard's tables, for TensorBoard.
+  std::map<std::string, double> sizes;
+  for (const ps::StatsResponse& st : stats) {
+    for (const ps::TableStats& ts : st.tables()) {
+      const std::string prefix = "tables/" + ts.name() + "/shard" + std::to_string(st.shard_index());
+      sizes[prefix + "/rows"] = static_cast<double>(ts.rows());
+      sizes[prefix + "/bytes"] = static_cast<double>(ts.bytes());
+    }
+  }
+  s = events->AddScalars(global_step, sizes);
+  if (!s.ok()) return s;
   return WriteJobMetrics((fs::path(o.output_dir) / "metrics.json").string(), m);
 }
 
@@ -159,6 +172,25 @@ int RunWorkerTask(const WorkerTaskOptions& o, std::unique_ptr<PsClient> client) 
   TrainerProgress progress;
   TrainerOptions to = o.trainer;
   to.progress = &progress;
+  // The chief writes TensorBoard event files: train/ and eval/ of the job
+  // folder, as tf.estimator does.
+  std::unique_ptr<obs::EventWriter> train_events, eval_events;
+  if (to.is_chief) {
+    s = obs::EventWriter::Open((fs::path(o.output_dir) / "train").string(), &train_events);
+    if (s.ok()) s = obs::EventWriter::Open((fs::path(o.output_dir) / "eval").string(), &eval_events);
+    if (!s.ok()) return Fail(o, s);
+    to.on_interval = [&](const IntervalReport& r) {
+      const Status e = train_events->AddScalars(
+          r.global_step, {{"loss", r.loss},
+                          {"learning_rate", o.learning_rate},
+                          {"samples_per_sec", r.samples_per_sec},
+                          {"global_step/sec", r.global_steps_per_sec},
+                          {"step_time/wait_us", r.wait_us},
+                          {"step_time/compute_us", r.compute_us},
+                          {"step_time/handoff_us", r.handoff_us}});
+      if (!e.ok()) LOG(WARNING) << o.name << ": " << e.message();
+    };
+  }
   std::error_code ec;
   fs::create_directories(o.output_dir, ec);
   if (ec) return Fail(o, Internal("cannot create " + o.output_dir + ": " + ec.message()));
@@ -198,9 +230,13 @@ int RunWorkerTask(const WorkerTaskOptions& o, std::unique_ptr<PsClient> client) 
         fflush(stdout);
         report.has_eval = true;
         report.eval = er;
+        s = eval_events->AddScalars(tr.global_step, {{"auc", er.auc},
+                                                     {"logloss", er.logloss},
+                                                     {"accuracy", er.accuracy}});
+        if (!s.ok()) return failed(s);
       }
       s = WriteWorkerReport(report_path, report);
-      if (s.ok()) s = WriteMetrics(o, report, client.get());
+      if (s.ok()) s = WriteMetrics(o, report, client.get(), train_events.get(), tr.global_step);
       if (!s.ok()) return failed(s);
     }
     progress.Enter(ps::FINISHED);

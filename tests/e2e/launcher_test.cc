@@ -6,12 +6,15 @@
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
+#include <pty.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "common/checkpoint_manifest.h"
@@ -360,6 +363,118 @@ TEST_F(LauncherTest, AMemoryBudgetBoundsTheTables) {
   EXPECT_GT(t.evicted_budget, 0u);
   EXPECT_LE(t.bytes, 4u << 20);
   EXPECT_GT(m.eval.auc, 0.6);
+}
+
+// The chief's TensorBoard event files (train/ and eval/, as tf.estimator
+// writes them) parse back through an independent reader of the TFRecord
+// framing and the Event messages (tests/obs/read_tfevents.py: its own CRC
+// and protobuf decoding), with the expected tags at increasing steps.
+TEST_F(LauncherTest, TensorBoardEventsParseBackThroughAnIndependentReader) {
+  const Result r = Deepfm(Job("events", "--ps_num=2 --log_every=20 --learning_rate=0.002"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string cmd = "/usr/bin/python3 " + std::string(DEEPFM_SOURCE_DIR) +
+                          "/tests/obs/read_tfevents.py " + (Folder("events") / "train").string() + " " +
+                          (Folder("events") / "eval").string();
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
+  ASSERT_EQ(pclose(pipe), 0) << "the reader refused the files: " << out;
+  const nlohmann::json doc = nlohmann::json::parse(out);
+  const auto& train = doc.at((Folder("events") / "train").string());
+  const auto& eval = doc.at((Folder("events") / "eval").string());
+  ASSERT_EQ(train.size(), 1u);
+  ASSERT_EQ(eval.size(), 1u);
+  EXPECT_EQ(train[0].at("file_version"), "brain.Event:2");
+  std::map<std::string, std::vector<int64_t>> steps;
+  for (const auto& s : train[0].at("scalars")) steps[s[1].get<std::string>()].push_back(s[0].get<int64_t>());
+  for (const char* tag : {"loss", "learning_rate", "samples_per_sec", "global_step/sec",
+                          "step_time/wait_us", "step_time/compute_us", "step_time/handoff_us"}) {
+    ASSERT_EQ(steps[tag].size(), 5u) << tag;  // 118 steps, logged every 20
+    for (size_t i = 1; i < steps[tag].size(); ++i) EXPECT_LT(steps[tag][i - 1], steps[tag][i]) << tag;
+  }
+  for (const auto& s : train[0].at("scalars")) {
+    if (s[1] == "learning_rate") {
+      EXPECT_NEAR(s[2].get<double>(), 0.002, 1e-9);
+    }
+  }
+  // The split is per step of each interval: over the five intervals (steps
+  // 1..100) it adds up to about 100/118 of the worker's whole compute time.
+  deepfm::WorkerReport w;
+  ASSERT_TRUE(deepfm::ReadWorkerReport((Folder("events") / "worker0.json").string(), &w).ok());
+  double interval_compute = 0;
+  for (const auto& s : train[0].at("scalars")) {
+    if (s[1] == "step_time/compute_us") interval_compute += 20 * s[2].get<double>();
+  }
+  const double ratio = interval_compute / (w.split_us.at("compute") * w.local_steps);
+  EXPECT_GT(ratio, 0.5);
+  EXPECT_LT(ratio, 1.2);
+  // Each shard's table rows and bytes at the end.
+  EXPECT_EQ(steps["tables/deepfm/embedding/shard0/rows"], std::vector<int64_t>{118});
+  EXPECT_EQ(steps["tables/deepfm/embedding/shard1/bytes"], std::vector<int64_t>{118});
+  std::map<std::string, double> at_end;
+  for (const auto& s : eval[0].at("scalars")) {
+    EXPECT_EQ(s[0].get<int64_t>(), 118);
+    at_end[s[1].get<std::string>()] = s[2].get<double>();
+  }
+  const JobMetrics m = Metrics("events");
+  EXPECT_NEAR(at_end["auc"], m.eval.auc, 1e-6);
+  EXPECT_NEAR(at_end["logloss"], m.eval.logloss, 1e-6);
+  EXPECT_NEAR(at_end["accuracy"], m.eval.accuracy, 1e-6);
+}
+
+// On a terminal (a pseudo-terminal here) the launcher keeps one
+// self-updating status line with the percentage, rate, ETA and loss, and
+// erases it before its last lines; on a pipe (every other test) it draws
+// nothing.
+TEST_F(LauncherTest, AProgressBarUpdatesOnATerminalOnly) {
+  int master = -1;
+  const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    const std::string cmd = "exec " + std::string(DEEPFM_BIN) + " " +
+                            Job("bar", "--num_epochs=8 --no_eval --learning_rate=0.002");
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
+    _exit(127);
+  }
+  std::string out;
+  std::thread reader([&] {
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(master, buf, sizeof(buf))) > 0) out.append(buf, n);  // EIO once the child is gone
+  });
+  int st = 0;
+  const bool exited = deepfm::testing_util::WaitExit(pid, 120, &st);
+  reader.join();
+  close(master);
+  ASSERT_TRUE(exited) << out;
+  ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
+  // 8 passes over 30,000 rows at 256 a step: about 938 steps.
+  const std::string erase = "\r\033[K";
+  size_t draws = 0;
+  for (size_t at = 0; (at = out.find(erase + "[", at)) != std::string::npos; ++at) ++draws;
+  EXPECT_GE(draws, 2u) << out;
+  EXPECT_NE(out.find("/938  "), std::string::npos) << out;
+  EXPECT_NE(out.find(" samples/s  ETA "), std::string::npos) << out;
+  EXPECT_NE(out.find("  loss 0."), std::string::npos) << out;
+  // Every task line starts on a clean line: after a newline, or after the
+  // bar was erased.
+  for (size_t at = 0; (at = out.find("[worker0] ", at)) != std::string::npos; ++at) {
+    ASSERT_GT(at, 0u);
+    const bool clean = out[at - 1] == '\n' || (at >= erase.size() && out.compare(at - erase.size(), erase.size(), erase) == 0);
+    EXPECT_TRUE(clean) << "a task line drawn over the bar at byte " << at << ":\n" << out;
+  }
+  // The bar is erased before the job's summary, which then stands alone.
+  const size_t done = out.find("deepfm: done in");
+  ASSERT_NE(done, std::string::npos) << out;
+  EXPECT_LT(out.rfind(erase + "["), done);
+  EXPECT_NE(out.rfind(erase, done), std::string::npos);
+  // A job on a pipe draws nothing.
+  const Result plain = Deepfm(Job("bar_plain", "--no_eval --steps=20"));
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_EQ(plain.output.find('\r'), std::string::npos);
 }
 
 TEST_F(LauncherTest, AdagradAndAdagradDecayTrainThroughRealServers) {
