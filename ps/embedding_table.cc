@@ -20,18 +20,24 @@ EmbeddingTable::EmbeddingTable(const TableOptions& options, const Optimizer* opt
   options_.num_stripes = 1 << bits;
   stripe_shift_ = 64 - bits;
   stripes_.reserve(options_.num_stripes);
-  for (int i = 0; i < options_.num_stripes; ++i) stripes_.emplace_back(new Stripe(stride_));
+  for (int i = 0; i < options_.num_stripes; ++i) {
+    stripes_.emplace_back(new Stripe(stride_));
+    stripes_.back()->position = i;
+  }
   const EvPolicy& ev = options_.ev;
   if (ev.admission()) {
     const BloomSize b = BloomSizing(ev.bloom_fp_rate, ev.bloom_max_elements);
     const uint64_t per_stripe = (b.counters + options_.num_stripes - 1) / options_.num_stripes;
     for (auto& st : stripes_) st->filter = AdmissionFilter(ev.filter, per_stripe, b.hashes);
   }
+  // MemoryBytes counts the table object too.
+  if (options_.budget) options_.budget->Charge(static_cast<int64_t>(sizeof(*this)));
   for (auto& st : stripes_) Recharge(*st);
 }
 
 EmbeddingTable::~EmbeddingTable() {
   if (!options_.budget) return;
+  options_.budget->Charge(-static_cast<int64_t>(sizeof(*this)));
   for (auto& st : stripes_) options_.budget->Charge(-static_cast<int64_t>(st->charged));
 }
 
@@ -209,6 +215,7 @@ void EmbeddingTable::Push(const uint64_t* keys, size_t n, const float* grads, in
       }
       if (r == KeyIndex::kEmpty) {
         if (admission) {
+          KeepFilterForSnapshot(s);
           const uint32_t seen = s.filter.Sight(keys[i]);
           if (seen < ev.filter_freq) {
             Recharge(s);
@@ -282,10 +289,12 @@ uint64_t EmbeddingTable::BeginSnapshot(int64_t step) {
   snapshot_step32_ = static_cast<uint32_t>(step);
   const uint64_t generation = snapshot_generation_.fetch_add(1) + 1;
   std::lock_guard<std::mutex> filters_lock(snapshot_filters_mu_);
-  snapshot_filters_.clear();
+  const bool admission = options_.ev.admission();
+  // Empty filters; a stripe's is copied in on its first change.
+  snapshot_filters_.assign(admission ? stripes_.size() : 0, AdmissionFilter());
   for (const auto& s : stripes_) {
     std::lock_guard<SpinLock> lock(s->mu);
-    if (options_.ev.admission()) snapshot_filters_.push_back(s->filter);
+    s->filter_cow = admission;
     s->cow = true;
     s->copied = 0;
     s->at_cut = s->arena.allocated();
@@ -351,6 +360,10 @@ int64_t EmbeddingTable::CopySnapshotStripe(uint64_t generation, int stripe, Reco
 
 void EmbeddingTable::EndSnapshot() {
   snapshot_generation_.fetch_add(1);
+  for (const auto& s : stripes_) {
+    std::lock_guard<SpinLock> lock(s->mu);
+    s->filter_cow = false;  // before the vector goes: pushes stop writing it
+  }
   {
     std::lock_guard<std::mutex> lock(snapshot_filters_mu_);
     std::vector<AdmissionFilter>().swap(snapshot_filters_);
@@ -464,14 +477,22 @@ void EmbeddingTable::ForEachPendingKey(const std::function<void(uint64_t, uint32
 void EmbeddingTable::ForEachSnapshotPendingKey(
     const std::function<void(uint64_t, uint32_t)>& fn) const {
   std::lock_guard<std::mutex> lock(snapshot_filters_mu_);
-  for (const AdmissionFilter& f : snapshot_filters_) f.ForEachPending(fn);
+  if (snapshot_filters_.empty()) return;
+  for (const auto& s : stripes_) {
+    std::lock_guard<SpinLock> stripe_lock(s->mu);
+    FilterAtCut(*s).ForEachPending(fn);
+  }
 }
 
 std::vector<uint16_t> EmbeddingTable::SnapshotBloomCounters() const {
   std::vector<uint16_t> all;
   std::lock_guard<std::mutex> lock(snapshot_filters_mu_);
-  for (const AdmissionFilter& f : snapshot_filters_)
+  if (snapshot_filters_.empty()) return all;
+  for (const auto& s : stripes_) {
+    std::lock_guard<SpinLock> stripe_lock(s->mu);
+    const AdmissionFilter& f = FilterAtCut(*s);
     all.insert(all.end(), f.bloom().begin(), f.bloom().end());
+  }
   return all;
 }
 

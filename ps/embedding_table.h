@@ -226,6 +226,11 @@ class EmbeddingTable {
     uint32_t at_cut = 0;
     std::vector<float> kept_rows;
     AdmissionFilter filter;
+    // The open snapshot has not kept this stripe's filter yet: the first
+    // sighting after the cut (or the saver) copies it into
+    // snapshot_filters_[index] first, so the cut itself copies nothing.
+    bool filter_cow = false;
+    int position = 0;  // in stripes_
     size_t charged = 0;                                 // bytes charged to the budget
     int64_t last_cut = -1;                              // step of the newest BeginSnapshot
     std::vector<std::pair<uint64_t, int64_t>> evicted;  // (key, effective step)
@@ -285,9 +290,20 @@ class EmbeddingTable {
   std::atomic<uint64_t> snapshot_generation_{0};
   uint32_t snapshot_step32_ = 0;
   VariableOptState snapshot_opt_state_;
-  // Each stripe's admission filter at the cut (copied under its lock).
+  // Each stripe's admission filter at the cut, copied on write: entry i is
+  // written under stripe i's lock (by the first sighting after the cut);
+  // the vector is sized at the cut and freed at EndSnapshot, under the mutex.
   mutable std::mutex snapshot_filters_mu_;
-  std::vector<AdmissionFilter> snapshot_filters_ DEEPFM_GUARDED_BY(snapshot_filters_mu_);
+  std::vector<AdmissionFilter> snapshot_filters_;
+  // Stripe s's filter as it was at the cut (lock of s held, and the mutex).
+  const AdmissionFilter& FilterAtCut(const Stripe& s) const {
+    return s.filter_cow ? s.filter : snapshot_filters_[s.position];
+  }
+  void KeepFilterForSnapshot(Stripe& s) {
+    if (!s.filter_cow) return;
+    snapshot_filters_[s.position] = s.filter;
+    s.filter_cow = false;
+  }
   std::atomic<uint64_t> created_{0}, admitted_{0}, filtered_reads_{0}, filtered_grads_{0};
   std::atomic<uint64_t> evicted_ttl_{0}, evicted_l2_{0}, evicted_budget_{0};
 };

@@ -126,6 +126,38 @@ TEST_P(AdmissionTest, AKeyIsAdmittedAtExactlyItsNthPush) {
   EXPECT_EQ(t.counters().filtered_reads, 2u);
 }
 
+// A snapshot keeps the admission state of its cut: sightings after the cut
+// change the live filter only (each stripe's filter is copied on its first
+// change, so the cut itself copies nothing).
+TEST_P(AdmissionTest, ASnapshotKeepsTheFilterAsItWasAtTheCut) {
+  auto opt = Sgd();
+  EvPolicy ev;
+  ev.filter_freq = 5;
+  ev.filter = GetParam();
+  ev.bloom_max_elements = 1000;
+  EmbeddingTable t(Opts(ev), opt.get());
+  const uint64_t a = Mix64(1), b = Mix64(2);
+  PushOne(t, a, 0.1f, 1);
+  const std::vector<uint16_t> bloom_at_cut = t.BloomCounters();
+  t.BeginSnapshot(1);
+  PushOne(t, a, 0.1f, 2);
+  PushOne(t, b, 0.1f, 2);
+  std::map<uint64_t, uint32_t> snap, live;
+  t.ForEachSnapshotPendingKey([&](uint64_t k, uint32_t c) { snap[k] = c; });
+  t.ForEachPendingKey([&](uint64_t k, uint32_t c) { live[k] = c; });
+  if (GetParam() == FilterKind::kCounter) {
+    EXPECT_EQ(snap, (std::map<uint64_t, uint32_t>{{a, 1}}));
+    EXPECT_EQ(live, (std::map<uint64_t, uint32_t>{{a, 2}, {b, 1}}));
+  } else {
+    EXPECT_EQ(t.SnapshotBloomCounters(), bloom_at_cut);
+    EXPECT_NE(t.BloomCounters(), bloom_at_cut);
+  }
+  t.EndSnapshot();
+  snap.clear();
+  t.ForEachSnapshotPendingKey([&](uint64_t k, uint32_t c) { snap[k] = c; });
+  EXPECT_TRUE(snap.empty());
+}
+
 INSTANTIATE_TEST_SUITE_P(Filters, AdmissionTest,
                          ::testing::Values(FilterKind::kCounter, FilterKind::kBloom),
                          [](const auto& info) { return std::string(FilterKindName(info.param)); });
