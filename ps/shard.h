@@ -97,7 +97,8 @@ struct ShardOptions {
 
 // Eviction runs on a background thread of the shard (the sweeper): every
 // ev.evict_interval_steps global steps, and after each save, it sweeps each
-// table (steps_to_live, L2), holding one stripe's lock at a time. Under a
+// table (steps_to_live, L2), holding a stripe's lock for at most 1,024 rows
+// at a time. Under a
 // memory budget it also keeps 5 % of the budget free: when spare room (budget
 // not yet used plus rows evicted and not yet reused) falls below 2 %, it drops
 // the shard's least valuable rows (least recently pushed, then least
@@ -203,7 +204,7 @@ class Shard {
   std::atomic<double> longest_sweep_hold_ms_{0};
   std::atomic<uint64_t> sweeps_{0};
   void NoteSweepHold(double ms);
-  std::mutex sweep_mu_;  // one sweep at a time; guards the sweeper's state
+  std::mutex sweep_mu_;  // guards the sweeper's state below (not the sweeps themselves)
   int64_t next_sweep_step_ DEEPFM_GUARDED_BY(sweep_mu_) = 0;
   bool sweep_requested_ DEEPFM_GUARDED_BY(sweep_mu_) = false;
   bool stop_sweeper_ DEEPFM_GUARDED_BY(sweep_mu_) = false;

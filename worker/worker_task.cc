@@ -177,7 +177,9 @@ int RunWorkerTask(const WorkerTaskOptions& o, std::unique_ptr<PsClient> client) 
   std::unique_ptr<obs::EventWriter> train_events, eval_events;
   if (to.is_chief) {
     s = obs::EventWriter::Open((fs::path(o.output_dir) / "train").string(), &train_events);
-    if (s.ok()) s = obs::EventWriter::Open((fs::path(o.output_dir) / "eval").string(), &eval_events);
+    if (s.ok() && o.evaluate) {
+      s = obs::EventWriter::Open((fs::path(o.output_dir) / "eval").string(), &eval_events);
+    }
     if (!s.ok()) return Fail(o, s);
     to.on_interval = [&](const IntervalReport& r) {
       const Status e = train_events->AddScalars(
