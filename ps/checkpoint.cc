@@ -108,6 +108,8 @@ class StreamSource {
     return true;
   }
   bool Skip(size_t n) { return Bytes(nullptr, n); }
+  // Bytes of the file not read yet: bounds a count read from it.
+  uint64_t remaining() const { return size_ - pos(); }
   bool Str(std::string* s) {
     uint32_t n;
     if (!Pod(&n) || n > size_ - pos()) return false;
@@ -451,7 +453,8 @@ Status LoadPolicyState(StreamSource& in, Shard* shard, EmbeddingTable* t, const 
     }
   } else if (static_cast<FilterKind>(kind) == FilterKind::kBloom) {
     uint64_t n;
-    if (!in.Pod(&n) || n > (uint64_t{1} << 34))
+    // Bounded by the file before anything is allocated for it.
+    if (!in.Pod(&n) || n > in.remaining() / sizeof(uint16_t))
       return in.Corrupt("bad Bloom filter of table '" + name + "'");
     std::vector<uint16_t> bloom(n);
     if (!in.Bytes(bloom.data(), n * sizeof(uint16_t))) return in.Corrupt("truncated Bloom filter");
