@@ -10,6 +10,7 @@
 
 #include "common/bytes.h"
 #include "common/checkpoint_manifest.h"
+#include "common/crc32c.h"
 #include "common/hash.h"
 #include "ps/checkpoint.h"
 
@@ -239,6 +240,38 @@ TEST_F(CheckpointFolder, AnEvictionDuringASaveLandsInTheNextDelta) {
   const State want = Capture(*a), got = Capture(*b);
   EXPECT_EQ(got.rows.size(), want.rows.size());
   EXPECT_TRUE(got.rows == want.rows);
+}
+
+// A saved Bloom filter whose counter count is corrupt (here 2^40, 2 TiB of
+// counters) is refused by name before anything is allocated for it, even
+// when the manifest's checksum was made to match.
+TEST_F(CheckpointFolder, ACorruptBloomFilterSizeIsRefusedBeforeItIsAllocated) {
+  const EvPolicy ev = PolicyNamed("bloom");
+  auto a = NewShard(ev);
+  for (int step = 1; step <= 3; ++step) PushStep(*a, step);
+  const std::string folder = Save(*a);
+  const uint64_t counters = a->table(0)->BloomCounters().size();
+  const fs::path file = fs::path(folder) / "shard-0-of-1.bin";
+  std::string bytes;
+  ASSERT_TRUE(ReadFile(file.string(), &bytes).ok());
+  const std::string count(reinterpret_cast<const char*>(&counters), sizeof(counters));
+  const size_t at = bytes.find(count);
+  ASSERT_NE(at, std::string::npos);
+  ASSERT_EQ(bytes.find(count, at + 1), std::string::npos) << "the count is not unique in the file";
+  const uint64_t huge = uint64_t{1} << 40;
+  bytes.replace(at, sizeof(huge), reinterpret_cast<const char*>(&huge), sizeof(huge));
+  ASSERT_TRUE(WriteFileAtomic(file.string(), bytes).ok());
+  Manifest m;
+  std::string text;
+  ASSERT_TRUE(ReadFile((fs::path(folder) / "MANIFEST").string(), &text).ok());
+  ASSERT_TRUE(Manifest::Parse(text, "MANIFEST", &m).ok());
+  m.files[0].crc32c = Crc32c(bytes.data(), bytes.size());
+  ASSERT_TRUE(WriteFileAtomic((fs::path(folder) / "MANIFEST").string(), m.Serialize()).ok());
+  auto b = NewShard(ev);
+  uint64_t rows = 0;
+  const Status s = RestoreShard(&b, folder, &rows);
+  EXPECT_EQ(s.code(), Code::kDataLoss) << s.ToString();
+  EXPECT_NE(s.message().find("bad Bloom filter of table 'emb'"), std::string::npos) << s.message();
 }
 
 INSTANTIATE_TEST_SUITE_P(Policies, CheckpointEvTest,
