@@ -152,40 +152,29 @@ void EmbeddingTable::KeepForSnapshot(Stripe& s, uint32_t r, const float* row) {
 void EmbeddingTable::Pull(const uint64_t* keys, size_t n, float* out, bool create_missing,
                           int64_t step) {
   const int dim = options_.dim;
-  if (options_.ev.any() || options_.budget) {
-    // Rows come only from pushes the policy admits; dead rows read as missing.
-    const uint32_t step32 = static_cast<uint32_t>(step);
-    const bool admission = options_.ev.admission();
-    uint64_t missing = 0;
-    for (size_t i = 0; i < n; ++i) {
-      Stripe& s = StripeOf(keys[i]);
-      float* dst = out + i * dim;
-      std::lock_guard<SpinLock> lock(s.mu);
-      const uint32_t r = s.index.Find(keys[i]);
-      if (r != KeyIndex::kEmpty && !Expired(MetaOf(s.arena.Row(r)), step32)) {
-        std::memcpy(dst, s.arena.Row(r) + kHeaderFloats, dim * sizeof(float));
-      } else {
-        InitRowNormal(keys[i], options_.seed, options_.init_stddev, dst, dim);
-        ++missing;
-      }
-    }
-    if (admission && create_missing) filtered_reads_.fetch_add(missing, std::memory_order_relaxed);
-    return;
-  }
+  // Under a policy, rows come only from pushes it admits, and dead rows
+  // (steps_to_live) read as missing.
+  const bool create = create_missing && !options_.ev.any() && !options_.budget;
+  const uint32_t step32 = static_cast<uint32_t>(step);
+  uint64_t missing = 0;
   for (size_t i = 0; i < n; ++i) {
     Stripe& s = StripeOf(keys[i]);
     float* dst = out + i * dim;
     std::lock_guard<SpinLock> lock(s.mu);
-    if (create_missing) {
+    if (create) {
       std::memcpy(dst, FindOrCreate(s, keys[i]) + kHeaderFloats, dim * sizeof(float));
       continue;
     }
     const uint32_t r = s.index.Find(keys[i]);
-    if (r != KeyIndex::kEmpty) {
+    if (r != KeyIndex::kEmpty && !Expired(MetaOf(s.arena.Row(r)), step32)) {
       std::memcpy(dst, s.arena.Row(r) + kHeaderFloats, dim * sizeof(float));
     } else {
       InitRowNormal(keys[i], options_.seed, options_.init_stddev, dst, dim);
+      ++missing;
     }
+  }
+  if (options_.ev.admission() && create_missing) {
+    filtered_reads_.fetch_add(missing, std::memory_order_relaxed);
   }
 }
 
