@@ -59,9 +59,9 @@ const FlagDef kFlags[] = {
      "PEM certificate of this task (serves and dials with TLS)"},
     {"tls_key", K::kString, "", kSecure, "PEM private key of --tls_cert"},
     {"tls_ca", K::kString, "", kSecure, "PEM CA the tasks verify each other against (mutual TLS)"},
-    {"insecure", K::kBool, "false", kPs | kTrain,
-     "let a shard listen beyond loopback without a token (anyone reaching it could train or stop "
-     "it)"},
+    {"insecure", K::kBool, "false", kJob,
+     "let a shard or a metrics page listen beyond loopback without a token (anyone reaching a "
+     "shard could train or stop it; a page, read the job's metrics)"},
     {"bind", K::kString, "", kPs,
      "address a shard listens on; default: its spec host when that is loopback, else 0.0.0.0"},
     // Data.
@@ -155,8 +155,18 @@ const FlagDef kFlags[] = {
      "under the job's own layout are always kept)"},
     {"no_eval", K::kBool, "false", kTrainer, "skip evaluation after training"},
     {"timeline", K::kInt, "0", kTrainer,
-     "accepted for train.py compatibility; timelines are not written yet"},
+     "every N-th step of each trainer, write timeline-<global step>.json in the job folder: "
+     "Chrome trace events of the trainer's stages and the shards' handling (open in "
+     "ui.perfetto.dev or chrome://tracing); 0: none"},
     {"log_every", K::kInt, "100", kTrainer, "log every N steps"},
+    {"metrics_token_file", K::kString, "", kJob,
+     "file holding the password a scrape of the metrics page must send (basic auth); default: "
+     "the job's token. Give a separate one where scrapes cross a network in plain HTTP, so the "
+     "job's token never does"},
+    {"metrics_port", K::kInt, "0", kJob,
+     "serve Prometheus metrics at http://<task host>:PORT/metrics, guarded by the job's token "
+     "(basic auth password); 0: off. A job the launcher runs gives shard i PORT+i and trainer j "
+     "PORT+ps_num+j"},
     // Processes and RPC.
     {"ps_threads", K::kInt, "2", kTrain | kPs, "gRPC handler threads per shard"},
     {"rpc_deadline_ms", K::kInt, "60000", kTrainer | kStatus, "deadline of every RPC to a shard"},
@@ -342,6 +352,7 @@ Status ValidateFlags(const FlagSet& f, Command c) {
   k.IntAtLeast("incremental_save_steps", 0, "must be >= 0 (0 saves no deltas)");
   k.IntAtLeast("log_every", 0);
   k.IntAtLeast("timeline", 0);
+  k.IntIn("metrics_port", 0, 65535);
   k.IntIn("ps_num", 1, 4096);
   k.IntIn("worker_num", 1, 4096);
   k.IntIn("ps_threads", 1, 1024);
@@ -477,6 +488,23 @@ Status LoadSecurity(const FlagSet& f, rpc::Security* security) {
   return rpc::Security::Load(o, security);
 }
 
+namespace {
+
+// The metrics page's credential: --metrics_token_file's token, else the job's.
+Status MetricsSecurity(const FlagSet& f, const rpc::Security& job, rpc::Security* out) {
+  if (f.Get("metrics_token_file").empty()) {
+    *out = rpc::Security::WithToken(job.token());
+    return Status::Ok();
+  }
+  rpc::SecurityOptions o;
+  o.auth_token_file = f.Get("metrics_token_file");
+  Status s = rpc::Security::Load(o, out);
+  if (!s.ok()) return Status(s.code(), "--metrics_token_file: " + s.message());
+  return s;
+}
+
+}  // namespace
+
 Status MakePsTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Security& security,
                   ps::PsTaskOptions* out) {
   *out = ps::PsTaskOptions();
@@ -509,6 +537,10 @@ Status MakePsTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Security
   server.max_message_bytes = static_cast<int>(f.GetInt("max_message_mb") << 20);
   server.security = security;
   server.checkpoint_root = TaskJobFolder(f);
+  out->metrics_port = static_cast<int>(f.GetInt("metrics_port"));
+  out->insecure = f.GetBool("insecure");
+  s = MetricsSecurity(f, security, &out->metrics_security);
+  if (!s.ok()) return s;
   out->restore_checkpoint = f.Get("restore_checkpoint");
   out->fall_back_to_good_checkpoint = f.GetBool("fall_back_to_good_checkpoint");
   // Beyond loopback, anyone who can reach the port could read the model,
@@ -569,6 +601,8 @@ Status MakeWorkerTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Secu
   to.staleness = static_cast<int>(f.GetInt("staleness"));
   to.seed = static_cast<uint64_t>(f.GetInt("seed"));
   to.log_every = static_cast<int>(f.GetInt("log_every"));
+  to.timeline_every = static_cast<int>(f.GetInt("timeline"));
+  to.timeline_dir = TaskJobFolder(f);
   to.log_prefix = spec.task_name();
   to.is_chief = spec.is_chief();
   to.checkpoint_dir = TaskJobFolder(f);
@@ -598,6 +632,19 @@ Status MakeWorkerTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Secu
   out->eval_data.strict = f.GetBool("strict");
   out->output_dir = TaskJobFolder(f);
   out->shutdown_ps = f.GetBool("shutdown_ps");
+  out->metrics_port = static_cast<int>(f.GetInt("metrics_port"));
+  out->insecure = f.GetBool("insecure");
+  s = MetricsSecurity(f, security, &out->metrics_security);
+  if (!s.ok()) return s;
+  {
+    std::string host;
+    int port = 0;
+    // A trainer serves nothing else; its page listens where a shard on the
+    // same host would.
+    if (SplitHostPort(spec.task_address(), &host, &port).ok()) {
+      out->metrics_bind = IsLoopbackHost(host) ? host : "0.0.0.0";
+    }
+  }
   return Status::Ok();
 }
 

@@ -7,6 +7,13 @@
 
 namespace deepfm::launcher {
 
+int MetricsPortOffset(const ClusterSpec& spec, const std::string& type, int index) {
+  if (type == "ps") return index;
+  const int ps = static_cast<int>(spec.ps.size());
+  if (type == "chief") return ps + index;
+  return ps + static_cast<int>(spec.chief.size()) + index;
+}
+
 ChildSpec TaskCommand(const FlagSet& flags, const ClusterSpec& spec, const std::string& type,
                       int index, const JobPaths& job, const std::vector<std::string>& extra) {
   const std::vector<std::string>& list = type == "ps"      ? spec.ps
@@ -27,10 +34,13 @@ ChildSpec TaskCommand(const FlagSet& flags, const ClusterSpec& spec, const std::
   // The launcher sets these itself; a task's place comes from TF_CONFIG.
   const std::vector<std::string> own = {"checkpoint",   "output_dir", "auth_token_file",
                                         "cluster_spec", "ps_hosts",   "worker_hosts",
-                                        "job_name",     "task_index"};
+                                        "job_name",     "task_index",   "metrics_port"};
   for (const std::string& a : ForwardedFlags(flags, type == "ps" ? kPs : kWorker, own))
     c.argv.push_back(a);
   for (const std::string& a : extra) c.argv.push_back(a);
+  if (const int64_t base = flags.GetInt("metrics_port"); base > 0) {
+    c.argv.push_back("--metrics_port=" + std::to_string(base + MetricsPortOffset(spec, type, index)));
+  }
   c.argv.push_back("--checkpoint=" + job.folder);
   c.argv.push_back("--auth_token_file=" + job.token_file);
   ClusterSpec task = spec;

@@ -23,6 +23,11 @@ struct JobPaths {
 // `extra` flags come last, so they override the user's (a job restart turns
 // on the fallback to an older good checkpoint and drops a user's
 // --restore_checkpoint, which named where the job's first start resumed).
+// Where a task's Prometheus page goes under --metrics_port=BASE: BASE plus
+// this offset, so tasks sharing a host never collide. Shards first (shard i
+// at i), then the trainers in the spec's order (chief, then workers).
+int MetricsPortOffset(const ClusterSpec& spec, const std::string& type, int index);
+
 ChildSpec TaskCommand(const FlagSet& flags, const ClusterSpec& spec, const std::string& type,
                       int index, const JobPaths& job, const std::vector<std::string>& extra = {});
 

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "common/timing.h"
 #include "proto/ps.grpc.pb.h"
 #include "ps/checkpoint.h"
 #include "ps/save_request.h"
@@ -16,66 +17,101 @@ grpc::Status ToGrpc(const Status& s) {
   return grpc::Status(static_cast<grpc::StatusCode>(s.code()), s.message());
 }
 
+// Times one handler, refused calls included, into the method's histogram.
+class HandlerTimer {
+ public:
+  HandlerTimer(obs::RpcLatency* latency, const char* method) : latency_(latency), method_(method) {}
+  ~HandlerTimer() {
+    if (latency_) latency_->Observe(method_, watch_.Seconds());
+  }
+
+ private:
+  obs::RpcLatency* latency_;
+  const char* method_;
+  Stopwatch watch_;
+};
+
 // Each handler checks the caller's token before it reads the request.
 class PsServer::Service final : public ParameterServer::Service {
  public:
   explicit Service(PsServer* owner)
-      : owner_(owner), shard_(owner->shard_.get()), security_(owner->options_.security) {}
+      : owner_(owner),
+        shard_(owner->shard_.get()),
+        security_(owner->options_.security),
+        latency_(owner->options_.rpc_latency) {}
+
+  // The methods PsServer times, for RpcLatency.
+  static std::vector<std::string> Methods() {
+    return {"RegisterTable", "RegisterDense", "Pull", "Push",  "GlobalStep", "WorkerDone",
+            "Heartbeat",     "JobStatus",     "Cut",  "Save",  "Stats",      "Shutdown"};
+  }
 
   grpc::Status RegisterTable(grpc::ServerContext* ctx, const RegisterTableRequest* req,
                              RegisterTableResponse* resp) override {
+    HandlerTimer timer(latency_, "RegisterTable");
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
     return ToGrpc(shard_->RegisterTable(*req, resp));
   }
   grpc::Status RegisterDense(grpc::ServerContext* ctx, const RegisterDenseRequest* req,
                              RegisterDenseResponse* resp) override {
+    HandlerTimer timer(latency_, "RegisterDense");
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
     return ToGrpc(shard_->RegisterDense(*req, resp));
   }
   grpc::Status Pull(grpc::ServerContext* ctx, const PullRequest* req, PullResponse* resp) override {
+    HandlerTimer timer(latency_, "Pull");
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
     return ToGrpc(shard_->Pull(*req, resp));
   }
   grpc::Status Push(grpc::ServerContext* ctx, const PushRequest* req, PushResponse* resp) override {
+    HandlerTimer timer(latency_, "Push");
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
     return ToGrpc(shard_->Push(*req, resp));
   }
   grpc::Status GlobalStep(grpc::ServerContext* ctx, const StepRequest* req,
                           StepResponse* resp) override {
+    HandlerTimer timer(latency_, "GlobalStep");
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
     return ToGrpc(shard_->GlobalStep(*req, resp));
   }
   grpc::Status WorkerDone(grpc::ServerContext* ctx, const WorkerDoneRequest* req,
                           WorkerDoneResponse* resp) override {
+    HandlerTimer timer(latency_, "WorkerDone");
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
     return ToGrpc(shard_->WorkerDone(*req, resp));
   }
   grpc::Status Heartbeat(grpc::ServerContext* ctx, const HeartbeatRequest* req,
                          HeartbeatResponse* resp) override {
+    HandlerTimer timer(latency_, "Heartbeat");
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
     return ToGrpc(shard_->Heartbeat(*req, resp));
   }
   grpc::Status JobStatus(grpc::ServerContext* ctx, const JobStatusRequest*,
                          JobStatusResponse* resp) override {
+    HandlerTimer timer(latency_, "JobStatus");
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
     shard_->JobStatus(resp);
     return grpc::Status::OK;
   }
   grpc::Status Cut(grpc::ServerContext* ctx, const CutRequest*, CutResponse* resp) override {
+    HandlerTimer timer(latency_, "Cut");
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
     return ToGrpc(shard_->Cut(resp));
   }
   grpc::Status Save(grpc::ServerContext* ctx, const SaveRequest* req, SaveResponse* resp) override {
+    HandlerTimer timer(latency_, "Save");
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
     return ToGrpc(HandleSaveRequest(*shard_, owner_->options_.checkpoint_root, *req, resp));
   }
   grpc::Status Stats(grpc::ServerContext* ctx, const StatsRequest*, StatsResponse* resp) override {
+    HandlerTimer timer(latency_, "Stats");
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
     shard_->Stats(resp);
     return grpc::Status::OK;
   }
   grpc::Status Shutdown(grpc::ServerContext* ctx, const ShutdownRequest*,
                         ShutdownResponse*) override {
+    HandlerTimer timer(latency_, "Shutdown");
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
     LOG(INFO) << "shard " << shard_->options().shard_index << ": shutdown requested by "
               << ctx->peer();
@@ -87,7 +123,10 @@ class PsServer::Service final : public ParameterServer::Service {
   PsServer* owner_;
   Shard* shard_;
   const rpc::Security& security_;
+  obs::RpcLatency* latency_;
 };
+
+std::vector<std::string> PsServer::Methods() { return Service::Methods(); }
 
 std::unique_ptr<PsServer> PsServer::Start(const ServerOptions& options,
                                           std::unique_ptr<Shard> shard, Status* status) {

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "common/status.h"
+#include "obs/rpc_latency.h"
 #include "ps/shard.h"
 #include "rpc/security.h"
 
@@ -31,6 +32,9 @@ struct ServerOptions {
   // Save writes only below this folder (a relative name, no ".."); empty
   // refuses every Save.
   std::string checkpoint_root;
+  // Time in each handler, per method, for the Prometheus page; null: not
+  // measured. Must outlive the server's handlers (until Wait() returns).
+  obs::RpcLatency* rpc_latency = nullptr;
 };
 
 class PsServer {
@@ -51,6 +55,9 @@ class PsServer {
   // Starts an orderly shutdown on a helper thread and returns at once: for
   // gRPC handlers and signal-watching threads, which must not block on it.
   void RequestShutdown();
+
+  // The RPC methods, as ServerOptions::rpc_latency labels them.
+  static std::vector<std::string> Methods();
 
  private:
   class Service;

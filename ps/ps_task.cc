@@ -11,6 +11,8 @@
 #include "common/checkpoint_manifest.h"
 #include "common/exit_codes.h"
 #include "common/malloc_tuning.h"
+#include "obs/metrics_endpoint.h"
+#include "obs/shard_stats_metrics.h"
 #include "ps/checkpoint.h"
 
 namespace deepfm::ps {
@@ -108,7 +110,28 @@ int RunPsTask(const PsTaskOptions& o) {
     LOG(INFO) << o.name << ": no checkpoint under " << o.server.checkpoint_root
               << "; starting fresh";
   }
-  auto server = PsServer::Start(o.server, std::move(shard), &st);
+  // The page starts before the server, so its handlers are timed from the
+  // first call; it stops after the server has (see below).
+  std::unique_ptr<obs::MetricsEndpoint> metrics;
+  std::unique_ptr<obs::RpcLatency> latency;
+  ServerOptions server_options = o.server;
+  if (o.metrics_port > 0) {
+    obs::MetricsEndpointOptions mo;
+    mo.bind = o.server.bind;
+    mo.port = o.metrics_port;
+    mo.security = o.metrics_security;
+    mo.insecure = o.insecure;
+    st = obs::MetricsEndpoint::Start(mo, &metrics);
+    if (!st.ok()) {
+      fprintf(stderr, "%s: %s\n", o.name.c_str(), st.message().c_str());
+      return ExitCodeFor(st);
+    }
+    latency = std::make_unique<obs::RpcLatency>(
+        metrics->registry(), "deepfm_rpc_server_seconds", "time in a shard's RPC handler",
+        PsServer::Methods(), prometheus::Labels{{"task", o.name}});
+    server_options.rpc_latency = latency.get();
+  }
+  auto server = PsServer::Start(server_options, std::move(shard), &st);
   if (!server) {
     fprintf(stderr, "%s: %s\n", o.name.c_str(), st.ToString().c_str());
     return ExitCodeFor(st);  // a port still held by a dying predecessor: a restart may help
@@ -127,8 +150,15 @@ int RunPsTask(const PsTaskOptions& o) {
          o.server.security.tls() ? "TLS" : "plaintext",
          o.server.security.has_token() ? ", token" : "",
          OptimizerName(o.shard.optimizer.type).c_str());
+  if (metrics) {
+    metrics->Add(std::make_shared<obs::ShardStatsCollector>(
+        o.name, [srv = server.get()](StatsResponse* r) { srv->shard().Stats(r); }));
+    printf("%s: metrics at http://%s/metrics\n", o.name.c_str(), metrics->address().c_str());
+  }
   fflush(stdout);
   server->Wait();
+  // No scrape may read the shard once it is gone: the page stops first.
+  metrics.reset();
   LOG(INFO) << o.name << ": stopped";
   return 0;
 }

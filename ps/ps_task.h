@@ -26,6 +26,11 @@ struct PsTaskOptions {
   // that verifies and say so loudly (automatic recovery), instead of
   // refusing to start with a message that names it.
   bool fall_back_to_good_checkpoint = false;
+  // The Prometheus page (obs/metrics_endpoint.h) on server.bind at this
+  // port, with the shard's Stats and its handlers' latency; 0: none.
+  int metrics_port = 0;
+  rpc::Security metrics_security;  // the token a scrape must carry (none: open)
+  bool insecure = false;  // --insecure: the page may listen beyond loopback without a token
 };
 
 // Restores *shard (just created, empty) as `options` ask. Sets *from to the

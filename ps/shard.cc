@@ -7,6 +7,7 @@
 #include "common/bytes.h"
 #include "common/timing.h"
 #include "common/wire_values.h"
+#include "obs/timeline.h"
 
 namespace deepfm::ps {
 namespace {
@@ -383,7 +384,33 @@ Status Shard::RegisterDense(const RegisterDenseRequest& req, RegisterDenseRespon
   return Status::Ok();
 }
 
+// A call the trainer traces (--timeline): this shard's spans of it, on the
+// "requests" track, go back in the response. Untraced calls pay one branch.
+template <class Response>
+class CallTrace {
+ public:
+  CallTrace(bool on, const char* name, Response* resp)
+      : recorder_(on ? std::make_unique<obs::TraceRecorder>("") : nullptr),
+        scope_(recorder_.get(), "requests"),
+        name_(name),
+        resp_(resp),
+        start_us_(on ? obs::WallMicros() : 0) {}
+  ~CallTrace() {
+    if (!recorder_) return;
+    recorder_->Add("requests", name_, start_us_, obs::WallMicros());
+    recorder_->CopyTo(resp_->mutable_trace());
+  }
+
+ private:
+  std::unique_ptr<obs::TraceRecorder> recorder_;
+  obs::TraceScope scope_;
+  const char* name_;
+  Response* resp_;
+  int64_t start_us_;
+};
+
 Status Shard::Pull(const PullRequest& req, PullResponse* resp) {
+  CallTrace<PullResponse> trace(req.trace(), "Pull", resp);
   pull_requests_.fetch_add(1, std::memory_order_relaxed);
   bytes_in_.fetch_add(req.ByteSizeLong(), std::memory_order_relaxed);
   // Validate everything first.
@@ -411,6 +438,7 @@ Status Shard::Pull(const PullRequest& req, PullResponse* resp) {
   std::vector<float> values;
   uint64_t nkeys = 0;
   const int64_t step = global_step();  // rows dead by steps_to_live at it read as missing
+  obs::ScopedSpan lookup("lookup");
   for (int i = 0; i < req.sparse_size(); ++i) {
     const std::vector<uint64_t>& keys = all_keys[i];
     const int dim = tabs[i]->dim();
@@ -453,6 +481,7 @@ Status Shard::Pull(const PullRequest& req, PullResponse* resp) {
 }
 
 Status Shard::Push(const PushRequest& req, PushResponse* resp) {
+  CallTrace<PushResponse> trace(req.trace(), "Push", resp);
   push_requests_.fetch_add(1, std::memory_order_relaxed);
   bytes_in_.fetch_add(req.ByteSizeLong(), std::memory_order_relaxed);
   if (req.dtype() != F32 && req.dtype() != BF16) {
@@ -540,16 +569,26 @@ Status Shard::Push(const PushRequest& req, PushResponse* resp) {
                                             " seq " + std::to_string(req.seq()) +
                                             " is still being applied; retry");
   }
-  Status s = gate_.Enter(std::max<int64_t>(req.global_step(), 1), req.increment_global_step(),
-                         req.cut_step(), &step);
+  Status s;
+  {
+    obs::ScopedSpan wait("gate");  // behind a snapshot cut, or numbering the step
+    s = gate_.Enter(std::max<int64_t>(req.global_step(), 1), req.increment_global_step(),
+                    req.cut_step(), &step);
+  }
   if (!s.ok()) {
     ledger_.Forget(req.task_index(), req.session(), req.seq());
     return s;
   }
-  for (Decoded& d : sparse) d.table->Push(d.keys.data(), d.keys.size(), d.grads.data(), step);
-  for (int i = 0; i < req.dense_size(); ++i) {
-    // Cannot fail: ids were validated and are never removed.
-    (void)dense_.Push(req.dense(i).dense_id(), dense[i].data(), step);
+  {
+    obs::ScopedSpan apply("apply sparse");
+    for (Decoded& d : sparse) d.table->Push(d.keys.data(), d.keys.size(), d.grads.data(), step);
+  }
+  {
+    obs::ScopedSpan apply("apply dense");
+    for (int i = 0; i < req.dense_size(); ++i) {
+      // Cannot fail: ids were validated and are never removed.
+      (void)dense_.Push(req.dense(i).dense_id(), dense[i].data(), step);
+    }
   }
   if (req.has_position()) {
     std::lock_guard<std::mutex> lock(positions_mu_);

@@ -120,6 +120,10 @@ void Security::Authorize(grpc::ClientContext* ctx) const {
   if (has_token()) ctx->AddMetadata("authorization", kBearer + token_);
 }
 
+bool Security::TokenMatches(const std::string& presented) const {
+  return token_.empty() || ConstantTimeEqual(presented, token_);
+}
+
 grpc::Status Security::Check(const grpc::ServerContext& ctx) const {
   if (!has_token()) return grpc::Status::OK;
   const auto& md = ctx.client_metadata();

@@ -51,6 +51,10 @@ class Security {
   // check); UNAUTHENTICATED otherwise, saying what was wrong but never the
   // token. The comparison takes the same time wherever the tokens differ.
   grpc::Status Check(const grpc::ServerContext& ctx) const;
+  // True when `presented` is this process's token, or there is none to
+  // check; for endpoints that are not gRPC (the metrics page's basic auth).
+  // Takes the same time wherever the tokens differ.
+  bool TokenMatches(const std::string& presented) const;
 
  private:
   std::string token_;

@@ -7,6 +7,7 @@
 
 #include "common/hash.h"
 #include "common/random.h"
+#include "obs/timeline.h"
 #include "glog/logging.h"
 #include "worker/dnn_kernels.h"
 
@@ -70,6 +71,7 @@ struct DnnOps {
   // C[m x n] = op(A) op(B) + beta C.
   void Gemm(const T* a, int lda, const T* b, int ldb, T* c, int ldc, int m, int n, int k,
             bool trans_a, bool trans_b, T beta) const {
+    obs::ScopedSpan span("gemm");
     if constexpr (std::is_same_v<T, float>) {
       if (native_bf16 != nullptr) {
         dnn::ParallelGemm(native_bf16, threads, a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b,
@@ -353,8 +355,12 @@ void DeepFMModelT<T>::DnnBackward(int B) {
 template <typename T>
 T DeepFMModelT<T>::ForwardBackward(int B, const T* dense_x, const T* uniq_rows, int U,
                                    const int32_t* inverse, const T* labels, T* uniq_grads) {
-  Forward(B, dense_x, uniq_rows, U, inverse);
+  {
+    obs::ScopedSpan span("forward");
+    Forward(B, dense_x, uniq_rows, U, inverse);
+  }
   const T loss = MeanLoss(B, labels);
+  obs::ScopedSpan span("backward");
 
   const T inv_b = T(1) / B;
   dlogit_.resize(B);

@@ -9,6 +9,7 @@
 
 #include "common/bytes.h"
 #include "common/wire_values.h"
+#include "obs/timeline.h"
 
 namespace deepfm {
 namespace {
@@ -232,6 +233,45 @@ void PsClient::Route(const uint64_t* uniq, size_t n, std::vector<std::vector<uin
   for (size_t i = 0; i < n; ++i) (*idx)[router_.ShardOfKey(uniq[i])].push_back(static_cast<uint32_t>(i));
 }
 
+namespace {
+
+// A call on a traced step (--timeline): when each shard's request left and
+// its answer came, as spans on a track per shard ("pull ps:1"), and the spans
+// each shard sent back, under its task name. Inert when no recorder is
+// current on the calling thread.
+class ShardCallTrace {
+ public:
+  explicit ShardCallTrace(int shards)
+      : recorder_(obs::CurrentTrace()), sent_(shards), answered_(shards) {}
+  bool on() const { return recorder_ != nullptr; }
+
+  // Stamps the send now and the answer when `done` runs (on gRPC's thread).
+  ShardEndpoint::Done Wrap(int s, ShardEndpoint::Done done) {
+    if (!recorder_) return done;
+    sent_[s] = obs::WallMicros();
+    return [this, s, done = std::move(done)](grpc::Status st) {
+      answered_[s] = obs::WallMicros();
+      done(std::move(st));
+    };
+  }
+
+  template <class Response>
+  void Finish(const char* method, const char* track, const std::vector<Response>& resp) {
+    if (!recorder_) return;
+    for (size_t s = 0; s < resp.size(); ++s) {
+      const std::string shard = "ps:" + std::to_string(s);
+      recorder_->Add(std::string(track) + " " + shard, method, sent_[s], answered_[s]);
+      recorder_->AddRemote(shard, resp[s].trace());
+    }
+  }
+
+ private:
+  obs::TraceRecorder* recorder_;
+  std::vector<int64_t> sent_, answered_;
+};
+
+}  // namespace
+
 Status PsClient::Pull(int table, const uint64_t* uniq, size_t n, float* rows,
                       const std::vector<float*>& dense_out, bool read_only, int64_t* global_step,
                       WireBytes* bytes) {
@@ -261,11 +301,14 @@ Status PsClient::Pull(int table, const uint64_t* uniq, size_t n, float* rows,
       dense_of[part.slice.shard].emplace_back(static_cast<int>(d), static_cast<int>(p));
     }
   }
+  ShardCallTrace trace(S);
+  for (int s = 0; s < S; ++s) req[s].set_trace(trace.on());
   Status st = ParallelCall("Pull", AllShards(), [&](int s, grpc::ClientContext* ctx, auto done) {
     resp[s].Clear();
-    shards_[s]->Pull(ctx, &req[s], &resp[s], done);
+    shards_[s]->Pull(ctx, &req[s], &resp[s], trace.Wrap(s, done));
   });
   if (!st.ok()) return st;
+  trace.Finish("Pull", "pull", resp);
   const size_t es = ElemSize(options_.wire_dtype);
   const bool bf16 = options_.wire_dtype == ps::BF16;
   for (int s = 0; s < S; ++s) {
@@ -345,12 +388,14 @@ Status PsClient::Push(int table, const uint64_t* uniq, size_t n, const float* gr
     req[s].set_seq(seq);
   }
   if (position) *req[0].mutable_position() = *position;
+  ShardCallTrace trace(S);
+  for (int s = 0; s < S; ++s) req[s].set_trace(trace.on());
   std::vector<int> rest = AllShards();
   if (advance_step && S > 1) {
     // Shard 0 numbers the step; the others learn it (and shard 0's newest
     // snapshot cut) from its answer, so each orders the push around a cut.
     Status st = ParallelCall("Push", {0}, [&](int s, grpc::ClientContext* ctx, auto done) {
-      shards_[s]->Push(ctx, &req[s], &resp[s], done);
+      shards_[s]->Push(ctx, &req[s], &resp[s], trace.Wrap(s, done));
     });
     if (!st.ok()) return st;
     for (int s = 1; s < S; ++s) {
@@ -360,9 +405,10 @@ Status PsClient::Push(int table, const uint64_t* uniq, size_t n, const float* gr
     rest.erase(rest.begin());
   }
   Status st = ParallelCall("Push", rest, [&](int s, grpc::ClientContext* ctx, auto done) {
-    shards_[s]->Push(ctx, &req[s], &resp[s], done);
+    shards_[s]->Push(ctx, &req[s], &resp[s], trace.Wrap(s, done));
   });
   if (!st.ok()) return st;
+  trace.Finish("Push", "push", resp);
   if (bytes) {
     for (int s = 0; s < S; ++s) {
       CountBytes(s, req[s].ByteSizeLong(), resp[s].ByteSizeLong(), dense_bytes[s], bytes);

@@ -4,10 +4,12 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <thread>
 
 #include "common/timing.h"
+#include "obs/timeline.h"
 #include "rpc/job_status.h"
 #include "worker/key_dedup.h"
 #include "worker/metrics.h"
@@ -27,6 +29,8 @@ struct Trainer::Step {
   std::vector<std::vector<float>> dense;        // pulled values, per tensor
   std::vector<std::vector<float>> dense_grads;  // computed, per tensor
   float loss = 0;
+  // Set on a traced step (--timeline): every stage records into it.
+  std::shared_ptr<obs::TraceRecorder> trace;
 };
 
 // The stages' shared state. Counters are each written by one stage only
@@ -94,16 +98,27 @@ void Trainer::RunPrefetch(Pipeline* p, BatchReader* reader) {
   const size_t num_dense = model_.dense().size();
   KeyDedup dedup;
   std::vector<float*> dense_out(num_dense);
+  int64_t bad_lines_seen = reader->bad_lines();
   for (int64_t i = 0;; ++i) {
     if (p->step_budget >= 0 && i >= p->step_budget) break;
     if (options_.steps > 0 && p->sync.global_step() >= options_.steps) break;
     std::unique_ptr<Step> st;
     if (!p->free_steps.Get(&st)) break;
+    if (options_.timeline_every > 0 && (i + 1) % options_.timeline_every == 0) {
+      st->trace = std::make_shared<obs::TraceRecorder>(options_.log_prefix);
+    }
+    obs::TraceScope scope(st->trace.get(), "prefetch");
     Stopwatch sw;
-    if (!reader->Next(&st->batch)) break;
+    {
+      obs::ScopedSpan span("read");
+      if (!reader->Next(&st->batch)) break;
+    }
     const double read_us = sw.Micros();
     sw.Reset();
-    dedup.Run(st->batch.keys.data(), st->batch.keys.size(), &st->uniq, &st->inverse);
+    {
+      obs::ScopedSpan span("dedup");
+      dedup.Run(st->batch.keys.data(), st->batch.keys.size(), &st->uniq, &st->inverse);
+    }
     const double dedup_us = sw.Micros();
     sw.Reset();
     // Staleness: the pull for step i waits for the pushes of steps < i - staleness.
@@ -112,15 +127,26 @@ void Trainer::RunPrefetch(Pipeline* p, BatchReader* reader) {
     st->rows.resize(st->uniq.size() * W);
     for (size_t d = 0; d < num_dense; ++d) dense_out[d] = st->dense[d].data();
     WireBytes bytes;
-    Status s = client_->Pull(table_, st->uniq.data(), st->uniq.size(), st->rows.data(), dense_out,
-                             /*read_only=*/false, nullptr, &bytes);
+    Status s;
+    {
+      obs::ScopedSpan span("pull");
+      s = client_->Pull(table_, st->uniq.data(), st->uniq.size(), st->rows.data(), dense_out,
+                        /*read_only=*/false, nullptr, &bytes);
+    }
     if (!s.ok()) {
       p->sync.Fail(s);
       break;
     }
+    const double pull_us = sw.Micros();
+    if (options_.metrics) {
+      const int64_t bad = reader->bad_lines();
+      options_.metrics->Pulled(st->batch.size, bad - bad_lines_seen, st->uniq.size(), bytes.sent,
+                               bytes.received, read_us * 1e-6, dedup_us * 1e-6, pull_us * 1e-6);
+      bad_lines_seen = bad;
+    }
     p->read_us += read_us;
     p->dedup_us += dedup_us;
-    p->pull_us += sw.Micros();
+    p->pull_us += pull_us;
     p->pull_bytes += bytes.sent + bytes.received;
     p->pull_wire.Add(bytes);
     ++p->pulls;
@@ -135,32 +161,46 @@ void Trainer::RunPush(Pipeline* p) {
   std::unique_ptr<Step> st;
   while (p->to_push.Get(&st)) {
     Stopwatch sw;
-    for (size_t d = 0; d < num_dense; ++d) dg[d] = st->dense_grads[d].data();
-    const ReadPosition& e = st->batch.end;
-    ps::DataPosition position;
-    position.set_epoch(e.epoch);
-    position.set_file_index(e.file_index);
-    position.set_offset(e.offset);
-    position.set_line_number(e.line_number);
-    position.set_line_index(e.line_index);
-    position.set_epoch_rows(e.epoch_rows);
-    int64_t step = p->sync.global_step() + 1;
+    int64_t step = 0;
     WireBytes bytes;
-    Status s = client_->Push(table_, st->uniq.data(), st->uniq.size(), st->row_grads.data(), dg,
-                             /*advance_step=*/true, &step, &bytes, &position);
-    if (s.ok() && options_.is_chief) {
-      checkpointer_.AfterStep(step);
-      s = checkpointer_.error();
+    Status s;
+    {
+      // Ends before the step's timeline is written (below).
+      obs::TraceScope scope(st->trace.get(), "push");
+      obs::ScopedSpan span("push");
+      for (size_t d = 0; d < num_dense; ++d) dg[d] = st->dense_grads[d].data();
+      const ReadPosition& e = st->batch.end;
+      ps::DataPosition position;
+      position.set_epoch(e.epoch);
+      position.set_file_index(e.file_index);
+      position.set_offset(e.offset);
+      position.set_line_number(e.line_number);
+      position.set_line_index(e.line_index);
+      position.set_epoch_rows(e.epoch_rows);
+      step = p->sync.global_step() + 1;
+      s = client_->Push(table_, st->uniq.data(), st->uniq.size(), st->row_grads.data(), dg,
+                        /*advance_step=*/true, &step, &bytes, &position);
+      if (s.ok() && options_.is_chief) {
+        obs::ScopedSpan cut("checkpoint");  // a save's cut, when one is due
+        checkpointer_.AfterStep(step);
+        s = checkpointer_.error();
+      }
     }
     if (!s.ok()) {
       p->sync.Fail(s);
       p->to_push.Close();  // the compute stage must not block handing over more work
       break;
     }
-    p->push_us += sw.Micros();
+    const double push_us = sw.Micros();
+    if (options_.metrics) {
+      options_.metrics->Pushed(st->uniq.size(), bytes.sent, bytes.received, push_us * 1e-6, step);
+    }
+    p->push_us += push_us;
     p->push_bytes += bytes.sent + bytes.received;
     p->push_wire.Add(bytes);
     p->sync.PushDone(step);
+    if (st->trace) WriteTimeline(*st->trace, step);
+    st->trace.reset();
     p->free_steps.Put(std::move(st));
   }
   // Unblocks a prefetch stage waiting for a free step after a failure.
@@ -178,16 +218,23 @@ void Trainer::RunCompute(Pipeline* p, TrainResult* result) {
   while (true) {
     Stopwatch sw;
     if (!p->ready.Get(&st)) break;
-    p->wait_us += sw.Micros();
+    const double wait_us = sw.Micros();
+    p->wait_us += wait_us;
     sw.Reset();
-    for (size_t d = 0; d < num_dense; ++d) std::swap(model_.dense()[d].values, st->dense[d]);
     const Batch& b = st->batch;
-    st->row_grads.resize(st->rows.size());
-    st->loss = model_.ForwardBackward(b.size, b.dense.data(), st->rows.data(),
-                                      static_cast<int>(st->uniq.size()), st->inverse.data(),
-                                      b.labels.data(), st->row_grads.data());
-    for (size_t d = 0; d < num_dense; ++d) std::swap(model_.dense()[d].grads, st->dense_grads[d]);
-    p->compute_us += sw.Micros();
+    {
+      // Ends before the step goes to the push stage, which writes its timeline.
+      obs::TraceScope scope(st->trace.get(), "compute");
+      obs::ScopedSpan span("compute");
+      for (size_t d = 0; d < num_dense; ++d) std::swap(model_.dense()[d].values, st->dense[d]);
+      st->row_grads.resize(st->rows.size());
+      st->loss = model_.ForwardBackward(b.size, b.dense.data(), st->rows.data(),
+                                        static_cast<int>(st->uniq.size()), st->inverse.data(),
+                                        b.labels.data(), st->row_grads.data());
+      for (size_t d = 0; d < num_dense; ++d) std::swap(model_.dense()[d].grads, st->dense_grads[d]);
+    }
+    const double compute_us = sw.Micros();
+    p->compute_us += compute_us;
     if (!std::isfinite(st->loss)) {
       p->sync.Fail(Internal("loss became " + std::to_string(st->loss) + " at local step " +
                             std::to_string(st->index) + "; lower --learning_rate"));
@@ -205,8 +252,15 @@ void Trainer::RunCompute(Pipeline* p, TrainResult* result) {
       options_.progress->Advance();
     }
     sw.Reset();
+    const int samples = b.size;
+    const float loss = st->loss;
     if (!p->to_push.Put(std::move(st))) break;
-    p->handoff_us += sw.Micros();
+    const double handoff_us = sw.Micros();
+    p->handoff_us += handoff_us;
+    if (options_.metrics) {
+      options_.metrics->Stepped(samples, loss, wait_us * 1e-6, compute_us * 1e-6,
+                                handoff_us * 1e-6);
+    }
     if (options_.log_every > 0 && result->local_steps % options_.log_every == 0) {
       const int64_t gstep = p->sync.global_step();
       const double secs = interval.Seconds();
@@ -216,6 +270,7 @@ void Trainer::RunCompute(Pipeline* p, TrainResult* result) {
              static_cast<long long>(gstep), result->last_loss,
              (gstep - interval_start_gstep) / secs, interval_rows / secs);
       fflush(stdout);
+      if (options_.metrics) options_.metrics->Rate(interval_rows / secs);
       if (options_.on_interval) {
         IntervalReport r;
         r.local_step = result->local_steps;
@@ -321,6 +376,16 @@ Status Trainer::TrainSteps(TrainResult* result) {
   s = p.sync.error();
   if (!s.ok()) return s;
   return reader.status();
+}
+
+void Trainer::WriteTimeline(const obs::TraceRecorder& trace, int64_t global_step) {
+  const std::string path =
+      (std::filesystem::path(options_.timeline_dir) / ("timeline-" + std::to_string(global_step) +
+                                                       ".json"))
+          .string();
+  // A timeline is worth a warning, never a failed job.
+  const Status s = trace.WriteChromeTrace(path);
+  if (!s.ok()) LOG(WARNING) << options_.log_prefix << ": --timeline: " << s.message();
 }
 
 void Trainer::Progress(ps::WorkerPhase phase) {

@@ -22,6 +22,8 @@
 
 #include "common/report.h"
 #include "common/status.h"
+#include "obs/timeline.h"
+#include "obs/trainer_metrics.h"
 #include "worker/checkpointer.h"
 #include "worker/data_reader.h"
 #include "worker/deepfm_model.h"
@@ -69,6 +71,12 @@ struct TrainerOptions {
   TrainerProgress* progress = nullptr;
   // Called on the compute thread every log_every steps (event files).
   std::function<void(const IntervalReport&)> on_interval;
+  // The Prometheus page's metrics, updated by every stage; null: none.
+  obs::TrainerMetrics* metrics = nullptr;
+  // --timeline N: every N-th local step writes timeline-<global step>.json
+  // (obs/timeline.h) into timeline_dir; 0: none.
+  int timeline_every = 0;
+  std::string timeline_dir;
   // The chief, waiting for the others at the end: how long one may look
   // stuck (rpc::FindStuckTrainer) before the chief gives up with an error.
   double hang_timeout_s = 300;
@@ -137,6 +145,8 @@ class Trainer {
   void RunPush(Pipeline* p);
   void RunCompute(Pipeline* p, TrainResult* result);
   void Progress(ps::WorkerPhase phase);
+  // Writes one traced step's timeline-<global_step>.json into timeline_dir.
+  void WriteTimeline(const obs::TraceRecorder& trace, int64_t global_step);
   Status WaitForOtherTrainers();
 
   TrainerOptions options_;

@@ -10,6 +10,8 @@
 #include "common/malloc_tuning.h"
 #include "common/report.h"
 #include "obs/event_writer.h"
+#include "obs/metrics_endpoint.h"
+#include "obs/trainer_metrics.h"
 #include "worker/dnn_kernels.h"
 #include "worker/heartbeat.h"
 #include "worker/server_check.h"
@@ -172,6 +174,21 @@ int RunWorkerTask(const WorkerTaskOptions& o, std::unique_ptr<PsClient> client) 
   TrainerProgress progress;
   TrainerOptions to = o.trainer;
   to.progress = &progress;
+  std::unique_ptr<obs::MetricsEndpoint> metrics_page;
+  std::unique_ptr<obs::TrainerMetrics> metrics;
+  if (o.metrics_port > 0) {
+    obs::MetricsEndpointOptions mo;
+    mo.bind = o.metrics_bind;
+    mo.port = o.metrics_port;
+    mo.security = o.metrics_security;
+    mo.insecure = o.insecure;
+    s = obs::MetricsEndpoint::Start(mo, &metrics_page);
+    if (!s.ok()) return Fail(o, s);
+    metrics = std::make_unique<obs::TrainerMetrics>(metrics_page->registry(), o.name);
+    to.metrics = metrics.get();
+    printf("%s: metrics at http://%s/metrics\n", o.name.c_str(), metrics_page->address().c_str());
+    fflush(stdout);
+  }
   // The chief writes TensorBoard event files: train/ and eval/ of the job
   // folder, as tf.estimator does.
   std::unique_ptr<obs::EventWriter> train_events, eval_events;

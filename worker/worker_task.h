@@ -26,6 +26,12 @@ struct WorkerTaskOptions {
   // here: the job folder, on a filesystem every task sees.
   std::string output_dir;
   bool shutdown_ps = false;  // ask every shard to stop when done (by-hand runs)
+  // The Prometheus page (obs/trainer_metrics.h) at metrics_bind:metrics_port;
+  // port 0: none.
+  int metrics_port = 0;
+  rpc::Security metrics_security;  // the token a scrape must carry (none: open)
+  std::string metrics_bind = "127.0.0.1";
+  bool insecure = false;  // the page may listen beyond loopback without a token
 };
 
 // Returns the process exit code: 0 on success, 1 on an error (printed).

@@ -9,7 +9,9 @@
 #include <pty.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +23,7 @@
 #include "common/cluster_spec.h"
 #include "common/report.h"
 #include "rpc/security.h"
+#include "tests/support/http_get.h"
 #include "tests/support/process.h"
 #include "worker/ps_client.h"
 
@@ -429,6 +432,79 @@ TEST_F(LauncherTest, TensorBoardEventsParseBackThroughAnIndependentReader) {
 // self-updating status line with the percentage, rate, ETA and loss, and
 // erases it before its last lines; on a pipe (every other test) it draws
 // nothing.
+// --timeline N: every N-th step of the trainer leaves a Chrome trace with
+// its stages and both shards' handling, on one time axis: each shard's
+// handling of a call lies inside the trainer's span of that call.
+TEST_F(LauncherTest, ATimelineLaysTrainerAndShardsOnOneClock) {
+  const Result r = Deepfm(Job("timeline", "--ps_num=2 --timeline=50 --no_eval"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  // 118 steps: steps 50 and 100, nothing else.
+  std::vector<std::string> files;
+  for (const auto& e : fs::directory_iterator(Folder("timeline"))) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("timeline-", 0) == 0) files.push_back(n);
+  }
+  std::sort(files.begin(), files.end());
+  ASSERT_EQ(files, (std::vector<std::string>{"timeline-100.json", "timeline-50.json"}));
+  for (const std::string& name : files) {
+    SCOPED_TRACE(name);
+    const nlohmann::json doc = nlohmann::json::parse(Slurp(Folder("timeline") / name));
+    std::map<int, std::string> process;
+    std::map<std::pair<int, int>, std::string> track;
+    struct Span {
+      std::string process, track, name;
+      int64_t ts, dur;
+    };
+    std::vector<Span> spans;
+    for (const auto& e : doc.at("traceEvents")) {
+      if (e.at("ph") == "M" && e.at("name") == "process_name") {
+        process[e.at("pid")] = e.at("args").at("name");
+      } else if (e.at("ph") == "M" && e.at("name") == "thread_name") {
+        track[{e.at("pid"), e.at("tid")}] = e.at("args").at("name");
+      }
+    }
+    for (const auto& e : doc.at("traceEvents")) {
+      if (e.at("ph") != "X") continue;
+      spans.push_back({process.at(e.at("pid")), track.at({e.at("pid"), e.at("tid")}),
+                       e.at("name"), e.at("ts"), e.at("dur")});
+    }
+    auto find = [&](const std::string& proc, const std::string& trk, const std::string& n) {
+      std::vector<Span> out;
+      for (const Span& s : spans) {
+        if (s.process == proc && s.track == trk && s.name == n) out.push_back(s);
+      }
+      return out;
+    };
+    for (const auto& [trk, n] : std::vector<std::pair<std::string, std::string>>{
+             {"prefetch", "read"}, {"prefetch", "dedup"}, {"prefetch", "pull"},
+             {"compute", "forward"}, {"compute", "backward"}, {"push", "push"}}) {
+      EXPECT_EQ(find("worker:0", trk, n).size(), 1u) << trk << "/" << n;
+    }
+    EXPECT_GE(find("worker:0", "compute", "gemm").size(), 3u);  // 3 layers forward, more back
+    for (int shard = 0; shard < 2; ++shard) {
+      const std::string ps = "ps:" + std::to_string(shard);
+      for (const std::string method : {"Pull", "Push"}) {
+        std::string lower = method;
+        lower[0] = static_cast<char>(std::tolower(lower[0]));
+        const auto outer = find("worker:0", lower + " " + ps, method);
+        const auto inner = find(ps, "requests", method);
+        ASSERT_EQ(outer.size(), 1u) << ps << " " << method;
+        ASSERT_EQ(inner.size(), 1u) << ps << " " << method;
+        EXPECT_LE(outer[0].ts, inner[0].ts) << ps << " " << method;
+        EXPECT_LE(inner[0].ts + inner[0].dur, outer[0].ts + outer[0].dur) << ps << " " << method;
+      }
+      EXPECT_EQ(find(ps, "requests", "lookup").size(), 1u) << ps;
+      EXPECT_EQ(find(ps, "requests", "apply sparse").size(), 1u) << ps;
+    }
+  }
+  // Off by default: a job without the flag writes none.
+  const Result plain = Deepfm(Job("no_timeline", "--steps=60 --no_eval"));
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  for (const auto& e : fs::directory_iterator(Folder("no_timeline"))) {
+    EXPECT_NE(e.path().filename().string().rfind("timeline-", 0), 0u) << e.path();
+  }
+}
+
 TEST_F(LauncherTest, AProgressBarUpdatesOnATerminalOnly) {
   int master = -1;
   const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
@@ -732,6 +808,82 @@ bool WaitForStepAndCheckpoint(BackgroundJob& job, const fs::path& folder, int64_
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return false;
+}
+
+// --metrics_port: every task serves a Prometheus page at its own port
+// (shard i at BASE+i, the trainer after them), scraped here over HTTP with
+// the job's token while the job trains. The shards' counters agree with the
+// trainer's: each applied every key the trainer pushed to it.
+TEST_F(LauncherTest, EveryTaskServesPrometheusMetricsWhileTraining) {
+  // Four consecutive free ports: bind them all at once, then let them go.
+  int base = 0;
+  for (int attempt = 0; attempt < 20 && base == 0; ++attempt) {
+    int fds[3];
+    int got = 0;
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    const int first = 20000 + (getpid() * 7 + attempt * 97) % 30000;
+    for (int i = 0; i < 3; ++i) {
+      fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+      a.sin_port = htons(static_cast<uint16_t>(first + i));
+      if (bind(fds[i], reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) ++got;
+    }
+    for (int fd : fds) close(fd);
+    if (got == 3) base = first;
+  }
+  ASSERT_GT(base, 0);
+  BackgroundJob job(Job("prom", "--ps_num=2 --num_epochs=6 --metrics_port=" + std::to_string(base)));
+  std::string token;
+  int64_t steps = 0;
+  deepfm::testing_util::HttpReply trainer;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  while (std::chrono::steady_clock::now() < deadline && job.running()) {
+    if (token.empty()) {
+      std::ifstream f(Folder("prom") / "auth_token");
+      f >> token;
+    }
+    trainer = deepfm::testing_util::HttpGet(base + 2, "/metrics", token);
+    if (trainer.status == 200) {
+      const double v =
+          deepfm::testing_util::PromValue(trainer.body, "deepfm_worker_steps_total", {{"task", "worker:0"}});
+      if (v >= 150) {  // past the first --log_every interval: samples/s is set
+        steps = static_cast<int64_t>(v);
+        break;
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_GE(steps, 150) << "no trainer page showed 150 steps; job output:\n" << job.Wait(60).output;
+  const std::map<std::string, std::string> w{{"task", "worker:0"}};
+  const double pushed = deepfm::testing_util::PromValue(trainer.body, "deepfm_worker_keys_pushed_total", w);
+  EXPECT_GT(pushed, 0);
+  EXPECT_GT(deepfm::testing_util::PromValue(trainer.body, "deepfm_data_rows_total", w), 150 * 256 - 1);
+  EXPECT_GE(deepfm::testing_util::PromValue(trainer.body, "deepfm_rpc_client_seconds_count",
+                                    {{"task", "worker:0"}, {"method", "Pull"}}),
+            steps);
+  EXPECT_GT(deepfm::testing_util::PromValue(trainer.body, "deepfm_worker_samples_per_second", w), 0);
+  double shard_pushed = 0;
+  for (int i = 0; i < 2; ++i) {
+    const std::string task = "ps:" + std::to_string(i);
+    EXPECT_EQ(deepfm::testing_util::HttpGet(base + i, "/metrics").status, 401) << task;
+    const auto page = deepfm::testing_util::HttpGet(base + i, "/metrics", token);
+    ASSERT_EQ(page.status, 200) << task;
+    shard_pushed += deepfm::testing_util::PromValue(page.body, "deepfm_ps_pushed_keys_total", {{"task", task}});
+    EXPECT_GT(deepfm::testing_util::PromValue(page.body, "deepfm_ps_table_rows",
+                                      {{"task", task}, {"table", "deepfm/embedding"}}),
+              0)
+        << task;
+    EXPECT_GE(deepfm::testing_util::PromValue(page.body, "deepfm_rpc_server_seconds_count",
+                                      {{"task", task}, {"method", "Push"}}),
+              steps)
+        << task;
+  }
+  // The shards were scraped after the trainer: they have applied at least
+  // every key it had pushed by then.
+  EXPECT_GE(shard_pushed, pushed);
+  const Result r = job.Wait(180);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
 }
 
 // Kills one task of a 2-shard, 2-worker job with SIGKILL at about 40 % and
