@@ -128,6 +128,28 @@ Status ReadWorkerReport(const std::string& path, WorkerReport* r) {
   return Status::Ok();
 }
 
+Status WriteJobInfo(const std::string& path, const JobInfo& info) {
+  const json doc = {{"command", info.command},
+                    {"started", info.started},
+                    {"flags", info.flags},
+                    {"flags_set", info.flags_set},
+                    {"machine", info.machine}};
+  return WriteFileAtomic(path, doc.dump(2) + "\n");
+}
+
+Status ReadJobInfo(const std::string& path, JobInfo* info) {
+  json doc;
+  Status s = Load(path, &doc);
+  if (!s.ok()) return s;
+  *info = JobInfo();
+  s = Get(doc, "command", path, &info->command);
+  if (s.ok()) s = Get(doc, "started", path, &info->started);
+  if (s.ok()) s = Get(doc, "flags", path, &info->flags);
+  if (s.ok()) s = Get(doc, "flags_set", path, &info->flags_set);
+  if (s.ok()) s = Get(doc, "machine", path, &info->machine);
+  return s;
+}
+
 Status WriteJobMetrics(const std::string& path, const JobMetrics& m) {
   const double nan = std::numeric_limits<double>::quiet_NaN();
   json doc = {{"auc", Num(m.has_eval ? m.eval.auc : nan)},

@@ -87,12 +87,24 @@ struct JobMetrics {
   double samples_per_sec() const { return train_seconds > 0 ? train_rows / train_seconds : 0; }
 };
 
+// What ran: written by the launcher into the job folder (job.json) when a
+// job starts, read by `deepfm report`.
+struct JobInfo {
+  std::string command;                         // "train", "train --standalone"
+  std::string started;                         // local time, ISO 8601
+  std::map<std::string, std::string> flags;    // every flag of the command, as it ran
+  std::vector<std::string> flags_set;          // those the user gave
+  std::map<std::string, std::string> machine;  // cpu, cores, isa, memory, host, kernel
+};
+
 std::string WorkerReportFileName(int trainer_index);  // "worker<i>.json"
 
 Status WriteWorkerReport(const std::string& path, const WorkerReport& r);
 Status ReadWorkerReport(const std::string& path, WorkerReport* r);
 Status WriteJobMetrics(const std::string& path, const JobMetrics& m);
 Status ReadJobMetrics(const std::string& path, JobMetrics* m);
+Status WriteJobInfo(const std::string& path, const JobInfo& info);
+Status ReadJobInfo(const std::string& path, JobInfo* info);
 
 // The job's metrics from its trainers' reports (the chief's carries the
 // evaluation) and the job's shape.

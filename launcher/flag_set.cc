@@ -104,4 +104,10 @@ std::string FlagSet::Usage() const {
   return s;
 }
 
+std::map<std::string, std::string> FlagSet::Values() const {
+  std::map<std::string, std::string> out;
+  for (const auto& [name, flag] : flags_) out[name] = flag.value;
+  return out;
+}
+
 }  // namespace deepfm::launcher

@@ -32,6 +32,8 @@ class FlagSet {
   void Set(const std::string& name, const std::string& value);
 
   std::string Usage() const;
+  // Every flag's current value, by name.
+  std::map<std::string, std::string> Values() const;
 
  private:
   struct Flag {

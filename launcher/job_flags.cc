@@ -187,6 +187,9 @@ const FlagDef kFlags[] = {
     {"rows", K::kInt, "500000", kGenData, "training rows"},
     {"eval_rows", K::kInt, "-1", kGenData, "evaluation rows; -1 = rows / 5"},
     {"out", K::kString, "./data", kGenData, "output folder"},
+    {"report_file", K::kString, "", kReport,
+     "where to write the page; default: report.html in the job folder (one job) or in the "
+     "current folder (several)"},
     {"format", K::kString, "csv", kGenData, "csv (train.csv) or tsv (train.txt, Criteo's layout)"},
 };
 
@@ -298,6 +301,8 @@ const char* CommandName(Command c) {
       return "gen-data";
     case kStatus:
       return "status";
+    case kReport:
+      return "report";
   }
   return "?";
 }

@@ -1,5 +1,5 @@
 // Every flag of the `deepfm` commands, defined once in one table that says
-// which commands read it (train, ps, worker, gen-data, status). A command
+// which commands read it (train, ps, worker, gen-data, status, report). A command
 // accepts only its own flags; the launcher hands each task exactly the flags
 // that task reads and the user set. Values are checked here, up front, before
 // any process starts, with a message naming the flag and what it accepts.
@@ -23,6 +23,7 @@ enum Command : unsigned {
   kWorker = 1u << 2,   // one trainer task (chief or worker)
   kGenData = 1u << 3,  // data generation
   kStatus = 1u << 4,   // ask a running job how its trainers are doing
+  kReport = 1u << 5,   // report.html of one or more job folders
 };
 
 const char* CommandName(Command c);

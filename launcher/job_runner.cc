@@ -15,6 +15,7 @@
 #include "common/exit_codes.h"
 #include "common/report.h"
 #include "launcher/job_flags.h"
+#include "obs/job_report.h"
 #include "rpc/health.h"
 #include "rpc/job_status.h"
 
@@ -342,6 +343,14 @@ int PrintJobResult(const std::string& folder, double wall_seconds) {
            m.eval.accuracy);
   }
   printf("\ndeepfm: metrics in %s\n", path.c_str());
+  // The report is for people; a job that trained never fails over it.
+  const std::string report = (std::filesystem::path(folder) / "report.html").string();
+  s = obs::WriteReport({folder}, report);
+  if (s.ok()) {
+    printf("deepfm: report in %s\n", report.c_str());
+  } else {
+    fprintf(stderr, "deepfm: no report: %s\n", s.message().c_str());
+  }
   return 0;
 }
 

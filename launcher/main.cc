@@ -13,12 +13,14 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 #include "common/cluster_spec.h"
 #include "launcher/job_flags.h"
 #include "launcher/train_job.h"
+#include "obs/job_report.h"
 #include "ps/ps_task.h"
 #include "rpc/job_status.h"
 #include "tools/datagen.h"
@@ -92,8 +94,6 @@ int RunTask(const FlagSet& f, unsigned command, const std::string& name) {
   deepfm::WorkerTaskOptions o;
   s = MakeWorkerTask(f, spec, security, &o);
   if (!s.ok()) return Error(name, s, 2);
-  if (f.GetInt("timeline") > 0)
-    printf("%s: --timeline is accepted but timelines are not written yet\n", o.name.c_str());
   return deepfm::RunWorkerTask(o);
 }
 
@@ -137,6 +137,23 @@ int JobStatus(const FlagSet& f) {
   return 0;
 }
 
+// Writes report.html of the job folders given.
+int Report(const FlagSet& f, const std::vector<std::string>& folders) {
+  if (folders.empty()) {
+    fprintf(stderr, "deepfm report: name one or more job folders (deepfm report JOB_DIR...)\n");
+    return 2;
+  }
+  std::string out = f.Get("report_file");
+  if (out.empty()) {
+    out = folders.size() == 1 ? (std::filesystem::path(folders[0]) / "report.html").string()
+                              : "report.html";
+  }
+  const Status s = deepfm::obs::WriteReport(folders, out);
+  if (!s.ok()) return Error("report", s);
+  printf("deepfm: report in %s\n", out.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -151,6 +168,8 @@ int main(int argc, char** argv) {
       "       deepfm task [flags]      run whichever task the cluster spec says this is\n"
       "       deepfm status [flags]    show every trainer's heartbeat, from the chief shard\n"
       "       deepfm gen-data [flags]  write Criteo-schema train/eval data from a planted model\n"
+      "       deepfm report JOB_DIR... write report.html: curves, step split, flags (several "
+      "jobs overlaid)\n"
       "       deepfm COMMAND --help    list a command's flags\n";
   if (argc < 2) {
     fputs(usage.c_str(), stderr);
@@ -171,6 +190,8 @@ int main(int argc, char** argv) {
     mask = kStatus;
   else if (cmd == "gen-data")
     mask = kGenData;
+  else if (cmd == "report")
+    mask = kReport;
   else {
     fputs(usage.c_str(), stderr);
     return 2;
@@ -180,7 +201,10 @@ int main(int argc, char** argv) {
     fputs(f.Usage().c_str(), stdout);
     return 0;
   }
-  Status s = f.Parse(args);
+  // `report` takes job folders after its flags.
+  std::vector<std::string> flag_args, folders;
+  for (const std::string& a : args) (cmd == "report" && a.rfind("--", 0) != 0 ? folders : flag_args).push_back(a);
+  Status s = f.Parse(flag_args);
   if (!s.ok()) {
     fprintf(stderr, "%s\n", s.message().c_str());
     return 2;
@@ -202,5 +226,6 @@ int main(int argc, char** argv) {
   if (!s.ok()) return Error(cmd, s, 2);
   if (cmd == "gen-data") return GenData(f);
   if (cmd == "status") return JobStatus(f);
+  if (cmd == "report") return Report(f, folders);
   return RunTrainJob(f, SelfPath(argv[0]));
 }

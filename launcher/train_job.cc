@@ -8,10 +8,12 @@
 #include <filesystem>
 
 #include "common/checkpoint_manifest.h"
+#include "common/report.h"
 #include "launcher/job_folder.h"
 #include "launcher/job_flags.h"
 #include "launcher/job_runner.h"
 #include "launcher/local_cluster.h"
+#include "launcher/machine_info.h"
 #include "launcher/standalone_job.h"
 #include "tools/datagen.h"
 
@@ -23,11 +25,24 @@ namespace fs = std::filesystem;
 std::atomic<int> g_stop_signal{0};
 void OnStopSignal(int sig) { g_stop_signal = sig; }
 
-std::string Timestamp() {
+std::string Timestamp(const char* format = "%Y%m%d%H%M%S") {
   char buf[32];
   const std::time_t t = std::time(nullptr);
-  std::strftime(buf, sizeof(buf), "%Y%m%d%H%M%S", std::localtime(&t));
+  std::strftime(buf, sizeof(buf), format, std::localtime(&t));
   return buf;
+}
+
+// job.json: the flags as this job runs them and the machine, for the report.
+Status WriteJobInfoFile(const FlagSet& f, const fs::path& folder) {
+  JobInfo info;
+  info.command = f.GetBool("standalone") ? "train --standalone" : "train";
+  info.started = Timestamp("%Y-%m-%dT%H:%M:%S");
+  info.flags = f.Values();
+  for (const auto& [name, value] : info.flags) {
+    if (f.WasSet(name)) info.flags_set.push_back(name);
+  }
+  info.machine = DescribeMachine();
+  return WriteJobInfo((folder / "job.json").string(), info);
 }
 
 // The default data folder gets generated data when it has none; an explicit
@@ -69,8 +84,6 @@ Status PrepareToken(const FlagSet& f, const fs::path& job, std::string* token_fi
 }  // namespace
 
 int RunTrainJob(const FlagSet& f, const std::string& self) {
-  if (f.GetInt("timeline") > 0)
-    printf("deepfm: --timeline is accepted but timelines are not written yet\n");
   Status s = PrepareData(f);
   if (!s.ok()) {
     fprintf(stderr, "deepfm: generating data: %s\n", s.message().c_str());
@@ -96,6 +109,11 @@ int RunTrainJob(const FlagSet& f, const std::string& self) {
     return 1;
   }
   fs::remove(folder / "metrics.json", ec);
+  s = WriteJobInfoFile(f, folder);
+  if (!s.ok()) {
+    fprintf(stderr, "deepfm: %s\n", s.message().c_str());
+    return 1;
+  }
   if (f.GetBool("standalone")) return RunStandaloneJob(f, folder.string());
 
   ClusterSpec spec;

@@ -108,6 +108,19 @@ void PrintTables(const WorkerTaskOptions& o, const std::map<std::string, TableMe
   fflush(stdout);
 }
 
+// Each shard's tables' rows and bytes, for TensorBoard and the report.
+std::map<std::string, double> TableScalars(const std::vector<ps::StatsResponse>& stats) {
+  std::map<std::string, double> sizes;
+  for (const ps::StatsResponse& st : stats) {
+    for (const ps::TableStats& ts : st.tables()) {
+      const std::string prefix = "tables/" + ts.name() + "/shard" + std::to_string(st.shard_index());
+      sizes[prefix + "/rows"] = static_cast<double>(ts.rows());
+      sizes[prefix + "/bytes"] = static_cast<double>(ts.bytes());
+    }
+  }
+  return sizes;
+}
+
 // The chief, once every trainer has reported done: the job's metrics from
 // every report found in the job folder, and the tables from the shards.
 Status WriteMetrics(const WorkerTaskOptions& o, const WorkerReport& own, PsClient* client,
@@ -132,16 +145,7 @@ Status WriteMetrics(const WorkerTaskOptions& o, const WorkerReport& own, PsClien
   if (!s.ok()) return s;
   m.tables = SumTables(stats);
   PrintTables(o, m.tables);
-  // Each shard's tables, for TensorBoard.
-  std::map<std::string, double> sizes;
-  for (const ps::StatsResponse& st : stats) {
-    for (const ps::TableStats& ts : st.tables()) {
-      const std::string prefix = "tables/" + ts.name() + "/shard" + std::to_string(st.shard_index());
-      sizes[prefix + "/rows"] = static_cast<double>(ts.rows());
-      sizes[prefix + "/bytes"] = static_cast<double>(ts.bytes());
-    }
-  }
-  s = events->AddScalars(global_step, sizes);
+  s = events->AddScalars(global_step, TableScalars(stats));
   if (!s.ok()) return s;
   return WriteJobMetrics((fs::path(o.output_dir) / "metrics.json").string(), m);
 }
@@ -208,6 +212,12 @@ int RunWorkerTask(const WorkerTaskOptions& o, std::unique_ptr<PsClient> client) 
                           {"step_time/compute_us", r.compute_us},
                           {"step_time/handoff_us", r.handoff_us}});
       if (!e.ok()) LOG(WARNING) << o.name << ": " << e.message();
+      // The tables' growth: one Stats call per shard every --log_every steps.
+      std::vector<ps::StatsResponse> now;
+      if (client->Stats(&now).ok()) {
+        const Status t = train_events->AddScalars(r.global_step, TableScalars(now));
+        if (!t.ok()) LOG(WARNING) << o.name << ": " << t.message();
+      }
     };
   }
   std::error_code ec;

@@ -414,9 +414,18 @@ TEST_F(LauncherTest, TensorBoardEventsParseBackThroughAnIndependentReader) {
   const double ratio = interval_compute / (w.split_us.at("compute") * w.local_steps);
   EXPECT_GT(ratio, 0.5);
   EXPECT_LT(ratio, 1.2);
-  // Each shard's table rows and bytes at the end.
-  EXPECT_EQ(steps["tables/deepfm/embedding/shard0/rows"], std::vector<int64_t>{118});
-  EXPECT_EQ(steps["tables/deepfm/embedding/shard1/bytes"], std::vector<int64_t>{118});
+  // Each shard's table rows and bytes at every interval and at the end, as
+  // the tables grew.
+  std::vector<int64_t> table_steps = steps["loss"];  // the intervals' global steps
+  table_steps.push_back(118);
+  EXPECT_EQ(steps["tables/deepfm/embedding/shard0/rows"], table_steps);
+  EXPECT_EQ(steps["tables/deepfm/embedding/shard1/bytes"], table_steps);
+  double last_rows = 0;
+  for (const auto& s : train[0].at("scalars")) {
+    if (s[1] != "tables/deepfm/embedding/shard0/rows") continue;
+    EXPECT_GT(s[2].get<double>(), last_rows);  // new keys keep arriving on this data
+    last_rows = s[2].get<double>();
+  }
   std::map<std::string, double> at_end;
   for (const auto& s : eval[0].at("scalars")) {
     EXPECT_EQ(s[0].get<int64_t>(), 118);
@@ -503,6 +512,65 @@ TEST_F(LauncherTest, ATimelineLaysTrainerAndShardsOnOneClock) {
   for (const auto& e : fs::directory_iterator(Folder("no_timeline"))) {
     EXPECT_NE(e.path().filename().string().rfind("timeline-", 0), 0u) << e.path();
   }
+}
+
+// Runs tests/obs/check_report.py (an independent XML parser) on a report.
+nlohmann::json CheckReport(const fs::path& report) {
+  const std::string cmd = "/usr/bin/python3 " + std::string(DEEPFM_SOURCE_DIR) +
+                          "/tests/obs/check_report.py " + report.string();
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (!pipe) return nullptr;
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
+  const int code = pclose(pipe);
+  EXPECT_EQ(code, 0) << report << ": " << out;
+  return code == 0 ? nlohmann::json::parse(out) : nlohmann::json(nullptr);
+}
+
+// Every job writes report.html, well-formed XHTML with one inline SVG chart
+// per series and nothing fetched; `deepfm report A B` overlays two jobs.
+TEST_F(LauncherTest, TheReportIsWellFormedWithOneChartPerSeries) {
+  const Result a = Deepfm(Job("report_a", "--ps_num=2 --log_every=20"));
+  ASSERT_EQ(a.exit_code, 0) << a.output;
+  const Result b = Deepfm(Job("report_b", "--standalone --log_every=20 --learning_rate=0.003"));
+  ASSERT_EQ(b.exit_code, 0) << b.output;
+  const std::vector<std::string> series = {"loss", "samples_per_sec", "step_time",
+                                           "table_rows", "auc", "logloss"};
+  for (const char* job : {"report_a", "report_b"}) {
+    SCOPED_TRACE(job);
+    const nlohmann::json r = CheckReport(Folder(job) / "report.html");
+    ASSERT_FALSE(r.is_null());
+    EXPECT_EQ(r.at("scripts"), 0);
+    EXPECT_TRUE(r.at("external").empty()) << r.at("external");
+    EXPECT_EQ(r.at("tables"), 3);  // summary, flags, machine
+    ASSERT_EQ(r.at("charts").size(), series.size()) << r.at("charts");
+    for (const std::string& id : series) {
+      ASSERT_TRUE(r.at("charts").contains(id)) << id;
+      const auto& c = r.at("charts").at(id);
+      EXPECT_GT(c.at("points").get<int>() + c.at("bars").get<int>(), 0) << id;
+    }
+    // 118 steps logged every 20: five intervals, raw and smoothed.
+    EXPECT_EQ(r.at("charts").at("loss").at("lines").size(), 2u);
+    EXPECT_EQ(r.at("charts").at("step_time").at("bars"), 5 * 3);
+  }
+  const fs::path both = Folder("report_a") / "both.html";
+  const Result c = Deepfm("report --report_file=" + both.string() + " " + Folder("report_a").string() +
+                          " " + Folder("report_b").string());
+  ASSERT_EQ(c.exit_code, 0) << c.output;
+  const nlohmann::json r = CheckReport(both);
+  ASSERT_FALSE(r.is_null());
+  const auto& loss = r.at("charts").at("loss").at("lines");
+  ASSERT_EQ(loss.size(), 4u) << loss;  // each job's raw and smoothed
+  EXPECT_EQ(loss[0], "report_a raw");
+  EXPECT_EQ(loss[2], "report_b raw");
+  EXPECT_EQ(r.at("charts").at("auc").at("lines"), nlohmann::json({"report_a", "report_b"}));
+  EXPECT_EQ(r.at("charts").at("step_time").at("bars"), 2 * 3);  // one bar per job
+  // A folder that is no job is refused, naming it.
+  const Result bad = Deepfm("report " + (Folder("report_a") / "logs").string());
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.output.find("not a job folder"), std::string::npos) << bad.output;
 }
 
 TEST_F(LauncherTest, AProgressBarUpdatesOnATerminalOnly) {
