@@ -32,15 +32,8 @@ JobRunner::JobRunner(const FlagSet& flags, JobPaths paths, ClusterSpec spec, rpc
 
 void JobRunner::StartProgressBar() {
   if (!isatty(STDERR_FILENO)) return;
-  const int64_t batch = flags_.GetInt("batch_size");
-  int64_t total = flags_.GetInt("steps");
-  std::string train, eval;
-  if (total <= 0 && FindDataFiles(flags_.Get("data_location"), false, &train, &eval).ok()) {
-    // One pass is about rows / batch global steps (each trainer's last batch
-    // may be short); the bar says "step N" without a total otherwise.
-    total = (CountRows(train) * flags_.GetInt("num_epochs") + batch - 1) / batch;
-  }
-  bar_ = std::make_unique<ProgressBar>(STDERR_FILENO, std::max<int64_t>(total, 0), batch);
+  bar_ = std::make_unique<ProgressBar>(STDERR_FILENO, ExpectedSteps(flags_),
+                                       flags_.GetInt("batch_size"));
   sup_.SetOutputHooks([this] { bar_->Clear(); }, [this] { bar_->Redraw(); });
 }
 
@@ -327,6 +320,18 @@ void JobRunner::StopShards() {
 }
 
 int JobRunner::Summarize() { return PrintJobResult(folder_, wall_.Seconds()); }
+
+int64_t ExpectedSteps(const FlagSet& flags) {
+  const int64_t batch = flags.GetInt("batch_size");
+  int64_t total = flags.GetInt("steps");
+  std::string train, eval;
+  if (total <= 0 && FindDataFiles(flags.Get("data_location"), false, &train, &eval).ok()) {
+    // One pass is about rows / batch global steps (each trainer's last batch
+    // may be short); the bar says "step N" without a total otherwise.
+    total = (CountRows(train) * flags.GetInt("num_epochs") + batch - 1) / batch;
+  }
+  return std::max<int64_t>(total, 0);
+}
 
 int PrintJobResult(const std::string& folder, double wall_seconds) {
   JobMetrics m;

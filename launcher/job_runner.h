@@ -101,4 +101,8 @@ class JobRunner {
 // 0, or 1 (saying why) when there is none.
 int PrintJobResult(const std::string& folder, double wall_seconds);
 
+// The global steps a job will take, for the progress bar: --steps, else the
+// data's rows times --num_epochs over --batch_size; 0 when unknown.
+int64_t ExpectedSteps(const FlagSet& flags);
+
 }  // namespace deepfm::launcher

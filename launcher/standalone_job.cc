@@ -11,6 +11,7 @@
 #include "launcher/in_process_shards.h"
 #include "launcher/job_flags.h"
 #include "launcher/job_runner.h"
+#include "launcher/standalone_progress.h"
 
 namespace deepfm::launcher {
 namespace {
@@ -77,7 +78,11 @@ int RunStandaloneJob(const FlagSet& f, const std::string& folder) {
   printf("deepfm: stand-alone job in %s: 1 trainer and %d in-process shard(s), no RPC\n",
          folder.c_str(), ps_num);
   fflush(stdout);
-  const int code = RunWorkerTask(wo, std::move(client));
+  int code = 0;
+  {
+    StandaloneProgress bar(shards[0].get(), ExpectedSteps(f), f.GetInt("batch_size"));
+    code = RunWorkerTask(wo, std::move(client));
+  }
   if (code != 0) return code;
   return PrintJobResult(folder, wall.Seconds());
 }

@@ -573,13 +573,15 @@ TEST_F(LauncherTest, TheReportIsWellFormedWithOneChartPerSeries) {
   EXPECT_NE(bad.output.find("not a job folder"), std::string::npos) << bad.output;
 }
 
-TEST_F(LauncherTest, AProgressBarUpdatesOnATerminalOnly) {
+// Runs `deepfm <args>` under a pseudo-terminal and checks its bar: drawn at
+// least twice with total, rate, ETA and loss, never under a line starting
+// with `task_line`, erased before the summary.
+void ExpectProgressBar(const std::string& args, const std::string& task_line, const std::string& total) {
   int master = -1;
   const pid_t pid = forkpty(&master, nullptr, nullptr, nullptr);
   ASSERT_GE(pid, 0);
   if (pid == 0) {
-    const std::string cmd = "exec " + std::string(DEEPFM_BIN) + " " +
-                            Job("bar", "--num_epochs=8 --no_eval --learning_rate=0.002");
+    const std::string cmd = "exec " + std::string(DEEPFM_BIN) + " " + args;
     execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
     _exit(127);
   }
@@ -595,17 +597,17 @@ TEST_F(LauncherTest, AProgressBarUpdatesOnATerminalOnly) {
   close(master);
   ASSERT_TRUE(exited) << out;
   ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << out;
-  // 8 passes over 30,000 rows at 256 a step: about 938 steps.
   const std::string erase = "\r\033[K";
   size_t draws = 0;
   for (size_t at = 0; (at = out.find(erase + "[", at)) != std::string::npos; ++at) ++draws;
   EXPECT_GE(draws, 2u) << out;
-  EXPECT_NE(out.find("/938  "), std::string::npos) << out;
+  EXPECT_NE(out.find("/" + total + "  "), std::string::npos) << out;
   EXPECT_NE(out.find(" samples/s  ETA "), std::string::npos) << out;
   EXPECT_NE(out.find("  loss 0."), std::string::npos) << out;
   // Every task line starts on a clean line: after a newline, or after the
   // bar was erased.
-  for (size_t at = 0; (at = out.find("[worker0] ", at)) != std::string::npos; ++at) {
+  size_t lines = 0;
+  for (size_t at = 0; (at = out.find(task_line, at)) != std::string::npos; ++at, ++lines) {
     ASSERT_GT(at, 0u);
     const bool clean = out[at - 1] == '\n' || (at >= erase.size() && out.compare(at - erase.size(), erase.size(), erase) == 0);
     EXPECT_TRUE(clean) << "a task line drawn over the bar at byte " << at << ":\n" << out;
@@ -615,8 +617,26 @@ TEST_F(LauncherTest, AProgressBarUpdatesOnATerminalOnly) {
   ASSERT_NE(done, std::string::npos) << out;
   EXPECT_LT(out.rfind(erase + "["), done);
   EXPECT_NE(out.rfind(erase, done), std::string::npos);
+  EXPECT_GE(lines, 9u) << out;  // a line every 100 steps: none lost on the way
+}
+
+TEST_F(LauncherTest, AProgressBarUpdatesOnATerminalOnly) {
+  // 8 passes over 30,000 rows at 256 a step: about 938 steps.
+  ExpectProgressBar(Job("bar", "--num_epochs=8 --no_eval --learning_rate=0.002"),
+                    "[worker0] worker:0 step", "938");
   // A job on a pipe draws nothing.
   const Result plain = Deepfm(Job("bar_plain", "--no_eval --steps=20"));
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_EQ(plain.output.find('\r'), std::string::npos);
+}
+
+// A stand-alone job has no supervisor: its own lines pass through pipes so
+// the bar is erased before each and redrawn after.
+TEST_F(LauncherTest, AStandaloneJobDrawsTheBarToo) {
+  // 24 passes (about 2,800 steps, some seconds): heartbeats, which carry the loss, come once a second.
+  ExpectProgressBar(Job("bar_sa", "--standalone --num_epochs=24 --no_eval --learning_rate=0.002"),
+                    "worker:0 step", "2,813");
+  const Result plain = Deepfm(Job("bar_sa_plain", "--standalone --no_eval --steps=20"));
   ASSERT_EQ(plain.exit_code, 0) << plain.output;
   EXPECT_EQ(plain.output.find('\r'), std::string::npos);
 }

@@ -34,6 +34,8 @@ TEST(SvgChartTest, PointsLandWhereTheAxesSay) {
   EXPECT_NE(svg.find("data-series=\"id&lt;1&gt;\""), std::string::npos) << svg;
   EXPECT_NE(svg.find("points=\"72.0,274.0 584.0,52.0 328.0,163.0\""), std::string::npos) << svg;
   EXPECT_NE(svg.find("<title>T &amp; t</title>"), std::string::npos);
+  EXPECT_NE(svg.find("class=\"title\">T &amp; t</text>"), std::string::npos) << svg;
+  EXPECT_EQ(svg.find("T & t"), std::string::npos) << "an unescaped label: " << svg;
   EXPECT_EQ(svg.rfind("<svg ", 0), 0u);
 }
 
