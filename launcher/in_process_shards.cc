@@ -43,8 +43,8 @@ class InProcessEndpoint final : public ShardEndpoint {
     shard_->JobStatus(resp);
     done(grpc::Status::OK);
   }
-  void Cut(grpc::ClientContext*, const ps::CutRequest*, ps::CutResponse* resp, Done done) override {
-    done(ps::ToGrpc(shard_->Cut(resp)));
+  void Cut(grpc::ClientContext*, const ps::CutRequest* req, ps::CutResponse* resp, Done done) override {
+    done(ps::ToGrpc(shard_->Cut(*req, resp)));
   }
   void Save(grpc::ClientContext*, const ps::SaveRequest* req, ps::SaveResponse* resp,
             Done done) override {

@@ -93,10 +93,10 @@ class PsServer::Service final : public ParameterServer::Service {
     shard_->JobStatus(resp);
     return grpc::Status::OK;
   }
-  grpc::Status Cut(grpc::ServerContext* ctx, const CutRequest*, CutResponse* resp) override {
+  grpc::Status Cut(grpc::ServerContext* ctx, const CutRequest* req, CutResponse* resp) override {
     HandlerTimer timer(latency_, "Cut");
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
-    return ToGrpc(shard_->Cut(resp));
+    return ToGrpc(shard_->Cut(*req, resp));
   }
   grpc::Status Save(grpc::ServerContext* ctx, const SaveRequest* req, SaveResponse* resp) override {
     HandlerTimer timer(latency_, "Save");

@@ -10,6 +10,35 @@
 #include "obs/timeline.h"
 
 namespace deepfm::ps {
+
+namespace {
+
+// A call the trainer traces (--timeline): this shard's spans of it, on the
+// "requests" track, go back in the response. Untraced calls pay one branch.
+template <class Response>
+class CallTrace {
+ public:
+  CallTrace(bool on, const char* name, Response* resp)
+      : recorder_(on ? std::make_unique<obs::TraceRecorder>("") : nullptr),
+        scope_(recorder_.get(), "requests"),
+        name_(name),
+        resp_(resp),
+        start_us_(on ? obs::WallMicros() : 0) {}
+  ~CallTrace() {
+    if (!recorder_) return;
+    recorder_->Add("requests", name_, start_us_, obs::WallMicros());
+    recorder_->CopyTo(resp_->mutable_trace());
+  }
+
+ private:
+  std::unique_ptr<obs::TraceRecorder> recorder_;
+  obs::TraceScope scope_;
+  const char* name_;
+  Response* resp_;
+  int64_t start_us_;
+};
+
+}  // namespace
 namespace {
 
 size_t ElemSize(DType t) { return WireElemSize(t == BF16); }
@@ -232,6 +261,11 @@ void Shard::ExpireSnapshot() {
   snapshot_expires_ns_ = 0;
 }
 
+Status Shard::Cut(const CutRequest& req, CutResponse* resp) {
+  CallTrace<CutResponse> trace(req.trace(), "Cut (pushes held)", resp);
+  return Cut(resp);
+}
+
 Status Shard::Cut(CutResponse* resp) {
   if (options_.shard_index != 0) {
     return FailedPrecondition("cut: only shard 0 numbers the steps; this is shard " +
@@ -383,31 +417,6 @@ Status Shard::RegisterDense(const RegisterDenseRequest& req, RegisterDenseRespon
   resp->set_created(created);
   return Status::Ok();
 }
-
-// A call the trainer traces (--timeline): this shard's spans of it, on the
-// "requests" track, go back in the response. Untraced calls pay one branch.
-template <class Response>
-class CallTrace {
- public:
-  CallTrace(bool on, const char* name, Response* resp)
-      : recorder_(on ? std::make_unique<obs::TraceRecorder>("") : nullptr),
-        scope_(recorder_.get(), "requests"),
-        name_(name),
-        resp_(resp),
-        start_us_(on ? obs::WallMicros() : 0) {}
-  ~CallTrace() {
-    if (!recorder_) return;
-    recorder_->Add("requests", name_, start_us_, obs::WallMicros());
-    recorder_->CopyTo(resp_->mutable_trace());
-  }
-
- private:
-  std::unique_ptr<obs::TraceRecorder> recorder_;
-  obs::TraceScope scope_;
-  const char* name_;
-  Response* resp_;
-  int64_t start_us_;
-};
 
 Status Shard::Pull(const PullRequest& req, PullResponse* resp) {
   CallTrace<PullResponse> trace(req.trace(), "Pull", resp);

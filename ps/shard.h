@@ -121,6 +121,8 @@ class Shard {
   Status GlobalStep(const StepRequest& req, StepResponse* resp);
   // Shard 0: a snapshot cut at the current step (see ps.proto's Cut).
   Status Cut(CutResponse* resp);
+  // The same for an RPC: a traced request (--timeline) gets the shard's span.
+  Status Cut(const CutRequest& req, CutResponse* resp);
   // The snapshot at `step`, waiting up to `wait` for this shard to take its
   // cut (PushGate::AwaitCut). With `force`, a shard that has no cut at
   // `step` takes one now, whatever it has applied: only for a shard no push

@@ -468,11 +468,15 @@ Status PsClient::JobStatus(ps::JobStatusResponse* status) {
 
 Status PsClient::Cut(int64_t* global_step) {
   ps::CutRequest req;
-  ps::CutResponse resp;
+  std::vector<ps::CutResponse> resp(1);
+  ShardCallTrace trace(1);
+  req.set_trace(trace.on());
   Status st = ParallelCall("Cut", {0}, [&](int s, grpc::ClientContext* ctx, auto done) {
-    shards_[s]->Cut(ctx, &req, &resp, done);
+    shards_[s]->Cut(ctx, &req, &resp[0], trace.Wrap(s, done));
   });
-  if (st.ok()) *global_step = resp.global_step();
+  if (!st.ok()) return st;
+  trace.Finish("Cut", "cut", resp);
+  *global_step = resp[0].global_step();
   return st;
 }
 

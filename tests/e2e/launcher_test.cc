@@ -445,7 +445,7 @@ TEST_F(LauncherTest, TensorBoardEventsParseBackThroughAnIndependentReader) {
 // its stages and both shards' handling, on one time axis: each shard's
 // handling of a call lies inside the trainer's span of that call.
 TEST_F(LauncherTest, ATimelineLaysTrainerAndShardsOnOneClock) {
-  const Result r = Deepfm(Job("timeline", "--ps_num=2 --timeline=50 --no_eval"));
+  const Result r = Deepfm(Job("timeline", "--ps_num=2 --timeline=50 --save_steps=50 --no_eval"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   // 118 steps: steps 50 and 100, nothing else.
   std::vector<std::string> files;
@@ -504,6 +504,17 @@ TEST_F(LauncherTest, ATimelineLaysTrainerAndShardsOnOneClock) {
       }
       EXPECT_EQ(find(ps, "requests", "lookup").size(), 1u) << ps;
       EXPECT_EQ(find(ps, "requests", "apply sparse").size(), 1u) << ps;
+    }
+    if (name == "timeline-50.json") {
+      // --save_steps=50: the chief cut a snapshot at this step; shard 0 held
+      // pushes for it inside the chief's call.
+      const auto outer = find("worker:0", "cut ps:0", "Cut");
+      const auto inner = find("ps:0", "requests", "Cut (pushes held)");
+      ASSERT_EQ(outer.size(), 1u);
+      ASSERT_EQ(inner.size(), 1u);
+      EXPECT_LE(outer[0].ts, inner[0].ts);
+      EXPECT_LE(inner[0].ts + inner[0].dur, outer[0].ts + outer[0].dur);
+      EXPECT_EQ(find("worker:0", "push", "checkpoint").size(), 1u);
     }
   }
   // Off by default: a job without the flag writes none.
