@@ -217,7 +217,8 @@ std::string RenderReport(const std::vector<JobRun>& runs) {
   }
   page += "<h2>Summary</h2>\n" + SummaryTable(runs);
 
-  LineChart loss{"loss", "Training loss", "global step", "loss (mean over each log interval)", {}};
+  LineChart loss{"loss", runs.size() > 1 ? "Training loss (light: raw; dark: smoothed 0.6)" : "Training loss",
+                 "global step", "loss (mean over each log interval)", {}};
   LineChart auc{"auc", "Eval AUC", "global step", "AUC", {}};
   LineChart logloss{"logloss", "Eval logloss", "global step", "logloss", {}};
   LineChart rate{"samples_per_sec", "Samples/s", "global step", "samples/s (chief)", {}};
@@ -237,8 +238,9 @@ std::string RenderReport(const std::vector<JobRun>& runs) {
     const std::vector<double> smooth = Smooth(ys, 0.6);
     auto smoothed = raw;
     for (size_t k = 0; k < smoothed.size(); ++k) smoothed[k].second = smooth[k];
-    loss.series.push_back({prefix + "raw", raw, color, 1, 0.35});
-    loss.series.push_back({prefix + "smoothed (0.6)", smoothed, color, 2.5, 1});
+    // Several jobs: one legend entry each (the light line is its raw loss).
+    loss.series.push_back({prefix + "raw", raw, color, 1, 0.35, runs.size() == 1});
+    loss.series.push_back({runs.size() > 1 ? r.name : "smoothed (0.6)", smoothed, color, 2.5, 1});
     auc.series.push_back({r.name, SeriesOf(r.eval, "auc"), color});
     logloss.series.push_back({r.name, SeriesOf(r.eval, "logloss"), color});
     rate.series.push_back({r.name, SeriesOf(r.train, "samples_per_sec"), color});

@@ -70,11 +70,13 @@ std::string Legend(const std::vector<LegendItem>& items) {
 
 std::string Grid(const Axis& y) {
   std::string out;
-  for (double t : y.ticks) {
+  const std::vector<std::string> labels = TickLabels(y.ticks);
+  for (size_t i = 0; i < y.ticks.size(); ++i) {
+    const double t = y.ticks[i];
     const double py = y.Map(t, kTop + kPlotH, -kPlotH);
     out += "<line x1=\"" + Num(kLeft) + "\" x2=\"" + Num(kLeft + kPlotW) + "\" y1=\"" + Num(py) +
            "\" y2=\"" + Num(py) + "\" class=\"grid\"/><text x=\"" + Num(kLeft - 6) + "\" y=\"" +
-           Num(py + 4) + "\" class=\"tick\" text-anchor=\"end\">" + XmlEscape(TickLabel(t)) +
+           Num(py + 4) + "\" class=\"tick\" text-anchor=\"end\">" + XmlEscape(labels[i]) +
            "</text>\n";
   }
   return out;
@@ -146,6 +148,29 @@ std::string TickLabel(double v) {
   return buf;
 }
 
+std::vector<std::string> TickLabels(const std::vector<double>& ticks) {
+  double top = 0;
+  for (double t : ticks) top = std::max(top, std::fabs(t));
+  double unit = 1;
+  const char* suffix = "";
+  if (top >= 1e9) {
+    unit = 1e9, suffix = "G";
+  } else if (top >= 1e6) {
+    unit = 1e6, suffix = "M";
+  } else if (top >= 1e4) {
+    unit = 1e3, suffix = "k";
+  }
+  const double step = ticks.size() > 1 ? std::fabs(ticks[1] - ticks[0]) / unit : 1;
+  const int decimals = step > 0 ? std::clamp(static_cast<int>(-std::floor(std::log10(step) + 1e-9)), 0, 12) : 0;
+  std::vector<std::string> out;
+  for (double t : ticks) {
+    char buf[48];
+    snprintf(buf, sizeof(buf), "%.*f%s", decimals, t / unit, t == 0 ? "" : suffix);
+    out.push_back(buf);
+  }
+  return out;
+}
+
 std::string PaletteColor(size_t i) {
   static const char* kColors[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728",
                                   "#9467bd", "#8c564b", "#e377c2", "#17becf"};
@@ -165,12 +190,16 @@ std::string RenderLineChart(const LineChart& c) {
   const Axis xa = MakeAxis(x_lo, x_hi, 6), ya = MakeAxis(y_lo, y_hi, 5);
   std::string out = Open(c.id, c.title);
   std::vector<LegendItem> legend;
-  for (const ChartSeries& s : c.series) legend.push_back({s.name, s.color, s.opacity});
+  for (const ChartSeries& s : c.series) {
+    if (s.in_legend) legend.push_back({s.name, s.color, s.opacity});
+  }
   out += Legend(legend);
   out += Grid(ya);
-  for (double t : xa.ticks) {
-    out += "<text x=\"" + Num(xa.Map(t, kLeft, kPlotW)) + "\" y=\"" + Num(kTop + kPlotH + 16) +
-           "\" class=\"tick\" text-anchor=\"middle\">" + XmlEscape(TickLabel(t)) + "</text>\n";
+  const std::vector<std::string> x_labels = TickLabels(xa.ticks);
+  for (size_t i = 0; i < xa.ticks.size(); ++i) {
+    out += "<text x=\"" + Num(xa.Map(xa.ticks[i], kLeft, kPlotW)) + "\" y=\"" +
+           Num(kTop + kPlotH + 16) + "\" class=\"tick\" text-anchor=\"middle\">" +
+           XmlEscape(x_labels[i]) + "</text>\n";
   }
   out += AxisLabels(c.x_label, c.y_label);
   for (const ChartSeries& s : c.series) {

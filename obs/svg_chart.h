@@ -17,6 +17,7 @@ struct ChartSeries {
   std::string color;                            // CSS colour
   double width = 2;                             // stroke width
   double opacity = 1;
+  bool in_legend = true;
 };
 
 struct LineChart {
@@ -45,8 +46,11 @@ std::string RenderStackedBarChart(const StackedBarChart& chart);
 // About `target` round ticks (1, 2 or 5 times a power of ten apart)
 // covering [lo, hi]: the first <= lo, the last >= hi.
 std::vector<double> NiceTicks(double lo, double hi, int target);
-// A tick's label: at most 4 significant digits, k/M/G for thousands and up.
+// A value's label: at most 4 significant digits, k/M/G for thousands and up.
 std::string TickLabel(double v);
+// Labels of an axis' ticks (evenly spaced): as many decimals as the spacing
+// needs, so neighbours never read the same; one k/M/G unit for the axis.
+std::vector<std::string> TickLabels(const std::vector<double>& ticks);
 // &, <, >, " and ' as XML entities.
 std::string XmlEscape(const std::string& s);
 

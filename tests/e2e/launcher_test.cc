@@ -575,6 +575,7 @@ TEST_F(LauncherTest, TheReportIsWellFormedWithOneChartPerSeries) {
   const auto& loss = r.at("charts").at("loss").at("lines");
   ASSERT_EQ(loss.size(), 4u) << loss;  // each job's raw and smoothed
   EXPECT_EQ(loss[0], "report_a raw");
+  EXPECT_EQ(loss[1], "report_a");
   EXPECT_EQ(loss[2], "report_b raw");
   EXPECT_EQ(r.at("charts").at("auc").at("lines"), nlohmann::json({"report_a", "report_b"}));
   EXPECT_EQ(r.at("charts").at("step_time").at("bars"), 2 * 3);  // one bar per job

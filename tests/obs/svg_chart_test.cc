@@ -19,6 +19,15 @@ TEST(SvgChartTest, TicksAreRoundAndCoverTheRange) {
   EXPECT_EQ(t.back(), 8);
 }
 
+TEST(SvgChartTest, AxisLabelsHaveTheDecimalsTheirSpacingNeeds) {
+  EXPECT_EQ(TickLabels({0.76255, 0.7626, 0.76265}),
+            (std::vector<std::string>{"0.76255", "0.76260", "0.76265"}));
+  EXPECT_EQ(TickLabels({0, 50000, 100000, 150000}),
+            (std::vector<std::string>{"0", "50k", "100k", "150k"}));
+  EXPECT_EQ(TickLabels({0, 500, 1000}), (std::vector<std::string>{"0", "500", "1000"}));
+  EXPECT_EQ(TickLabels({1.5e6, 2e6, 2.5e6}), (std::vector<std::string>{"1.5M", "2.0M", "2.5M"}));
+}
+
 TEST(SvgChartTest, LabelsAndEscaping) {
   EXPECT_EQ(TickLabel(150000), "150k");
   EXPECT_EQ(TickLabel(2500000), "2.5M");
