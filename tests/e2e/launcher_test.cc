@@ -632,14 +632,18 @@ void ExpectProgressBar(const std::string& args, const std::string& task_line, co
   EXPECT_GE(lines, 9u) << out;  // a line every 100 steps: none lost on the way
 }
 
+// A job on a pipe draws nothing.
+void ExpectNoBarOnAPipe(const std::string& args) {
+  const Result plain = Deepfm(args);
+  ASSERT_EQ(plain.exit_code, 0) << plain.output;
+  EXPECT_EQ(plain.output.find('\r'), std::string::npos);
+}
+
 TEST_F(LauncherTest, AProgressBarUpdatesOnATerminalOnly) {
   // 8 passes over 30,000 rows at 256 a step: about 938 steps.
   ExpectProgressBar(Job("bar", "--num_epochs=8 --no_eval --learning_rate=0.002"),
                     "[worker0] worker:0 step", "938");
-  // A job on a pipe draws nothing.
-  const Result plain = Deepfm(Job("bar_plain", "--no_eval --steps=20"));
-  ASSERT_EQ(plain.exit_code, 0) << plain.output;
-  EXPECT_EQ(plain.output.find('\r'), std::string::npos);
+  ExpectNoBarOnAPipe(Job("bar_plain", "--no_eval --steps=20"));
 }
 
 // A stand-alone job has no supervisor: its own lines pass through pipes so
@@ -648,9 +652,7 @@ TEST_F(LauncherTest, AStandaloneJobDrawsTheBarToo) {
   // 24 passes (about 2,800 steps, some seconds): heartbeats, which carry the loss, come once a second.
   ExpectProgressBar(Job("bar_sa", "--standalone --num_epochs=24 --no_eval --learning_rate=0.002"),
                     "worker:0 step", "2,813");
-  const Result plain = Deepfm(Job("bar_sa_plain", "--standalone --no_eval --steps=20"));
-  ASSERT_EQ(plain.exit_code, 0) << plain.output;
-  EXPECT_EQ(plain.output.find('\r'), std::string::npos);
+  ExpectNoBarOnAPipe(Job("bar_sa_plain", "--standalone --no_eval --steps=20"));
 }
 
 TEST_F(LauncherTest, AdagradAndAdagradDecayTrainThroughRealServers) {
