@@ -72,6 +72,12 @@ int RunStandaloneJob(const FlagSet& f, const std::string& folder) {
   s = MakeWorkerTask(task, trainer, in_process, &wo);
   if (!s.ok()) return Fail(s);
   wo.client.hosts = names;
+  // The one metrics page (--metrics_port) serves the shards' Stats too.
+  for (int i = 0; i < ps_num; ++i) {
+    wo.shard_stats.emplace_back("ps:" + std::to_string(i), [shard = shards[i].get()](ps::StatsResponse* r) {
+      shard->Stats(r);
+    });
+  }
   std::unique_ptr<PsClient> client;
   s = PsClient::Attach(wo.client, std::move(endpoints), &client);
   if (!s.ok()) return Fail(s);

@@ -11,6 +11,7 @@
 #include "common/report.h"
 #include "obs/event_writer.h"
 #include "obs/metrics_endpoint.h"
+#include "obs/shard_stats_metrics.h"
 #include "obs/trainer_metrics.h"
 #include "worker/dnn_kernels.h"
 #include "worker/heartbeat.h"
@@ -190,6 +191,9 @@ int RunWorkerTask(const WorkerTaskOptions& o, std::unique_ptr<PsClient> client) 
     if (!s.ok()) return Fail(o, s);
     metrics = std::make_unique<obs::TrainerMetrics>(metrics_page->registry(), o.name);
     to.metrics = metrics.get();
+    for (const auto& [task, read] : o.shard_stats) {
+      metrics_page->Add(std::make_shared<obs::ShardStatsCollector>(task, read));
+    }
     printf("%s: metrics at http://%s/metrics\n", o.name.c_str(), metrics_page->address().c_str());
     fflush(stdout);
   }

@@ -4,8 +4,11 @@
 // flags and the cluster spec into these options.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "worker/data_reader.h"
 #include "worker/ps_client.h"
@@ -30,6 +33,9 @@ struct WorkerTaskOptions {
   // port 0: none.
   int metrics_port = 0;
   rpc::Security metrics_security;  // the token a scrape must carry (none: open)
+  // In-process shards (a stand-alone job) whose Stats the page also serves,
+  // by task name; each must outlive RunWorkerTask.
+  std::vector<std::pair<std::string, std::function<void(ps::StatsResponse*)>>> shard_stats;
   std::string metrics_bind = "127.0.0.1";
   bool insecure = false;  // the page may listen beyond loopback without a token
 };

@@ -916,24 +916,29 @@ bool WaitForStepAndCheckpoint(BackgroundJob& job, const fs::path& folder, int64_
 // (shard i at BASE+i, the trainer after them), scraped here over HTTP with
 // the job's token while the job trains. The shards' counters agree with the
 // trainer's: each applied every key the trainer pushed to it.
-TEST_F(LauncherTest, EveryTaskServesPrometheusMetricsWhileTraining) {
-  // Four consecutive free ports: bind them all at once, then let them go.
-  int base = 0;
-  for (int attempt = 0; attempt < 20 && base == 0; ++attempt) {
-    int fds[3];
+// The first of `n` consecutive loopback ports that were all free (bound at
+// once, then let go); 0 if none were found.
+int FreePorts(int n) {
+  for (int attempt = 0; attempt < 20; ++attempt) {
+    std::vector<int> fds;
     int got = 0;
     sockaddr_in a{};
     a.sin_family = AF_INET;
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     const int first = 20000 + (getpid() * 7 + attempt * 97) % 30000;
-    for (int i = 0; i < 3; ++i) {
-      fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+    for (int i = 0; i < n; ++i) {
+      fds.push_back(socket(AF_INET, SOCK_STREAM, 0));
       a.sin_port = htons(static_cast<uint16_t>(first + i));
-      if (bind(fds[i], reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) ++got;
+      if (bind(fds.back(), reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) ++got;
     }
     for (int fd : fds) close(fd);
-    if (got == 3) base = first;
+    if (got == n) return first;
   }
+  return 0;
+}
+
+TEST_F(LauncherTest, EveryTaskServesPrometheusMetricsWhileTraining) {
+  const int base = FreePorts(3);
   ASSERT_GT(base, 0);
   BackgroundJob job(Job("prom", "--ps_num=2 --num_epochs=6 --metrics_port=" + std::to_string(base)));
   std::string token;
@@ -989,6 +994,36 @@ TEST_F(LauncherTest, EveryTaskServesPrometheusMetricsWhileTraining) {
   // The shards were scraped after the trainer: they have applied at least
   // every key it had pushed by then.
   EXPECT_GE(shard_pushed, pushed);
+  const Result r = job.Wait(180);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+}
+
+// A stand-alone job's one page serves its in-process shards' Stats beside
+// the trainer's metrics.
+TEST_F(LauncherTest, AStandaloneJobsPageServesItsShardsToo) {
+  const int port = FreePorts(1);
+  ASSERT_GT(port, 0);
+  BackgroundJob job(Job("prom_sa", "--standalone --ps_num=2 --num_epochs=20 --no_eval --metrics_port=" +
+                                       std::to_string(port)));
+  deepfm::testing_util::HttpReply page;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(90);
+  while (std::chrono::steady_clock::now() < deadline && job.running()) {
+    page = deepfm::testing_util::HttpGet(port, "/metrics");
+    if (page.status == 200 && deepfm::testing_util::PromValue(page.body, "deepfm_worker_steps_total",
+                                                              {{"task", "worker:0"}}) >= 100) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  ASSERT_EQ(page.status, 200) << job.Wait(60).output;
+  for (const std::string task : {"ps:0", "ps:1"}) {
+    EXPECT_GT(deepfm::testing_util::PromValue(page.body, "deepfm_ps_pushed_keys_total", {{"task", task}}), 0)
+        << task << "\n" << page.body;
+    EXPECT_GT(deepfm::testing_util::PromValue(page.body, "deepfm_ps_table_rows",
+                                              {{"task", task}, {"table", "deepfm/embedding"}}),
+              0)
+        << task;
+  }
   const Result r = job.Wait(180);
   EXPECT_EQ(r.exit_code, 0) << r.output;
 }
