@@ -74,6 +74,15 @@ int RunTask(const FlagSet& f, unsigned command, const std::string& name) {
   Status s = ResolveTaskSpec(f, TfConfig(), command, &spec, &origin);
   if (!s.ok()) return Error(name, s, 2);
   const Command role = spec.task_type == "ps" ? kPs : kWorker;
+  // Before gRPC starts its threads, so that they inherit the mask: a shard
+  // stops in order on SIGTERM.
+  if (role == kPs) deepfm::ps::BlockStopSignals();
+  // gRPC's library shutdown, run when its last user (the server, a
+  // channel) goes away, can wait ~10 s for an executor thread polling a
+  // timer (seen on shards after TLS connections), holding up the job's
+  // end. A task holds gRPC for its whole life and, its work done and its
+  // files closed, leaves without that shutdown (main's std::_Exit).
+  grpc_init();
   s = ValidateFlags(f, role);
   if (!s.ok()) return Error(name, s, 2);
   if (f.GetBool("dry_run")) {
@@ -210,12 +219,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (cmd == "ps" || cmd == "worker" || cmd == "task") {
-    // gRPC's library shutdown, run when its last user (the server, a
-    // channel) goes away, can wait ~10 s for an executor thread polling a
-    // timer (seen on shards after TLS connections), holding up the job's
-    // end. A task holds gRPC for its whole life and, its work done and its
-    // files closed, leaves without that shutdown.
-    grpc_init();
+    // RunTask initialises gRPC once it knows the task's role.
     const int code = RunTask(f, cmd == "ps" ? kPs : cmd == "worker" ? kWorker : 0u, cmd);
     fflush(stdout);
     fflush(stderr);

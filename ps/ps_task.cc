@@ -79,16 +79,31 @@ Status RestoreTaskShard(const PsTaskOptions& o, std::unique_ptr<Shard>* shard, s
   return Status::Ok();
 }
 
+namespace {
+
+const sigset_t& StopSignals() {
+  static const sigset_t set = [] {
+    sigset_t s;
+    sigemptyset(&s);
+    sigaddset(&s, SIGTERM);
+    sigaddset(&s, SIGINT);
+    return s;
+  }();
+  return set;
+}
+
+}  // namespace
+
+void BlockStopSignals() { pthread_sigmask(SIG_BLOCK, &StopSignals(), nullptr); }
+
 int RunPsTask(const PsTaskOptions& o) {
   TuneMallocForLargeBuffers();
   // SIGTERM/SIGINT are blocked in every thread and taken by sigwait on one
   // thread, which can then shut the server down in order (a signal handler
-  // could not safely do that).
-  static sigset_t stop_signals;  // the signal thread outlives this frame
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  // could not safely do that). Threads started before this (gRPC's, when
+  // the caller initialised it first) would still take them: `deepfm ps`
+  // blocks them before anything starts.
+  BlockStopSignals();
 
   Status st;
   auto shard = Shard::Create(o.shard, &st);
@@ -138,7 +153,7 @@ int RunPsTask(const PsTaskOptions& o) {
   }
   std::thread([srv = server.get(), name = o.name] {
     int sig = 0;
-    sigwait(&stop_signals, &sig);
+    sigwait(&StopSignals(), &sig);
     LOG(INFO) << name << ": signal " << sig << ": shutting down";
     // Only request it: Wait() below returns when it is done and the server
     // is destroyed, which this thread must no longer touch.

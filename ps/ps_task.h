@@ -44,6 +44,12 @@ struct PsTaskOptions {
 Status RestoreTaskShard(const PsTaskOptions& options, std::unique_ptr<Shard>* shard,
                         std::string* from, uint64_t* rows);
 
+// Blocks SIGTERM and SIGINT in the calling thread and in every thread it
+// starts afterwards, for RunPsTask to take them in order. A process must
+// call it before anything starts threads (gRPC's initialisation does):
+// a thread with them unblocked would let SIGTERM kill the shard outright.
+void BlockStopSignals();
+
 // Returns the process exit code: 0 after an orderly stop, 1 when the task
 // could not start (the reason is printed).
 int RunPsTask(const PsTaskOptions& options);

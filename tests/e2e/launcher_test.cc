@@ -186,6 +186,11 @@ TEST_F(LauncherTest, TwoShardsTwoWorkers) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("[ps1] "), std::string::npos);
   EXPECT_NE(r.output.find("[worker1] "), std::string::npos);
+  // The shards took the launcher's SIGTERM and stopped in order, not killed
+  // by it (a thread of theirs with the signal unblocked would let it kill).
+  EXPECT_EQ(r.output.find("stopped with"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ps:0: stopped"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("ps:1: stopped"), std::string::npos) << r.output;
   const JobMetrics m = Metrics("j2");
   printf("2x2: AUC %.4f\n", m.eval.auc);
   EXPECT_GT(m.eval.auc, 0.70);
