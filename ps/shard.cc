@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 
 #include "common/bytes.h"
 #include "common/timing.h"
@@ -18,12 +19,12 @@ namespace {
 template <class Response>
 class CallTrace {
  public:
-  CallTrace(bool on, const char* name, Response* resp)
-      : recorder_(on ? std::make_unique<obs::TraceRecorder>("") : nullptr),
-        scope_(recorder_.get(), "requests"),
-        name_(name),
-        resp_(resp),
-        start_us_(on ? obs::WallMicros() : 0) {}
+  CallTrace(bool on, const char* name, Response* resp) : name_(name), resp_(resp) {
+    if (!on) return;
+    recorder_ = std::make_unique<obs::TraceRecorder>("");
+    scope_.emplace(recorder_.get(), "requests");
+    start_us_ = obs::WallMicros();
+  }
   ~CallTrace() {
     if (!recorder_) return;
     recorder_->Add("requests", name_, start_us_, obs::WallMicros());
@@ -32,14 +33,11 @@ class CallTrace {
 
  private:
   std::unique_ptr<obs::TraceRecorder> recorder_;
-  obs::TraceScope scope_;
+  std::optional<obs::TraceScope> scope_;  // only on a traced call: no thread-local writes otherwise
   const char* name_;
   Response* resp_;
-  int64_t start_us_;
+  int64_t start_us_ = 0;
 };
-
-}  // namespace
-namespace {
 
 size_t ElemSize(DType t) { return WireElemSize(t == BF16); }
 

@@ -13,6 +13,7 @@
 #include "common/crc32c.h"
 #include "common/hash.h"
 #include "ps/checkpoint.h"
+#include "tests/support/ps_fixtures.h"
 
 namespace deepfm::ps {
 namespace {
@@ -110,27 +111,9 @@ class CheckpointFolder : public ::testing::Test {
   }
   void TearDown() override { fs::remove_all(root_); }
 
-  // Saves the shard at its step (a delta on `since` when >= 0) and commits it.
-  std::string Save(Shard& sh, int64_t since = -1) {
-    const int64_t step = sh.global_step();
-    const fs::path tmp = root_ / (CheckpointFolderName(step) + ".tmp");
-    fs::create_directories(tmp);
-    SaveShardOptions so;
-    so.since_step = since;
-    SaveShardResult r;
-    EXPECT_TRUE(SaveShard(sh, tmp.string(), step, &r, so).ok());
-    Manifest m;
-    m.global_step = step;
-    m.num_shards = 1;
-    m.num_slots = kDefaultNumSlots;
-    m.optimizer = "adagrad";
-    m.files = {r.file};
-    if (since >= 0) {
-      m.base = CheckpointFolderName(since);
-      m.base_step = since;
-    }
-    EXPECT_TRUE(CommitCheckpoint(root_.string(), tmp.string(), m, 0).ok());
-    return (root_ / CheckpointFolderName(step)).string();
+  // Saves the shard at its step (a delta on `since` when > 0) and commits it.
+  std::string Save(Shard& sh, int64_t since = 0) {
+    return testing_util::SaveAndCommit(sh, root_, since, "adagrad").folder;
   }
 
   std::unique_ptr<Shard> Restore(const std::string& folder, const EvPolicy& ev,

@@ -1,18 +1,12 @@
 #include "ps/dense_store.h"
+#include "tests/support/ps_fixtures.h"
 
 #include <gtest/gtest.h>
 
 namespace deepfm::ps {
 namespace {
 
-std::unique_ptr<Optimizer> Sgd() {
-  OptimizerOptions o;
-  o.type = OptimizerType::kSgd;
-  o.learning_rate = 0.5f;
-  std::unique_ptr<Optimizer> opt;
-  EXPECT_TRUE(MakeOptimizer(o, &opt).ok());
-  return opt;
-}
+std::unique_ptr<Optimizer> Sgd() { return testing_util::SgdOptimizer(0.5f); }
 
 TEST(DenseStoreTest, FirstRegistrationWins) {
   auto opt = Sgd();

@@ -13,18 +13,12 @@
 #include "common/hash.h"
 #include "common/random.h"
 #include "ps/embedding_table.h"
+#include "tests/support/ps_fixtures.h"
 
 namespace deepfm::ps {
 namespace {
 
-std::unique_ptr<Optimizer> Sgd() {
-  OptimizerOptions o;
-  o.type = OptimizerType::kSgd;
-  o.learning_rate = 1.0f;
-  std::unique_ptr<Optimizer> opt;
-  EXPECT_TRUE(MakeOptimizer(o, &opt).ok());
-  return opt;
-}
+std::unique_ptr<Optimizer> Sgd() { return testing_util::SgdOptimizer(1.0f); }
 
 TableOptions Opts(const EvPolicy& ev, int stripes = 4) {
   TableOptions t;

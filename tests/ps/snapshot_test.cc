@@ -16,20 +16,14 @@
 #include "ps/checkpoint.h"
 #include "ps/embedding_table.h"
 #include "ps/shard.h"
+#include "tests/support/ps_fixtures.h"
 
 namespace deepfm::ps {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::unique_ptr<Optimizer> Sgd() {
-  OptimizerOptions o;
-  o.type = OptimizerType::kSgd;
-  o.learning_rate = 1.0f;
-  std::unique_ptr<Optimizer> opt;
-  EXPECT_TRUE(MakeOptimizer(o, &opt).ok());
-  return opt;
-}
+std::unique_ptr<Optimizer> Sgd() { return testing_util::SgdOptimizer(1.0f); }
 
 struct Record {
   std::vector<float> values;
@@ -482,25 +476,7 @@ class DeltaTest : public ::testing::Test {
   }
   // Saves the shard at its step (a delta on `since` when > 0) and commits it.
   uint64_t Save(int64_t since) {
-    const int64_t step = shard_->global_step();
-    const fs::path tmp = root_ / (CheckpointFolderName(step) + ".tmp");
-    fs::create_directories(tmp);
-    SaveShardOptions so;
-    so.since_step = since > 0 ? since : -1;
-    SaveShardResult r;
-    EXPECT_TRUE(SaveShard(*shard_, tmp.string(), step, &r, so).ok());
-    Manifest m;
-    m.global_step = step;
-    m.num_shards = 1;
-    m.num_slots = kDefaultNumSlots;
-    m.optimizer = "adamasync";
-    m.files = {r.file};
-    if (since > 0) {
-      m.base = CheckpointFolderName(since);
-      m.base_step = since;
-    }
-    EXPECT_TRUE(CommitCheckpoint(root_.string(), tmp.string(), m, 0).ok());
-    return r.file.bytes;
+    return testing_util::SaveAndCommit(*shard_, root_, since, "adamasync").file.bytes;
   }
 
   fs::path root_;
