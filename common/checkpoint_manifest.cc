@@ -45,6 +45,7 @@ std::string Manifest::Serialize() const {
     << "batch_size " << batch_size << "\n"
     << "num_workers " << num_workers << "\n";
   if (!data_files.empty()) o << "data_files " << data_files << "\n";
+  if (!feature_spec.empty()) o << "feature_spec " << feature_spec << "\n";
   if (!base.empty()) o << "base " << base << " " << base_step << "\n";
   for (const TrainerDataPosition& p : positions) {
     o << "position " << p.task_index << " " << p.epoch << " " << p.file_index << " " << p.offset
@@ -85,6 +86,7 @@ Status Manifest::Parse(const std::string& text, const std::string& path, Manifes
     else if (key == "batch_size") ok = static_cast<bool>(ls >> out->batch_size);
     else if (key == "num_workers") ok = static_cast<bool>(ls >> out->num_workers);
     else if (key == "data_files") ok = static_cast<bool>(ls >> out->data_files);
+    else if (key == "feature_spec") ok = static_cast<bool>(ls >> out->feature_spec);
     else if (key == "base") {
       int64_t step = 0;
       ok = static_cast<bool>(ls >> out->base >> out->base_step) &&

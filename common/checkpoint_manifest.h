@@ -55,6 +55,10 @@ struct Manifest {
   // (DataFilesFingerprint), and each trainer's position in it at the step.
   std::string data_files;
   std::vector<TrainerDataPosition> positions;
+  // The fingerprint of the feature spec the job trained under (16 hex
+  // digits, spec/feature_spec.h); empty in checkpoints older than specs,
+  // which are all of the criteo layout.
+  std::string feature_spec;
   // An incremental checkpoint (a delta): the checkpoint folder it applies
   // on top of (ckpt-<step>, the previous save), and that save's step. Its
   // files hold only the rows changed after base_step, plus every dense

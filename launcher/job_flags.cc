@@ -81,8 +81,15 @@ const FlagDef kFlags[] = {
     {"gen_rows", K::kInt, "500000", kTrain,
      "training rows of the default data, made when the default --data_location has none"},
     // Model.
-    {"hidden_units", K::kString, "1024,256,32", kTrainer, "DNN hidden layer widths"},
-    {"embedding_dim", K::kInt, "16", kTrainer, "embedding dimension"},
+    {"feature_spec", K::kString, "auto", kTrainer | kGenData,
+     "what a row of data is and which embedding tables it looks up: a preset (criteo: the "
+     "model-zoo layout, 40 columns; elm: DeepRec tianchi's Ali ELM data, 39 columns) or a spec "
+     "file in protobuf text format (proto/feature_spec.proto); auto: the preset whose column "
+     "count the training file has. gen-data: which schema to write (auto: criteo)"},
+    {"hidden_units", K::kString, "1024,256,32", kTrainer,
+     "DNN hidden layer widths; when not given, the feature spec's model.hidden_units (if any)"},
+    {"embedding_dim", K::kInt, "16", kTrainer,
+     "embedding dimension; when given, every table of the feature spec gets it"},
     {"seed", K::kInt, "2026", kTrainer | kGenData,
      "initialisation seed (embedding rows, dense weights); gen-data: generator seed"},
     {"bf16", K::kBool, "false", kTrainer,
@@ -444,6 +451,20 @@ Status ValidateFlags(const FlagSet& f, Command c) {
       (c == kWorker || (c == kTrain && !IsDefaultDataLocation(f)))) {
     std::string train, eval;
     k.Set(FindDataFiles(f.Get("data_location"), !f.GetBool("no_eval"), &train, &eval));
+    // The spec resolves against the data, before any process starts.
+    FeatureSpecPtr spec;
+    if (k.status().ok()) k.Set(LoadJobFeatureSpec(f, train, &spec));
+  }
+  if (k.status().ok() && k.Reads("feature_spec") && f.Get("feature_spec") != "auto") {
+    FeatureSpecPtr spec;
+    if (c == kGenData) {
+      if (f.Get("feature_spec") != "criteo" && f.Get("feature_spec") != "elm") {
+        k.Set(Bad("feature_spec", f.Get("feature_spec"),
+                  "gen-data writes a preset's schema: criteo or elm"));
+      }
+    } else {
+      k.Set(FeatureSpec::Load(f.Get("feature_spec"), &spec));
+    }
   }
   return k.status();
 }
@@ -579,20 +600,43 @@ int AutoDnnThreads(const ClusterSpec& spec) {
 
 }  // namespace
 
+Status LoadJobFeatureSpec(const FlagSet& f, const std::string& train_file, FeatureSpecPtr* out) {
+  FeatureSpecPtr resolved;
+  Status s = ResolveFeatureSpec(f.Get("feature_spec"), train_file, &resolved);
+  if (!s.ok() || !f.WasSet("embedding_dim")) {
+    *out = std::move(resolved);
+    return s;
+  }
+  // --embedding_dim resizes every table (the FM needs one dimension).
+  spec::FeatureSpec proto = resolved->proto();
+  for (spec::Table& t : *proto.mutable_tables()) {
+    t.set_dim(static_cast<uint32_t>(f.GetInt("embedding_dim")));
+  }
+  return FeatureSpec::FromProto(proto, "--feature_spec=" + f.Get("feature_spec") +
+                                           " with --embedding_dim", out);
+}
+
 Status MakeWorkerTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Security& security,
                       WorkerTaskOptions* out) {
   *out = WorkerTaskOptions();
   out->name = spec.task_name();
   TrainerOptions& to = out->trainer;
-  to.model.embedding_dim = static_cast<int>(f.GetInt("embedding_dim"));
   to.model.bf16 = f.GetBool("bf16");
   to.model.dnn_threads = static_cast<int>(f.GetInt("dnn_threads"));
   if (to.model.dnn_threads == 0) to.model.dnn_threads = AutoDnnThreads(spec);
-  Status s = ParseHiddenUnits(f.Get("hidden_units"), &to.model.hidden_units);
-  if (!s.ok()) return s;
   std::string train, eval;
-  s = FindDataFiles(f.Get("data_location"), !f.GetBool("no_eval"), &train, &eval);
+  Status s = FindDataFiles(f.Get("data_location"), !f.GetBool("no_eval"), &train, &eval);
   if (!s.ok()) return s;
+  s = LoadJobFeatureSpec(f, train, &to.spec);
+  if (!s.ok()) return s;
+  // The spec's hidden layers, unless --hidden_units names others.
+  if (!f.WasSet("hidden_units") && !to.spec->hidden_units().empty()) {
+    to.model.hidden_units = to.spec->hidden_units();
+  } else {
+    s = ParseHiddenUnits(f.Get("hidden_units"), &to.model.hidden_units);
+    if (!s.ok()) return s;
+  }
+  out->eval_data.spec = to.spec;
   const ReaderOptions::Format format = DataFormat(f);
   to.train_data.files = {train};
   to.train_data.format = format;

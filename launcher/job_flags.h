@@ -54,6 +54,11 @@ Status ResolveTaskSpec(const FlagSet& flags, const std::string& tf_config, unsig
 
 Status LoadSecurity(const FlagSet& flags, rpc::Security* security);
 
+// The job's feature spec: --feature_spec resolved against the training file
+// (spec/feature_spec.h ResolveFeatureSpec), every table resized when
+// --embedding_dim is given.
+Status LoadJobFeatureSpec(const FlagSet& flags, const std::string& train_file, FeatureSpecPtr* out);
+
 Status MakePsTask(const FlagSet& flags, const ClusterSpec& spec, const rpc::Security& security,
                   ps::PsTaskOptions* out);
 Status MakeWorkerTask(const FlagSet& flags, const ClusterSpec& spec, const rpc::Security& security,

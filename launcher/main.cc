@@ -57,11 +57,15 @@ int GenData(const FlagSet& f) {
   o.seed = f.GetInt("seed");
   o.format = f.Get("format") == "tsv" ? deepfm::DataGenOptions::kTsv : deepfm::DataGenOptions::kCsv;
   deepfm::DataGenReport r;
-  Status s = deepfm::GenerateCriteoData(o, &r);
+  const std::string schema = f.Get("feature_spec") == "auto" ? "criteo" : f.Get("feature_spec");
+  Status s = deepfm::GeneratePresetData(schema, o, &r);
   if (!s.ok()) return Error("gen-data", s);
-  printf("wrote %s (%lld rows, ctr %.4f) and %s (%lld rows, ctr %.4f) in %.1f s\n",
+  printf("wrote %s (%lld rows, ctr %.4f) and %s (%lld rows, ctr %.4f) in %.1f s; %s schema, "
+         "%.0f bytes/row\n",
          r.train_path.c_str(), static_cast<long long>(r.train_rows), r.train_ctr,
-         r.eval_path.c_str(), static_cast<long long>(r.eval_rows), r.eval_ctr, r.seconds);
+         r.eval_path.c_str(), static_cast<long long>(r.eval_rows), r.eval_ctr, r.seconds,
+         schema.c_str(), r.bytes_per_row);
+  if (r.mean_list_length > 0) printf("history lists: %.1f tokens on average\n", r.mean_list_length);
   printf("oracle eval AUC %.4f, oracle logloss %.4f (the planted model's own scores)\n",
          r.oracle_auc, r.oracle_logloss);
   return 0;

@@ -57,13 +57,19 @@ Status PrepareData(const FlagSet& f) {
   go.train_rows = f.GetInt("gen_rows");
   go.eval_rows = std::max<int64_t>(1000, go.train_rows / 5);
   go.seed = 2026;
+  const std::string schema = f.Get("feature_spec") == "auto" ? "criteo" : f.Get("feature_spec");
+  if (schema != "criteo" && schema != "elm") {
+    return NotFound("no training data in " + data + ", and --feature_spec=" + schema +
+                    " is no preset whose data `deepfm gen-data` can make; give --data_location");
+  }
   printf(
-      "deepfm: no training data in %s; generating %lld train / %lld eval rows (Criteo schema, "
+      "deepfm: no training data in %s; generating %lld train / %lld eval rows (%s schema, "
       "planted model)\n",
-      data.c_str(), static_cast<long long>(go.train_rows), static_cast<long long>(go.eval_rows));
+      data.c_str(), static_cast<long long>(go.train_rows), static_cast<long long>(go.eval_rows),
+      schema.c_str());
   fflush(stdout);
   DataGenReport r;
-  Status s = GenerateCriteoData(go, &r);
+  Status s = GeneratePresetData(schema, go, &r);
   if (!s.ok()) return s;
   printf("deepfm: wrote %s and %s in %.1f s; oracle eval AUC %.4f (the best any model can do)\n",
          r.train_path.c_str(), r.eval_path.c_str(), r.seconds, r.oracle_auc);

@@ -657,6 +657,7 @@ Status RestoreShard(std::unique_ptr<Shard>* target, const std::string& folder, u
   data.set_restored_batch_size(m.batch_size);
   data.set_restored_num_workers(m.num_workers);
   data.set_restored_data_files(m.data_files);
+  data.set_restored_feature_spec(m.feature_spec);
   for (const TrainerDataPosition& p : m.positions) {
     TrainerPosition* tp = data.add_restored_positions();
     tp->set_task_index(p.task_index);

@@ -650,6 +650,7 @@ void Shard::Stats(StatsResponse* resp) const {
     resp->set_restored_batch_size(restored_data_.restored_batch_size());
     resp->set_restored_num_workers(restored_data_.restored_num_workers());
     resp->set_restored_data_files(restored_data_.restored_data_files());
+    resp->set_restored_feature_spec(restored_data_.restored_feature_spec());
     for (const auto& [task, tp] : positions_) *resp->add_live_positions() = tp;
   }
   resp->set_duplicate_pushes(duplicate_pushes_.load());

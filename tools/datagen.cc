@@ -15,9 +15,15 @@
 #include "common/random.h"
 #include "common/timing.h"
 #include "glog/logging.h"
+#include "tools/planted.h"
 
 namespace deepfm {
 namespace {
+
+using planted::AliasTable;
+using planted::Auc;
+using planted::LogLoss;
+using planted::Sigmoid;
 
 constexpr int kDense = 13;
 constexpr int kFields = 26;
@@ -73,52 +79,6 @@ std::vector<int64_t> ResolveCardinalities(const DataGenOptions& o, Status* statu
   }
   return c;
 }
-
-// Vose's alias method: O(1) draws from a fixed discrete distribution, which
-// keeps Zipf sampling over 200k values cheap.
-class AliasTable {
- public:
-  explicit AliasTable(const std::vector<double>& weights) {
-    const size_t n = weights.size();
-    prob_.resize(n);
-    alias_.resize(n);
-    double total = 0;
-    for (double w : weights) total += w;
-    std::vector<double> scaled(n);
-    std::vector<uint32_t> small, large;
-    for (size_t i = 0; i < n; ++i) {
-      scaled[i] = weights[i] * n / total;
-      (scaled[i] < 1.0 ? small : large).push_back(static_cast<uint32_t>(i));
-    }
-    while (!small.empty() && !large.empty()) {
-      const uint32_t s = small.back();
-      small.pop_back();
-      const uint32_t l = large.back();
-      prob_[s] = static_cast<float>(scaled[s]);
-      alias_[s] = l;
-      scaled[l] -= 1.0 - scaled[s];
-      if (scaled[l] < 1.0) {
-        large.pop_back();
-        small.push_back(l);
-      }
-    }
-    // Leftovers are 1 up to rounding.
-    for (uint32_t i : small) prob_[i] = 1.0f, alias_[i] = i;
-    for (uint32_t i : large) prob_[i] = 1.0f, alias_[i] = i;
-  }
-
-  uint32_t Sample(uint64_t r) const {
-    // High bits pick the bucket, low 24 bits flip the coin.
-    const auto bucket =
-        static_cast<uint32_t>((static_cast<unsigned __int128>(r) * prob_.size()) >> 64);
-    const float coin = static_cast<float>(r & 0xffffff) * (1.0f / 16777216.0f);
-    return coin < prob_[bucket] ? bucket : alias_[bucket];
-  }
-
- private:
-  std::vector<float> prob_;
-  std::vector<uint32_t> alias_;
-};
 
 // A bijection on 32 bits, so distinct values of a field get distinct tokens
 // (a hash could collide and silently merge two planted values).
@@ -225,37 +185,6 @@ class World {
   std::vector<float> latent_[kFields];
   uint64_t table_seed_;
 };
-
-inline double Sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
-
-// Exact AUC with tied scores at their average rank. Kept here rather than
-// taken from the worker library so the generator builds without the trainer.
-double Auc(const std::vector<double>& score, const std::vector<uint8_t>& label) {
-  const int64_t n = static_cast<int64_t>(score.size());
-  std::vector<int64_t> order(n);
-  std::iota(order.begin(), order.end(), 0);
-  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return score[a] < score[b]; });
-  double rank_sum = 0;
-  int64_t positives = 0;
-  for (int64_t i = 0; i < n;) {
-    int64_t j = i, group_positives = 0;
-    for (; j < n && score[order[j]] == score[order[i]]; ++j) group_positives += label[order[j]];
-    rank_sum += 0.5 * double(i + 1 + j) * group_positives;
-    positives += group_positives;
-    i = j;
-  }
-  const double p = double(positives), q = double(n - positives);
-  return (positives == 0 || positives == n) ? std::nan("") : (rank_sum - p * (p + 1) / 2) / (p * q);
-}
-
-double LogLoss(const std::vector<double>& prob, const std::vector<uint8_t>& label) {
-  double sum = 0;
-  for (size_t i = 0; i < prob.size(); ++i) {
-    const double p = std::clamp(prob[i], 1e-7, 1.0 - 1e-7);
-    sum -= label[i] ? std::log(p) : std::log1p(-p);
-  }
-  return prob.empty() ? std::nan("") : sum / double(prob.size());
-}
 
 // Bias that makes the mean click probability over a sample equal `ctr`; the
 // mean is monotone in the bias, so bisection is exact enough.

@@ -7,6 +7,7 @@
 
 #include "common/checkpoint_manifest.h"
 #include "common/timing.h"
+#include "worker/data_reader.h"
 
 namespace deepfm {
 namespace {
@@ -30,6 +31,41 @@ Checkpointer::Checkpointer(const CheckpointerOptions& options, PsClient* client)
     : options_(options), client_(client), data_fingerprint_(DataFilesFingerprint(options.data_files)) {}
 
 Checkpointer::~Checkpointer() { (void)Wait(); }
+
+Status Checkpointer::CheckFeatureSpec() {
+  if (!options_.feature_spec) return Status::Ok();
+  const FeatureSpec& now = *options_.feature_spec;
+  std::vector<ps::StatsResponse> stats;
+  Status s = client_->Stats(&stats);
+  if (!s.ok()) return s;
+  const ps::StatsResponse& s0 = stats[0];
+  const std::string copy_path =
+      options_.checkpoint_dir.empty()
+          ? std::string()
+          : (std::filesystem::path(options_.checkpoint_dir) / kFeatureSpecCopy).string();
+  if (s0.restored_global_step() == 0) {
+    // A fresh job: the folder keeps the spec it trains under.
+    if (copy_path.empty()) return Status::Ok();
+    return WriteFileAtomic(copy_path, "# The feature spec this job trains under (fingerprint " +
+                                          now.fingerprint() + ").\n" + now.Text());
+  }
+  std::string was_fp = s0.restored_feature_spec();
+  if (was_fp.empty()) was_fp = CriteoSpec()->fingerprint();  // saved before specs existed
+  if (was_fp == now.fingerprint()) return Status::Ok();
+  std::string what;
+  std::string text;
+  FeatureSpecPtr was;
+  if (!copy_path.empty() && ReadFile(copy_path, &text).ok() &&
+      FeatureSpec::Parse(text, copy_path, &was).ok() && was->fingerprint() == was_fp) {
+    what = ": " + DescribeSpecDifference(was->proto(), now.proto()) + " (against " + copy_path + ")";
+  }
+  return FailedPrecondition(
+      "the checkpoint at step " + std::to_string(s0.restored_global_step()) +
+      " was trained under another feature spec (fingerprint " + was_fp + ", now '" + now.name() +
+      "' " + now.fingerprint() + ")" + what +
+      ". Its tables, keys and network belong to that spec: resume with it (--feature_spec), or "
+      "start a new job folder");
+}
 
 Status Checkpointer::ResumePosition(ReadPosition* start, int64_t* restored_step) {
   *start = ReadPosition();
@@ -195,6 +231,7 @@ Status Checkpointer::WriteAndCommit(int64_t step, int64_t since_step) {
   m.batch_size = options_.batch_size;
   m.num_workers = options_.num_workers;
   m.data_files = data_fingerprint_;
+  if (options_.feature_spec) m.feature_spec = options_.feature_spec->fingerprint();
   for (const ps::TrainerPosition& tp : r.positions) m.positions.push_back(ToManifest(tp));
   m.files = r.files;
   if (since_step > 0) {

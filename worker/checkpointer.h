@@ -27,10 +27,14 @@
 #include "common/status.h"
 #include "common/thread_annotations.h"
 #include "common/timing.h"
+#include "spec/feature_spec.h"
 #include "worker/batch.h"
 #include "worker/ps_client.h"
 
 namespace deepfm {
+
+// The job folder's copy of the spec it trains under.
+inline constexpr char kFeatureSpecCopy[] = "feature_spec.pbtxt";
 
 struct CheckpointerOptions {
   std::string checkpoint_dir;      // the job folder; empty: never save
@@ -44,6 +48,9 @@ struct CheckpointerOptions {
   int num_workers = 1;
   int task_index = 0;
   std::vector<std::string> data_files;
+  // The job's feature spec, recorded in every manifest; a resume under
+  // another is refused (CheckFeatureSpec).
+  FeatureSpecPtr feature_spec;
   bool reset_data_position = false;
   std::string log_prefix;
 };
@@ -65,6 +72,12 @@ class Checkpointer {
   ~Checkpointer();  // waits for a save in flight
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
+
+  // A job resumed from a checkpoint must train under the spec it was saved
+  // under: its tables, keys and network are what the shards restored.
+  // Refuses another, naming what differs (against the job folder's copy,
+  // feature_spec.pbtxt, when there is one). OK for a fresh job.
+  Status CheckFeatureSpec();
 
   // Where this trainer's data resumes; *restored_step gets the restored
   // checkpoint's step (0: a fresh job). Also starts the save schedule there.

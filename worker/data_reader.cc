@@ -103,14 +103,18 @@ std::string Quote(const char* b, const char* e) {
   return s;
 }
 
-const char* SepName(char sep) { return sep == '\t' ? "tabs" : "','"; }
+const char* SepName(char sep) {
+  if (sep == '\t') return "tabs";
+  if (sep == ',') return "','";
+  return "its separator";
+}
 
-LineError FieldCountError(const char* b, const char* e, char sep, std::string* what) {
+LineError FieldCountError(const FeatureSpec& spec, const char* b, const char* e, char sep,
+                          std::string* what) {
   if (what != nullptr) {
     const int64_t fields = 1 + std::count(b, e, sep);
-    *what = "expected " + std::to_string(kNumColumns) +
-            " columns (label, 13 dense, 26 categorical) separated by " + SepName(sep) + ", found " +
-            std::to_string(fields);
+    *what = "expected " + std::to_string(spec.num_columns()) + " columns (feature spec '" +
+            spec.name() + "') separated by " + SepName(sep) + ", found " + std::to_string(fields);
   }
   return LineError::kFieldCount;
 }
@@ -121,52 +125,179 @@ bool EndsWith(std::string_view s, std::string_view suffix) {
   return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
+inline bool InVocabulary(const std::vector<std::string>& words, std::string_view token) {
+  for (const std::string& w : words) {
+    if (w == token) return true;
+  }
+  return false;
+}
+
+// A numeric cell with its default and transform.
+inline bool ParseNumeric(const FeatureSpec::ColumnInfo& c, const char* b, const char* e, float* x) {
+  if (c.transform == spec::LOG1P) {
+    if (b == e) {
+      *x = TransformDense(c.numeric_default);
+      return true;
+    }
+    return ParseDense(b, e, x);
+  }
+  double v = c.numeric_default;
+  if (b != e && !ParseNumber(b, e, &v)) return false;
+  *x = static_cast<float>(v);
+  return true;
+}
+
+// The mean of a numeric list cell (its default when empty), transformed.
+inline bool ParseNumericList(const FeatureSpec::ColumnInfo& c, const char* b, const char* e,
+                             float* x) {
+  if (b == e) {
+    b = c.default_value.data();
+    e = b + c.default_value.size();
+  }
+  double sum = 0;
+  int64_t n = 0;
+  const char sep = c.list_separator;
+  for (const char* p = b;; ++n) {
+    const char* q = FindSep(p, e, sep);
+    double v;
+    if (!ParseNumber(p, q, &v)) return false;
+    sum += v;
+    if (q == e) {
+      ++n;
+      break;
+    }
+    p = q + 1;
+  }
+  const double mean = sum / static_cast<double>(n);
+  *x = c.transform == spec::LOG1P ? TransformDense(mean) : static_cast<float>(mean);
+  return true;
+}
+
 }  // namespace
 
-LineError ParseLine(std::string_view line, char sep, float* label, float* dense, uint64_t* keys,
+const FeatureSpecPtr& CriteoSpec() {
+  static const FeatureSpecPtr spec = [] {
+    FeatureSpecPtr s;
+    const Status st = FeatureSpec::Load("criteo", &s);
+    CHECK(st.ok()) << st.ToString();
+    return s;
+  }();
+  return spec;
+}
+
+void Batch::Shape(const FeatureSpec& spec) {
+  size = 0;
+  num_numeric = spec.num_numeric();
+  labels.clear();
+  dense.clear();
+  truncated_tokens = 0;
+  tables.assign(spec.tables().size(), TableKeys());
+  for (size_t t = 0; t < tables.size(); ++t) {
+    tables[t].members = static_cast<int>(spec.tables()[t].columns.size());
+    tables[t].fixed = spec.tables()[t].fixed_width;
+    if (!tables[t].fixed) tables[t].splits.assign(1, 0);
+  }
+}
+
+LineError ParseLine(const FeatureSpec& spec, std::string_view line, char sep, Batch* out, int row,
                     std::string* what) {
   const char* const begin = line.data();
   const char* end = begin + line.size();
   if (end != begin && end[-1] == '\r') --end;
-
-  // Label.
+  for (TableKeys& t : out->tables) {
+    if (!t.fixed) t.keys.resize(t.splits[static_cast<size_t>(row) * t.members]);
+  }
+  float* const numeric = out->dense.data() + static_cast<size_t>(row) * out->num_numeric;
+  const std::vector<FeatureSpec::ColumnInfo>& columns = spec.columns();
+  const int last = static_cast<int>(columns.size()) - 1;
   const char* p = begin;
-  const char* q = FindSep(p, end, sep);
-  if (q == end) return FieldCountError(begin, end, sep, what);
-  if (q - p == 1 && (*p == '0' || *p == '1')) {
-    *label = static_cast<float>(*p - '0');
-  } else {
-    double v;
-    if (!ParseNumber(p, q, &v) || (v != 0.0 && v != 1.0)) {
-      if (what != nullptr) *what = "label is " + Quote(p, q) + ", expected 0 or 1";
-      return LineError::kBadLabel;
-    }
-    *label = static_cast<float>(v);
-  }
-  p = q + 1;
-
-  for (int d = 0; d < kNumDense; ++d) {
-    q = FindSep(p, end, sep);
-    if (q == end) return FieldCountError(begin, end, sep, what);
-    if (!ParseDense(p, q, &dense[d])) {
-      if (what != nullptr) {
-        *what = "dense column I" + std::to_string(d + 1) + " is " + Quote(p, q) + ", not a number";
+  for (int ci = 0; ci <= last; ++ci) {
+    const FeatureSpec::ColumnInfo& c = columns[ci];
+    const char* q = FindSep(p, end, sep);
+    if ((q == end) != (ci == last)) return FieldCountError(spec, begin, end, sep, what);
+    switch (c.kind) {
+      case FeatureSpec::Kind::kLabel: {
+        float* label = &out->labels[row];
+        if (q - p == 1 && (*p == '0' || *p == '1')) {
+          *label = static_cast<float>(*p - '0');
+        } else {
+          double v;
+          if (!ParseNumber(p, q, &v) || (v != 0.0 && v != 1.0)) {
+            if (what != nullptr) {
+              *what = (c.name == "label" ? std::string("label") : "label " + c.name) + " is " +
+                      Quote(p, q) + ", expected 0 or 1";
+            }
+            return LineError::kBadLabel;
+          }
+          *label = static_cast<float>(v);
+        }
+        break;
       }
-      return LineError::kBadDense;
+      case FeatureSpec::Kind::kNumeric:
+        if (!ParseNumeric(c, p, q, &numeric[c.numeric])) {
+          if (what != nullptr) *what = "numeric column " + c.name + " is " + Quote(p, q) + ", not a number";
+          return LineError::kBadDense;
+        }
+        break;
+      case FeatureSpec::Kind::kNumericList:
+        if (!ParseNumericList(c, p, q, &numeric[c.numeric])) {
+          if (what != nullptr) {
+            *what = "numeric list column " + c.name + " is " + Quote(p, q) +
+                    ", not numbers separated by '" + std::string(1, c.list_separator) + "'";
+          }
+          return LineError::kBadDense;
+        }
+        break;
+      case FeatureSpec::Kind::kCategorical: {
+        TableKeys& t = out->tables[c.table];
+        std::string_view token = p == q ? std::string_view(c.default_value) : std::string_view(p, q - p);
+        if (t.fixed) {
+          t.keys[static_cast<size_t>(row) * t.members + c.member] = FeatureKey(c.key_seed, token);
+        } else {
+          if (!(token.empty() && c.drop_empty) &&
+              (c.vocabulary.empty() || InVocabulary(c.vocabulary, token))) {
+            t.keys.push_back(FeatureKey(c.key_seed, token));
+          }
+          t.splits[static_cast<size_t>(row) * t.members + c.member + 1] = static_cast<int32_t>(t.keys.size());
+        }
+        break;
+      }
+      case FeatureSpec::Kind::kList: {
+        TableKeys& t = out->tables[c.table];
+        const char* lb = p;
+        const char* le = q;
+        if (lb == le) {
+          lb = c.default_value.data();
+          le = lb + c.default_value.size();
+        }
+        uint32_t n = 0;
+        for (const char* a = lb;;) {
+          const char* z = FindSep(a, le, c.list_separator);
+          if (c.max_length == 0 || n < c.max_length) {
+            const std::string_view token(a, z - a);
+            if (c.vocabulary.empty() || InVocabulary(c.vocabulary, token)) {
+              t.keys.push_back(FeatureKey(c.key_seed, token));
+            }
+          } else {
+            ++out->truncated_tokens;
+          }
+          ++n;
+          if (z == le) break;
+          a = z + 1;
+        }
+        t.splits[static_cast<size_t>(row) * t.members + c.member + 1] = static_cast<int32_t>(t.keys.size());
+        break;
+      }
+      case FeatureSpec::Kind::kIgnored:
+        break;
     }
-    p = q + 1;
-  }
-
-  for (int f = 0; f < kNumFields; ++f) {
-    q = FindSep(p, end, sep);
-    if ((q == end) != (f == kNumFields - 1)) return FieldCountError(begin, end, sep, what);
-    keys[f] = FeatureKey(static_cast<uint32_t>(f), std::string_view(p, q - p));
     p = q + 1;
   }
   return LineError::kOk;
 }
 
-int64_t ParseText(std::string_view text, char sep, Batch* out) {
+int64_t ParseText(const FeatureSpec& spec, std::string_view text, char sep, Batch* out) {
+  if (out->size == 0) out->Shape(spec);
   int64_t bad = 0;
   int row = out->size;
   int capacity = row;
@@ -182,8 +313,7 @@ int64_t ParseText(std::string_view text, char sep, Batch* out) {
       capacity = std::max(2 * capacity, 1024);
       out->Resize(capacity);
     }
-    if (ParseLine(line, sep, &out->labels[row], &out->dense[size_t(row) * kNumDense],
-                  &out->keys[size_t(row) * kNumFields]) == LineError::kOk) {
+    if (ParseLine(spec, line, sep, out, row) == LineError::kOk) {
       ++row;
     } else {
       ++bad;
@@ -201,7 +331,8 @@ ReaderOptions::Format DetectFormat(std::string_view path, std::string_view first
   return tabs > commas ? ReaderOptions::kTsv : ReaderOptions::kCsv;
 }
 
-BatchReader::BatchReader(ReaderOptions options) : options_(std::move(options)) {}
+BatchReader::BatchReader(ReaderOptions options)
+    : options_(std::move(options)), spec_(options_.spec ? options_.spec : CriteoSpec()) {}
 
 BatchReader::~BatchReader() { Stop(); }
 
@@ -236,6 +367,11 @@ Status BatchReader::Start() {
                       "; check the data path");
     }
     ReaderOptions::Format format = o.format;
+    if (format == ReaderOptions::kAuto && spec_->separator() != 0) {
+      ::close(fd);
+      seps_.push_back(spec_->separator());
+      continue;
+    }
     if (format == ReaderOptions::kAuto) {
       char head[4096];
       ssize_t n;
@@ -257,6 +393,7 @@ Status BatchReader::Start() {
 
   buffer_.resize(kBlockBytes);
   buffer_bytes_ = buffer_.size();
+  current_.Shape(*spec_);
   current_.Resize(o.batch_size);
   current_rows_ = 0;
   started_ = true;
@@ -305,6 +442,9 @@ bool BatchReader::PushCurrent() {
   }
   lock.unlock();
   not_empty_.notify_one();
+  if (current_.tables.size() != spec_->tables().size()) current_.Shape(*spec_);
+  current_.truncated_tokens = 0;
+  current_.size = 0;
   current_.Resize(options_.batch_size);
   current_rows_ = 0;
   return true;
@@ -438,14 +578,27 @@ Status BatchReader::ReadFile(size_t file_index, uint64_t offset, int64_t line_nu
 
 BatchReader::Flow BatchReader::HandleLine(size_t file_index, int64_t line_number, const char* begin,
                                           const char* end, uint64_t next_offset) {
+  if (line_number == 1 && spec_->header()) {
+    // The header is no data line: it is checked, never counted or sharded.
+    const Status s = CheckHeader(file_index, std::string_view(begin, end - begin));
+    if (s.ok()) return Flow::kContinue;
+    pending_error_ = s;
+    return Flow::kStop;
+  }
   if (!OwnsNextLine()) return Flow::kContinue;
   if (begin == end || (end - begin == 1 && *begin == '\r')) return Flow::kContinue;
   ++epoch_lines_;
   const int r = current_rows_;
-  const LineError error = ParseLine(std::string_view(begin, end - begin), seps_[file_index],
-                                    &current_.labels[r], &current_.dense[size_t(r) * kNumDense],
-                                    &current_.keys[size_t(r) * kNumFields], &scratch_);
-  if (error != LineError::kOk) return BadLine(file_index, line_number, scratch_);
+  const int64_t truncated_before = current_.truncated_tokens;
+  const LineError error = ParseLine(*spec_, std::string_view(begin, end - begin), seps_[file_index],
+                                    &current_, r, &scratch_);
+  if (error != LineError::kOk) {
+    current_.truncated_tokens = truncated_before;
+    return BadLine(file_index, line_number, scratch_);
+  }
+  if (current_.truncated_tokens != truncated_before) {
+    truncated_.fetch_add(current_.truncated_tokens - truncated_before, std::memory_order_relaxed);
+  }
   rows_.fetch_add(1, std::memory_order_relaxed);
   ++epoch_rows_;
   current_.end = ReadPosition{epoch_, static_cast<uint32_t>(file_index), next_offset, line_number,
@@ -453,6 +606,25 @@ BatchReader::Flow BatchReader::HandleLine(size_t file_index, int64_t line_number
   if (++current_rows_ == options_.batch_size && !PushCurrent()) return Flow::kStop;
   if (options_.max_rows >= 0 && epoch_rows_ >= options_.max_rows) return Flow::kEndEpoch;
   return Flow::kContinue;
+}
+
+Status BatchReader::CheckHeader(size_t file_index, std::string_view line) const {
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  const char sep = seps_[file_index];
+  size_t pos = 0;
+  for (int c = 0; c < spec_->num_columns(); ++c) {
+    const size_t next = std::min(line.find(sep, pos), line.size());
+    const std::string_view name = pos <= line.size() ? line.substr(pos, next - pos) : std::string_view();
+    if (name != spec_->columns()[c].name || (c + 1 == spec_->num_columns()) != (next == line.size())) {
+      return InvalidArgument(options_.files[file_index] + ":1: the header does not match feature spec '" +
+                             spec_->name() + "': column " + std::to_string(c + 1) + " is '" +
+                             std::string(name) + "', the spec says '" + spec_->columns()[c].name +
+                             "' (" + std::to_string(spec_->num_columns()) +
+                             " columns in all); fix the spec's columns or the file");
+    }
+    pos = next + 1;
+  }
+  return Status::Ok();
 }
 
 bool BatchReader::OwnsNextLine() {

@@ -1,14 +1,20 @@
-// Criteo-style training data reader: parses DeepRec model-zoo CSV or original
-// Criteo TSV into Batches on a background thread, ahead of the trainer.
+// Training data reader: parses CSV or TSV lines by a feature spec
+// (spec/feature_spec.h) into Batches on a background thread, ahead of the
+// trainer.
 //
-// Line format (both flavours): label, I1..I13, C1..C26, 40 columns separated by
-// ',' (CSV) or '\t' (TSV), no header. The label is 0 or 1. A dense value is an
-// integer or decimal number (possibly negative) or empty; it becomes
-// x = log(1 + max(v, 0)), empty -> 0. A categorical token is the raw bytes
-// between separators, empty included, and becomes FeatureKey(field, token).
-// No whitespace trimming is done; a trailing '\r' (CRLF files) is dropped, the
-// last line may lack its '\n', and empty lines are skipped without counting as
-// bad.
+// A line has the spec's columns, in order, separated by its separator (or,
+// when the spec leaves it open, ',' or '\t' decided per file). With the
+// spec's header, each file's first line must name the columns and is skipped.
+// The label is 0 or 1. A numeric cell is an integer or decimal number
+// (possibly negative), an empty one reads as its default; then its transform.
+// A categorical token is the raw bytes of the cell (its default when empty)
+// and becomes FeatureKey(seed, token), or nothing when it is empty and the
+// column drops empties, or outside its vocabulary. A list cell is split on
+// its separator, every token (an empty cell: one "" token) looked up the
+// same way, the first max_length kept and the rest counted. A numeric list
+// becomes the mean of its numbers. No whitespace trimming is done; a
+// trailing '\r' (CRLF files) is dropped, the last line may lack its '\n', and
+// empty lines are skipped without counting as bad.
 #pragma once
 
 #include <atomic>
@@ -22,6 +28,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "spec/feature_spec.h"
 #include "worker/batch.h"
 
 namespace deepfm {
@@ -30,7 +37,10 @@ struct ReaderOptions {
   enum Format { kAuto, kCsv, kTsv };
 
   std::vector<std::string> files;
-  // kAuto decides per file: ".csv" -> CSV, ".tsv" -> TSV, anything else
+  // What a line is; null: the criteo preset.
+  FeatureSpecPtr spec;
+  // kAuto follows the spec's separator, or when it has none decides per
+  // file: ".csv" -> CSV, ".tsv" -> TSV, anything else
   // (Criteo ships "train.txt" as TSV) by which separator the first line uses.
   Format format = kAuto;
   int batch_size = 512;
@@ -69,19 +79,25 @@ struct ReaderOptions {
 // What ParseLine found wrong with a line.
 enum class LineError { kOk, kFieldCount, kBadLabel, kBadDense };
 
+// The criteo preset, loaded once (the default of ReaderOptions::spec).
+const FeatureSpecPtr& CriteoSpec();
+
 // Parses one line (without its '\n'; a trailing '\r' is ignored) separated by
-// `sep`. On success writes *label, dense[0..13) (transformed) and
-// keys[0..26) and returns kOk. On failure returns the kind, leaves the outputs
-// partly written, and when `what` is not null describes the problem there,
-// quoting the offending value. Allocates nothing on success.
-LineError ParseLine(std::string_view line, char sep, float* label, float* dense, uint64_t* keys,
+// `sep` into row `row` of `out` (shaped for `spec`, size > row, rows before
+// `row` complete). On success returns kOk; list tokens cut by a cap are
+// added to out->truncated_tokens. On failure returns the kind, leaves the
+// row partly written (the next parse of that row overwrites it), and when
+// `what` is not null describes the problem there, naming the column and
+// quoting the offending value. Allocates nothing on success once the
+// batch's buffers have grown.
+LineError ParseLine(const FeatureSpec& spec, std::string_view line, char sep, Batch* out, int row,
                     std::string* what = nullptr);
 
 // Parses every non-empty line of `text` (the last may lack '\n') and appends
-// the good rows to `out` (out->size grows). Returns the number of bad lines.
-// The synchronous core the reader thread uses, exposed for tests and
-// benchmarks.
-int64_t ParseText(std::string_view text, char sep, Batch* out);
+// the good rows to `out` (out->size grows; an empty batch is shaped for
+// `spec` first). Returns the number of bad lines. The synchronous core the
+// reader thread uses, exposed for tests and benchmarks.
+int64_t ParseText(const FeatureSpec& spec, std::string_view text, char sep, Batch* out);
 
 // The separator auto-detection would pick for a file named `path` whose first
 // line is `first_line`.
@@ -115,6 +131,8 @@ class BatchReader {
   Status status() const;
   // Good rows parsed so far (all epochs, including a dropped remainder).
   int64_t rows() const { return rows_.load(std::memory_order_relaxed); }
+  // List tokens cut by their column's max_length so far (all epochs).
+  int64_t truncated_tokens() const { return truncated_.load(std::memory_order_relaxed); }
   // Bad lines skipped so far (all epochs).
   int64_t bad_lines() const { return bad_lines_.load(std::memory_order_relaxed); }
   // The size of the reader's line buffer now: a block, or one line of up to
@@ -144,7 +162,11 @@ class BatchReader {
   bool PushCurrent();  // false when stopped
   void Finish(Status status);
 
+  // Header files: checks that line 1 names the spec's columns.
+  Status CheckHeader(size_t file_index, std::string_view line) const;
+
   const ReaderOptions options_;
+  const FeatureSpecPtr spec_;
   std::vector<char> seps_;  // per file
 
   // Reader-thread state.
@@ -173,6 +195,7 @@ class BatchReader {
   std::atomic<bool> stop_flag_{false};
   std::atomic<int64_t> rows_{0};
   std::atomic<int64_t> bad_lines_{0};
+  std::atomic<int64_t> truncated_{0};
   std::atomic<size_t> buffer_bytes_{0};
 };
 

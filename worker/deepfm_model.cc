@@ -211,8 +211,7 @@ void DeepFMModelT<T>::InitDense(uint64_t seed) {
 }
 
 template <typename T>
-void DeepFMModelT<T>::GatherLinearFm(int B, const T* dense_x, const T* uniq_rows,
-                                     const int32_t* inverse) {
+void DeepFMModelT<T>::GatherLinearFm(int B, const T* dense_x, const T* pooled) {
   const int F = config_.num_fields;
   const int D = config_.embedding_dim;
   const int W = config_.row_width();
@@ -224,10 +223,10 @@ void DeepFMModelT<T>::GatherLinearFm(int B, const T* dense_x, const T* uniq_rows
   const T* w_dense = dense_[kWDense].values.data();
   for (int b = 0; b < B; ++b) {
     T* in = input_.row(b).data();
-    const int32_t* inv = inverse + static_cast<size_t>(b) * F;
+    const T* pooled_row = pooled + static_cast<size_t>(b) * F * W;
     T linear = bias;
     for (int f = 0; f < F; ++f) {
-      const T* row = uniq_rows + static_cast<size_t>(inv[f]) * W;
+      const T* row = pooled_row + static_cast<size_t>(f) * W;
       linear += row[0];
       std::copy(row + 1, row + 1 + D, in + f * D);
     }
@@ -272,21 +271,28 @@ void DeepFMModelT<T>::DnnForward(int B) {
 }
 
 template <typename T>
-void DeepFMModelT<T>::Forward(int B, const T* dense_x, const T* uniq_rows, int U,
-                              const int32_t* inverse) {
-  CHECK_GT(B, 0);
-#ifndef NDEBUG
-  for (int64_t i = 0; i < static_cast<int64_t>(B) * config_.num_fields; ++i) {
+const T* DeepFMModelT<T>::GatherRows(int B, const T* uniq_rows, int U, const int32_t* inverse) {
+  const int F = config_.num_fields;
+  const int W = config_.row_width();
+  gathered_.resize(static_cast<size_t>(B) * F * W);
+  for (int64_t i = 0; i < static_cast<int64_t>(B) * F; ++i) {
     DCHECK(inverse[i] >= 0 && inverse[i] < U)
         << "inverse[" << i << "]=" << inverse[i] << " outside [0, " << U << ")";
+    const T* row = uniq_rows + static_cast<size_t>(inverse[i]) * W;
+    std::copy(row, row + W, gathered_.data() + i * W);
   }
-#endif
+  return gathered_.data();
+}
+
+template <typename T>
+void DeepFMModelT<T>::Forward(int B, const T* dense_x, const T* pooled) {
+  CHECK_GT(B, 0);
   if (config_.bf16) {
     // Weights at bf16 precision (a no-op when they were pulled as bf16).
     const DnnOps<T> ops{kernels_, config_.dnn_threads, true};
     for (auto& t : dense_) ops.RoundIfBf16(t.values.data(), static_cast<int64_t>(t.values.size()));
   }
-  GatherLinearFm(B, dense_x, uniq_rows, inverse);
+  GatherLinearFm(B, dense_x, pooled);
   DnnForward(B);
 }
 
@@ -353,11 +359,11 @@ void DeepFMModelT<T>::DnnBackward(int B) {
 }
 
 template <typename T>
-T DeepFMModelT<T>::ForwardBackward(int B, const T* dense_x, const T* uniq_rows, int U,
-                                   const int32_t* inverse, const T* labels, T* uniq_grads) {
+T DeepFMModelT<T>::ForwardBackwardPooled(int B, const T* dense_x, const T* pooled, const T* labels,
+                                         T* d_pooled) {
   {
     obs::ScopedSpan span("forward");
-    Forward(B, dense_x, uniq_rows, U, inverse);
+    Forward(B, dense_x, pooled);
   }
   const T loss = MeanLoss(B, labels);
   obs::ScopedSpan span("backward");
@@ -373,26 +379,43 @@ T DeepFMModelT<T>::ForwardBackward(int B, const T* dense_x, const T* uniq_rows, 
 
   DnnBackward(B);
 
-  // Per (b, f): first-order weight gets dlogit; the embedding gets the DNN's
-  // input gradient plus the FM term dlogit * (sum_f' e_f' - e_f). Duplicate
-  // keys add up in their unique row.
+  // Per (b, f): the pooled first-order weight gets dlogit; the pooled
+  // embedding gets the DNN's input gradient plus the FM term
+  // dlogit * (sum_f' e_f' - e_f).
   const int F = config_.num_fields;
   const int D = config_.embedding_dim;
   const int W = config_.row_width();
-  std::fill(uniq_grads, uniq_grads + static_cast<size_t>(U) * W, T(0));
   for (int b = 0; b < B; ++b) {
     const T g = dlogit_(b);
-    const int32_t* inv = inverse + static_cast<size_t>(b) * F;
     const T* s = fm_sum_.row(b).data();
     const T* e_row = input_.row(b).data();
     const T* de_row = d_embedding_.row(b).data();
+    T* out_row = d_pooled + static_cast<size_t>(b) * F * W;
     for (int f = 0; f < F; ++f) {
-      T* out = uniq_grads + static_cast<size_t>(inv[f]) * W;
+      T* out = out_row + static_cast<size_t>(f) * W;
       const T* e = e_row + f * D;
       const T* de = de_row + f * D;
-      out[0] += g;
-      for (int j = 0; j < D; ++j) out[1 + j] += de[j] + g * (s[j] - e[j]);
+      out[0] = g;
+      for (int j = 0; j < D; ++j) out[1 + j] = de[j] + g * (s[j] - e[j]);
     }
+  }
+  return loss;
+}
+
+template <typename T>
+T DeepFMModelT<T>::ForwardBackward(int B, const T* dense_x, const T* uniq_rows, int U,
+                                   const int32_t* inverse, const T* labels, T* uniq_grads) {
+  const T* pooled = GatherRows(B, uniq_rows, U, inverse);
+  const int F = config_.num_fields;
+  const int W = config_.row_width();
+  d_gathered_.resize(static_cast<size_t>(B) * F * W);
+  const T loss = ForwardBackwardPooled(B, dense_x, pooled, labels, d_gathered_.data());
+  // Duplicate keys add up in their unique row, (b, f) in row-major order.
+  std::fill(uniq_grads, uniq_grads + static_cast<size_t>(U) * W, T(0));
+  for (int64_t i = 0; i < static_cast<int64_t>(B) * F; ++i) {
+    T* out = uniq_grads + static_cast<size_t>(inverse[i]) * W;
+    const T* d = d_gathered_.data() + i * W;
+    for (int j = 0; j < W; ++j) out[j] += d[j];
   }
   return loss;
 }
@@ -400,14 +423,25 @@ T DeepFMModelT<T>::ForwardBackward(int B, const T* dense_x, const T* uniq_rows, 
 template <typename T>
 T DeepFMModelT<T>::ForwardLoss(int B, const T* dense_x, const T* uniq_rows, int U,
                                const int32_t* inverse, const T* labels) {
-  Forward(B, dense_x, uniq_rows, U, inverse);
+  Forward(B, dense_x, GatherRows(B, uniq_rows, U, inverse));
+  return MeanLoss(B, labels);
+}
+
+template <typename T>
+T DeepFMModelT<T>::ForwardLossPooled(int B, const T* dense_x, const T* pooled, const T* labels) {
+  Forward(B, dense_x, pooled);
   return MeanLoss(B, labels);
 }
 
 template <typename T>
 void DeepFMModelT<T>::Predict(int B, const T* dense_x, const T* uniq_rows, int U,
                               const int32_t* inverse, T* probs) {
-  Forward(B, dense_x, uniq_rows, U, inverse);
+  PredictPooled(B, dense_x, GatherRows(B, uniq_rows, U, inverse), probs);
+}
+
+template <typename T>
+void DeepFMModelT<T>::PredictPooled(int B, const T* dense_x, const T* pooled, T* probs) {
+  Forward(B, dense_x, pooled);
   for (int b = 0; b < B; ++b) probs[b] = Sigmoid(logits_(b));
 }
 

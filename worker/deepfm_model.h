@@ -30,6 +30,9 @@ using GemmFn = void (*)(const float* a, int lda, const float* b, int ldb, float*
 }  // namespace dnn
 
 struct DeepFMConfig {
+  // Features (pooled embeddings) and numeric inputs per row; a trainer takes
+  // them from its feature spec (spec/feature_spec.h). The defaults are the
+  // criteo preset's.
   int num_fields = 26;
   int num_dense = 13;
   int embedding_dim = 16;
@@ -122,6 +125,16 @@ class DeepFMModelT {
   T ForwardBackward(int B, const T* dense_x, const T* uniq_rows, int U, const int32_t* inverse,
                     const T* labels, T* uniq_grads);
 
+  // The same math on pooled features (worker/pooling.h), the trainer's
+  // path: pooled[B x num_fields x row_width] holds each row's features,
+  // [w, e[0..D)] each; d_pooled (same shape) gets the gradient of the mean
+  // loss with respect to them. ForwardBackward is this with pooled rows
+  // gathered one key per (b, f), then the gradients summed into their unique
+  // rows.
+  T ForwardBackwardPooled(int B, const T* dense_x, const T* pooled, const T* labels, T* d_pooled);
+  T ForwardLossPooled(int B, const T* dense_x, const T* pooled, const T* labels);
+  void PredictPooled(int B, const T* dense_x, const T* pooled, T* probs);
+
   // Forward only: the mean loss (same inputs as ForwardBackward).
   T ForwardLoss(int B, const T* dense_x, const T* uniq_rows, int U, const int32_t* inverse,
                 const T* labels);
@@ -135,8 +148,10 @@ class DeepFMModelT {
   using ColVector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
 
   // Fills input_, linear_ and fm_sum_, then the DNN, then logits_.
-  void Forward(int B, const T* dense_x, const T* uniq_rows, int U, const int32_t* inverse);
-  void GatherLinearFm(int B, const T* dense_x, const T* uniq_rows, const int32_t* inverse);
+  void Forward(int B, const T* dense_x, const T* pooled);
+  void GatherLinearFm(int B, const T* dense_x, const T* pooled);
+  // One key per (b, f): their rows, as pooled features (in gathered_).
+  const T* GatherRows(int B, const T* uniq_rows, int U, const int32_t* inverse);
   void DnnForward(int B);
   // Reads dlogit_, writes the DNN grads and d_embedding_ (dLoss/d(e part of
   // input_)).
@@ -161,6 +176,7 @@ class DeepFMModelT {
   ColVector dlogit_;
   std::vector<Matrix> d_hidden_;  // dLoss/d(pre-activation) of each layer
   Matrix d_embedding_;            // dLoss/d(embedding part of input_)
+  std::vector<T> gathered_, d_gathered_;  // the unique-row API's pooled features
 };
 
 using DeepFMModel = DeepFMModelT<float>;

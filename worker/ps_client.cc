@@ -272,26 +272,43 @@ class ShardCallTrace {
 
 }  // namespace
 
+void PsClient::RouteParts(const std::vector<SparsePart>& parts,
+                          std::vector<std::vector<std::vector<uint32_t>>>* idx) const {
+  idx->resize(parts.size());
+  for (size_t p = 0; p < parts.size(); ++p) Route(parts[p].keys, parts[p].n, &(*idx)[p]);
+}
+
 Status PsClient::Pull(int table, const uint64_t* uniq, size_t n, float* rows,
                       const std::vector<float*>& dense_out, bool read_only, int64_t* global_step,
                       WireBytes* bytes) {
-  const TableInfo& t = tables_[table];
+  SparsePart part;
+  part.table = table;
+  part.keys = uniq;
+  part.n = n;
+  part.rows = rows;
+  return Pull(std::vector<SparsePart>{part}, dense_out, read_only, global_step, bytes);
+}
+
+Status PsClient::Pull(const std::vector<SparsePart>& sparse, const std::vector<float*>& dense_out,
+                      bool read_only, int64_t* global_step, WireBytes* bytes) {
   const int S = num_shards();
-  std::vector<std::vector<uint32_t>> idx;
-  Route(uniq, n, &idx);
+  std::vector<std::vector<std::vector<uint32_t>>> idx;
+  RouteParts(sparse, &idx);
   std::vector<ps::PullRequest> req(S);
   std::vector<ps::PullResponse> resp(S);
   std::vector<std::vector<DenseRef>> dense_of(S);  // what each shard's dense answers are, in order
-  std::vector<uint64_t> keys;
   for (int s = 0; s < S; ++s) {
     req[s].set_dtype(options_.wire_dtype);
     req[s].set_read_only(read_only);
-    auto* sp = req[s].add_sparse();
-    sp->set_table_id(t.ids[s]);
-    std::string* kb = sp->mutable_keys();
-    kb->resize(idx[s].size() * sizeof(uint64_t));
-    uint64_t* kp = reinterpret_cast<uint64_t*>(kb->data());
-    for (size_t i = 0; i < idx[s].size(); ++i) kp[i] = uniq[idx[s][i]];
+    for (size_t p = 0; p < sparse.size(); ++p) {
+      const std::vector<uint32_t>& ix = idx[p][s];
+      auto* sp = req[s].add_sparse();
+      sp->set_table_id(tables_[sparse[p].table].ids[s]);
+      std::string* kb = sp->mutable_keys();
+      kb->resize(ix.size() * sizeof(uint64_t));
+      uint64_t* kp = reinterpret_cast<uint64_t*>(kb->data());
+      for (size_t i = 0; i < ix.size(); ++i) kp[i] = sparse[p].keys[ix[i]];
+    }
   }
   for (size_t d = 0; d < dense_.size() && d < dense_out.size(); ++d) {
     if (!dense_out[d]) continue;
@@ -313,14 +330,24 @@ Status PsClient::Pull(int table, const uint64_t* uniq, size_t n, float* rows,
   const bool bf16 = options_.wire_dtype == ps::BF16;
   for (int s = 0; s < S; ++s) {
     const ps::PullResponse& r = resp[s];
-    if (r.sparse_size() != 1 || r.sparse(0).values().size() != idx[s].size() * t.dim * es ||
-        r.dense_size() != static_cast<int>(dense_of[s].size())) {
+    bool shape_ok = r.sparse_size() == static_cast<int>(sparse.size()) &&
+                    r.dense_size() == static_cast<int>(dense_of[s].size());
+    for (size_t p = 0; shape_ok && p < sparse.size(); ++p) {
+      const int dim = tables_[sparse[p].table].dim;
+      shape_ok = r.sparse(p).values().size() == idx[p][s].size() * dim * es;
+    }
+    if (!shape_ok) {
       return Internal("Pull from parameter server " + std::to_string(s) + " (" + options_.hosts[s] +
                       ") returned a response of the wrong shape");
     }
-    const std::string& values = r.sparse(0).values();
-    for (size_t i = 0; i < idx[s].size(); ++i) {
-      DecodeWireValues(values.data() + i * t.dim * es, t.dim, bf16, rows + size_t{idx[s][i]} * t.dim);
+    for (size_t p = 0; p < sparse.size(); ++p) {
+      const int dim = tables_[sparse[p].table].dim;
+      const std::vector<uint32_t>& ix = idx[p][s];
+      const std::string& values = r.sparse(p).values();
+      float* rows = sparse[p].rows;
+      for (size_t i = 0; i < ix.size(); ++i) {
+        DecodeWireValues(values.data() + i * dim * es, dim, bf16, rows + size_t{ix[i]} * dim);
+      }
     }
     uint64_t dense_bytes = 0;
     for (size_t j = 0; j < dense_of[s].size(); ++j) {
@@ -343,29 +370,44 @@ Status PsClient::Pull(int table, const uint64_t* uniq, size_t n, float* rows,
 Status PsClient::Push(int table, const uint64_t* uniq, size_t n, const float* grads,
                       const std::vector<const float*>& dense_grads, bool advance_step,
                       int64_t* global_step, WireBytes* bytes, const ps::DataPosition* position) {
-  const TableInfo& t = tables_[table];
+  SparsePart part;
+  part.table = table;
+  part.keys = uniq;
+  part.n = n;
+  part.grads = grads;
+  return Push(std::vector<SparsePart>{part}, dense_grads, advance_step, global_step, bytes,
+              position);
+}
+
+Status PsClient::Push(const std::vector<SparsePart>& sparse,
+                      const std::vector<const float*>& dense_grads, bool advance_step,
+                      int64_t* global_step, WireBytes* bytes, const ps::DataPosition* position) {
   const int S = num_shards();
   const ps::DType dt = options_.wire_dtype;
   const size_t es = ElemSize(dt);
-  std::vector<std::vector<uint32_t>> idx;
-  Route(uniq, n, &idx);
+  std::vector<std::vector<std::vector<uint32_t>>> idx;
+  RouteParts(sparse, &idx);
   std::vector<ps::PushRequest> req(S);
   std::vector<ps::PushResponse> resp(S);
   for (int s = 0; s < S; ++s) {
     req[s].set_dtype(dt);
     req[s].set_global_step(*global_step);
     if (s == 0 && advance_step) req[s].set_increment_global_step(1);
-    auto* sg = req[s].add_sparse();
-    sg->set_table_id(t.ids[s]);
-    std::string* kb = sg->mutable_keys();
-    std::string* gb = sg->mutable_grads();
-    kb->resize(idx[s].size() * sizeof(uint64_t));
-    gb->resize(idx[s].size() * t.dim * es);
-    uint64_t* kp = reinterpret_cast<uint64_t*>(kb->data());
-    for (size_t i = 0; i < idx[s].size(); ++i) {
-      kp[i] = uniq[idx[s][i]];
-      EncodeWireValues(grads + size_t{idx[s][i]} * t.dim, t.dim, dt == ps::BF16,
-                       gb->data() + i * t.dim * es);
+    for (size_t p = 0; p < sparse.size(); ++p) {
+      const int dim = tables_[sparse[p].table].dim;
+      const std::vector<uint32_t>& ix = idx[p][s];
+      auto* sg = req[s].add_sparse();
+      sg->set_table_id(tables_[sparse[p].table].ids[s]);
+      std::string* kb = sg->mutable_keys();
+      std::string* gb = sg->mutable_grads();
+      kb->resize(ix.size() * sizeof(uint64_t));
+      gb->resize(ix.size() * dim * es);
+      uint64_t* kp = reinterpret_cast<uint64_t*>(kb->data());
+      for (size_t i = 0; i < ix.size(); ++i) {
+        kp[i] = sparse[p].keys[ix[i]];
+        EncodeWireValues(sparse[p].grads + size_t{ix[i]} * dim, dim, dt == ps::BF16,
+                         gb->data() + i * dim * es);
+      }
     }
   }
   std::vector<uint64_t> dense_bytes(S, 0);

@@ -85,6 +85,28 @@ class PsClient {
                        const std::vector<float>& init, int* handle);
   int64_t DenseSize(int handle) const { return dense_[handle].size; }
 
+  // One table's part of a Pull or Push: its unique keys and their rows (a
+  // pull's output) or gradients (a push's input), [n * dim].
+  struct SparsePart {
+    int table = 0;
+    const uint64_t* keys = nullptr;
+    size_t n = 0;
+    float* rows = nullptr;
+    const float* grads = nullptr;
+  };
+
+  // Pulls every part's rows (DeepRec's embedding fusion: one request per
+  // shard carries every table) and each dense variable d into dense_out[d]
+  // (nullptr skips it). read_only pulls do not create rows on the servers
+  // (evaluation). global_step gets shard 0's.
+  Status Pull(const std::vector<SparsePart>& sparse, const std::vector<float*>& dense_out,
+              bool read_only, int64_t* global_step, WireBytes* bytes = nullptr);
+  // Pushes every part's gradients and dense_grads[d] in one request per
+  // shard; otherwise as the one-table Push below.
+  Status Push(const std::vector<SparsePart>& sparse, const std::vector<const float*>& dense_grads,
+              bool advance_step, int64_t* global_step, WireBytes* bytes = nullptr,
+              const ps::DataPosition* position = nullptr);
+
   // Pulls rows of uniq keys (unique) of `table` into rows[U * dim], and each
   // dense variable d into dense_out[d] (nullptr skips it). read_only pulls do
   // not create rows on the servers (evaluation). global_step gets shard 0's.
@@ -159,6 +181,9 @@ class PsClient {
   Status Error(int shard, const char* what, const grpc::Status& s) const;
   // Splits uniq keys by owner shard: idx[s] lists positions in uniq.
   void Route(const uint64_t* uniq, size_t n, std::vector<std::vector<uint32_t>>* idx) const;
+  // Route for every part: idx[p][s].
+  void RouteParts(const std::vector<SparsePart>& parts,
+                  std::vector<std::vector<std::vector<uint32_t>>>* idx) const;
 
   // Runs call(shard, ctx, done) for each shard in `shards` in parallel, waits,
   // and retries those that failed with UNAVAILABLE.

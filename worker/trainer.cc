@@ -17,15 +17,35 @@
 
 namespace deepfm {
 
+namespace {
+
+// The model's shape from the spec: features, numeric inputs, dimension, and
+// the spec's hidden layers unless the options name their own.
+DeepFMConfig ModelFor(const FeatureSpec& spec, DeepFMConfig config) {
+  config.num_fields = spec.num_features();
+  config.num_dense = spec.num_numeric();
+  config.embedding_dim = spec.embedding_dim();
+  return config;
+}
+
+}  // namespace
+
+// One table's part of a step: its unique keys, where each key of the batch
+// went among them, their pulled rows and their gradients.
+struct Trainer::TableStep {
+  std::vector<uint64_t> uniq;
+  std::vector<int32_t> inverse;
+  std::vector<float> rows;       // U x row_width, pulled
+  std::vector<float> row_grads;  // U x row_width, computed
+};
+
 // Everything one step carries between the stages. Objects are recycled
 // through the free channel, so steady-state steps allocate nothing.
 struct Trainer::Step {
   int64_t index = 0;
   Batch batch;
-  std::vector<uint64_t> uniq;
-  std::vector<int32_t> inverse;
-  std::vector<float> rows;                      // U x row_width, pulled
-  std::vector<float> row_grads;                 // U x row_width, computed
+  std::vector<TableStep> tables;                // per table of the spec
+  size_t num_uniq = 0;                          // over every table
   std::vector<std::vector<float>> dense;        // pulled values, per tensor
   std::vector<std::vector<float>> dense_grads;  // computed, per tensor
   float loss = 0;
@@ -57,25 +77,35 @@ struct Trainer::Pipeline {
 
 Trainer::Trainer(const TrainerOptions& options, PsClient* client)
     : options_(options),
+      spec_(options.spec ? options.spec : CriteoSpec()),
       client_(client),
-      model_(options.model),
+      model_(ModelFor(*spec_, options.model)),
+      pooling_(*spec_, model_.config().row_width()),
       checkpointer_(
           CheckpointerOptions{options.is_chief ? options.checkpoint_dir : std::string(),
                               options.save_steps, options.incremental_save_steps,
                               options.keep_checkpoint_max,
                               options.optimizer_name, options.train_data.batch_size,
                               options.num_workers, options.task_index, options.train_data.files,
+                              options.spec ? options.spec : CriteoSpec(),
                               options.reset_data_position, options.log_prefix},
           client) {}
 
 Status Trainer::Setup() {
-  ps::TableSpec spec;
-  spec.set_name(options_.table_name);
-  spec.set_dim(options_.model.row_width());
-  spec.set_init_stddev(options_.embedding_init_stddev);
-  spec.set_seed(options_.seed);
-  Status s = client_->RegisterTable(spec, &table_);
+  tables_.clear();
+  Status s = checkpointer_.CheckFeatureSpec();
   if (!s.ok()) return s;
+  for (const FeatureSpec::TableInfo& t : spec_->tables()) {
+    ps::TableSpec spec;
+    spec.set_name(t.name);
+    spec.set_dim(t.dim + 1);
+    spec.set_init_stddev(options_.embedding_init_stddev);
+    spec.set_seed(options_.seed);
+    int handle = -1;
+    s = client_->RegisterTable(spec, &handle);
+    if (!s.ok()) return s;
+    tables_.push_back(handle);
+  }
   model_.InitDense(options_.seed);
   dense_handles_.clear();
   for (const DenseTensor& t : model_.dense()) {
@@ -87,6 +117,44 @@ Status Trainer::Setup() {
   return Status::Ok();
 }
 
+std::vector<PsClient::SparsePart> Trainer::Parts(Step* st, bool grads) const {
+  std::vector<PsClient::SparsePart> parts(tables_.size());
+  for (size_t t = 0; t < tables_.size(); ++t) {
+    TableStep& ts = st->tables[t];
+    parts[t].table = tables_[t];
+    parts[t].keys = ts.uniq.data();
+    parts[t].n = ts.uniq.size();
+    parts[t].rows = ts.rows.data();
+    if (grads) parts[t].grads = ts.row_grads.data();
+  }
+  return parts;
+}
+
+void Trainer::PoolForward(Step* st) {
+  std::vector<TableRows<float>> rows(st->tables.size());
+  for (size_t t = 0; t < rows.size(); ++t) {
+    rows[t].rows = st->tables[t].rows.data();
+    rows[t].inverse = st->tables[t].inverse.data();
+  }
+  pooled_.resize(static_cast<size_t>(st->batch.size) * pooling_.num_features() * pooling_.width());
+  pooling_.Forward(st->batch, rows, pooled_.data());
+}
+
+void Trainer::PoolBackward(Step* st) {
+  std::vector<TableRows<float>> rows(st->tables.size());
+  std::vector<float*> grads(st->tables.size());
+  std::vector<size_t> uniq(st->tables.size());
+  for (size_t t = 0; t < rows.size(); ++t) {
+    TableStep& ts = st->tables[t];
+    rows[t].rows = ts.rows.data();
+    rows[t].inverse = ts.inverse.data();
+    ts.row_grads.resize(ts.rows.size());
+    grads[t] = ts.row_grads.data();
+    uniq[t] = ts.uniq.size();
+  }
+  pooling_.Backward(st->batch, rows, d_pooled_.data(), grads, uniq);
+}
+
 Status Trainer::Train(TrainResult* result) {
   Status s = TrainSteps(result);
   if (!s.ok()) return s;
@@ -94,7 +162,7 @@ Status Trainer::Train(TrainResult* result) {
 }
 
 void Trainer::RunPrefetch(Pipeline* p, BatchReader* reader) {
-  const int W = options_.model.row_width();
+  const int W = model_.config().row_width();
   const size_t num_dense = model_.dense().size();
   KeyDedup dedup;
   std::vector<float*> dense_out(num_dense);
@@ -117,21 +185,26 @@ void Trainer::RunPrefetch(Pipeline* p, BatchReader* reader) {
     sw.Reset();
     {
       obs::ScopedSpan span("dedup");
-      dedup.Run(st->batch.keys.data(), st->batch.keys.size(), &st->uniq, &st->inverse);
+      st->tables.resize(st->batch.tables.size());
+      st->num_uniq = 0;
+      for (size_t t = 0; t < st->tables.size(); ++t) {
+        const TableKeys& keys = st->batch.tables[t];
+        dedup.Run(keys.keys.data(), keys.keys.size(), &st->tables[t].uniq, &st->tables[t].inverse);
+        st->num_uniq += st->tables[t].uniq.size();
+      }
     }
     const double dedup_us = sw.Micros();
     sw.Reset();
     // Staleness: the pull for step i waits for the pushes of steps < i - staleness.
     if (!p->sync.WaitForPushes(i - p->staleness)) break;
     st->index = i;
-    st->rows.resize(st->uniq.size() * W);
+    for (TableStep& ts : st->tables) ts.rows.resize(ts.uniq.size() * W);
     for (size_t d = 0; d < num_dense; ++d) dense_out[d] = st->dense[d].data();
     WireBytes bytes;
     Status s;
     {
       obs::ScopedSpan span("pull");
-      s = client_->Pull(table_, st->uniq.data(), st->uniq.size(), st->rows.data(), dense_out,
-                        /*read_only=*/false, nullptr, &bytes);
+      s = client_->Pull(Parts(st.get(), false), dense_out, /*read_only=*/false, nullptr, &bytes);
     }
     if (!s.ok()) {
       p->sync.Fail(s);
@@ -140,7 +213,7 @@ void Trainer::RunPrefetch(Pipeline* p, BatchReader* reader) {
     const double pull_us = sw.Micros();
     if (options_.metrics) {
       const int64_t bad = reader->bad_lines();
-      options_.metrics->Pulled(st->batch.size, bad - bad_lines_seen, st->uniq.size(), bytes.sent,
+      options_.metrics->Pulled(st->batch.size, bad - bad_lines_seen, st->num_uniq, bytes.sent,
                                bytes.received, read_us * 1e-6, dedup_us * 1e-6, pull_us * 1e-6);
       bad_lines_seen = bad;
     }
@@ -178,8 +251,8 @@ void Trainer::RunPush(Pipeline* p) {
       position.set_line_index(e.line_index);
       position.set_epoch_rows(e.epoch_rows);
       step = p->sync.global_step() + 1;
-      s = client_->Push(table_, st->uniq.data(), st->uniq.size(), st->row_grads.data(), dg,
-                        /*advance_step=*/true, &step, &bytes, &position);
+      s = client_->Push(Parts(st.get(), true), dg, /*advance_step=*/true, &step, &bytes,
+                        &position);
       if (s.ok() && options_.is_chief) {
         obs::ScopedSpan cut("checkpoint");  // a save's cut, when one is due
         checkpointer_.AfterStep(step);
@@ -193,7 +266,7 @@ void Trainer::RunPush(Pipeline* p) {
     }
     const double push_us = sw.Micros();
     if (options_.metrics) {
-      options_.metrics->Pushed(st->uniq.size(), bytes.sent, bytes.received, push_us * 1e-6, step);
+      options_.metrics->Pushed(st->num_uniq, bytes.sent, bytes.received, push_us * 1e-6, step);
     }
     p->push_us += push_us;
     p->push_bytes += bytes.sent + bytes.received;
@@ -227,10 +300,11 @@ void Trainer::RunCompute(Pipeline* p, TrainResult* result) {
       obs::TraceScope scope(st->trace.get(), "compute");
       obs::ScopedSpan span("compute");
       for (size_t d = 0; d < num_dense; ++d) std::swap(model_.dense()[d].values, st->dense[d]);
-      st->row_grads.resize(st->rows.size());
-      st->loss = model_.ForwardBackward(b.size, b.dense.data(), st->rows.data(),
-                                        static_cast<int>(st->uniq.size()), st->inverse.data(),
-                                        b.labels.data(), st->row_grads.data());
+      PoolForward(st.get());
+      d_pooled_.resize(pooled_.size());
+      st->loss = model_.ForwardBackwardPooled(b.size, b.dense.data(), pooled_.data(),
+                                              b.labels.data(), d_pooled_.data());
+      PoolBackward(st.get());
       for (size_t d = 0; d < num_dense; ++d) std::swap(model_.dense()[d].grads, st->dense_grads[d]);
     }
     const double compute_us = sw.Micros();
@@ -299,6 +373,7 @@ Status Trainer::TrainSteps(TrainResult* result) {
   *result = TrainResult();
   const size_t num_dense = model_.dense().size();
   ReaderOptions data = options_.train_data;
+  data.spec = spec_;
   int64_t restored_step = 0;
   Status s = checkpointer_.ResumePosition(&data.start, &restored_step);
   if (!s.ok()) return s;
@@ -442,35 +517,40 @@ Status Trainer::Evaluate(const ReaderOptions& data, EvalResult* result) {
   *result = EvalResult();
   Stopwatch wall;
   Progress(ps::EVALUATING);
-  const int W = options_.model.row_width();
+  const int W = model_.config().row_width();
   const size_t num_dense = model_.dense().size();
   // Dense weights do not change during evaluation: pull them once.
   std::vector<float*> dense_out(num_dense);
   for (size_t d = 0; d < num_dense; ++d) dense_out[d] = model_.dense()[d].values.data();
-  Status s = client_->Pull(table_, nullptr, 0, nullptr, dense_out, true, nullptr);
+  Status s = client_->Pull(std::vector<PsClient::SparsePart>(), dense_out, true, nullptr);
   if (!s.ok()) return s;
-  BatchReader reader(data);
+  ReaderOptions eval_data = data;
+  eval_data.spec = spec_;
+  BatchReader reader(eval_data);
   s = reader.Start();
   if (!s.ok()) return s;
   KeyDedup dedup;
-  Batch batch;
-  std::vector<uint64_t> uniq;
-  std::vector<int32_t> inverse;
-  std::vector<float> rows, probs;
+  Step st;
+  std::vector<float> probs;
   const std::vector<float*> no_dense;
   EvalAccumulator acc;
-  while (reader.Next(&batch)) {
-    dedup.Run(batch.keys.data(), batch.keys.size(), &uniq, &inverse);
-    rows.resize(uniq.size() * W);
-    s = client_->Pull(table_, uniq.data(), uniq.size(), rows.data(), no_dense, true, nullptr);
+  while (reader.Next(&st.batch)) {
+    st.tables.resize(st.batch.tables.size());
+    for (size_t t = 0; t < st.tables.size(); ++t) {
+      TableStep& ts = st.tables[t];
+      dedup.Run(st.batch.tables[t].keys.data(), st.batch.tables[t].keys.size(), &ts.uniq,
+                &ts.inverse);
+      ts.rows.resize(ts.uniq.size() * W);
+    }
+    s = client_->Pull(Parts(&st, false), no_dense, true, nullptr);
     if (!s.ok()) {
       reader.Stop();
       return s;
     }
-    probs.resize(batch.size);
-    model_.Predict(batch.size, batch.dense.data(), rows.data(), static_cast<int>(uniq.size()),
-                   inverse.data(), probs.data());
-    acc.Add(probs.data(), batch.labels.data(), batch.size);
+    PoolForward(&st);
+    probs.resize(st.batch.size);
+    model_.PredictPooled(st.batch.size, st.batch.dense.data(), pooled_.data(), probs.data());
+    acc.Add(probs.data(), st.batch.labels.data(), st.batch.size);
     if (options_.progress) options_.progress->Advance();
   }
   s = reader.status();

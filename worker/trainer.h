@@ -28,6 +28,7 @@
 #include "worker/data_reader.h"
 #include "worker/deepfm_model.h"
 #include "worker/heartbeat.h"
+#include "worker/pooling.h"
 #include "worker/ps_client.h"
 
 namespace deepfm {
@@ -45,6 +46,10 @@ struct IntervalReport {
 };
 
 struct TrainerOptions {
+  // What the data is and which tables it looks up; null: the criteo preset.
+  // The model's features, numeric inputs and embedding dimension follow it
+  // (num_fields, num_dense and embedding_dim of `model` are overwritten).
+  FeatureSpecPtr spec;
   DeepFMConfig model;
   ReaderOptions train_data;           // files, batch_size, part_index/num_parts, epochs
   int64_t steps = 0;                  // stop at this global step; 0 = when the data ends
@@ -52,7 +57,6 @@ struct TrainerOptions {
   uint64_t seed = 2026;               // row init and dense init
   float embedding_init_stddev = 0.01f;
   int log_every = 100;
-  std::string table_name = "deepfm/embedding";
   std::string log_prefix;             // e.g. "worker0"
   // Checkpoints (the chief saves): every save_steps global steps and at the
   // end, under checkpoint_dir, keeping the newest keep_checkpoint_max.
@@ -136,9 +140,18 @@ class Trainer {
   Status Evaluate(const ReaderOptions& data, EvalResult* result);
 
   DeepFMModel& model() { return model_; }
+  const FeatureSpec& spec() const { return *spec_; }
 
  private:
   struct Step;
+  struct TableStep;
+  // Each table's unique keys of `st` as the client's parts (rows to pull
+  // into, or gradients to push).
+  std::vector<PsClient::SparsePart> Parts(Step* st, bool grads) const;
+  // Pools the pulled rows (forward) and scatters d_pooled_ into each
+  // table's row gradients (backward), on the compute thread.
+  void PoolForward(Step* st);
+  void PoolBackward(Step* st);
   struct Pipeline;
   // The stages; each runs until its input closes or the pipeline stops.
   void RunPrefetch(Pipeline* p, BatchReader* reader);
@@ -150,11 +163,15 @@ class Trainer {
   Status WaitForOtherTrainers();
 
   TrainerOptions options_;
+  const FeatureSpecPtr spec_;
   PsClient* client_;
   DeepFMModel model_;
+  Pooling pooling_;
   Checkpointer checkpointer_;
-  int table_ = -1;
+  std::vector<int> tables_;  // client handles, in spec order
   std::vector<int> dense_handles_;
+  // Compute thread: pooled features and their gradients, [B x F x W].
+  std::vector<float> pooled_, d_pooled_;
 };
 
 }  // namespace deepfm

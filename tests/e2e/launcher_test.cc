@@ -752,7 +752,7 @@ TEST_F(LauncherTest, DeadWorkerStopsTheJobAndIsReported) {
   std::ofstream(bad / "eval.csv") << "";
   const Result r =
       Deepfm("train --data_location=" + bad.string() + " --checkpoint=" + Folder("dead").string() +
-                 " --hidden_units=8 --max_bad_fraction=0",
+                 " --hidden_units=8 --max_bad_fraction=0 --feature_spec=criteo",
              60);
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_NE(r.output.find("worker:0 (127.0.0.1:"), std::string::npos) << r.output;

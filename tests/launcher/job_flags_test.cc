@@ -38,7 +38,8 @@ class JobFlagsTest : public ::testing::Test {
   void SetUp() override {
     data_ = fs::path(::testing::TempDir()) / ("job_flags_" + std::to_string(getpid()));
     fs::create_directories(data_);
-    ASSERT_TRUE(WriteFileAtomic((data_ / "train.csv").string(), "").ok());
+    // One Criteo-layout line (40 columns), so --feature_spec=auto finds the criteo preset.
+    ASSERT_TRUE(WriteFileAtomic((data_ / "train.csv").string(), "1" + std::string(39, ',') + "\n").ok());
     ASSERT_TRUE(WriteFileAtomic((data_ / "eval.txt").string(), "").ok());
   }
   void TearDown() override { fs::remove_all(data_); }

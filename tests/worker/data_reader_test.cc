@@ -19,6 +19,10 @@ using ::testing::HasSubstr;
 using testing_util::TempDir;
 using testing_util::WriteFile;
 
+// The criteo preset's shape, which these tests exercise.
+constexpr int kNumDense = 13;
+constexpr int kNumFields = 26;
+
 // A line whose I1 is `id` (so rows can be told apart) and whose tokens are
 // derived from it.
 std::string Line(int64_t id, char sep, int label = -1) {
@@ -57,7 +61,13 @@ struct Parsed {
 
 Parsed Parse(const std::string& line, char sep = ',') {
   Parsed p;
-  p.error = ParseLine(line, sep, &p.label, p.dense, p.keys, &p.what);
+  Batch b;
+  b.Shape(*CriteoSpec());
+  b.Resize(1);
+  p.error = ParseLine(*CriteoSpec(), line, sep, &b, 0, &p.what);
+  p.label = b.labels[0];
+  std::copy(b.dense.begin(), b.dense.end(), p.dense);
+  std::copy(b.tables[0].keys.begin(), b.tables[0].keys.end(), p.keys);
   return p;
 }
 
@@ -164,7 +174,7 @@ TEST(ParseLineTest, RejectsBadLabel) {
 TEST(ParseTextTest, ParsesAllLinesAndCountsBad) {
   std::string text = Lines(0, 5, ',') + "garbage\n\n" + Line(5, ',');  // no final newline
   Batch batch;
-  EXPECT_EQ(ParseText(text, ',', &batch), 1);
+  EXPECT_EQ(ParseText(*CriteoSpec(), text, ',', &batch), 1);
   ASSERT_EQ(batch.size, 6);
   for (int i = 0; i < 6; ++i) EXPECT_EQ(RowId(batch, i), i);
 }
@@ -213,7 +223,7 @@ TEST(BatchReaderTest, ReadsCsvInBatchesWithMatchingContent) {
   BatchReader reader(o);
   ASSERT_TRUE(reader.Start().ok());
   Batch expected;
-  ASSERT_EQ(ParseText(text, ',', &expected), 0);
+  ASSERT_EQ(ParseText(*CriteoSpec(), text, ',', &expected), 0);
   Batch batch;
   std::vector<int> sizes;
   int row = 0;
@@ -225,7 +235,7 @@ TEST(BatchReaderTest, ReadsCsvInBatchesWithMatchingContent) {
         EXPECT_EQ(batch.dense[i * kNumDense + d], expected.dense[row * kNumDense + d]);
       }
       for (int f = 0; f < kNumFields; ++f) {
-        EXPECT_EQ(batch.keys[i * kNumFields + f], expected.keys[row * kNumFields + f]);
+        EXPECT_EQ(batch.tables[0].keys[i * kNumFields + f], expected.tables[0].keys[row * kNumFields + f]);
       }
     }
   }
@@ -390,7 +400,7 @@ TEST(BatchReaderTest, StrictModeNamesDenseAndLabelProblems) {
   Status s;
   o.files = {dir + "/dense.csv"};
   ReadAll(o, &s);
-  EXPECT_THAT(s.message(), HasSubstr(dir + "/dense.csv:4: dense column I5 is '12x'"));
+  EXPECT_THAT(s.message(), HasSubstr(dir + "/dense.csv:4: numeric column I5 is '12x'"));
   o.files = {dir + "/label.csv"};
   ReadAll(o, &s);
   EXPECT_THAT(s.message(), HasSubstr(dir + "/label.csv:3: label is '3'"));

@@ -47,7 +47,7 @@ ReadResult ReadBack(const std::string& path) {
   r.rows = reader.rows();
   r.bad = reader.bad_lines();
   r.ctr = clicks / std::max<int64_t>(r.rows, 1);
-  r.empty_dense = zeros / std::max<int64_t>(r.rows * kNumDense, 1);
+  r.empty_dense = zeros / std::max<int64_t>(r.rows * CriteoSpec()->num_numeric(), 1);
   return r;
 }
 

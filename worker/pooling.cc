@@ -1,0 +1,98 @@
+#include "worker/pooling.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace deepfm {
+
+template <typename T>
+PoolingT<T>::PoolingT(const FeatureSpec& spec, int width) : width_(width) {
+  for (const FeatureSpec::FeatureInfo& f : spec.features()) {
+    const FeatureSpec::ColumnInfo& c = spec.columns()[f.column];
+    features_.push_back({f.table, f.member, c.kind == FeatureSpec::Kind::kList ? c.combiner : spec::SUM});
+  }
+}
+
+template <typename T>
+T PoolingT<T>::Factor(spec::Combiner c, int32_t n) const {
+  switch (c) {
+    case spec::MEAN:
+      return T(1) / static_cast<T>(n);
+    case spec::SQRTN:
+      return T(1) / std::sqrt(static_cast<T>(n));
+    default:
+      return T(1);
+  }
+}
+
+template <typename T>
+void PoolingT<T>::Forward(const Batch& batch, const std::vector<TableRows<T>>& tables,
+                          T* pooled) const {
+  const int F = num_features();
+  const int W = width_;
+  for (int b = 0; b < batch.size; ++b) {
+    for (int f = 0; f < F; ++f) {
+      const Feature& feat = features_[f];
+      const TableKeys& tk = batch.tables[feat.table];
+      const TableRows<T>& tr = tables[feat.table];
+      int32_t begin, end;
+      tk.Range(b, feat.member, &begin, &end);
+      T* out = pooled + (static_cast<size_t>(b) * F + f) * W;
+      const int32_t n = end - begin;
+      if (n == 0) {
+        std::fill(out, out + W, T(0));
+        continue;
+      }
+      const T* first = tr.rows + static_cast<size_t>(tr.inverse[begin]) * W;
+      std::copy(first, first + W, out);
+      if (n == 1) continue;
+      for (int32_t i = begin + 1; i < end; ++i) {
+        const T* row = tr.rows + static_cast<size_t>(tr.inverse[i]) * W;
+        for (int j = 0; j < W; ++j) out[j] += row[j];
+      }
+      const T factor = Factor(feat.combiner, n);
+      if (factor != T(1)) {
+        for (int j = 0; j < W; ++j) out[j] *= factor;
+      }
+    }
+  }
+}
+
+template <typename T>
+void PoolingT<T>::Backward(const Batch& batch, const std::vector<TableRows<T>>& tables,
+                           const T* d_pooled, const std::vector<T*>& row_grads,
+                           const std::vector<size_t>& num_uniq) const {
+  const int F = num_features();
+  const int W = width_;
+  for (size_t t = 0; t < row_grads.size(); ++t) {
+    std::fill(row_grads[t], row_grads[t] + num_uniq[t] * W, T(0));
+  }
+  T scaled[4096 + 1];
+  for (int b = 0; b < batch.size; ++b) {
+    for (int f = 0; f < F; ++f) {
+      const Feature& feat = features_[f];
+      const TableKeys& tk = batch.tables[feat.table];
+      const int32_t* inverse = tables[feat.table].inverse;
+      T* grads = row_grads[feat.table];
+      int32_t begin, end;
+      tk.Range(b, feat.member, &begin, &end);
+      const int32_t n = end - begin;
+      if (n == 0) continue;
+      const T* d = d_pooled + (static_cast<size_t>(b) * F + f) * W;
+      const T factor = Factor(feat.combiner, n);
+      if (n > 1 && factor != T(1)) {
+        for (int j = 0; j < W; ++j) scaled[j] = d[j] * factor;
+        d = scaled;
+      }
+      for (int32_t i = begin; i < end; ++i) {
+        T* out = grads + static_cast<size_t>(inverse[i]) * W;
+        for (int j = 0; j < W; ++j) out[j] += d[j];
+      }
+    }
+  }
+}
+
+template class PoolingT<float>;
+template class PoolingT<double>;
+
+}  // namespace deepfm
