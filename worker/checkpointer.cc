@@ -46,6 +46,9 @@ Status Checkpointer::CheckFeatureSpec() {
   if (s0.restored_global_step() == 0) {
     // A fresh job: the folder keeps the spec it trains under.
     if (copy_path.empty()) return Status::Ok();
+    std::error_code ec;
+    std::filesystem::create_directories(options_.checkpoint_dir, ec);
+    if (ec) return Internal("cannot create " + options_.checkpoint_dir + ": " + ec.message());
     return WriteFileAtomic(copy_path, "# The feature spec this job trains under (fingerprint " +
                                           now.fingerprint() + ").\n" + now.Text());
   }

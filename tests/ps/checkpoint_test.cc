@@ -13,11 +13,16 @@
 #include "common/bytes.h"
 #include "common/dense_partition.h"
 #include "common/routing.h"
+#include "tests/support/shard_copy.h"
 
 namespace deepfm::ps {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_util::Copy;
+using testing_util::DenseCopy;
+using testing_util::RowCopy;
+using testing_util::ShardCopy;
 
 std::unique_ptr<Shard> MakeShard(uint32_t index, uint32_t n, OptimizerType t = OptimizerType::kAdamAsync) {
   ShardOptions o;
@@ -27,48 +32,6 @@ std::unique_ptr<Shard> MakeShard(uint32_t index, uint32_t n, OptimizerType t = O
   o.optimizer.learning_rate = 0.01f;
   Status s;
   return Shard::Create(o, &s);
-}
-
-struct RowCopy {
-  std::vector<float> values, slots;
-  uint32_t freq, last_step;
-  bool operator==(const RowCopy& o) const {
-    return values == o.values && slots == o.slots && freq == o.freq && last_step == o.last_step;
-  }
-};
-
-struct TableCopy {
-  std::map<uint64_t, RowCopy> rows;
-  VariableOptState state;
-};
-
-struct DenseCopy {
-  std::vector<int64_t> shape;
-  std::vector<float> values, slots;
-  VariableOptState state;
-};
-
-// Everything one shard holds, by table and variable name.
-struct ShardCopy {
-  std::map<std::string, TableCopy> tables;
-  std::map<std::string, DenseCopy> dense;
-  int64_t global_step = 0;
-};
-
-ShardCopy Copy(Shard& sh) {
-  ShardCopy c;
-  c.global_step = sh.global_step();
-  for (EmbeddingTable* t : sh.tables()) {
-    TableCopy& tc = c.tables[t->options().name];
-    tc.state = t->opt_state();
-    t->ForEachRow([&](uint64_t k, const float* v, const float* s, RowMeta m) {
-      tc.rows[k] = RowCopy{{v, v + t->dim()}, {s, s + t->slot_floats()}, m.frequency, m.last_step};
-    });
-  }
-  sh.dense().ForEach([&](uint32_t, const DenseVariable& v) {
-    c.dense[v.name] = DenseCopy{v.shape, v.values, v.slots, v.opt_state};
-  });
-  return c;
 }
 
 const char* const kTables[] = {"emb", "wide"};

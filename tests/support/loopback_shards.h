@@ -14,8 +14,10 @@ namespace deepfm::testing_util {
 
 class LoopbackShards {
  public:
+  // checkpoint_root: where Save writes (the job folder); empty saves nothing.
   LoopbackShards(uint32_t n, ps::OptimizerType optimizer, float learning_rate,
-                 int64_t dense_slice_bytes = kDefaultDenseSliceBytes) {
+                 int64_t dense_slice_bytes = kDefaultDenseSliceBytes,
+                 const std::string& checkpoint_root = "") {
     for (uint32_t i = 0; i < n; ++i) {
       ps::ShardOptions so;
       so.shard_index = i;
@@ -26,7 +28,9 @@ class LoopbackShards {
       Status s;
       auto shard = ps::Shard::Create(so, &s);
       EXPECT_TRUE(s.ok()) << s.ToString();
-      servers_.push_back(ps::PsServer::Start(ps::ServerOptions(), std::move(shard), &s));
+      ps::ServerOptions server;
+      server.checkpoint_root = checkpoint_root;
+      servers_.push_back(ps::PsServer::Start(server, std::move(shard), &s));
       EXPECT_TRUE(s.ok()) << s.ToString();
       hosts_.push_back(servers_.back()->address());
     }

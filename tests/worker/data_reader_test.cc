@@ -670,3 +670,230 @@ TEST(BatchReaderResumeTest, ResumesAtTheRowLimitIntoTheNextEpoch) {
 
 }  // namespace
 }  // namespace deepfm
+
+namespace deepfm {
+namespace {
+
+// A hand-worked line of the elm preset (DESIGN.md §3b).
+class ElmLineTest : public ::testing::Test {
+ protected:
+  void SetUp() override { ASSERT_TRUE(FeatureSpec::Load("elm", &spec_).ok()); }
+
+  static std::string ElmLine() {
+    const std::vector<std::string> c = {
+        "1",        // clicked
+        "",         // user_id: empty, dropped
+        "",         // gender: empty -> -99
+        "7",        // visit_city, shared with city_id
+        "25.5", "1",
+        "",         // ctr_30: empty -> 0
+        "3", "76.5",
+        "42",       // shop_id, shared with shop_id_list
+        "900",      // item_id
+        "7",        // city_id: the same token as visit_city
+        "",         // district_id: empty -> "0", looked up
+        "",         // shop_aoi_id: empty, dropped
+        "wx4", "wx4g0", "5", "3", "11", "1", "2", "3",
+        "42;43;",   // shop_id_list: an empty last token is a token
+        "",         // item_id_list: empty -> one "" token
+        "3;4", "11", "5;5",
+        "10;20",    // price_list: mean 15
+        "",         // shop_aoi_id_list: one "" token
+        "wx4",
+        "",         // timediff_list: empty -> "0"
+        "",         // hours_list: empty -> "-0"
+        "lunch;brunch;tea",  // time_type_list: brunch is outside the vocabulary
+        "1;2",      // weekdays_list: ignored
+        "",         // times: empty -> "0"
+        "12",
+        "brunch",   // time_type: outside the vocabulary, nothing
+        "3",        // weekdays: ignored
+        "wx4g0"};   // geohash12, shared with shop_geohash_12
+    EXPECT_EQ(c.size(), 39u);
+    std::string s;
+    for (size_t i = 0; i < c.size(); ++i) s += (i ? "," : "") + c[i];
+    return s;
+  }
+
+  const FeatureSpec::ColumnInfo& Col(const std::string& name) const {
+    for (const auto& c : spec_->columns()) {
+      if (c.name == name) return c;
+    }
+    ADD_FAILURE() << name;
+    return spec_->columns()[0];
+  }
+  // The keys column `name` contributed to row 0.
+  std::vector<uint64_t> KeysOf(const Batch& b, const std::string& name) const {
+    const auto& c = Col(name);
+    int32_t begin, end;
+    b.tables[c.table].Range(0, c.member, &begin, &end);
+    return {b.tables[c.table].keys.begin() + begin, b.tables[c.table].keys.begin() + end};
+  }
+  uint64_t Key(const std::string& column, const std::string& token) const {
+    return FeatureKey(Col(column).key_seed, token);
+  }
+
+  FeatureSpecPtr spec_;
+};
+
+TEST_F(ElmLineTest, ParsesDefaultsListsVocabulariesAndSharedKeys) {
+  Batch b;
+  b.Shape(*spec_);
+  b.Resize(1);
+  std::string what;
+  ASSERT_EQ(ParseLine(*spec_, ElmLine(), ',', &b, 0, &what), LineError::kOk) << what;
+  EXPECT_EQ(b.labels[0], 1.0f);
+  const std::vector<float> numeric = {-99, 25.5f, 1, 0, 3, 76.5f, 1, 2, 3, 15, 0, 12};
+  ASSERT_EQ(b.dense, numeric);
+  EXPECT_TRUE(KeysOf(b, "user_id").empty()) << "an empty single value contributes nothing";
+  EXPECT_TRUE(KeysOf(b, "shop_aoi_id").empty());
+  EXPECT_EQ(KeysOf(b, "district_id"), std::vector<uint64_t>{Key("district_id", "0")})
+      << "an empty cell reads as its default";
+  EXPECT_EQ(KeysOf(b, "times"), std::vector<uint64_t>{Key("times", "0")});
+  EXPECT_EQ(KeysOf(b, "timediff_list"), std::vector<uint64_t>{Key("timediff_list", "0")});
+  EXPECT_EQ(KeysOf(b, "item_id_list"), std::vector<uint64_t>{Key("item_id_list", "")})
+      << "an empty list cell is one \"\" token";
+  EXPECT_EQ(KeysOf(b, "shop_aoi_id_list"), std::vector<uint64_t>{Key("shop_aoi_id_list", "")});
+  EXPECT_EQ(KeysOf(b, "shop_id_list"),
+            (std::vector<uint64_t>{Key("shop_id_list", "42"), Key("shop_id_list", "43"),
+                                   Key("shop_id_list", "")}));
+  // Shared pairs: equal tokens, equal keys, one table.
+  EXPECT_EQ(KeysOf(b, "shop_id"), std::vector<uint64_t>{KeysOf(b, "shop_id_list")[0]});
+  EXPECT_EQ(KeysOf(b, "visit_city"), KeysOf(b, "city_id"));
+  EXPECT_EQ(KeysOf(b, "shop_geohash_12"), KeysOf(b, "geohash12"));
+  EXPECT_EQ(KeysOf(b, "brand_id_list"), (std::vector<uint64_t>(2, KeysOf(b, "brand_id")[0])));
+  EXPECT_NE(Key("shop_id", "42"), Key("item_id", "42")) << "two tables, two seeds";
+  // Vocabularies: a word outside contributes nothing.
+  EXPECT_TRUE(KeysOf(b, "time_type").empty());
+  EXPECT_EQ(KeysOf(b, "time_type_list"),
+            (std::vector<uint64_t>{Key("time_type_list", "lunch"), Key("time_type_list", "tea")}));
+  EXPECT_EQ(b.truncated_tokens, 0);
+  // Every table's keys are its members' in order: 1 + 3 for the shop table.
+  const auto& shop = b.tables[Col("shop_id").table];
+  EXPECT_EQ(shop.splits, (std::vector<int32_t>{0, 1, 4}));
+}
+
+TEST_F(ElmLineTest, AListOverItsCapIsCutAndCounted) {
+  spec::FeatureSpec proto = spec_->proto();
+  for (spec::Column& c : *proto.mutable_columns()) {
+    if (c.name() == "shop_id_list") c.mutable_list()->set_max_length(2);
+  }
+  ASSERT_TRUE(FeatureSpec::FromProto(proto, "capped", &spec_).ok());
+  Batch b;
+  b.Shape(*spec_);
+  b.Resize(1);
+  ASSERT_EQ(ParseLine(*spec_, ElmLine(), ',', &b, 0), LineError::kOk);
+  EXPECT_EQ(KeysOf(b, "shop_id_list"),
+            (std::vector<uint64_t>{Key("shop_id_list", "42"), Key("shop_id_list", "43")}));
+  EXPECT_EQ(b.truncated_tokens, 1);
+
+  // The reader counts every cut over the file.
+  TempDir tmp;
+  const std::string path = tmp.path() + "/elm.csv";
+  WriteFile(path, ElmLine() + "\n" + ElmLine() + "\n");
+  ReaderOptions o;
+  o.files = {path};
+  o.spec = spec_;
+  o.strict = true;
+  BatchReader reader(o);
+  ASSERT_TRUE(reader.Start().ok());
+  Batch got;
+  ASSERT_TRUE(reader.Next(&got));
+  EXPECT_EQ(got.size, 2);
+  EXPECT_EQ(got.truncated_tokens, 2);
+  EXPECT_FALSE(reader.Next(&got));
+  EXPECT_TRUE(reader.status().ok()) << reader.status().ToString();
+  EXPECT_EQ(reader.truncated_tokens(), 2);
+}
+
+TEST_F(ElmLineTest, BadCellsNameTheirColumn) {
+  std::string line = ElmLine();
+  Batch b;
+  b.Shape(*spec_);
+  b.Resize(1);
+  std::string what;
+  std::string bad_price = line;
+  bad_price.replace(bad_price.find("10;20"), 5, "10;x");
+  EXPECT_EQ(ParseLine(*spec_, bad_price, ',', &b, 0, &what), LineError::kBadDense);
+  EXPECT_THAT(what, HasSubstr("numeric list column price_list is '10;x'"));
+  EXPECT_EQ(ParseLine(*spec_, line + ",extra", ',', &b, 0, &what), LineError::kFieldCount);
+  EXPECT_THAT(what, HasSubstr("expected 39 columns (feature spec 'elm')"));
+  std::string bad_gender = line;
+  bad_gender.replace(bad_gender.find("1,,,7"), 5, "1,,m,7");
+  EXPECT_EQ(ParseLine(*spec_, bad_gender, ',', &b, 0, &what), LineError::kBadDense);
+  EXPECT_THAT(what, HasSubstr("numeric column gender is 'm'"));
+}
+
+TEST_F(ElmLineTest, ReadsRowsOfManyTablesInBatches) {
+  TempDir tmp;
+  const std::string path = tmp.path() + "/elm.csv";
+  std::string text;
+  for (int i = 0; i < 5; ++i) text += ElmLine() + "\n";
+  WriteFile(path, text);
+  ReaderOptions o;
+  o.files = {path};
+  o.spec = spec_;
+  o.batch_size = 2;
+  BatchReader reader(o);
+  ASSERT_TRUE(reader.Start().ok());
+  Batch b;
+  std::vector<int> sizes;
+  while (reader.Next(&b)) {
+    sizes.push_back(b.size);
+    const auto& shop = b.tables[Col("shop_id").table];
+    ASSERT_EQ(shop.splits.size(), static_cast<size_t>(b.size) * 2 + 1);
+    EXPECT_EQ(shop.keys.size(), static_cast<size_t>(4 * b.size));
+    for (int r = 0; r < b.size; ++r) EXPECT_EQ(shop.splits[2 * r + 2] - shop.splits[2 * r], 4);
+  }
+  EXPECT_EQ(sizes, (std::vector<int>{2, 2, 1}));
+}
+
+// A user's own CSV: a header row, the label not first, an id column ignored,
+// tabs.
+TEST(UserSpecReaderTest, HeaderedTsvWithTheLabelInside) {
+  FeatureSpecPtr spec;
+  ASSERT_TRUE(FeatureSpec::Parse(R"pb(
+    name: "mine"
+    layout { separator: "\t" header: true }
+    columns { name: "id" ignored { } }
+    columns { name: "price" numeric { transform: LOG1P default_value: 3 } }
+    columns { name: "clicked" label { } }
+    columns { name: "city" categorical { } }
+    columns { name: "tags" list { separator: "|" combiner: SQRTN } }
+    tables { name: "city" dim: 4 columns: "city" }
+    tables { name: "tags" dim: 4 columns: "tags" }
+  )pb", "mine.pbtxt", &spec).ok());
+  TempDir tmp;
+  const std::string path = tmp.path() + "/data.tsv";
+  WriteFile(path, "id\tprice\tclicked\tcity\ttags\nu1\t\t1\tparis\ta|b\nu2\t9\t0\t\t\n");
+  ReaderOptions o;
+  o.files = {path};
+  o.spec = spec;
+  o.strict = true;
+  BatchReader reader(o);
+  ASSERT_TRUE(reader.Start().ok());
+  Batch b;
+  ASSERT_TRUE(reader.Next(&b));
+  ASSERT_EQ(b.size, 2);
+  EXPECT_EQ(b.labels, (std::vector<float>{1, 0}));
+  EXPECT_EQ(b.dense, (std::vector<float>{std::log1p(3.0f), std::log1p(9.0f)}));
+  EXPECT_EQ(b.tables[0].keys, (std::vector<uint64_t>{FeatureKey(0, "paris"), FeatureKey(0, "")}));
+  EXPECT_TRUE(b.tables[0].fixed);
+  EXPECT_EQ(b.tables[1].keys,
+            (std::vector<uint64_t>{FeatureKey(1, "a"), FeatureKey(1, "b"), FeatureKey(1, "")}));
+  EXPECT_EQ(b.tables[1].splits, (std::vector<int32_t>{0, 2, 3}));
+  EXPECT_FALSE(reader.Next(&b));
+  EXPECT_TRUE(reader.status().ok()) << reader.status().ToString();
+  EXPECT_EQ(reader.rows(), 2) << "the header is no row";
+
+  // A header that does not match the spec is refused, naming the column.
+  WriteFile(path, "id\tcost\tclicked\tcity\ttags\nu1\t1\t1\tparis\ta\n");
+  BatchReader wrong(o);
+  ASSERT_TRUE(wrong.Start().ok());
+  EXPECT_FALSE(wrong.Next(&b));
+  EXPECT_THAT(wrong.status().message(), HasSubstr("data.tsv:1: the header does not match"));
+  EXPECT_THAT(wrong.status().message(), HasSubstr("column 2 is 'cost', the spec says 'price'"));
+}
+
+}  // namespace
+}  // namespace deepfm
