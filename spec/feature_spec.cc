@@ -254,6 +254,8 @@ std::string DescribeSpecDifference(const spec::FeatureSpec& was, const spec::Fea
   std::string report;
   {
     google::protobuf::util::MessageDifferencer diff;
+    // A field set to its default reads as a change of value, not a deletion.
+    diff.set_message_field_comparison(google::protobuf::util::MessageDifferencer::EQUIVALENT);
     google::protobuf::io::StringOutputStream stream(&report);
     google::protobuf::util::MessageDifferencer::StreamReporter reporter(&stream);
     diff.ReportDifferencesTo(&reporter);
