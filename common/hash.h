@@ -25,7 +25,7 @@ inline uint64_t Fnv1a64(std::string_view s, uint64_t seed = 0xcbf29ce484222325UL
   uint64_t h = seed;
   for (unsigned char c : s) {
     h ^= c;
-    h *= 0x100000001b3ULL;
+    h *= 0x100000001b3ULL;  // kFnv64Prime
   }
   return h;
 }
@@ -34,9 +34,16 @@ inline uint64_t Fnv1a64(std::string_view s, uint64_t seed = 0xcbf29ce484222325UL
 // `token`: Mix64(FNV-1a64(token) starting from an offset basis perturbed by the
 // field) so the same token in two fields gives unrelated keys. An empty token
 // is hashed like any other token.
+// FeatureKey's FNV offset basis for `field`, for callers that hash a token's
+// bytes as they scan them: FeatureKey(field, t) ==
+// Mix64(Fnv1a64(t, FeatureKeyBasis(field))).
+inline constexpr uint64_t FeatureKeyBasis(uint32_t field) {
+  return 0xcbf29ce484222325ULL ^ Mix64(0x9e3779b97f4a7c15ULL * (field + 1));
+}
+inline constexpr uint64_t kFnv64Prime = 0x100000001b3ULL;
+
 inline uint64_t FeatureKey(uint32_t field, std::string_view token) {
-  const uint64_t basis = 0xcbf29ce484222325ULL ^ Mix64(0x9e3779b97f4a7c15ULL * (field + 1));
-  return Mix64(Fnv1a64(token, basis));
+  return Mix64(Fnv1a64(token, FeatureKeyBasis(field)));
 }
 
 }  // namespace deepfm

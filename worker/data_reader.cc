@@ -213,6 +213,39 @@ LineError ParseLine(const FeatureSpec& spec, std::string_view line, char sep, Ba
   const char* p = begin;
   for (int ci = 0; ci <= last; ++ci) {
     const FeatureSpec::ColumnInfo& c = columns[ci];
+    if (c.kind == FeatureSpec::Kind::kList && p != end && *p != sep) {
+      // One pass splits the cell and hashes its tokens: lists are most of a
+      // line's bytes (ELM's history columns).
+      TableKeys& t = out->tables[c.table];
+      const uint64_t basis = FeatureKeyBasis(c.key_seed);
+      const char lsep = c.list_separator;
+      const bool vocab = !c.vocabulary.empty();
+      uint32_t n = 0;
+      uint64_t h = basis;
+      const char* a = p;
+      const char* z = p;
+      for (;; ++z) {
+        const bool at_end = z == end;
+        const char ch = at_end ? '\0' : *z;
+        if (at_end || ch == sep || ch == lsep) {
+          if (c.max_length != 0 && n >= c.max_length) {
+            ++out->truncated_tokens;
+          } else if (!vocab || InVocabulary(c.vocabulary, std::string_view(a, z - a))) {
+            t.keys.push_back(Mix64(h));
+          }
+          ++n;
+          if (at_end || ch == sep) break;
+          a = z + 1;
+          h = basis;
+          continue;
+        }
+        h = (h ^ static_cast<unsigned char>(ch)) * kFnv64Prime;
+      }
+      t.splits[static_cast<size_t>(row) * t.members + c.member + 1] = static_cast<int32_t>(t.keys.size());
+      if ((z == end) != (ci == last)) return FieldCountError(spec, begin, end, sep, what);
+      p = z + 1;
+      continue;
+    }
     const char* q = FindSep(p, end, sep);
     if ((q == end) != (ci == last)) return FieldCountError(spec, begin, end, sep, what);
     switch (c.kind) {
@@ -263,6 +296,7 @@ LineError ParseLine(const FeatureSpec& spec, std::string_view line, char sep, Ba
         break;
       }
       case FeatureSpec::Kind::kList: {
+        // Only an empty cell comes here (the others above): its default's tokens.
         TableKeys& t = out->tables[c.table];
         const char* lb = p;
         const char* le = q;

@@ -101,6 +101,8 @@ class DeepFMModelT {
   explicit DeepFMModelT(DeepFMConfig config);
 
   const DeepFMConfig& config() const { return config_; }
+  // The float model's kernel table (null for double).
+  const dnn::Kernels* kernels() const { return kernels_; }
   // The dense parameters, in DeepFMDenseSpecs order. Callers may overwrite
   // values (e.g. after a pull) but must not resize them.
   std::vector<DenseTensorT<T>>& dense() { return dense_; }

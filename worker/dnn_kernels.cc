@@ -20,13 +20,13 @@ namespace {
 
 constexpr Kernels kGenericKernels = {Isa::kGeneric, "generic", &generic::Gemm, &generic::BiasRelu,
                                      &generic::ReluBackward, &generic::BiasReluBf16,
-    &generic::ReluBackwardBf16, &generic::RoundToBf16};
+    &generic::ReluBackwardBf16, &generic::RoundToBf16, &generic::PoolRows, &generic::UnpoolRows};
 constexpr Kernels kAvx2Kernels = {Isa::kAvx2, "avx2", &avx2::Gemm, &avx2::BiasRelu,
                                   &avx2::ReluBackward, &avx2::BiasReluBf16,
-    &avx2::ReluBackwardBf16, &avx2::RoundToBf16};
+    &avx2::ReluBackwardBf16, &avx2::RoundToBf16, &avx2::PoolRows, &avx2::UnpoolRows};
 constexpr Kernels kAvx512Kernels = {Isa::kAvx512, "avx512", &avx512::Gemm, &avx512::BiasRelu,
                                     &avx512::ReluBackward, &avx512::BiasReluBf16,
-    &avx512::ReluBackwardBf16, &avx512::RoundToBf16};
+    &avx512::ReluBackwardBf16, &avx512::RoundToBf16, &avx512::PoolRows, &avx512::UnpoolRows};
 
 const Kernels& TableOf(Isa isa) {
   switch (isa) {

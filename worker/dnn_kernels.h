@@ -58,6 +58,16 @@ struct Kernels {
   void (*bias_relu_bf16)(float* c, int ldc, const float* bias, int m, int n);
   void (*relu_backward_bf16)(float* d, const float* act, int m, int n, float* col_sums);
   void (*round_bf16)(float* x, long n);
+
+  // Embedding pooling (worker/pooling.h), one (row, feature) at a time over
+  // rows [U x width]: out[0..width) = sum of the rows inverse[begin..end),
+  // times `factor` when there are two or more (one row is copied exactly),
+  // end > begin; and its backward, grads[inverse[i]] += d (times factor when
+  // end - begin > 1) for every i in [begin, end).
+  void (*pool_rows)(const float* rows, const int32_t* inverse, int32_t begin, int32_t end,
+                    int width, float factor, float* out);
+  void (*unpool_rows)(const float* d, float factor, const int32_t* inverse, int32_t begin,
+                      int32_t end, int width, float* grads);
 };
 
 // What this CPU (and OS, for the wider register state) can run.

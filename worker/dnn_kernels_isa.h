@@ -4,6 +4,8 @@
 // compiled with wider ISA flags instantiates nothing. Use dnn_kernels.h.
 #pragma once
 
+#include <cstdint>
+
 // The signatures are those of dnn::Kernels' members.
 #define DEEPFM_DNN_DECLARE_KERNELS(ns)                                                         \
   namespace ns {                                                                               \
@@ -14,6 +16,10 @@
   void BiasReluBf16(float* c, int ldc, const float* bias, int m, int n);                       \
   void ReluBackwardBf16(float* d, const float* act, int m, int n, float* col_sums);            \
   void RoundToBf16(float* x, long n);                                                          \
+  void PoolRows(const float* rows, const int32_t* inverse, int32_t begin, int32_t end, int width, \
+                float factor, float* out);                                                     \
+  void UnpoolRows(const float* d, float factor, const int32_t* inverse, int32_t begin,         \
+                  int32_t end, int width, float* grads);                                       \
   }
 
 namespace deepfm {

@@ -17,7 +17,10 @@ void KeyDedup::Run(const uint64_t* keys, size_t n, std::vector<uint64_t>* uniq,
     slot_gen_.assign(cap, 0);
     gen_ = 1;
   }
-  const size_t mask = slot_key_.size() - 1;
+  // Only this call's share of the slots: a small table's keys stay in a few
+  // cache lines even after a large one grew the arrays (slots beyond carry
+  // older stamps and are never read).
+  const size_t mask = cap - 1;
   uniq->clear();
   inverse->resize(n);
   for (size_t i = 0; i < n; ++i) {

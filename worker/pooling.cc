@@ -2,11 +2,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
+
+#include "worker/dnn_kernels.h"
 
 namespace deepfm {
 
 template <typename T>
-PoolingT<T>::PoolingT(const FeatureSpec& spec, int width) : width_(width) {
+PoolingT<T>::PoolingT(const FeatureSpec& spec, int width, const dnn::Kernels* kernels)
+    : width_(width) {
+  if constexpr (std::is_same_v<T, float>) kernels_ = kernels ? kernels : &dnn::ActiveKernels();
   for (const FeatureSpec::FeatureInfo& f : spec.features()) {
     const FeatureSpec::ColumnInfo& c = spec.columns()[f.column];
     features_.push_back({f.table, f.member, c.kind == FeatureSpec::Kind::kList ? c.combiner : spec::SUM});
@@ -41,6 +46,10 @@ void PoolingT<T>::Forward(const Batch& batch, const std::vector<TableRows<T>>& t
       const int32_t n = end - begin;
       if (n == 0) {
         std::fill(out, out + W, T(0));
+        continue;
+      }
+      if constexpr (std::is_same_v<T, float>) {
+        kernels_->pool_rows(tr.rows, tr.inverse, begin, end, W, Factor(feat.combiner, n), out);
         continue;
       }
       const T* first = tr.rows + static_cast<size_t>(tr.inverse[begin]) * W;
@@ -80,6 +89,10 @@ void PoolingT<T>::Backward(const Batch& batch, const std::vector<TableRows<T>>& 
       if (n == 0) continue;
       const T* d = d_pooled + (static_cast<size_t>(b) * F + f) * W;
       const T factor = Factor(feat.combiner, n);
+      if constexpr (std::is_same_v<T, float>) {
+        kernels_->unpool_rows(d, factor, inverse, begin, end, W, grads);
+        continue;
+      }
       if (n > 1 && factor != T(1)) {
         for (int j = 0; j < W; ++j) scaled[j] = d[j] * factor;
         d = scaled;

@@ -24,6 +24,10 @@
 
 namespace deepfm {
 
+namespace dnn {
+struct Kernels;
+}  // namespace dnn
+
 // One table's rows for a batch: its unique keys' rows and, for every key of
 // the batch's TableKeys, the index of its unique row.
 template <typename T>
@@ -35,8 +39,10 @@ struct TableRows {
 template <typename T>
 class PoolingT {
  public:
-  // `width`: floats per row (dim + 1).
-  PoolingT(const FeatureSpec& spec, int width);
+  // `width`: floats per row (dim + 1). The float pooling runs on `kernels`
+  // (worker/dnn_kernels.h; null: the process's active path); double stays on
+  // plain loops (gradient checks).
+  PoolingT(const FeatureSpec& spec, int width, const dnn::Kernels* kernels = nullptr);
 
   int num_features() const { return static_cast<int>(features_.size()); }
   int width() const { return width_; }
@@ -59,6 +65,7 @@ class PoolingT {
 
   std::vector<Feature> features_;
   int width_;
+  const dnn::Kernels* kernels_ = nullptr;  // float only
 };
 
 using Pooling = PoolingT<float>;

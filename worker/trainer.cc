@@ -80,7 +80,7 @@ Trainer::Trainer(const TrainerOptions& options, PsClient* client)
       spec_(options.spec ? options.spec : CriteoSpec()),
       client_(client),
       model_(ModelFor(*spec_, options.model)),
-      pooling_(*spec_, model_.config().row_width()),
+      pooling_(*spec_, model_.config().row_width(), model_.kernels()),
       checkpointer_(
           CheckpointerOptions{options.is_chief ? options.checkpoint_dir : std::string(),
                               options.save_steps, options.incremental_save_steps,
@@ -131,6 +131,7 @@ std::vector<PsClient::SparsePart> Trainer::Parts(Step* st, bool grads) const {
 }
 
 void Trainer::PoolForward(Step* st) {
+  obs::ScopedSpan span("pool");
   std::vector<TableRows<float>> rows(st->tables.size());
   for (size_t t = 0; t < rows.size(); ++t) {
     rows[t].rows = st->tables[t].rows.data();
@@ -141,6 +142,7 @@ void Trainer::PoolForward(Step* st) {
 }
 
 void Trainer::PoolBackward(Step* st) {
+  obs::ScopedSpan span("unpool");
   std::vector<TableRows<float>> rows(st->tables.size());
   std::vector<float*> grads(st->tables.size());
   std::vector<size_t> uniq(st->tables.size());
