@@ -201,24 +201,18 @@ int Main() {
   DeepFMModel model(config);
   model.InitDense(1);
   Pooling pooling(*spec, W);
-  std::vector<float> pooled(size_t(FLAGS_batch_size) * config.num_fields * W), d_pooled(pooled.size());
   std::vector<TableRows<float>> rows(handles.size());
   auto table_rows = [&](StepData& d) {
     for (size_t t = 0; t < handles.size(); ++t) rows[t] = {d.rows[t].data(), d.inverse[t].data()};
   };
-  watch.Reset();
+  double pool_s = 0, net_s = 0, back_s = 0;
   for (StepData& d : data) {
     table_rows(d);
-    pooling.Forward(d.batch, rows, pooled.data());
-  }
-  Report("pool forward", watch.Seconds(), steps, keys);
-  double net_s = 0, back_s = 0;
-  for (StepData& d : data) {
-    table_rows(d);
-    pooling.Forward(d.batch, rows, pooled.data());
     Stopwatch sw;
-    model.ForwardBackwardPooled(d.batch.size, d.batch.dense.data(), pooled.data(),
-                                d.batch.labels.data(), d_pooled.data());
+    pooling.Forward(d.batch, rows, model.BeginBatch(d.batch.size));
+    pool_s += sw.Seconds();
+    sw.Reset();
+    model.ForwardBackwardFilled(d.batch.size, d.batch.dense.data(), d.batch.labels.data());
     net_s += sw.Seconds();
     sw.Reset();
     std::vector<float*> g(handles.size());
@@ -227,9 +221,12 @@ int Main() {
       g[t] = d.grads[t].data();
       nu[t] = d.uniq[t].size();
     }
-    pooling.Backward(d.batch, rows, d_pooled.data(), g, nu);
+    const PooledLayout<float> grad = model.Gradients();
+    pooling.Backward(d.batch, rows, {grad.e, grad.e_row, grad.e_feature, grad.w, grad.w_row, grad.w_feature},
+                     g, nu);
     back_s += sw.Seconds();
   }
+  Report("pool forward", pool_s, steps, keys);
   Report("pool backward", back_s, steps, keys);
   Report("network fwd+bwd", net_s, steps, FLAGS_batch_size * double(steps));
   printf("%-26s (last column: M rows/s)\n", "");

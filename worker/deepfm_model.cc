@@ -211,25 +211,35 @@ void DeepFMModelT<T>::InitDense(uint64_t seed) {
 }
 
 template <typename T>
-void DeepFMModelT<T>::GatherLinearFm(int B, const T* dense_x, const T* pooled) {
+PooledLayout<T> DeepFMModelT<T>::BeginBatch(int B) {
   const int F = config_.num_fields;
   const int D = config_.embedding_dim;
-  const int W = config_.row_width();
-  const int ND = config_.num_dense;
   input_.resize(B, config_.dnn_input_width());
+  first_order_.resize(B, F);
+  PooledLayout<T> out;
+  out.e = input_.data();
+  out.e_row = static_cast<size_t>(input_.cols());
+  out.e_feature = static_cast<size_t>(D);
+  out.w = first_order_.data();
+  out.w_row = static_cast<size_t>(F);
+  out.w_feature = 1;
+  return out;
+}
+
+template <typename T>
+void DeepFMModelT<T>::LinearFm(int B, const T* dense_x) {
+  const int F = config_.num_fields;
+  const int D = config_.embedding_dim;
+  const int ND = config_.num_dense;
   fm_sum_.resize(B, D);
   linear_fm_.resize(B);
   const T bias = dense_[kLinearBias].values[0];
   const T* w_dense = dense_[kWDense].values.data();
   for (int b = 0; b < B; ++b) {
     T* in = input_.row(b).data();
-    const T* pooled_row = pooled + static_cast<size_t>(b) * F * W;
+    const T* w = first_order_.row(b).data();
     T linear = bias;
-    for (int f = 0; f < F; ++f) {
-      const T* row = pooled_row + static_cast<size_t>(f) * W;
-      linear += row[0];
-      std::copy(row + 1, row + 1 + D, in + f * D);
-    }
+    for (int f = 0; f < F; ++f) linear += w[f];
     const T* x = dense_x + static_cast<size_t>(b) * ND;
     for (int d = 0; d < ND; ++d) linear += w_dense[d] * x[d];
     std::copy(x, x + ND, in + F * D);
@@ -271,28 +281,48 @@ void DeepFMModelT<T>::DnnForward(int B) {
 }
 
 template <typename T>
-const T* DeepFMModelT<T>::GatherRows(int B, const T* uniq_rows, int U, const int32_t* inverse) {
+void DeepFMModelT<T>::GatherRows(int B, const T* uniq_rows, int U, const int32_t* inverse) {
   const int F = config_.num_fields;
+  const int D = config_.embedding_dim;
   const int W = config_.row_width();
-  gathered_.resize(static_cast<size_t>(B) * F * W);
-  for (int64_t i = 0; i < static_cast<int64_t>(B) * F; ++i) {
-    DCHECK(inverse[i] >= 0 && inverse[i] < U)
-        << "inverse[" << i << "]=" << inverse[i] << " outside [0, " << U << ")";
-    const T* row = uniq_rows + static_cast<size_t>(inverse[i]) * W;
-    std::copy(row, row + W, gathered_.data() + i * W);
+  const PooledLayout<T> out = BeginBatch(B);
+  for (int b = 0; b < B; ++b) {
+    for (int f = 0; f < F; ++f) {
+      const int64_t i = static_cast<int64_t>(b) * F + f;
+      DCHECK(inverse[i] >= 0 && inverse[i] < U)
+          << "inverse[" << i << "]=" << inverse[i] << " outside [0, " << U << ")";
+      const T* row = uniq_rows + static_cast<size_t>(inverse[i]) * W;
+      out.w[b * out.w_row + f] = row[0];
+      std::copy(row + 1, row + 1 + D, out.e + b * out.e_row + f * D);
+    }
   }
-  return gathered_.data();
 }
 
 template <typename T>
-void DeepFMModelT<T>::Forward(int B, const T* dense_x, const T* pooled) {
+void DeepFMModelT<T>::CopyPooled(int B, const T* pooled) {
+  const int F = config_.num_fields;
+  const int D = config_.embedding_dim;
+  const int W = config_.row_width();
+  const PooledLayout<T> out = BeginBatch(B);
+  for (int b = 0; b < B; ++b) {
+    for (int f = 0; f < F; ++f) {
+      const T* row = pooled + (static_cast<size_t>(b) * F + f) * W;
+      out.w[b * out.w_row + f] = row[0];
+      std::copy(row + 1, row + 1 + D, out.e + b * out.e_row + f * D);
+    }
+  }
+}
+
+template <typename T>
+void DeepFMModelT<T>::Forward(int B, const T* dense_x) {
   CHECK_GT(B, 0);
+  CHECK_EQ(input_.rows(), B) << "BeginBatch(B) and the pooled features come first";
   if (config_.bf16) {
     // Weights at bf16 precision (a no-op when they were pulled as bf16).
     const DnnOps<T> ops{kernels_, config_.dnn_threads, true};
     for (auto& t : dense_) ops.RoundIfBf16(t.values.data(), static_cast<int64_t>(t.values.size()));
   }
-  GatherLinearFm(B, dense_x, pooled);
+  LinearFm(B, dense_x);
   DnnForward(B);
 }
 
@@ -359,11 +389,10 @@ void DeepFMModelT<T>::DnnBackward(int B) {
 }
 
 template <typename T>
-T DeepFMModelT<T>::ForwardBackwardPooled(int B, const T* dense_x, const T* pooled, const T* labels,
-                                         T* d_pooled) {
+T DeepFMModelT<T>::ForwardBackwardFilled(int B, const T* dense_x, const T* labels) {
   {
     obs::ScopedSpan span("forward");
-    Forward(B, dense_x, pooled);
+    Forward(B, dense_x);
   }
   const T loss = MeanLoss(B, labels);
   obs::ScopedSpan span("backward");
@@ -379,24 +408,51 @@ T DeepFMModelT<T>::ForwardBackwardPooled(int B, const T* dense_x, const T* poole
 
   DnnBackward(B);
 
-  // Per (b, f): the pooled first-order weight gets dlogit; the pooled
-  // embedding gets the DNN's input gradient plus the FM term
-  // dlogit * (sum_f' e_f' - e_f).
+  // Per (b, f): the pooled embedding's gradient is the DNN's input gradient
+  // plus the FM term dlogit * (sum_f' e_f' - e_f), made in place; the pooled
+  // first-order weight's is dlogit.
   const int F = config_.num_fields;
   const int D = config_.embedding_dim;
-  const int W = config_.row_width();
   for (int b = 0; b < B; ++b) {
     const T g = dlogit_(b);
     const T* s = fm_sum_.row(b).data();
     const T* e_row = input_.row(b).data();
-    const T* de_row = d_embedding_.row(b).data();
-    T* out_row = d_pooled + static_cast<size_t>(b) * F * W;
+    T* de_row = d_embedding_.row(b).data();
     for (int f = 0; f < F; ++f) {
-      T* out = out_row + static_cast<size_t>(f) * W;
       const T* e = e_row + f * D;
-      const T* de = de_row + f * D;
-      out[0] = g;
-      for (int j = 0; j < D; ++j) out[1 + j] = de[j] + g * (s[j] - e[j]);
+      T* de = de_row + f * D;
+      for (int j = 0; j < D; ++j) de[j] = de[j] + g * (s[j] - e[j]);
+    }
+  }
+  return loss;
+}
+
+template <typename T>
+PooledLayout<T> DeepFMModelT<T>::Gradients() {
+  PooledLayout<T> g;
+  g.e = d_embedding_.data();
+  g.e_row = static_cast<size_t>(d_embedding_.cols());
+  g.e_feature = static_cast<size_t>(config_.embedding_dim);
+  g.w = dlogit_.data();  // every feature of row b: dlogit(b)
+  g.w_row = 1;
+  g.w_feature = 0;
+  return g;
+}
+
+template <typename T>
+T DeepFMModelT<T>::ForwardBackwardPooled(int B, const T* dense_x, const T* pooled, const T* labels,
+                                         T* d_pooled) {
+  CopyPooled(B, pooled);
+  const T loss = ForwardBackwardFilled(B, dense_x, labels);
+  const int F = config_.num_fields;
+  const int D = config_.embedding_dim;
+  const int W = config_.row_width();
+  const PooledLayout<T> g = Gradients();
+  for (int b = 0; b < B; ++b) {
+    for (int f = 0; f < F; ++f) {
+      T* out = d_pooled + (static_cast<size_t>(b) * F + f) * W;
+      out[0] = g.w[b * g.w_row + f * g.w_feature];
+      std::copy(g.e + b * g.e_row + f * D, g.e + b * g.e_row + (f + 1) * D, out + 1);
     }
   }
   return loss;
@@ -405,17 +461,22 @@ T DeepFMModelT<T>::ForwardBackwardPooled(int B, const T* dense_x, const T* poole
 template <typename T>
 T DeepFMModelT<T>::ForwardBackward(int B, const T* dense_x, const T* uniq_rows, int U,
                                    const int32_t* inverse, const T* labels, T* uniq_grads) {
-  const T* pooled = GatherRows(B, uniq_rows, U, inverse);
-  const int F = config_.num_fields;
-  const int W = config_.row_width();
-  d_gathered_.resize(static_cast<size_t>(B) * F * W);
-  const T loss = ForwardBackwardPooled(B, dense_x, pooled, labels, d_gathered_.data());
+  GatherRows(B, uniq_rows, U, inverse);
+  const T loss = ForwardBackwardFilled(B, dense_x, labels);
   // Duplicate keys add up in their unique row, (b, f) in row-major order.
+  const int F = config_.num_fields;
+  const int D = config_.embedding_dim;
+  const int W = config_.row_width();
   std::fill(uniq_grads, uniq_grads + static_cast<size_t>(U) * W, T(0));
-  for (int64_t i = 0; i < static_cast<int64_t>(B) * F; ++i) {
-    T* out = uniq_grads + static_cast<size_t>(inverse[i]) * W;
-    const T* d = d_gathered_.data() + i * W;
-    for (int j = 0; j < W; ++j) out[j] += d[j];
+  for (int b = 0; b < B; ++b) {
+    const T g = dlogit_(b);
+    const T* de_row = d_embedding_.row(b).data();
+    for (int f = 0; f < F; ++f) {
+      T* out = uniq_grads + static_cast<size_t>(inverse[static_cast<size_t>(b) * F + f]) * W;
+      const T* de = de_row + f * D;
+      out[0] += g;
+      for (int j = 0; j < D; ++j) out[1 + j] += de[j];
+    }
   }
   return loss;
 }
@@ -423,25 +484,34 @@ T DeepFMModelT<T>::ForwardBackward(int B, const T* dense_x, const T* uniq_rows, 
 template <typename T>
 T DeepFMModelT<T>::ForwardLoss(int B, const T* dense_x, const T* uniq_rows, int U,
                                const int32_t* inverse, const T* labels) {
-  Forward(B, dense_x, GatherRows(B, uniq_rows, U, inverse));
+  GatherRows(B, uniq_rows, U, inverse);
+  Forward(B, dense_x);
   return MeanLoss(B, labels);
 }
 
 template <typename T>
 T DeepFMModelT<T>::ForwardLossPooled(int B, const T* dense_x, const T* pooled, const T* labels) {
-  Forward(B, dense_x, pooled);
+  CopyPooled(B, pooled);
+  Forward(B, dense_x);
   return MeanLoss(B, labels);
 }
 
 template <typename T>
 void DeepFMModelT<T>::Predict(int B, const T* dense_x, const T* uniq_rows, int U,
                               const int32_t* inverse, T* probs) {
-  PredictPooled(B, dense_x, GatherRows(B, uniq_rows, U, inverse), probs);
+  GatherRows(B, uniq_rows, U, inverse);
+  PredictFilled(B, dense_x, probs);
 }
 
 template <typename T>
 void DeepFMModelT<T>::PredictPooled(int B, const T* dense_x, const T* pooled, T* probs) {
-  Forward(B, dense_x, pooled);
+  CopyPooled(B, pooled);
+  PredictFilled(B, dense_x, probs);
+}
+
+template <typename T>
+void DeepFMModelT<T>::PredictFilled(int B, const T* dense_x, T* probs) {
+  Forward(B, dense_x);
   for (int b = 0; b < B; ++b) probs[b] = Sigmoid(logits_(b));
 }
 

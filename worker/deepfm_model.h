@@ -82,6 +82,18 @@ std::vector<DenseTensorSpec> DeepFMDenseSpecs(const DeepFMConfig& config);
 template <typename T>
 void InitDenseTensor(const DenseTensorSpec& spec, uint64_t seed, T* out);
 
+// Where pooled features (or their gradients) live for a batch: feature f of
+// row b has its first-order weight at w[b * w_row + f * w_feature] and its
+// embedding at e[b * e_row + f * e_feature .. + D). Lets a pooling write
+// straight into the model's input and read its gradients in place.
+template <typename T>
+struct PooledLayout {
+  T* e = nullptr;
+  size_t e_row = 0, e_feature = 0;
+  T* w = nullptr;
+  size_t w_row = 0, w_feature = 0;
+};
+
 template <typename T>
 struct DenseTensorT {
   std::string name;
@@ -127,12 +139,19 @@ class DeepFMModelT {
   T ForwardBackward(int B, const T* dense_x, const T* uniq_rows, int U, const int32_t* inverse,
                     const T* labels, T* uniq_grads);
 
-  // The same math on pooled features (worker/pooling.h), the trainer's
-  // path: pooled[B x num_fields x row_width] holds each row's features,
-  // [w, e[0..D)] each; d_pooled (same shape) gets the gradient of the mean
-  // loss with respect to them. ForwardBackward is this with pooled rows
-  // gathered one key per (b, f), then the gradients summed into their unique
-  // rows.
+  // The trainer's path, on pooled features (worker/pooling.h) written in
+  // place: BeginBatch(B) sizes the input and says where each (b, f)'s
+  // pooled [w, e] goes; once filled, ForwardBackwardFilled runs the step,
+  // after which Gradients() says where the gradient of the mean loss with
+  // respect to each pooled w and e is (valid until the next batch).
+  // ForwardBackward above is this with one key's row per (b, f).
+  PooledLayout<T> BeginBatch(int B);
+  T ForwardBackwardFilled(int B, const T* dense_x, const T* labels);
+  PooledLayout<T> Gradients();
+  void PredictFilled(int B, const T* dense_x, T* probs);
+
+  // The same on a packed buffer, pooled[B x num_fields x row_width] of
+  // [w, e[0..D)] per (b, f), with d_pooled of the same shape (tests).
   T ForwardBackwardPooled(int B, const T* dense_x, const T* pooled, const T* labels, T* d_pooled);
   T ForwardLossPooled(int B, const T* dense_x, const T* pooled, const T* labels);
   void PredictPooled(int B, const T* dense_x, const T* pooled, T* probs);
@@ -149,11 +168,14 @@ class DeepFMModelT {
   using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using ColVector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
 
-  // Fills input_, linear_ and fm_sum_, then the DNN, then logits_.
-  void Forward(int B, const T* dense_x, const T* pooled);
-  void GatherLinearFm(int B, const T* dense_x, const T* pooled);
-  // One key per (b, f): their rows, as pooled features (in gathered_).
-  const T* GatherRows(int B, const T* uniq_rows, int U, const int32_t* inverse);
+  // On input_ and first_order_ as filled: linear_fm_ and fm_sum_, then the
+  // DNN, then logits_.
+  void Forward(int B, const T* dense_x);
+  void LinearFm(int B, const T* dense_x);
+  // Fill input_ and first_order_: one key's row per (b, f), or a packed
+  // pooled buffer.
+  void GatherRows(int B, const T* uniq_rows, int U, const int32_t* inverse);
+  void CopyPooled(int B, const T* pooled);
   void DnnForward(int B);
   // Reads dlogit_, writes the DNN grads and d_embedding_ (dLoss/d(e part of
   // input_)).
@@ -177,8 +199,8 @@ class DeepFMModelT {
   ColVector logits_;
   ColVector dlogit_;
   std::vector<Matrix> d_hidden_;  // dLoss/d(pre-activation) of each layer
-  Matrix d_embedding_;            // dLoss/d(embedding part of input_)
-  std::vector<T> gathered_, d_gathered_;  // the unique-row API's pooled features
+  Matrix d_embedding_;            // dLoss/d(embedding part of input_), then of the pooled e
+  Matrix first_order_;            // [B x F] pooled first-order weights
 };
 
 using DeepFMModel = DeepFMModelT<float>;

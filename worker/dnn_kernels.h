@@ -60,14 +60,15 @@ struct Kernels {
   void (*round_bf16)(float* x, long n);
 
   // Embedding pooling (worker/pooling.h), one (row, feature) at a time over
-  // rows [U x width]: out[0..width) = sum of the rows inverse[begin..end),
-  // times `factor` when there are two or more (one row is copied exactly),
-  // end > begin; and its backward, grads[inverse[i]] += d (times factor when
-  // end - begin > 1) for every i in [begin, end).
+  // rows [U x width] of [w, e[0..width-1)]: *out_w and out_e[0..width-1)
+  // get the sum of the rows inverse[begin..end), times `factor` when there
+  // are two or more (one row is copied exactly), end > begin; and its
+  // backward, grads[inverse[i]] += [d_w, d_e] (times factor when
+  // end - begin > 1) for every i in [begin, end). width <= 4097.
   void (*pool_rows)(const float* rows, const int32_t* inverse, int32_t begin, int32_t end,
-                    int width, float factor, float* out);
-  void (*unpool_rows)(const float* d, float factor, const int32_t* inverse, int32_t begin,
-                      int32_t end, int width, float* grads);
+                    int width, float factor, float* out_w, float* out_e);
+  void (*unpool_rows)(float d_w, const float* d_e, float factor, const int32_t* inverse,
+                      int32_t begin, int32_t end, int width, float* grads);
 };
 
 // What this CPU (and OS, for the wider register state) can run.

@@ -17,9 +17,9 @@
   void ReluBackwardBf16(float* d, const float* act, int m, int n, float* col_sums);            \
   void RoundToBf16(float* x, long n);                                                          \
   void PoolRows(const float* rows, const int32_t* inverse, int32_t begin, int32_t end, int width, \
-                float factor, float* out);                                                     \
-  void UnpoolRows(const float* d, float factor, const int32_t* inverse, int32_t begin,         \
-                  int32_t end, int width, float* grads);                                       \
+                float factor, float* out_w, float* out_e);                                     \
+  void UnpoolRows(float d_w, const float* d_e, float factor, const int32_t* inverse,           \
+                  int32_t begin, int32_t end, int width, float* grads);                        \
   }
 
 namespace deepfm {

@@ -31,10 +31,30 @@ T PoolingT<T>::Factor(spec::Combiner c, int32_t n) const {
 }
 
 template <typename T>
+template <typename U>
+PooledLayout<U> PoolingT<T>::Packed(U* pooled) const {
+  PooledLayout<U> l;
+  l.w = pooled;
+  l.w_row = static_cast<size_t>(num_features()) * width_;
+  l.w_feature = width_;
+  l.e = pooled + 1;
+  l.e_row = l.w_row;
+  l.e_feature = width_;
+  return l;
+}
+
+template <typename T>
 void PoolingT<T>::Forward(const Batch& batch, const std::vector<TableRows<T>>& tables,
                           T* pooled) const {
+  Forward(batch, tables, Packed(pooled));
+}
+
+template <typename T>
+void PoolingT<T>::Forward(const Batch& batch, const std::vector<TableRows<T>>& tables,
+                          const PooledLayout<T>& out) const {
   const int F = num_features();
   const int W = width_;
+  const int D = W - 1;
   for (int b = 0; b < batch.size; ++b) {
     for (int f = 0; f < F; ++f) {
       const Feature& feat = features_[f];
@@ -42,26 +62,31 @@ void PoolingT<T>::Forward(const Batch& batch, const std::vector<TableRows<T>>& t
       const TableRows<T>& tr = tables[feat.table];
       int32_t begin, end;
       tk.Range(b, feat.member, &begin, &end);
-      T* out = pooled + (static_cast<size_t>(b) * F + f) * W;
+      T* w = out.w + b * out.w_row + f * out.w_feature;
+      T* e = out.e + b * out.e_row + f * out.e_feature;
       const int32_t n = end - begin;
       if (n == 0) {
-        std::fill(out, out + W, T(0));
+        *w = T(0);
+        std::fill(e, e + D, T(0));
         continue;
       }
+      const T factor = Factor(feat.combiner, n);
       if constexpr (std::is_same_v<T, float>) {
-        kernels_->pool_rows(tr.rows, tr.inverse, begin, end, W, Factor(feat.combiner, n), out);
+        kernels_->pool_rows(tr.rows, tr.inverse, begin, end, W, factor, w, e);
         continue;
       }
       const T* first = tr.rows + static_cast<size_t>(tr.inverse[begin]) * W;
-      std::copy(first, first + W, out);
+      *w = first[0];
+      std::copy(first + 1, first + W, e);
       if (n == 1) continue;
       for (int32_t i = begin + 1; i < end; ++i) {
         const T* row = tr.rows + static_cast<size_t>(tr.inverse[i]) * W;
-        for (int j = 0; j < W; ++j) out[j] += row[j];
+        *w += row[0];
+        for (int j = 0; j < D; ++j) e[j] += row[1 + j];
       }
-      const T factor = Factor(feat.combiner, n);
       if (factor != T(1)) {
-        for (int j = 0; j < W; ++j) out[j] *= factor;
+        *w *= factor;
+        for (int j = 0; j < D; ++j) e[j] *= factor;
       }
     }
   }
@@ -71,12 +96,20 @@ template <typename T>
 void PoolingT<T>::Backward(const Batch& batch, const std::vector<TableRows<T>>& tables,
                            const T* d_pooled, const std::vector<T*>& row_grads,
                            const std::vector<size_t>& num_uniq) const {
+  Backward(batch, tables, Packed(d_pooled), row_grads, num_uniq);
+}
+
+template <typename T>
+void PoolingT<T>::Backward(const Batch& batch, const std::vector<TableRows<T>>& tables,
+                           const PooledLayout<const T>& d, const std::vector<T*>& row_grads,
+                           const std::vector<size_t>& num_uniq) const {
   const int F = num_features();
   const int W = width_;
+  const int D = W - 1;
   for (size_t t = 0; t < row_grads.size(); ++t) {
     std::fill(row_grads[t], row_grads[t] + num_uniq[t] * W, T(0));
   }
-  T scaled[4096 + 1];
+  T scaled[4096];
   for (int b = 0; b < batch.size; ++b) {
     for (int f = 0; f < F; ++f) {
       const Feature& feat = features_[f];
@@ -87,19 +120,22 @@ void PoolingT<T>::Backward(const Batch& batch, const std::vector<TableRows<T>>& 
       tk.Range(b, feat.member, &begin, &end);
       const int32_t n = end - begin;
       if (n == 0) continue;
-      const T* d = d_pooled + (static_cast<size_t>(b) * F + f) * W;
+      T dw = d.w[b * d.w_row + f * d.w_feature];
+      const T* de = d.e + b * d.e_row + f * d.e_feature;
       const T factor = Factor(feat.combiner, n);
       if constexpr (std::is_same_v<T, float>) {
-        kernels_->unpool_rows(d, factor, inverse, begin, end, W, grads);
+        kernels_->unpool_rows(dw, de, factor, inverse, begin, end, W, grads);
         continue;
       }
       if (n > 1 && factor != T(1)) {
-        for (int j = 0; j < W; ++j) scaled[j] = d[j] * factor;
-        d = scaled;
+        dw *= factor;
+        for (int j = 0; j < D; ++j) scaled[j] = de[j] * factor;
+        de = scaled;
       }
       for (int32_t i = begin; i < end; ++i) {
         T* out = grads + static_cast<size_t>(inverse[i]) * W;
-        for (int j = 0; j < W; ++j) out[j] += d[j];
+        out[0] += dw;
+        for (int j = 0; j < D; ++j) out[1 + j] += de[j];
       }
     }
   }

@@ -21,6 +21,7 @@
 
 #include "spec/feature_spec.h"
 #include "worker/batch.h"
+#include "worker/deepfm_model.h"
 
 namespace deepfm {
 
@@ -47,11 +48,19 @@ class PoolingT {
   int num_features() const { return static_cast<int>(features_.size()); }
   int width() const { return width_; }
 
-  // pooled[B x F x width], B = batch.size.
+  // Every (b, f)'s pooled [w, e] into `out` (the model's BeginBatch, or a
+  // packed buffer), B = batch.size.
+  void Forward(const Batch& batch, const std::vector<TableRows<T>>& tables,
+               const PooledLayout<T>& out) const;
+  // The same into pooled[B x F x width], [w, e] per (b, f).
   void Forward(const Batch& batch, const std::vector<TableRows<T>>& tables, T* pooled) const;
 
   // row_grads[t] [U_t x width] are zeroed (U_t = num_uniq[t]), then get the
-  // gradient of every key of the batch from d_pooled[B x F x width].
+  // gradient of every key of the batch from the pooled features' gradients
+  // `d` (the model's Gradients(), or a packed buffer).
+  void Backward(const Batch& batch, const std::vector<TableRows<T>>& tables,
+                const PooledLayout<const T>& d, const std::vector<T*>& row_grads,
+                const std::vector<size_t>& num_uniq) const;
   void Backward(const Batch& batch, const std::vector<TableRows<T>>& tables, const T* d_pooled,
                 const std::vector<T*>& row_grads, const std::vector<size_t>& num_uniq) const;
 
@@ -62,6 +71,9 @@ class PoolingT {
     spec::Combiner combiner;
   };
   T Factor(spec::Combiner c, int32_t n) const;
+  // A packed [B x F x width] buffer's layout.
+  template <typename U>
+  PooledLayout<U> Packed(U* pooled) const;
 
   std::vector<Feature> features_;
   int width_;

@@ -137,8 +137,7 @@ void Trainer::PoolForward(Step* st) {
     rows[t].rows = st->tables[t].rows.data();
     rows[t].inverse = st->tables[t].inverse.data();
   }
-  pooled_.resize(static_cast<size_t>(st->batch.size) * pooling_.num_features() * pooling_.width());
-  pooling_.Forward(st->batch, rows, pooled_.data());
+  pooling_.Forward(st->batch, rows, model_.BeginBatch(st->batch.size));
 }
 
 void Trainer::PoolBackward(Step* st) {
@@ -154,7 +153,9 @@ void Trainer::PoolBackward(Step* st) {
     grads[t] = ts.row_grads.data();
     uniq[t] = ts.uniq.size();
   }
-  pooling_.Backward(st->batch, rows, d_pooled_.data(), grads, uniq);
+  const PooledLayout<float> g = model_.Gradients();
+  pooling_.Backward(st->batch, rows, {g.e, g.e_row, g.e_feature, g.w, g.w_row, g.w_feature}, grads,
+                    uniq);
 }
 
 Status Trainer::Train(TrainResult* result) {
@@ -303,9 +304,7 @@ void Trainer::RunCompute(Pipeline* p, TrainResult* result) {
       obs::ScopedSpan span("compute");
       for (size_t d = 0; d < num_dense; ++d) std::swap(model_.dense()[d].values, st->dense[d]);
       PoolForward(st.get());
-      d_pooled_.resize(pooled_.size());
-      st->loss = model_.ForwardBackwardPooled(b.size, b.dense.data(), pooled_.data(),
-                                              b.labels.data(), d_pooled_.data());
+      st->loss = model_.ForwardBackwardFilled(b.size, b.dense.data(), b.labels.data());
       PoolBackward(st.get());
       for (size_t d = 0; d < num_dense; ++d) std::swap(model_.dense()[d].grads, st->dense_grads[d]);
     }
@@ -551,7 +550,7 @@ Status Trainer::Evaluate(const ReaderOptions& data, EvalResult* result) {
     }
     PoolForward(&st);
     probs.resize(st.batch.size);
-    model_.PredictPooled(st.batch.size, st.batch.dense.data(), pooled_.data(), probs.data());
+    model_.PredictFilled(st.batch.size, st.batch.dense.data(), probs.data());
     acc.Add(probs.data(), st.batch.labels.data(), st.batch.size);
     if (options_.progress) options_.progress->Advance();
   }

@@ -148,8 +148,9 @@ class Trainer {
   // Each table's unique keys of `st` as the client's parts (rows to pull
   // into, or gradients to push).
   std::vector<PsClient::SparsePart> Parts(Step* st, bool grads) const;
-  // Pools the pulled rows (forward) and scatters d_pooled_ into each
-  // table's row gradients (backward), on the compute thread.
+  // Pools the pulled rows into the model's input (forward) and scatters the
+  // model's pooled gradients into each table's row gradients (backward), on
+  // the compute thread.
   void PoolForward(Step* st);
   void PoolBackward(Step* st);
   struct Pipeline;
@@ -170,8 +171,6 @@ class Trainer {
   Checkpointer checkpointer_;
   std::vector<int> tables_;  // client handles, in spec order
   std::vector<int> dense_handles_;
-  // Compute thread: pooled features and their gradients, [B x F x W].
-  std::vector<float> pooled_, d_pooled_;
 };
 
 }  // namespace deepfm

@@ -88,6 +88,14 @@ TEST_F(ElmTrainTest, TrainsFifteenTablesAndRestoresThemWholeOntoAnyShardCount) {
   ASSERT_TRUE(s.ok()) << s.ToString();
   EXPECT_EQ(tr.rows, 12000);
   EXPECT_EQ(tr.bad_lines, 0);
+  // DeepRec's embedding fusion: one Pull and one Push per shard per step,
+  // every table in each.
+  std::vector<ps::StatsResponse> stats;
+  ASSERT_TRUE(client->Stats(&stats).ok());
+  for (const ps::StatsResponse& st : stats) {
+    EXPECT_EQ(st.pull_requests(), static_cast<uint64_t>(tr.local_steps)) << "shard " << st.shard_index();
+    EXPECT_EQ(st.push_requests(), static_cast<uint64_t>(tr.local_steps)) << "shard " << st.shard_index();
+  }
   ReaderOptions eval;
   eval.files = {(*dir_ / "eval.csv").string()};
   EvalResult er;

@@ -8,6 +8,7 @@
 #include "common/hash.h"
 #include "worker/data_reader.h"
 #include "worker/deepfm_model.h"
+#include "worker/dnn_kernels.h"
 #include "worker/key_dedup.h"
 
 namespace deepfm {
@@ -68,7 +69,7 @@ TEST(PoolingTest, CombinesEachFeaturesRows) {
   Fixture fx;
   PoolingT<double> pool(*fx.spec, 4);
   ASSERT_EQ(pool.num_features(), 5);
-  std::vector<double> pooled(4 * 5 * 4);
+  std::vector<double> pooled(4 * 5 * 4, std::nan(""));  // every value must be written
   pool.Forward(fx.batch, fx.Rows(), pooled.data());
   // Row 0: l_mean over a, b, c; l_sum over b, b; l_sqrtn over a, c, d, e.
   auto row_of = [&](int table, const std::string& token, int seed) {
@@ -140,6 +141,58 @@ TEST(PoolingTest, GradientsMatchFiniteDifferencesForEveryCombiner) {
     }
   }
   EXPECT_EQ(checked, static_cast<int>((fx.uniq[0].size() + fx.uniq[1].size()) * 4));
+}
+
+// The float pooling on every ISA path this CPU has against the double
+// reference: the same sums (no fused multiply-add), so equal to float
+// rounding, forward and backward.
+TEST(PoolingTest, EveryIsaPathMatchesTheReference) {
+  Fixture fx;
+  const int W = 4, B = fx.batch.size, F = 5;
+  PoolingT<double> ref(*fx.spec, W);
+  std::vector<double> ref_pooled(size_t(B) * F * W), d(ref_pooled.size());
+  for (size_t i = 0; i < d.size(); ++i) d[i] = std::sin(0.7 * i);
+  ref.Forward(fx.batch, fx.Rows(), ref_pooled.data());
+  std::vector<std::vector<double>> ref_grads(2);
+  std::vector<double*> rg;
+  std::vector<size_t> nu;
+  for (int t = 0; t < 2; ++t) {
+    ref_grads[t].resize(fx.rows[t].size());
+    rg.push_back(ref_grads[t].data());
+    nu.push_back(fx.uniq[t].size());
+  }
+  ref.Backward(fx.batch, fx.Rows(), d.data(), rg, nu);
+  int paths = 0;
+  for (dnn::Isa isa : {dnn::Isa::kGeneric, dnn::Isa::kAvx2, dnn::Isa::kAvx512}) {
+    const dnn::Kernels* k = dnn::KernelsFor(isa);
+    if (k == nullptr) {
+      printf("PoolingTest: this CPU has no %s path; not checked\n", dnn::IsaName(isa));
+      continue;
+    }
+    ++paths;
+    SCOPED_TRACE(k->name);
+    Pooling pool(*fx.spec, W, k);
+    std::vector<std::vector<float>> rows(2), grads(2);
+    std::vector<TableRows<float>> tr(2);
+    std::vector<float*> gp;
+    for (int t = 0; t < 2; ++t) {
+      rows[t].assign(fx.rows[t].begin(), fx.rows[t].end());
+      grads[t].assign(rows[t].size(), 7.0f);
+      tr[t] = {rows[t].data(), fx.inverse[t].data()};
+      gp.push_back(grads[t].data());
+    }
+    std::vector<float> pooled(ref_pooled.size(), std::nanf(""));
+    pool.Forward(fx.batch, tr, pooled.data());
+    for (size_t i = 0; i < pooled.size(); ++i) EXPECT_NEAR(pooled[i], ref_pooled[i], 1e-5) << i;
+    std::vector<float> df(d.begin(), d.end());
+    pool.Backward(fx.batch, tr, df.data(), gp, nu);
+    for (int t = 0; t < 2; ++t) {
+      for (size_t i = 0; i < grads[t].size(); ++i) {
+        EXPECT_NEAR(grads[t][i], ref_grads[t][i], 1e-5) << "table " << t << " " << i;
+      }
+    }
+  }
+  EXPECT_GE(paths, 1);
 }
 
 }  // namespace
