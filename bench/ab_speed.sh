@@ -28,7 +28,10 @@ for round in $(seq 1 "$ROUNDS"); do
   for mode in $MODES; do
     flags="--no_eval $EXTRA"
     [ "$mode" = standalone ] && flags="$flags --standalone"
-    for which in old new; do
+    # The order alternates by round, so neither binary always runs second
+    # (after the other's checkpoint writes and page-cache churn).
+    order="old new"; [ $((round % 2)) -eq 0 ] && order="new old"
+    for which in $order; do
       bin=$OLD; [ $which = new ] && bin=$NEW
       job="$OUT/${mode}_${which}"
       rm -rf "$job"

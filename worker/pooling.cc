@@ -60,10 +60,17 @@ void PoolingT<T>::Forward(const Batch& batch, const std::vector<TableRows<T>>& t
       const Feature& feat = features_[f];
       const TableKeys& tk = batch.tables[feat.table];
       const TableRows<T>& tr = tables[feat.table];
-      int32_t begin, end;
-      tk.Range(b, feat.member, &begin, &end);
       T* w = out.w + b * out.w_row + f * out.w_feature;
       T* e = out.e + b * out.e_row + f * out.e_feature;
+      if (tk.fixed) {
+        // One key: a gather (Criteo's every feature), no call, no combiner.
+        const T* row = tr.rows + static_cast<size_t>(tr.inverse[b * tk.members + feat.member]) * W;
+        *w = row[0];
+        std::copy(row + 1, row + W, e);
+        continue;
+      }
+      int32_t begin, end;
+      tk.Range(b, feat.member, &begin, &end);
       const int32_t n = end - begin;
       if (n == 0) {
         *w = T(0);
@@ -116,12 +123,18 @@ void PoolingT<T>::Backward(const Batch& batch, const std::vector<TableRows<T>>& 
       const TableKeys& tk = batch.tables[feat.table];
       const int32_t* inverse = tables[feat.table].inverse;
       T* grads = row_grads[feat.table];
+      T dw = d.w[b * d.w_row + f * d.w_feature];
+      const T* de = d.e + b * d.e_row + f * d.e_feature;
+      if (tk.fixed) {
+        T* out = grads + static_cast<size_t>(inverse[b * tk.members + feat.member]) * W;
+        out[0] += dw;
+        for (int j = 0; j < D; ++j) out[1 + j] += de[j];
+        continue;
+      }
       int32_t begin, end;
       tk.Range(b, feat.member, &begin, &end);
       const int32_t n = end - begin;
       if (n == 0) continue;
-      T dw = d.w[b * d.w_row + f * d.w_feature];
-      const T* de = d.e + b * d.e_row + f * d.e_feature;
       const T factor = Factor(feat.combiner, n);
       if constexpr (std::is_same_v<T, float>) {
         kernels_->unpool_rows(dw, de, factor, inverse, begin, end, W, grads);
