@@ -186,27 +186,6 @@ class World {
   uint64_t table_seed_;
 };
 
-// Bias that makes the mean click probability over a sample equal `ctr`; the
-// mean is monotone in the bias, so bisection is exact enough.
-double CalibrateBias(const World& world, uint64_t seed, double ctr) {
-  SplitMix64 rng(Mix64(seed ^ 0xca11b4a7e5ull));
-  std::vector<double> logits(kCalibrationRows);
-  Row row;
-  for (double& z : logits) {
-    world.Draw(&rng, &row);
-    z = world.Logit(row);
-  }
-  double lo = -30, hi = 30;
-  for (int it = 0; it < 60; ++it) {
-    const double mid = 0.5 * (lo + hi);
-    double mean = 0;
-    for (double z : logits) mean += Sigmoid(z + mid);
-    mean /= logits.size();
-    (mean < ctr ? lo : hi) = mid;
-  }
-  return 0.5 * (lo + hi);
-}
-
 class LineWriter {
  public:
   LineWriter(std::FILE* file, char sep) : file_(file), sep_(sep) {
@@ -325,7 +304,8 @@ Status GenerateCriteoData(const DataGenOptions& options, DataGenReport* report) 
   report->eval_path = (std::filesystem::path(options.out_dir) / ("eval" + ext)).string();
 
   const World world(options, std::move(card));
-  const double bias = CalibrateBias(world, options.seed, options.target_ctr);
+  const double bias =
+      planted::CalibrateBias<Row>(world, options.seed, options.target_ctr, kCalibrationRows);
 
   SplitResult train, eval;
   status = WriteSplit(world, bias, Mix64(options.seed ^ 0x7a1a7a1aull), options.train_rows,

@@ -285,25 +285,6 @@ class ElmWorld {
   std::unique_ptr<AliasTable> shop_draw_, user_draw_;
 };
 
-double CalibrateBias(const ElmWorld& world, uint64_t seed, double ctr) {
-  SplitMix64 rng(Mix64(seed ^ 0xca11b4a7e5ull));
-  std::vector<double> logits(kCalibrationRows);
-  Row row;
-  for (double& z : logits) {
-    world.Draw(&rng, &row);
-    z = world.Logit(row);
-  }
-  double lo = -30, hi = 30;
-  for (int it = 0; it < 60; ++it) {
-    const double mid = 0.5 * (lo + hi);
-    double mean = 0;
-    for (double z : logits) mean += Sigmoid(z + mid);
-    mean /= logits.size();
-    (mean < ctr ? lo : hi) = mid;
-  }
-  return 0.5 * (lo + hi);
-}
-
 struct Split {
   int64_t positives = 0;
   uint64_t bytes = 0;
@@ -392,7 +373,7 @@ Status GenerateElmData(const ElmDataGenOptions& o, DataGenReport* report) {
   report->train_path = (std::filesystem::path(o.out_dir) / "train.csv").string();
   report->eval_path = (std::filesystem::path(o.out_dir) / "eval.csv").string();
   const ElmWorld world(o);
-  const double bias = CalibrateBias(world, o.seed, o.target_ctr);
+  const double bias = planted::CalibrateBias<Row>(world, o.seed, o.target_ctr, kCalibrationRows);
   Split train, eval;
   Status s = WriteSplit(world, bias, Mix64(o.seed ^ 0x7a1a7a1aull), o.train_rows,
                         report->train_path, false, &train);

@@ -6,6 +6,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/hash.h"
+#include "common/random.h"
+
 namespace deepfm::planted {
 
 // Vose's alias method: O(1) draws from a fixed discrete distribution, which
@@ -60,5 +63,28 @@ inline double Sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
 // taken from the worker library so the generators build without the trainer.
 double Auc(const std::vector<double>& score, const std::vector<uint8_t>& label);
 double LogLoss(const std::vector<double>& prob, const std::vector<uint8_t>& label);
+
+// Bias that makes the mean click probability over `rows` rows drawn from
+// `world` (world.Draw(&rng, &row), world.Logit(row)) equal `ctr`; the mean
+// is monotone in the bias, so bisection is exact enough.
+template <typename Row, typename World>
+double CalibrateBias(const World& world, uint64_t seed, double ctr, int64_t rows) {
+  SplitMix64 rng(Mix64(seed ^ 0xca11b4a7e5ull));
+  std::vector<double> logits(rows);
+  Row row;
+  for (double& z : logits) {
+    world.Draw(&rng, &row);
+    z = world.Logit(row);
+  }
+  double lo = -30, hi = 30;
+  for (int it = 0; it < 60; ++it) {
+    const double mid = 0.5 * (lo + hi);
+    double mean = 0;
+    for (double z : logits) mean += Sigmoid(z + mid);
+    mean /= logits.size();
+    (mean < ctr ? lo : hi) = mid;
+  }
+  return 0.5 * (lo + hi);
+}
 
 }  // namespace deepfm::planted

@@ -280,37 +280,37 @@ void DeepFMModelT<T>::DnnForward(int B) {
   logits_.array() += dense_[BiasIndex(num_layers_)].values[0] + linear_fm_.array();
 }
 
-template <typename T>
-void DeepFMModelT<T>::GatherRows(int B, const T* uniq_rows, int U, const int32_t* inverse) {
-  const int F = config_.num_fields;
-  const int D = config_.embedding_dim;
-  const int W = config_.row_width();
-  const PooledLayout<T> out = BeginBatch(B);
+namespace {
+
+// Fills `out` with one row [w, e[0..D)] per (b, f): row_of(b * F + f).
+template <typename T, typename RowOf>
+void FillFromRows(const PooledLayout<T>& out, int B, int F, int D, RowOf row_of) {
   for (int b = 0; b < B; ++b) {
     for (int f = 0; f < F; ++f) {
-      const int64_t i = static_cast<int64_t>(b) * F + f;
-      DCHECK(inverse[i] >= 0 && inverse[i] < U)
-          << "inverse[" << i << "]=" << inverse[i] << " outside [0, " << U << ")";
-      const T* row = uniq_rows + static_cast<size_t>(inverse[i]) * W;
+      const T* row = row_of(static_cast<int64_t>(b) * F + f);
       out.w[b * out.w_row + f] = row[0];
       std::copy(row + 1, row + 1 + D, out.e + b * out.e_row + f * D);
     }
   }
 }
 
+}  // namespace
+
+template <typename T>
+void DeepFMModelT<T>::GatherRows(int B, const T* uniq_rows, int U, const int32_t* inverse) {
+  const int W = config_.row_width();
+  FillFromRows(BeginBatch(B), B, config_.num_fields, config_.embedding_dim, [&](int64_t i) {
+    DCHECK(inverse[i] >= 0 && inverse[i] < U)
+        << "inverse[" << i << "]=" << inverse[i] << " outside [0, " << U << ")";
+    return uniq_rows + static_cast<size_t>(inverse[i]) * W;
+  });
+}
+
 template <typename T>
 void DeepFMModelT<T>::CopyPooled(int B, const T* pooled) {
-  const int F = config_.num_fields;
-  const int D = config_.embedding_dim;
   const int W = config_.row_width();
-  const PooledLayout<T> out = BeginBatch(B);
-  for (int b = 0; b < B; ++b) {
-    for (int f = 0; f < F; ++f) {
-      const T* row = pooled + (static_cast<size_t>(b) * F + f) * W;
-      out.w[b * out.w_row + f] = row[0];
-      std::copy(row + 1, row + 1 + D, out.e + b * out.e_row + f * D);
-    }
-  }
+  FillFromRows(BeginBatch(B), B, config_.num_fields, config_.embedding_dim,
+               [&](int64_t i) { return pooled + static_cast<size_t>(i) * W; });
 }
 
 template <typename T>
