@@ -21,6 +21,9 @@ namespace fs = std::filesystem;
 
 constexpr char kMagic[8] = {'D', 'F', 'M', 'S', 'H', 'R', 'D', '0' + kShardFileVersion};
 static_assert(kShardFileVersion >= 1 && kShardFileVersion <= 9, "the version is one magic byte");
+// A file with no moving-average variable is written as version 4, byte for
+// byte what builds before version 5 wrote (and still read).
+constexpr int kVersionWithoutMovingAverages = 4;
 // Version 2 differs only in its dense records: whole variables, no offset.
 constexpr int kOldestReadableVersion = 2;
 
@@ -212,7 +215,13 @@ Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step, Save
   const Router& router = shard.router();
   Env* env = options.env ? options.env : Env::Default();
   FileSink out(env, tmp);
-  out.Put(kMagic, sizeof(kMagic));
+  const bool any_moving = std::any_of(snap->dense.begin(), snap->dense.end(),
+                                      [](const ShardSnapshot::Dense& v) { return v.update.moving_average; });
+  const int version = any_moving ? kShardFileVersion : kVersionWithoutMovingAverages;
+  char magic[8];
+  std::memcpy(magic, kMagic, sizeof(magic));
+  magic[7] = static_cast<char>('0' + version);
+  out.Put(magic, sizeof(magic));
   out.Pod(so.shard_index);
   out.Pod(so.num_shards);
   out.Pod(router.num_slots());
@@ -277,6 +286,10 @@ Status SaveShard(Shard& shard, const std::string& dir, int64_t global_step, Save
     out.Pod(static_cast<uint32_t>(v.shape.size()));
     for (int64_t d : v.shape) out.Pod(d);
     out.Pod(v.offset);
+    if (version >= 5) {
+      out.Pod(static_cast<uint8_t>(v.update.moving_average));
+      out.Pod(v.update.momentum);
+    }
     out.Pod(static_cast<uint64_t>(v.values.size()));
     out.Put(v.values.data(), v.values.size() * sizeof(float));
     out.Pod(static_cast<uint64_t>(v.slots.size()));
@@ -325,9 +338,11 @@ class DenseAssembly {
 
   Status Add(const std::string& name, const std::vector<int64_t>& shape, int64_t offset,
              const std::vector<float>& values, const std::vector<float>& slots,
-             const VariableOptState& state) {
+             const VariableOptState& state, const DenseUpdate& update) {
     int64_t whole = 0;
     Status s = DenseStore::CheckShape(name, shape, &whole);
+    if (!s.ok()) return s;
+    s = DenseStore::CheckUpdate(name, update);
     if (!s.ok()) return s;
     const int64_t n = static_cast<int64_t>(values.size());
     if (offset < 0 || n == 0 || offset > whole - n)
@@ -347,11 +362,14 @@ class DenseAssembly {
     Part& p = it->second;
     if (fresh) {
       p.shape = shape;
+      p.update = update;
       p.slice = *mine;
       p.values.resize(mine->size);
       p.slots.resize(per * mine->size + extra);
     } else if (p.shape != shape) {
       return Corrupt(name, "has two shapes in one checkpoint");
+    } else if (!(p.update == update)) {
+      return Corrupt(name, "has two kinds of update in one checkpoint");
     }
     const int64_t lo = std::max(offset, mine->offset);
     const int64_t hi = std::min(offset + n, mine->offset + mine->size);
@@ -381,7 +399,7 @@ class DenseAssembly {
       uint32_t id;
       bool created;
       Status s = shard->dense().Register(name, p.shape, p.slice.offset, p.slice.size, p.values, &id,
-                                         &created);
+                                         &created, p.update);
       if (s.ok()) s = shard->dense().Assign(id, p.values, p.slots, p.state);
       if (!s.ok()) return DataLoss(folder + ": " + s.message());
     }
@@ -395,6 +413,7 @@ class DenseAssembly {
     DenseSlice slice;
     std::vector<float> values, slots;
     VariableOptState state;
+    DenseUpdate update;
     int64_t covered = 0;
   };
   static Status Corrupt(const std::string& name, const std::string& what) {
@@ -584,6 +603,14 @@ Status LoadShardFile(Shard* shard, const Manifest& m, const std::string& path,
     }
     int64_t offset = 0;
     if (version >= 3 && !in.Pod(&offset)) return in.Corrupt("truncated dense offset");
+    DenseUpdate update;
+    if (version >= 5) {
+      uint8_t moving;
+      if (!in.Pod(&moving) || moving > 1 || !in.Pod(&update.momentum)) {
+        return in.Corrupt("bad dense update of '" + name + "'");
+      }
+      update.moving_average = moving == 1;
+    }
     uint64_t nv, ns;
     if (!in.Pod(&nv) || nv > DenseStore::kMaxElements) return in.Corrupt("bad dense size");
     std::vector<float> values(nv);
@@ -596,7 +623,7 @@ Status LoadShardFile(Shard* shard, const Manifest& m, const std::string& path,
     if (!in.Bytes(slots.data(), ns * sizeof(float)) || !GetOptState(in, &st)) {
       return in.Corrupt("truncated dense slots");
     }
-    Status s = dense->Add(name, shape, offset, values, slots, st);
+    Status s = dense->Add(name, shape, offset, values, slots, st, update);
     if (!s.ok()) return in.Corrupt(s.message());
   }
   return in.Finish(f.crc32c);

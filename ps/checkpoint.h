@@ -26,8 +26,10 @@ namespace deepfm::ps {
 // the version of a file it cannot read. Version 3 added the dense slice
 // offset; version 4 each table's admission state (pending counts or Bloom
 // counters, at the cut) and, in a delta, the keys evicted since its base.
-// Versions 2 and 3 are still read.
-inline constexpr int kShardFileVersion = 4;
+// Version 5 adds each dense variable's update (optimizer, or a moving
+// average with its momentum: batch normalisation's statistics); a file with
+// no moving average is still written as version 4. Versions 2 to 4 are read.
+inline constexpr int kShardFileVersion = 5;
 
 struct SaveShardOptions {
   // How long to wait for the shard's cut at the step (Shard::AwaitSnapshot).

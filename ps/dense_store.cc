@@ -13,6 +13,19 @@ std::string ShapeString(const std::vector<int64_t>& shape) {
 
 }  // namespace
 
+std::string DenseUpdate::ToString() const {
+  return moving_average ? "a moving average (momentum " + std::to_string(momentum) + ")"
+                        : "optimizer-trained";
+}
+
+Status DenseStore::CheckUpdate(const std::string& name, const DenseUpdate& update) {
+  if (update.moving_average && !(update.momentum >= 0 && update.momentum < 1)) {
+    return InvalidArgument("dense variable '" + name + "': moving-average momentum " +
+                           std::to_string(update.momentum) + " is outside [0, 1)");
+  }
+  return Status::Ok();
+}
+
 Status DenseStore::CheckShape(const std::string& name, const std::vector<int64_t>& shape,
                               int64_t* elements) {
   if (name.empty()) return InvalidArgument("dense variable name is empty");
@@ -43,9 +56,12 @@ Status DenseStore::Register(const std::string& name, const std::vector<int64_t>&
 }
 
 Status DenseStore::Register(const std::string& name, const std::vector<int64_t>& shape, int64_t offset,
-                            int64_t size, const std::vector<float>& init, uint32_t* id, bool* created) {
+                            int64_t size, const std::vector<float>& init, uint32_t* id, bool* created,
+                            const DenseUpdate& update) {
   int64_t whole = 0;
   Status s = CheckShape(name, shape, &whole);
+  if (!s.ok()) return s;
+  s = CheckUpdate(name, update);
   if (!s.ok()) return s;
   if (offset < 0 || size <= 0 || offset > whole - size) {
     return InvalidArgument("dense variable '" + name + "' shape " + ShapeString(shape) +
@@ -71,6 +87,10 @@ Status DenseStore::Register(const std::string& name, const std::vector<int64_t>&
                                 "), refusing slice [" + std::to_string(offset) + ", " +
                                 std::to_string(offset + size) + ")");
     }
+    if (!(v.update == update)) {
+      return FailedPrecondition("dense variable '" + name + "' already registered as " +
+                                v.update.ToString() + ", refusing it as " + update.ToString());
+    }
     *id = it->second;
     *created = false;
     return Status::Ok();
@@ -78,6 +98,7 @@ Status DenseStore::Register(const std::string& name, const std::vector<int64_t>&
   auto v = std::make_unique<DenseVariable>();
   v->name = name;
   v->shape = shape;
+  v->update = update;
   v->offset = offset;
   v->values = init.empty() ? std::vector<float>(size, 0.0f) : init;
   v->slots.resize(optimizer_->SlotFloats(static_cast<int>(size)));
@@ -116,6 +137,14 @@ Status DenseStore::Push(uint32_t id, const float* grads, int64_t global_step) {
   DenseVariable* v = const_cast<DenseVariable*>(Get(id));
   if (!v) return InvalidArgument("unknown dense variable id " + std::to_string(id));
   std::lock_guard<std::mutex> lock(v->mu);
+  if (v->update.moving_average) {
+    // tf.train.ExponentialMovingAverage's form, as batch normalisation's
+    // moving statistics update; the slots stay as registered.
+    const float decay = 1.0f - v->update.momentum;
+    float* values = v->values.data();
+    for (size_t i = 0; i < v->values.size(); ++i) values[i] -= (values[i] - grads[i]) * decay;
+    return Status::Ok();
+  }
   const PushConstants c = optimizer_->BeginPush(&v->opt_state, global_step);
   optimizer_->Apply(v->values.data(), v->slots.data(), grads, static_cast<int>(v->values.size()), c);
   return Status::Ok();

@@ -19,9 +19,22 @@
 
 namespace deepfm::ps {
 
+// How a push changes a variable: the optimizer applies a gradient, or (batch
+// normalisation's moving statistics) the value follows the pushed batch
+// statistic, v <- v - (v - pushed) * (1 - momentum), with no optimizer.
+struct DenseUpdate {
+  bool moving_average = false;
+  float momentum = 0;
+  bool operator==(const DenseUpdate& o) const {
+    return moving_average == o.moving_average && (!moving_average || momentum == o.momentum);
+  }
+  std::string ToString() const;
+};
+
 struct DenseVariable {
   std::string name;
   std::vector<int64_t> shape;  // the whole variable's
+  DenseUpdate update;
   int64_t offset = 0;          // of values[0] in the flattened whole
   std::vector<float> values;   // the slice this store holds
   std::vector<float> slots;
@@ -45,8 +58,12 @@ class DenseStore {
 
   // Registers the slice [offset, offset + size) of `name`. init may be empty
   // (zeros) or hold `size` values. *created tells whether this call created it.
+  // A variable registered again must have the same update.
   Status Register(const std::string& name, const std::vector<int64_t>& shape, int64_t offset,
-                  int64_t size, const std::vector<float>& init, uint32_t* id, bool* created);
+                  int64_t size, const std::vector<float>& init, uint32_t* id, bool* created,
+                  const DenseUpdate& update = {});
+  // Checks a moving average's momentum: in [0, 1).
+  static Status CheckUpdate(const std::string& name, const DenseUpdate& update);
   // The whole variable.
   Status Register(const std::string& name, const std::vector<int64_t>& shape,
                   const std::vector<float>& init, uint32_t* id, bool* created);
@@ -57,7 +74,8 @@ class DenseStore {
   const DenseVariable* Get(uint32_t id) const;
 
   Status Pull(uint32_t id, float* out) const;
-  // grads must hold NumElements(id) finite values.
+  // grads must hold NumElements(id) finite values (a moving average's: the
+  // batch statistics).
   Status Push(uint32_t id, const float* grads, int64_t global_step);
 
   // Sets values, slots and optimizer state of an existing variable (restore).

@@ -232,7 +232,7 @@ void Shard::TakeSnapshot(int64_t step) {
     snap->tables.push_back({t, generation, t->snapshot_opt_state()});
   }
   dense_.ForEach([&](uint32_t, const DenseVariable& v) {
-    snap->dense.push_back({v.name, v.shape, v.offset, v.values, v.slots, v.opt_state});
+    snap->dense.push_back({v.name, v.shape, v.offset, v.values, v.slots, v.opt_state, v.update});
   });
   {
     std::lock_guard<std::mutex> lock(positions_mu_);
@@ -409,7 +409,8 @@ Status Shard::RegisterDense(const RegisterDenseRequest& req, RegisterDenseRespon
   }
   uint32_t id = 0;
   bool created = false;
-  s = dense_.Register(spec.name(), shape, offset, size, init, &id, &created);
+  s = dense_.Register(spec.name(), shape, offset, size, init, &id, &created,
+                      {spec.moving_average(), spec.momentum()});
   if (!s.ok()) return s;
   resp->set_dense_id(id);
   resp->set_created(created);

@@ -54,6 +54,7 @@ struct ShardSnapshot {
     std::vector<float> values;
     std::vector<float> slots;
     VariableOptState state;
+    DenseUpdate update;
   };
   struct Table {
     EmbeddingTable* table;

@@ -205,8 +205,23 @@ Status FeatureSpec::FromProto(const spec::FeatureSpec& proto, const std::string&
       fs->features_.push_back({static_cast<int>(c), col.table, col.member});
     }
   }
-  for (int h : proto.model().hidden_units()) {
+  const spec::Model& m = proto.model();
+  for (int h : m.hidden_units()) {
     if (h <= 0) return bad("model.hidden_units must be positive");
+  }
+  for (int h : m.final_hidden_units()) {
+    if (h <= 0) return bad("model.final_hidden_units must be positive");
+  }
+  if (m.fm() == spec::Model::VECTOR && m.final_hidden_units().empty()) {
+    return bad("model.fm: VECTOR needs model.final_hidden_units (a vector has no place in the logit "
+               "without a final DNN)");
+  }
+  if (m.batch_norm_momentum() < 0 || m.batch_norm_momentum() >= 1) {
+    return bad("model.batch_norm_momentum must lie in [0, 1)");
+  }
+  if (m.batch_norm_epsilon() < 0) return bad("model.batch_norm_epsilon must not be negative");
+  if (m.learning_rate() < 0 || !std::isfinite(m.learning_rate())) {
+    return bad("model.learning_rate must be positive (or 0: the --learning_rate default)");
   }
 
   std::string bytes;

@@ -101,6 +101,8 @@ class FeatureSpec {
   std::vector<int> hidden_units() const {
     return {proto_.model().hidden_units().begin(), proto_.model().hidden_units().end()};
   }
+  // The network section (hidden_units above is its first field).
+  const spec::Model& model() const { return proto_.model(); }
 
  private:
   FeatureSpec() = default;

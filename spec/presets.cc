@@ -91,16 +91,39 @@ tables { name: "times" dim: 16 columns: ["times"] }
 tables { name: "timediff_list" dim: 16 columns: ["timediff_list"] }
 tables { name: "time_type" dim: 16 columns: ["time_type"] }
 tables { name: "time_type_list" dim: 16 columns: ["time_type_list"] }
+)pb";
+
+// train.py's network exactly (DESIGN.md §3b): batch norm after every hidden
+// ReLU, a vector FM, the weightless wide sum, a final DNN over
+// concat(dnn, linear, fm), MSE of the sigmoid.
+constexpr char kElmExactModel[] = R"pb(
+model {
+  hidden_units: [512, 128, 32]
+  final_hidden_units: [128, 64]
+  batch_norm: true
+  fm: VECTOR
+  linear: WEIGHTLESS
+  loss: MSE
+}
+)pb";
+
+constexpr char kElmModel[] = R"pb(
 model { hidden_units: [512, 128, 32] }
 )pb";
 
 }  // namespace
 
-std::vector<std::string> FeatureSpec::PresetNames() { return {"criteo", "elm"}; }
+std::vector<std::string> FeatureSpec::PresetNames() { return {"criteo", "elm", "elm_exact"}; }
 
 std::string FeatureSpec::PresetText(const std::string& name) {
   if (name == "criteo") return CriteoText();
-  if (name == "elm") return kElmText;
+  if (name == "elm") return kElmText + std::string(kElmModel);
+  if (name == "elm_exact") {
+    std::string t = kElmText;
+    const std::string from = "name: \"elm\"";
+    t.replace(t.find(from), from.size(), "name: \"elm_exact\"");
+    return t + kElmExactModel;
+  }
   return "";
 }
 

@@ -14,12 +14,6 @@
 namespace deepfm {
 namespace {
 
-// Positions in the dense tensor list (see DeepFMDenseSpecs).
-constexpr int kWDense = 0;
-constexpr int kLinearBias = 1;
-inline int KernelIndex(int layer) { return 2 + 2 * layer; }
-inline int BiasIndex(int layer) { return 3 + 2 * layer; }
-
 bool EndsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() &&
          s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
@@ -43,6 +37,7 @@ struct DnnOps {
   int threads;
   bool bf16;                    // float only: store activations at bf16 precision
   dnn::GemmFn native_bf16 = nullptr;  // float, bf16 only: the GEMM on bf16 dot products
+  bool fused = true;            // float only: false runs bias, ReLU and rounding apart
 
   template <bool kTransA, bool kTransB>
   static void EigenGemm(const T* a, int lda, const T* b, int ldb, T* c, int ldc, int m, int n,
@@ -91,6 +86,16 @@ struct DnnOps {
   // c[m x n] = max(c + bias (per column), 0), contiguous rows.
   void BiasRelu(T* c, const T* bias, int m, int n) const {
     if constexpr (std::is_same_v<T, float>) {
+      if (!fused) {
+        const size_t size = static_cast<size_t>(m) * n;
+        for (int i = 0; i < m; ++i) {
+          T* row = c + static_cast<size_t>(i) * n;
+          for (int j = 0; j < n; ++j) row[j] += bias[j];
+        }
+        for (size_t i = 0; i < size; ++i) c[i] = c[i] > T(0) ? c[i] : T(0);
+        RoundIfBf16(c, static_cast<int64_t>(size));
+        return;
+      }
       (bf16 ? kernels->bias_relu_bf16 : kernels->bias_relu)(c, n, bias, m, n);
     } else {
       for (int i = 0; i < m; ++i) {
@@ -111,6 +116,17 @@ struct DnnOps {
   // the masked gradient's column sums (the bias gradient) in `col_sums`.
   void ReluBackward(T* d, const T* act, int m, int n, T* col_sums) const {
     if constexpr (std::is_same_v<T, float>) {
+      if (!fused) {
+        const size_t size = static_cast<size_t>(m) * n;
+        for (size_t i = 0; i < size; ++i) d[i] = act[i] > T(0) ? d[i] : T(0);
+        std::fill(col_sums, col_sums + n, T(0));
+        for (int i = 0; i < m; ++i) {
+          const T* row = d + static_cast<size_t>(i) * n;
+          for (int j = 0; j < n; ++j) col_sums[j] += row[j];
+        }
+        RoundIfBf16(d, static_cast<int64_t>(size));
+        return;
+      }
       (bf16 ? kernels->relu_backward_bf16 : kernels->relu_backward)(d, act, m, n, col_sums);
     } else {
       std::fill(col_sums, col_sums + n, T(0));
@@ -128,32 +144,64 @@ struct DnnOps {
 
 }  // namespace
 
+
 int64_t DenseTensorSpec::size() const {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
 }
 
-std::vector<DenseTensorSpec> DeepFMDenseSpecs(const DeepFMConfig& config) {
-  std::vector<DenseTensorSpec> specs;
-  specs.push_back({"linear/w_dense", {config.num_dense}});
-  specs.push_back({"linear/bias", {1}});
-  int64_t in = config.dnn_input_width();
-  for (size_t i = 0; i < config.hidden_units.size(); ++i) {
-    const int64_t out = config.hidden_units[i];
-    const std::string prefix = "dnn/layer" + std::to_string(i);
-    specs.push_back({prefix + "/kernel", {in, out}});
-    specs.push_back({prefix + "/bias", {out}});
+namespace {
+
+// One MLP's tensors: per layer kernel and bias, then with batch norm its
+// gamma, beta and moving statistics. Returns the output width.
+int64_t AddStack(const std::string& prefix, const std::vector<int>& units, int64_t in, bool bn,
+                 float momentum, std::vector<DenseTensorSpec>* specs) {
+  for (size_t i = 0; i < units.size(); ++i) {
+    const int64_t out = units[i];
+    const std::string layer = prefix + "/layer" + std::to_string(i);
+    specs->push_back({layer + "/kernel", {in, out}});
+    specs->push_back({layer + "/bias", {out}});
+    if (bn) {
+      specs->push_back({layer + "/bn/gamma", {out}});
+      specs->push_back({layer + "/bn/beta", {out}});
+      specs->push_back({layer + "/bn/moving_mean", {out}, true, momentum});
+      specs->push_back({layer + "/bn/moving_variance", {out}, true, momentum});
+    }
     in = out;
   }
-  specs.push_back({"dnn/out/kernel", {in, 1}});
-  specs.push_back({"dnn/out/bias", {1}});
+  return in;
+}
+
+}  // namespace
+
+std::vector<DenseTensorSpec> DeepFMDenseSpecs(const DeepFMConfig& config) {
+  std::vector<DenseTensorSpec> specs;
+  if (config.linear == DeepFMConfig::Linear::kLearned) {
+    specs.push_back({"linear/w_dense", {config.num_dense}});
+    specs.push_back({"linear/bias", {1}});
+  }
+  const float momentum = config.batch_norm_momentum;
+  int64_t in = AddStack("dnn", config.hidden_units, config.dnn_input_width(), config.batch_norm,
+                        momentum, &specs);
+  std::string out = "dnn/out";
+  if (config.has_final()) {
+    in = AddStack("final_dnn", config.final_hidden_units, in + 1 + config.fm_width(),
+                  config.batch_norm, momentum, &specs);
+    out = "final_dnn/out";
+  }
+  specs.push_back({out + "/kernel", {in, 1}});
+  specs.push_back({out + "/bias", {1}});
   return specs;
 }
 
 template <typename T>
 void InitDenseTensor(const DenseTensorSpec& spec, uint64_t seed, T* out) {
   const int64_t n = spec.size();
+  if (EndsWith(spec.name, "/gamma") || EndsWith(spec.name, "/moving_variance")) {
+    std::fill(out, out + n, T(1));
+    return;
+  }
   if (!EndsWith(spec.name, "/kernel") || spec.shape.size() != 2) {
     std::fill(out, out + n, T(0));
     return;
@@ -167,12 +215,14 @@ template void InitDenseTensor<float>(const DenseTensorSpec&, uint64_t, float*);
 template void InitDenseTensor<double>(const DenseTensorSpec&, uint64_t, double*);
 
 template <typename T>
-DeepFMModelT<T>::DeepFMModelT(DeepFMConfig config)
-    : config_(std::move(config)), num_layers_(static_cast<int>(config_.hidden_units.size())) {
+DeepFMModelT<T>::DeepFMModelT(DeepFMConfig config) : config_(std::move(config)) {
   CHECK_GT(config_.num_fields, 0);
   CHECK_GE(config_.num_dense, 0);
   CHECK_GT(config_.embedding_dim, 0);
   for (int h : config_.hidden_units) CHECK_GT(h, 0) << "hidden layer widths must be positive";
+  for (int h : config_.final_hidden_units) CHECK_GT(h, 0) << "final layer widths must be positive";
+  CHECK(config_.fm == DeepFMConfig::Fm::kScalar || config_.has_final())
+      << "a vector FM needs a final DNN";
   CHECK_GE(config_.dnn_threads, 1) << "dnn_threads counts the calling thread";
   if constexpr (std::is_same_v<T, float>) {
     if (config_.dnn_isa.empty()) {
@@ -193,8 +243,38 @@ DeepFMModelT<T>::DeepFMModelT(DeepFMConfig config)
     dense_.push_back({std::move(spec.name), std::move(spec.shape), std::vector<T>(n, T(0)),
                       std::vector<T>(n, T(0))});
   }
-  hidden_.resize(num_layers_);
-  d_hidden_.resize(num_layers_);
+  auto index = [&](const std::string& name) {
+    for (size_t i = 0; i < dense_.size(); ++i) {
+      if (dense_[i].name == name) return static_cast<int>(i);
+    }
+    return -1;
+  };
+  auto layers = [&](const std::string& prefix, size_t n, Stack* stack) {
+    stack->layers.resize(n);
+    for (size_t i = 0; i < n; ++i) {
+      const std::string l = prefix + "/layer" + std::to_string(i);
+      LayerIndex& li = stack->layers[i];
+      li.kernel = index(l + "/kernel");
+      li.bias = index(l + "/bias");
+      li.gamma = index(l + "/bn/gamma");
+      li.beta = index(l + "/bn/beta");
+      li.moving_mean = index(l + "/bn/moving_mean");
+      li.moving_variance = index(l + "/bn/moving_variance");
+    }
+    stack->act.resize(n);
+    stack->bn_out.resize(n);
+    stack->d.resize(n);
+    stack->mean.resize(n);
+    stack->inv_std.resize(n);
+  };
+  w_dense_ = index("linear/w_dense");
+  linear_bias_ = index("linear/bias");
+  layers("dnn", config_.hidden_units.size(), &dnn_);
+  layers("final_dnn", config_.final_hidden_units.size(), &final_);
+  const std::string out = config_.has_final() ? "final_dnn/out" : "dnn/out";
+  out_kernel_ = index(out + "/kernel");
+  out_bias_ = index(out + "/bias");
+  zero_ = ColVector::Zero(1);
 }
 
 template <typename T>
@@ -223,6 +303,10 @@ PooledLayout<T> DeepFMModelT<T>::BeginBatch(int B) {
   out.w = first_order_.data();
   out.w_row = static_cast<size_t>(F);
   out.w_feature = 1;
+  if (config_.linear == DeepFMConfig::Linear::kWeightless) {
+    row_keys_.resize(B);
+    out.row_keys = row_keys_.data();
+  }
   return out;
 }
 
@@ -231,53 +315,185 @@ void DeepFMModelT<T>::LinearFm(int B, const T* dense_x) {
   const int F = config_.num_fields;
   const int D = config_.embedding_dim;
   const int ND = config_.num_dense;
+  const bool learned = config_.linear == DeepFMConfig::Linear::kLearned;
+  const bool final = config_.has_final();
   fm_sum_.resize(B, D);
-  linear_fm_.resize(B);
-  const T bias = dense_[kLinearBias].values[0];
-  const T* w_dense = dense_[kWDense].values.data();
+  if (final) {
+    const int hw = config_.hidden_units.empty() ? config_.dnn_input_width()
+                                                : config_.hidden_units.back();
+    final_input_.resize(B, hw + 1 + config_.fm_width());
+  } else {
+    linear_fm_.resize(B);
+  }
+  const T bias = learned ? dense_[linear_bias_].values[0] : T(0);
+  const T* w_dense = learned ? dense_[w_dense_].values.data() : nullptr;
   for (int b = 0; b < B; ++b) {
     T* in = input_.row(b).data();
-    const T* w = first_order_.row(b).data();
-    T linear = bias;
-    for (int f = 0; f < F; ++f) linear += w[f];
     const T* x = dense_x + static_cast<size_t>(b) * ND;
-    for (int d = 0; d < ND; ++d) linear += w_dense[d] * x[d];
+    T linear;
+    if (learned) {
+      const T* w = first_order_.row(b).data();
+      linear = bias;
+      for (int f = 0; f < F; ++f) linear += w[f];
+      for (int d = 0; d < ND; ++d) linear += w_dense[d] * x[d];
+    } else {
+      linear = row_keys_(b);
+      for (int d = 0; d < ND; ++d) linear += x[d];
+    }
     std::copy(x, x + ND, in + F * D);
     // FM in O(F*D): the sum of pairwise dot products is half of (square of
     // the sum minus sum of squares).
     const Eigen::Map<const Matrix> e(in, F, D);
     fm_sum_.row(b) = e.colwise().sum();
-    linear_fm_(b) = linear + T(0.5) * (fm_sum_.row(b).squaredNorm() - e.squaredNorm());
+    if (!final) {
+      linear_fm_(b) = linear + T(0.5) * (fm_sum_.row(b).squaredNorm() - e.squaredNorm());
+      continue;
+    }
+    T* tail = final_input_.row(b).data() + (final_input_.cols() - 1 - config_.fm_width());
+    tail[0] = linear;
+    if (config_.fm == DeepFMConfig::Fm::kVector) {
+      const T* s = fm_sum_.row(b).data();
+      for (int j = 0; j < D; ++j) tail[1 + j] = T(0.5) * (s[j] * s[j] - e.col(j).squaredNorm());
+    } else {
+      tail[1] = T(0.5) * (fm_sum_.row(b).squaredNorm() - e.squaredNorm());
+    }
   }
 }
 
 template <typename T>
-void DeepFMModelT<T>::DnnForward(int B) {
+void DeepFMModelT<T>::BatchNormForward(const LayerIndex& li, Stack* stack, int i, int B,
+                                       bool training) {
+  const Matrix& a = stack->act[i];
+  const int n = static_cast<int>(a.cols());
+  std::vector<T>& mean = stack->mean[i];
+  std::vector<T>& inv = stack->inv_std[i];
+  mean.assign(n, T(0));
+  inv.assign(n, T(0));
+  const T eps = static_cast<T>(config_.batch_norm_epsilon);
+  if (training) {
+    // Two passes (mean, then the squared deviations): no cancellation.
+    for (int b = 0; b < B; ++b) {
+      const T* row = a.row(b).data();
+      for (int j = 0; j < n; ++j) mean[j] += row[j];
+    }
+    const T inv_b = T(1) / B;
+    for (int j = 0; j < n; ++j) mean[j] *= inv_b;
+    for (int b = 0; b < B; ++b) {
+      const T* row = a.row(b).data();
+      for (int j = 0; j < n; ++j) {
+        const T c = row[j] - mean[j];
+        inv[j] += c * c;
+      }
+    }
+    T* batch_mean = dense_[li.moving_mean].grads.data();
+    T* batch_var = dense_[li.moving_variance].grads.data();
+    for (int j = 0; j < n; ++j) {
+      const T var = inv[j] * inv_b;  // biased, as tf.nn.moments
+      batch_mean[j] = mean[j];
+      batch_var[j] = var;
+      inv[j] = T(1) / std::sqrt(var + eps);
+    }
+  } else {
+    const T* mm = dense_[li.moving_mean].values.data();
+    const T* mv = dense_[li.moving_variance].values.data();
+    for (int j = 0; j < n; ++j) {
+      mean[j] = mm[j];
+      inv[j] = T(1) / std::sqrt(mv[j] + eps);
+    }
+  }
+  const T* gamma = dense_[li.gamma].values.data();
+  const T* beta = dense_[li.beta].values.data();
+  Matrix& y = stack->bn_out[i];
+  y.resize(B, n);
+  for (int b = 0; b < B; ++b) {
+    const T* row = a.row(b).data();
+    T* out = y.row(b).data();
+    for (int j = 0; j < n; ++j) out[j] = gamma[j] * ((row[j] - mean[j]) * inv[j]) + beta[j];
+  }
+  const DnnOps<T> ops{kernels_, config_.dnn_threads, config_.bf16};
+  ops.RoundIfBf16(y.data(), y.size());
+}
+
+template <typename T>
+void DeepFMModelT<T>::BatchNormBackward(const LayerIndex& li, Stack* stack, int i, int B) {
+  // d holds dLoss/dy; it becomes dLoss/da, with
+  //   da = gamma * inv / B * (B dy - sum(dy) - xhat * sum(dy * xhat)).
+  Matrix& d = stack->d[i];
+  const Matrix& a = stack->act[i];
+  const int n = static_cast<int>(a.cols());
+  const std::vector<T>& mean = stack->mean[i];
+  const std::vector<T>& inv = stack->inv_std[i];
+  T* d_gamma = dense_[li.gamma].grads.data();
+  T* d_beta = dense_[li.beta].grads.data();
+  std::fill(d_gamma, d_gamma + n, T(0));
+  std::fill(d_beta, d_beta + n, T(0));
+  for (int b = 0; b < B; ++b) {
+    const T* dy = d.row(b).data();
+    const T* row = a.row(b).data();
+    for (int j = 0; j < n; ++j) {
+      d_beta[j] += dy[j];
+      d_gamma[j] += dy[j] * ((row[j] - mean[j]) * inv[j]);
+    }
+  }
+  const T* gamma = dense_[li.gamma].values.data();
+  const T inv_b = T(1) / B;
+  for (int b = 0; b < B; ++b) {
+    T* dy = d.row(b).data();
+    const T* row = a.row(b).data();
+    for (int j = 0; j < n; ++j) {
+      const T xhat = (row[j] - mean[j]) * inv[j];
+      dy[j] = gamma[j] * inv[j] * (dy[j] - inv_b * d_beta[j] - xhat * inv_b * d_gamma[j]);
+    }
+  }
+}
+
+template <typename T>
+const typename DeepFMModelT<T>::Matrix& DeepFMModelT<T>::StackForward(Stack* stack, int B,
+                                                                      const Matrix& in,
+                                                                      bool training) {
+  const DnnOps<T> ops{kernels_, config_.dnn_threads, config_.bf16, native_bf16_gemm_,
+                      config_.op_fusion};
+  const Matrix* prev = &in;
+  for (size_t i = 0; i < stack->layers.size(); ++i) {
+    const LayerIndex& li = stack->layers[i];
+    const DenseTensorT<T>& kernel = dense_[li.kernel];
+    const int prev_width = static_cast<int>(prev->cols());
+    const int out = static_cast<int>(kernel.shape[1]);
+    Matrix& h = stack->act[i];
+    h.resize(B, out);
+    ops.Gemm(prev->data(), prev_width, kernel.values.data(), out, h.data(), out, B, out,
+             prev_width, /*trans_a=*/false, /*trans_b=*/false, T(0));
+    // Bias and ReLU in one pass over the activations.
+    ops.BiasRelu(h.data(), dense_[li.bias].values.data(), B, out);
+    if (li.gamma >= 0) BatchNormForward(li, stack, static_cast<int>(i), B, training);
+    prev = &stack->Out(static_cast<int>(i));
+  }
+  return *prev;
+}
+
+template <typename T>
+void DeepFMModelT<T>::DnnForward(int B, bool training) {
   const DnnOps<T> ops{kernels_, config_.dnn_threads, config_.bf16, native_bf16_gemm_};
   // The DNN input (embeddings and dense features) is stored at bf16
   // precision too; the FM above used the pulled rows, already bf16 on the
   // wire.
   ops.RoundIfBf16(input_.data(), input_.size());
-  const T* prev = input_.data();
-  int prev_width = static_cast<int>(input_.cols());
-  for (int i = 0; i < num_layers_; ++i) {
-    const DenseTensorT<T>& kernel = dense_[KernelIndex(i)];
-    const int out = static_cast<int>(kernel.shape[1]);
-    Matrix& h = hidden_[i];
-    h.resize(B, out);
-    ops.Gemm(prev, prev_width, kernel.values.data(), out, h.data(), out, B, out, prev_width,
-             /*trans_a=*/false, /*trans_b=*/false, T(0));
-    // Bias and ReLU in one pass over the activations.
-    ops.BiasRelu(h.data(), dense_[BiasIndex(i)].values.data(), B, out);
-    prev = h.data();
-    prev_width = out;
+  const Matrix* last = &StackForward(&dnn_, B, input_, training);
+  if (config_.has_final()) {
+    final_input_.leftCols(last->cols()) = *last;
+    ops.RoundIfBf16(final_input_.data(), final_input_.size());
+    last = &StackForward(&final_, B, final_input_, training);
   }
   // The output layer is a matrix-vector product: too small to dispatch.
-  const DenseTensorT<T>& out_kernel = dense_[KernelIndex(num_layers_)];
+  const DenseTensorT<T>& out_kernel = dense_[out_kernel_];
   const Eigen::Map<const ColVector> w_out(out_kernel.values.data(), out_kernel.shape[0]);
   logits_.resize(B);
-  logits_.noalias() = Eigen::Map<const Matrix>(prev, B, prev_width) * w_out;
-  logits_.array() += dense_[BiasIndex(num_layers_)].values[0] + linear_fm_.array();
+  logits_.noalias() = *last * w_out;
+  if (config_.has_final()) {
+    logits_.array() += dense_[out_bias_].values[0];
+  } else {
+    logits_.array() += dense_[out_bias_].values[0] + linear_fm_.array();
+  }
 }
 
 namespace {
@@ -291,6 +507,7 @@ void FillFromRows(const PooledLayout<T>& out, int B, int F, int D, RowOf row_of)
       out.w[b * out.w_row + f] = row[0];
       std::copy(row + 1, row + 1 + D, out.e + b * out.e_row + f * D);
     }
+    if (out.row_keys) out.row_keys[b] = static_cast<T>(F);  // one key per feature
   }
 }
 
@@ -314,7 +531,7 @@ void DeepFMModelT<T>::CopyPooled(int B, const T* pooled) {
 }
 
 template <typename T>
-void DeepFMModelT<T>::Forward(int B, const T* dense_x) {
+void DeepFMModelT<T>::Forward(int B, const T* dense_x, bool training) {
   CHECK_GT(B, 0);
   CHECK_EQ(input_.rows(), B) << "BeginBatch(B) and the pooled features come first";
   if (config_.bf16) {
@@ -323,13 +540,20 @@ void DeepFMModelT<T>::Forward(int B, const T* dense_x) {
     for (auto& t : dense_) ops.RoundIfBf16(t.values.data(), static_cast<int64_t>(t.values.size()));
   }
   LinearFm(B, dense_x);
-  DnnForward(B);
+  DnnForward(B, training);
 }
 
 template <typename T>
 T DeepFMModelT<T>::MeanLoss(int B, const T* labels) const {
-  // BCE from the logit: log(1 + e^z) - y z, written so exp never overflows.
   T sum = 0;
+  if (config_.loss == DeepFMConfig::Loss::kMse) {
+    for (int b = 0; b < B; ++b) {
+      const T r = Sigmoid(logits_(b)) - labels[b];
+      sum += r * r;
+    }
+    return sum / B;
+  }
+  // BCE from the logit: log(1 + e^z) - y z, written so exp never overflows.
   for (int b = 0; b < B; ++b) {
     const T z = logits_(b);
     sum += std::max(z, T(0)) - z * labels[b] + std::log1p(std::exp(-std::abs(z)));
@@ -338,86 +562,131 @@ T DeepFMModelT<T>::MeanLoss(int B, const T* labels) const {
 }
 
 template <typename T>
+void DeepFMModelT<T>::StackBackward(Stack* stack, int B, const Matrix& in, Matrix* d_in,
+                                    int d_in_width) {
+  const DnnOps<T> ops{kernels_, config_.dnn_threads, config_.bf16, native_bf16_gemm_,
+                      config_.op_fusion};
+  // d[i] arrives as the gradient of layer i's output; batch norm's backward
+  // and then the ReLU mask (which writes the bias gradient) make it the
+  // pre-activation's.
+  for (int i = static_cast<int>(stack->layers.size()) - 1; i >= 0; --i) {
+    const LayerIndex& li = stack->layers[i];
+    Matrix& dz = stack->d[i];
+    if (li.gamma >= 0) BatchNormBackward(li, stack, i, B);
+    ops.ReluBackward(dz.data(), stack->act[i].data(), B, static_cast<int>(dz.cols()),
+                     dense_[li.bias].grads.data());
+    const Matrix& prev = i > 0 ? stack->Out(i - 1) : in;
+    DenseTensorT<T>& kernel = dense_[li.kernel];
+    const int width = static_cast<int>(kernel.shape[0]);
+    const int out = static_cast<int>(kernel.shape[1]);
+    // dW[in x out] = prev^T dz.
+    ops.Gemm(prev.data(), width, dz.data(), out, kernel.grads.data(), out, width, out, B,
+             /*trans_a=*/true, /*trans_b=*/false, T(0));
+    if (i > 0) {
+      // dprev[B x in] = dz W^T.
+      Matrix& dprev = stack->d[i - 1];
+      dprev.resize(B, width);
+      ops.Gemm(dz.data(), out, kernel.values.data(), out, dprev.data(), width, B, width, out,
+               /*trans_a=*/false, /*trans_b=*/true, T(0));
+    } else if (d_in != nullptr) {
+      // Only the input's first d_in_width columns need a gradient (the
+      // dense features are data). They are the kernel's first rows.
+      d_in->resize(B, d_in_width);
+      ops.Gemm(dz.data(), out, kernel.values.data(), out, d_in->data(), d_in_width, B,
+               d_in_width, out, /*trans_a=*/false, /*trans_b=*/true, T(0));
+    }
+  }
+}
+
+template <typename T>
 void DeepFMModelT<T>::DnnBackward(int B) {
-  const Matrix& last = num_layers_ > 0 ? hidden_[num_layers_ - 1] : input_;
-  DenseTensorT<T>& out_kernel = dense_[KernelIndex(num_layers_)];
+  Stack& top_stack = config_.has_final() ? final_ : dnn_;
+  const int top_layers = static_cast<int>(top_stack.layers.size());
+  const Matrix& last = top_layers > 0 ? top_stack.Out(top_layers - 1) : input_;
+  DenseTensorT<T>& out_kernel = dense_[out_kernel_];
   const Eigen::Map<const ColVector> w_out(out_kernel.values.data(), out_kernel.shape[0]);
   Eigen::Map<ColVector>(out_kernel.grads.data(), out_kernel.shape[0]).noalias() =
       last.transpose() * dlogit_;
-  dense_[BiasIndex(num_layers_)].grads[0] = dlogit_.sum();
+  dense_[out_bias_].grads[0] = dlogit_.sum();
 
   const int embed_width = config_.num_fields * config_.embedding_dim;
-  if (num_layers_ == 0) {
+  if (top_layers == 0) {
     d_embedding_.resize(B, embed_width);
     d_embedding_.noalias() = dlogit_ * w_out.head(embed_width).transpose();
     return;
   }
-
-  const DnnOps<T> ops{kernels_, config_.dnn_threads, config_.bf16, native_bf16_gemm_};
-  Matrix& top = d_hidden_[num_layers_ - 1];
+  Matrix& top = top_stack.d[top_layers - 1];
   top.resize(B, last.cols());
   top.noalias() = dlogit_ * w_out.transpose();
-  ops.ReluBackward(top.data(), last.data(), B, static_cast<int>(last.cols()),
-                   dense_[BiasIndex(num_layers_ - 1)].grads.data());
-
-  // Each d_hidden_[i] arrives masked, with its layer's bias gradient already
-  // written by the ReluBackward that produced it.
-  for (int i = num_layers_ - 1; i >= 0; --i) {
-    const Matrix& prev = i > 0 ? hidden_[i - 1] : input_;
-    const Matrix& dz = d_hidden_[i];
-    DenseTensorT<T>& kernel = dense_[KernelIndex(i)];
-    const int in = static_cast<int>(kernel.shape[0]);
-    const int out = static_cast<int>(kernel.shape[1]);
-    // dW[in x out] = prev^T dz.
-    ops.Gemm(prev.data(), in, dz.data(), out, kernel.grads.data(), out, in, out, B,
-             /*trans_a=*/true, /*trans_b=*/false, T(0));
-    if (i > 0) {
-      // dprev[B x in] = dz W^T.
-      Matrix& dprev = d_hidden_[i - 1];
-      dprev.resize(B, in);
-      ops.Gemm(dz.data(), out, kernel.values.data(), out, dprev.data(), in, B, in, out,
-               /*trans_a=*/false, /*trans_b=*/true, T(0));
-      ops.ReluBackward(dprev.data(), prev.data(), B, in, dense_[BiasIndex(i - 1)].grads.data());
-    } else {
-      // Only the embedding columns need an input gradient: the dense
-      // features are data. They are the kernel's first rows.
-      d_embedding_.resize(B, embed_width);
-      ops.Gemm(dz.data(), out, kernel.values.data(), out, d_embedding_.data(), embed_width, B,
-               embed_width, out, /*trans_a=*/false, /*trans_b=*/true, T(0));
-    }
+  if (!config_.has_final()) {
+    StackBackward(&dnn_, B, input_, &d_embedding_, embed_width);
+    return;
   }
+  StackBackward(&final_, B, final_input_, &d_final_input_,
+                static_cast<int>(final_input_.cols()));
+  const int fmw = config_.fm_width();
+  const int hw = static_cast<int>(final_input_.cols()) - 1 - fmw;
+  d_linear_ = d_final_input_.col(hw);
+  d_fm_ = d_final_input_.rightCols(fmw);
+  if (dnn_.layers.empty()) {
+    d_embedding_ = d_final_input_.leftCols(embed_width);
+    return;
+  }
+  dnn_.d.back() = d_final_input_.leftCols(hw);
+  StackBackward(&dnn_, B, input_, &d_embedding_, embed_width);
 }
 
 template <typename T>
 T DeepFMModelT<T>::ForwardBackwardFilled(int B, const T* dense_x, const T* labels) {
   {
     obs::ScopedSpan span("forward");
-    Forward(B, dense_x);
+    Forward(B, dense_x, /*training=*/true);
   }
   const T loss = MeanLoss(B, labels);
   obs::ScopedSpan span("backward");
 
   const T inv_b = T(1) / B;
   dlogit_.resize(B);
-  for (int b = 0; b < B; ++b) dlogit_(b) = (Sigmoid(logits_(b)) - labels[b]) * inv_b;
-
-  const int ND = config_.num_dense;
-  Eigen::Map<ColVector>(dense_[kWDense].grads.data(), ND).noalias() =
-      Eigen::Map<const Matrix>(dense_x, B, ND).transpose() * dlogit_;
-  dense_[kLinearBias].grads[0] = dlogit_.sum();
+  if (config_.loss == DeepFMConfig::Loss::kMse) {
+    for (int b = 0; b < B; ++b) {
+      const T p = Sigmoid(logits_(b));
+      dlogit_(b) = T(2) * (p - labels[b]) * p * (T(1) - p) * inv_b;
+    }
+  } else {
+    for (int b = 0; b < B; ++b) dlogit_(b) = (Sigmoid(logits_(b)) - labels[b]) * inv_b;
+  }
 
   DnnBackward(B);
 
+  // The linear part's gradient: the logit's without a final DNN.
+  const ColVector& d_linear = config_.has_final() ? d_linear_ : dlogit_;
+  if (config_.linear == DeepFMConfig::Linear::kLearned) {
+    const int ND = config_.num_dense;
+    Eigen::Map<ColVector>(dense_[w_dense_].grads.data(), ND).noalias() =
+        Eigen::Map<const Matrix>(dense_x, B, ND).transpose() * d_linear;
+    dense_[linear_bias_].grads[0] = d_linear.sum();
+  }
+
   // Per (b, f): the pooled embedding's gradient is the DNN's input gradient
-  // plus the FM term dlogit * (sum_f' e_f' - e_f), made in place; the pooled
-  // first-order weight's is dlogit.
+  // plus the FM term dfm * (sum_f' e_f' - e_f), made in place (dfm per j for
+  // a vector FM); the pooled first-order weight's is the linear part's.
   const int F = config_.num_fields;
   const int D = config_.embedding_dim;
+  const bool vector_fm = config_.fm == DeepFMConfig::Fm::kVector;
   for (int b = 0; b < B; ++b) {
-    const T g = dlogit_(b);
     const T* s = fm_sum_.row(b).data();
     const T* e_row = input_.row(b).data();
     T* de_row = d_embedding_.row(b).data();
+    if (vector_fm) {
+      const T* g = d_fm_.row(b).data();
+      for (int f = 0; f < F; ++f) {
+        const T* e = e_row + f * D;
+        T* de = de_row + f * D;
+        for (int j = 0; j < D; ++j) de[j] = de[j] + g[j] * (s[j] - e[j]);
+      }
+      continue;
+    }
+    const T g = config_.has_final() ? d_fm_(b, 0) : dlogit_(b);
     for (int f = 0; f < F; ++f) {
       const T* e = e_row + f * D;
       T* de = de_row + f * D;
@@ -433,8 +702,14 @@ PooledLayout<T> DeepFMModelT<T>::Gradients() {
   g.e = d_embedding_.data();
   g.e_row = static_cast<size_t>(d_embedding_.cols());
   g.e_feature = static_cast<size_t>(config_.embedding_dim);
-  g.w = dlogit_.data();  // every feature of row b: dlogit(b)
-  g.w_row = 1;
+  if (config_.linear == DeepFMConfig::Linear::kWeightless) {
+    g.w = zero_.data();  // no first-order weights: every feature's is 0
+    g.w_row = 0;
+  } else {
+    // Every feature of row b: the linear part's gradient at b.
+    g.w = config_.has_final() ? d_linear_.data() : dlogit_.data();
+    g.w_row = 1;
+  }
   g.w_feature = 0;
   return g;
 }
@@ -467,14 +742,15 @@ T DeepFMModelT<T>::ForwardBackward(int B, const T* dense_x, const T* uniq_rows, 
   const int F = config_.num_fields;
   const int D = config_.embedding_dim;
   const int W = config_.row_width();
+  const PooledLayout<T> g = Gradients();
   std::fill(uniq_grads, uniq_grads + static_cast<size_t>(U) * W, T(0));
   for (int b = 0; b < B; ++b) {
-    const T g = dlogit_(b);
+    const T gw = g.w[b * g.w_row];
     const T* de_row = d_embedding_.row(b).data();
     for (int f = 0; f < F; ++f) {
       T* out = uniq_grads + static_cast<size_t>(inverse[static_cast<size_t>(b) * F + f]) * W;
       const T* de = de_row + f * D;
-      out[0] += g;
+      out[0] += gw;
       for (int j = 0; j < D; ++j) out[1 + j] += de[j];
     }
   }
@@ -482,18 +758,22 @@ T DeepFMModelT<T>::ForwardBackward(int B, const T* dense_x, const T* uniq_rows, 
 }
 
 template <typename T>
+T DeepFMModelT<T>::ForwardLossFilled(int B, const T* dense_x, const T* labels) {
+  Forward(B, dense_x, /*training=*/true);
+  return MeanLoss(B, labels);
+}
+
+template <typename T>
 T DeepFMModelT<T>::ForwardLoss(int B, const T* dense_x, const T* uniq_rows, int U,
                                const int32_t* inverse, const T* labels) {
   GatherRows(B, uniq_rows, U, inverse);
-  Forward(B, dense_x);
-  return MeanLoss(B, labels);
+  return ForwardLossFilled(B, dense_x, labels);
 }
 
 template <typename T>
 T DeepFMModelT<T>::ForwardLossPooled(int B, const T* dense_x, const T* pooled, const T* labels) {
   CopyPooled(B, pooled);
-  Forward(B, dense_x);
-  return MeanLoss(B, labels);
+  return ForwardLossFilled(B, dense_x, labels);
 }
 
 template <typename T>
@@ -511,7 +791,7 @@ void DeepFMModelT<T>::PredictPooled(int B, const T* dense_x, const T* pooled, T*
 
 template <typename T>
 void DeepFMModelT<T>::PredictFilled(int B, const T* dense_x, T* probs) {
-  Forward(B, dense_x);
+  Forward(B, dense_x, /*training=*/false);
   for (int b = 0; b < B; ++b) probs[b] = Sigmoid(logits_(b));
 }
 

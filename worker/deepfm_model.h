@@ -1,19 +1,35 @@
-// DeepFM forward/backward on one de-duplicated batch (DESIGN.md section 3):
-//   logit = b + sum_f w_{k_f} + w_dense . x                       (linear)
-//         + 1/2 sum_j [(sum_f e_{f,j})^2 - sum_f e_{f,j}^2]      (FM)
-//         + MLP(concat(e_1..e_F, x_1..x_13))                     (DNN, ReLU)
+// DeepFM forward/backward on one batch of pooled features. Two networks
+// (DESIGN.md sections 3 and 3b), picked by DeepFMConfig:
+//
+// The model-zoo Criteo DeepFM (the defaults):
+//   logit = b + sum_f w_f + w_dense . x                            (linear)
+//         + 1/2 sum_j [(sum_f e_{f,j})^2 - sum_f e_{f,j}^2]       (FM)
+//         + MLP(concat(e_1..e_F, x))                              (DNN, ReLU)
 //   loss  = mean binary cross-entropy of sigmoid(logit).
+//
+// DeepRec tianchi train.py's, with final_hidden_units set:
+//   dnn   = MLP(concat(e_1..e_F, x)), each layer Dense -> ReLU [-> BN]
+//   fm    = the FM above per j (a vector of D) or summed (scalar)
+//   lin   = the linear part above, or (weightless) the row's key count + sum x
+//   logit = Dense(MLP_final(concat(dnn, lin, fm)))
+//   loss  = logloss, or the mean of (sigmoid(logit) - y)^2 (MSE).
+//
+// Batch normalisation (tf.layers.batch_normalization) normalises with the
+// batch's mean and biased variance while training, and with the moving
+// statistics when predicting. Its moving statistics are dense tensors with
+// no gradient: after a training step their `grads` hold the batch's
+// statistics, which the shards fold in (DenseTensorSpec::moving_average).
+//
 // The model owns the dense parameters (a fixed, named list of tensors, the
 // order and shapes the parameter servers use too); embedding rows are passed
 // in per call, because they live on the servers.
 //
 // The math is templated on the scalar so tests can check gradients in double;
-// training uses DeepFMModel (float). All GEMMs and activation storage sit in
-// the DNN forward/backward helpers, which is where a bf16 variant (bf16
-// weights/activations, fp32 accumulation) would plug in. The float model's
-// GEMMs, bias+ReLU and ReLU backward run on dnn::Kernels picked at run time
-// (AVX-512, AVX2+FMA or baseline; worker/dnn_kernels.h); the double model
-// stays on plain Eigen.
+// training uses DeepFMModel (float). The float model's GEMMs, bias+ReLU and
+// ReLU backward run on dnn::Kernels picked at run time (AVX-512, AVX2+FMA or
+// baseline; worker/dnn_kernels.h); batch normalisation runs on plain loops
+// in this TU (every path gives the same sums); the double model stays on
+// plain Eigen.
 #pragma once
 
 #include <Eigen/Core>
@@ -54,6 +70,25 @@ struct DeepFMConfig {
   // AVX512_BF16 the GEMMs pack their operands to bf16 and run on vdpbf16ps
   // (dnn::NativeBf16Gemm); elsewhere the fp32 kernels run on the bf16 values.
   bool bf16 = false;
+  // false: bias, ReLU and the bf16 rounding each in a pass of its own on
+  // plain loops, and the ReLU mask apart from the bias gradient's sums
+  // (--op_fusion=false, what an unfused graph does); the same numbers.
+  bool op_fusion = true;
+
+  // The network (spec::Model, proto/feature_spec.proto).
+  std::vector<int> final_hidden_units;  // empty: the Criteo network
+  bool batch_norm = false;
+  float batch_norm_momentum = 0.99f;
+  float batch_norm_epsilon = 1e-3f;
+  enum class Fm { kScalar, kVector };
+  enum class Linear { kLearned, kWeightless };
+  enum class Loss { kLogloss, kMse };
+  Fm fm = Fm::kScalar;
+  Linear linear = Linear::kLearned;
+  Loss loss = Loss::kLogloss;
+
+  bool has_final() const { return !final_hidden_units.empty(); }
+  int fm_width() const { return fm == Fm::kVector ? embedding_dim : 1; }
 
   // An embedding row: [w_k (first-order weight), e_k[0..D)].
   int row_width() const { return embedding_dim + 1; }
@@ -66,19 +101,28 @@ struct DeepFMConfig {
 struct DenseTensorSpec {
   std::string name;
   std::vector<int64_t> shape;
+  // No optimizer: a training step's "gradient" is a batch statistic, and the
+  // value follows it as v <- v - (v - batch) * (1 - momentum).
+  bool moving_average = false;
+  float momentum = 0;
   int64_t size() const;
 };
 
 // The dense parameters of `config` in their fixed order:
-//   linear/w_dense [num_dense], linear/bias [1],
+//   linear/w_dense [num_dense], linear/bias [1]            (learned linear)
 //   dnn/layer{i}/kernel [in, out], dnn/layer{i}/bias [out]   (i = 0, 1, ...),
-//   dnn/out/kernel [last, 1], dnn/out/bias [1].
+//     with batch norm also dnn/layer{i}/bn/{gamma, beta, moving_mean,
+//     moving_variance} [out]
+//   final_dnn/layer{i}/... the same                          (final DNN)
+//   dnn/out/kernel [last, 1], dnn/out/bias [1]   (final_dnn/out/... with a
+//                                                 final DNN)
+// The Criteo network's list is the one it always had.
 std::vector<DenseTensorSpec> DeepFMDenseSpecs(const DeepFMConfig& config);
 
 // Initial values of one tensor, a function of (seed, spec.name) only, so every
 // worker and server computes the same: "*/kernel" tensors Glorot-uniform
 // (limit sqrt(6 / (in + out))) from a SplitMix64 stream seeded by the seed
-// and the name's hash; everything else 0. `out` holds spec.size() values.
+// and the name's hash; "*/gamma" and "*/moving_variance" 1; everything else 0. `out` holds spec.size() values.
 template <typename T>
 void InitDenseTensor(const DenseTensorSpec& spec, uint64_t seed, T* out);
 
@@ -92,6 +136,9 @@ struct PooledLayout {
   size_t e_row = 0, e_feature = 0;
   T* w = nullptr;
   size_t w_row = 0, w_feature = 0;
+  // When set, row b's count of keys over every feature (the weightless
+  // linear part's input) at row_keys[b]; a pooling writes it.
+  T* row_keys = nullptr;
 };
 
 template <typename T>
@@ -148,7 +195,10 @@ class DeepFMModelT {
   PooledLayout<T> BeginBatch(int B);
   T ForwardBackwardFilled(int B, const T* dense_x, const T* labels);
   PooledLayout<T> Gradients();
+  // Forward only with batch normalisation's moving statistics.
   void PredictFilled(int B, const T* dense_x, T* probs);
+  // The training forward's mean loss (batch statistics), on the filled input.
+  T ForwardLossFilled(int B, const T* dense_x, const T* labels);
 
   // The same on a packed buffer, pooled[B x num_fields x row_width] of
   // [w, e[0..D)] per (b, f), with d_pooled of the same shape (tests).
@@ -156,7 +206,8 @@ class DeepFMModelT {
   T ForwardLossPooled(int B, const T* dense_x, const T* pooled, const T* labels);
   void PredictPooled(int B, const T* dense_x, const T* pooled, T* probs);
 
-  // Forward only: the mean loss (same inputs as ForwardBackward).
+  // Forward only: the mean loss of the training forward (same inputs as
+  // ForwardBackward).
   T ForwardLoss(int B, const T* dense_x, const T* uniq_rows, int U, const int32_t* inverse,
                 const T* labels);
 
@@ -168,17 +219,41 @@ class DeepFMModelT {
   using Matrix = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using ColVector = Eigen::Matrix<T, Eigen::Dynamic, 1>;
 
-  // On input_ and first_order_ as filled: linear_fm_ and fm_sum_, then the
-  // DNN, then logits_.
-  void Forward(int B, const T* dense_x);
+  // Where one hidden layer's tensors are in dense_ (-1: none).
+  struct LayerIndex {
+    int kernel = -1, bias = -1;
+    int gamma = -1, beta = -1, moving_mean = -1, moving_variance = -1;
+  };
+  // One MLP's per-batch buffers: per layer its post-ReLU activations, with
+  // batch norm its output and the batch's per-unit mean and 1/sqrt(var+eps),
+  // and the gradients (of the pre-activation, then of each layer's output).
+  struct Stack {
+    std::vector<LayerIndex> layers;
+    std::vector<Matrix> act, bn_out, d;
+    std::vector<std::vector<T>> mean, inv_std;
+    const Matrix& Out(int i) const { return bn_out[i].size() > 0 ? bn_out[i] : act[i]; }
+  };
+
+  // On input_ and first_order_ as filled: the linear and FM parts, then the
+  // DNN(s), then logits_. `training`: batch norm on batch statistics (and
+  // their values into the moving tensors' grads).
+  void Forward(int B, const T* dense_x, bool training);
   void LinearFm(int B, const T* dense_x);
   // Fill input_ and first_order_: one key's row per (b, f), or a packed
   // pooled buffer.
   void GatherRows(int B, const T* uniq_rows, int U, const int32_t* inverse);
   void CopyPooled(int B, const T* pooled);
-  void DnnForward(int B);
+  // Runs `stack` on in[B x in_width]; returns its output.
+  const Matrix& StackForward(Stack* stack, int B, const Matrix& in, bool training);
+  void BatchNormForward(const LayerIndex& li, Stack* stack, int i, int B, bool training);
+  // Reads stack->d.back() (dLoss/d(the stack's output)), writes the
+  // stack's grads; when d_in is set, the
+  // gradient of the input's first d_in_width columns into it.
+  void StackBackward(Stack* stack, int B, const Matrix& in, Matrix* d_in, int d_in_width);
+  void BatchNormBackward(const LayerIndex& li, Stack* stack, int i, int B);
+  void DnnForward(int B, bool training);
   // Reads dlogit_, writes the DNN grads and d_embedding_ (dLoss/d(e part of
-  // input_)).
+  // input_)), and the linear and FM parts' gradients.
   void DnnBackward(int B);
   T MeanLoss(int B, const T* labels) const;
 
@@ -189,16 +264,22 @@ class DeepFMModelT {
   // on native bf16 dot products (dnn::NativeBf16Gemm); else null.
   dnn::GemmFn native_bf16_gemm_ = nullptr;
   std::vector<DenseTensorT<T>> dense_;
-  int num_layers_;  // hidden layers
+  int w_dense_ = -1, linear_bias_ = -1;  // learned linear only
+  int out_kernel_ = -1, out_bias_ = -1;
+  Stack dnn_, final_;
 
   // Per-batch buffers, [B x ...] row-major, resized only when B changes.
   Matrix input_;                // DNN input: e_1..e_F, x
   Matrix fm_sum_;               // sum_f e_f, for the FM backward
-  ColVector linear_fm_;         // linear + FM part of the logit
-  std::vector<Matrix> hidden_;  // post-ReLU activations
+  ColVector linear_fm_;         // linear + FM part of the logit (no final DNN)
+  Matrix final_input_;          // concat(dnn out, linear, fm) (final DNN)
+  Matrix d_final_input_;
+  ColVector row_keys_;          // the weightless linear part's key counts
+  ColVector d_linear_;          // dLoss/d(linear part) per row
+  Matrix d_fm_;                 // dLoss/d(fm) per row, fm_width columns
+  ColVector zero_;              // a zero first-order gradient (weightless)
   ColVector logits_;
   ColVector dlogit_;
-  std::vector<Matrix> d_hidden_;  // dLoss/d(pre-activation) of each layer
   Matrix d_embedding_;            // dLoss/d(embedding part of input_), then of the pooled e
   Matrix first_order_;            // [B x F] pooled first-order weights
 };

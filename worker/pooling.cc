@@ -56,6 +56,16 @@ void PoolingT<T>::Forward(const Batch& batch, const std::vector<TableRows<T>>& t
   const int W = width_;
   const int D = W - 1;
   for (int b = 0; b < batch.size; ++b) {
+    if (out.row_keys != nullptr) {
+      int64_t keys = 0;
+      for (int f = 0; f < F; ++f) {
+        const TableKeys& tk = batch.tables[features_[f].table];
+        int32_t begin, end;
+        tk.Range(b, features_[f].member, &begin, &end);
+        keys += end - begin;
+      }
+      out.row_keys[b] = static_cast<T>(keys);
+    }
     for (int f = 0; f < F; ++f) {
       const Feature& feat = features_[f];
       const TableKeys& tk = batch.tables[feat.table];

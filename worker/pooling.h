@@ -49,7 +49,9 @@ class PoolingT {
   int width() const { return width_; }
 
   // Every (b, f)'s pooled [w, e] into `out` (the model's BeginBatch, or a
-  // packed buffer), B = batch.size.
+  // packed buffer), B = batch.size; with out.row_keys, each row's count of
+  // keys over every feature (an in-vocabulary word, a list's "" token and a
+  // kept single value count one each).
   void Forward(const Batch& batch, const std::vector<TableRows<T>>& tables,
                const PooledLayout<T>& out) const;
   // The same into pooled[B x F x width], [w, e] per (b, f).

@@ -189,7 +189,8 @@ Status PsClient::RegisterTable(const ps::TableSpec& spec, int* handle) {
 }
 
 Status PsClient::RegisterDense(const std::string& name, const std::vector<int64_t>& shape,
-                               const std::vector<float>& init, int* handle) {
+                               const std::vector<float>& init, int* handle, bool moving_average,
+                               float momentum) {
   DenseInfo info;
   info.name = name;
   info.size = 1;
@@ -208,6 +209,8 @@ Status PsClient::RegisterDense(const std::string& name, const std::vector<int64_
     for (int64_t d : shape) r.mutable_spec()->add_shape(d);
     r.mutable_spec()->set_slice_offset(slice.offset);
     r.mutable_spec()->set_slice_size(slice.size);
+    r.mutable_spec()->set_moving_average(moving_average);
+    r.mutable_spec()->set_momentum(moving_average ? momentum : 0.0f);
     if (!init.empty()) AssignBytes(init.data() + slice.offset, slice.size, r.mutable_init_values());
     shards.push_back(static_cast<int>(slice.shard));
     info.parts.push_back({slice, 0});

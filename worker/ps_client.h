@@ -80,9 +80,12 @@ class PsClient {
   // handle for Pull/Push. Same spec from every worker gives the same table.
   Status RegisterTable(const ps::TableSpec& spec, int* handle);
   // Registers a dense variable: each slice on its shard, in parallel; the
-  // first registration's values win. Returns a handle.
+  // first registration's values win. Returns a handle. `moving_average`:
+  // no optimizer, each push's values are batch statistics the variable
+  // follows with `momentum` (ps.proto DenseSpec).
   Status RegisterDense(const std::string& name, const std::vector<int64_t>& shape,
-                       const std::vector<float>& init, int* handle);
+                       const std::vector<float>& init, int* handle, bool moving_average = false,
+                       float momentum = 0);
   int64_t DenseSize(int handle) const { return dense_[handle].size; }
 
   // One table's part of a Pull or Push: its unique keys and their rows (a

@@ -53,6 +53,7 @@ struct GoldenDense {
   std::vector<int64_t> shape;
   std::vector<float> values;
   VariableOptState state;
+  DenseUpdate update = {};
 };
 const GoldenDense kDense[] = {
     {"linear/w_dense", {3}, {1.0f, 2.0f, 3.0f}, {true, 0.5, 0.5}},
@@ -61,6 +62,8 @@ const GoldenDense kDense[] = {
     // its own byte.
     {"linear/bias", {1}, {0.25f}, {false, 0.0625, 0.5}},
     {"dnn/kernel", {4, 2}, {0.5f, -0.5f, 1.5f, -1.5f, 2.5f, 3.5f, -4.5f, 5.5f}, {true, 0.25, 0.125}},
+    // Version 5 on: a moving average (batch norm's statistics), cut in two.
+    {"bn/moving_mean", {6}, {0.5f, -0.25f, 3.0f, 1e-3f, 7.0f, -8.0f}, {false, 1.0, 1.0}, {true, 0.99f}},
 };
 constexpr int64_t kGoldenSliceBytes = 16;
 // Version 4 on: keys counted by the admission filter (filter_freq 3) and not
@@ -69,6 +72,7 @@ const std::map<uint64_t, uint32_t> kPending = {{Mix64(6), 2}, {Mix64(7), 1}};
 
 // Whether the golden of `version` holds the variable.
 bool InVersion(const GoldenDense& d, int version) {
+  if (d.update.moving_average) return version >= 5;
   return version >= 3 || std::string(d.name) != "dnn/kernel";
 }
 
@@ -93,7 +97,7 @@ std::vector<float> DenseSlots(const GoldenDense& d) {
   return slots;
 }
 
-std::unique_ptr<Shard> GoldenShard(uint32_t index) {
+std::unique_ptr<Shard> GoldenShard(uint32_t index, int version = kShardFileVersion) {
   auto shard = NewShard(index, 2, kGoldenSliceBytes);
   RegisterTableRequest req;
   req.mutable_spec()->set_name("emb");
@@ -112,6 +116,7 @@ std::unique_ptr<Shard> GoldenShard(uint32_t index) {
     if (shard->router().ShardOfKey(key) == index) t->SetPendingCount(key, count);
   }
   for (const GoldenDense& d : kDense) {
+    if (!InVersion(d, version)) continue;
     const std::optional<DenseSlice> sl =
         SliceOnShard(PartitionDense(shard->router(), d.name, d.shape, kGoldenSliceBytes), index);
     if (!sl) continue;
@@ -125,7 +130,9 @@ std::unique_ptr<Shard> GoldenShard(uint32_t index) {
     }
     uint32_t id;
     bool created;
-    EXPECT_TRUE(shard->dense().Register(d.name, d.shape, sl->offset, sl->size, values, &id, &created).ok());
+    EXPECT_TRUE(shard->dense()
+                    .Register(d.name, d.shape, sl->offset, sl->size, values, &id, &created, d.update)
+                    .ok());
     EXPECT_TRUE(shard->dense().Assign(id, values, slots, d.state).ok());
   }
   return shard;
@@ -209,6 +216,7 @@ void LoadAndCompare(const fs::path& golden, int version, uint32_t n, int64_t sli
       EXPECT_EQ(v.opt_state.started, d->state.started);
       EXPECT_EQ(v.opt_state.beta1_power, d->state.beta1_power);
       EXPECT_EQ(v.opt_state.beta2_power, d->state.beta2_power);
+      EXPECT_TRUE(v.update == d->update) << v.name << " restored as " << v.update.ToString();
     });
   }
   EXPECT_EQ(rows_seen, 5u);
@@ -236,10 +244,24 @@ class CheckpointFormatTest : public ::testing::Test {
     fs::create_directories(dir_);
   }
   void TearDown() override { fs::remove_all(dir_); }
+  void WriteAndCompare(int version);
   fs::path dir_;
 };
 
+// A checkpoint with no moving average is written as version 4, byte for
+// byte (a job without batch norm keeps the files it always had); one with a
+// moving average as version 5.
 TEST_F(CheckpointFormatTest, TodaysWriterProducesTheGoldenBytes) {
+  for (int version : {4, kShardFileVersion}) {
+    SCOPED_TRACE("version " + std::to_string(version));
+    WriteAndCompare(version);
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+}
+
+void CheckpointFormatTest::WriteAndCompare(int version) {
+  const fs::path golden_dir = fs::path(DEEPFM_TESTDATA) / ("ckpt-v" + std::to_string(version));
   // The golden rows really are split between the shards as the comment says.
   const Router router(2);
   for (const GoldenRow& r : kRows) EXPECT_EQ(router.ShardOfKey(Mix64(r.n)), r.n <= 2 ? 1u : 0u);
@@ -258,7 +280,7 @@ TEST_F(CheckpointFormatTest, TodaysWriterProducesTheGoldenBytes) {
   m.positions = {{0, 1, 1, 77, 3, 9, 4}, {2, 0, 0, 0, 0, 0, 0}};
   uint64_t total_rows = 0;
   for (uint32_t i = 0; i < 2; ++i) {
-    auto shard = GoldenShard(i);
+    auto shard = GoldenShard(i, version);
     CheckpointFile f;
     uint64_t rows = 0;
     ASSERT_TRUE(SaveShard(*shard, dir_.string(), 42, &f, &rows).ok());
@@ -267,17 +289,17 @@ TEST_F(CheckpointFormatTest, TodaysWriterProducesTheGoldenBytes) {
   }
   EXPECT_EQ(total_rows, 5u);
   ASSERT_TRUE(WriteFileAtomic((dir_ / "MANIFEST").string(), m.Serialize()).ok());
-  if (std::getenv("DEEPFM_UPDATE_GOLDEN") != nullptr) {
-    fs::create_directories(kGolden);
+  if (version == kShardFileVersion && std::getenv("DEEPFM_UPDATE_GOLDEN") != nullptr) {
+    fs::create_directories(golden_dir);
     for (const char* name : {"MANIFEST", "shard-0-of-2.bin", "shard-1-of-2.bin"}) {
-      fs::copy_file(dir_ / name, kGolden / name, fs::copy_options::overwrite_existing);
+      fs::copy_file(dir_ / name, golden_dir / name, fs::copy_options::overwrite_existing);
     }
-    GTEST_SKIP() << "wrote the golden checkpoint to " << kGolden;
+    GTEST_SKIP() << "wrote the golden checkpoint to " << golden_dir;
   }
-  ASSERT_TRUE(fs::exists(kGolden / "MANIFEST"))
-      << kGolden << " is missing: a new format version needs its golden (see the file comment)";
+  ASSERT_TRUE(fs::exists(golden_dir / "MANIFEST"))
+      << golden_dir << " is missing: a new format version needs its golden (see the file comment)";
   for (const char* name : {"MANIFEST", "shard-0-of-2.bin", "shard-1-of-2.bin"}) {
-    const std::string now = Slurp(dir_ / name), golden = Slurp(kGolden / name);
+    const std::string now = Slurp(dir_ / name), golden = Slurp(golden_dir / name);
     EXPECT_TRUE(now == golden)
         << name << " differs from the golden file (" << FirstDifference(now, golden)
         << "): the checkpoint format changed. Bump kShardFileVersion and write a new "
@@ -285,11 +307,11 @@ TEST_F(CheckpointFormatTest, TodaysWriterProducesTheGoldenBytes) {
   }
 }
 
-// The golden checkpoints of this version and the one before still load,
+// The golden checkpoints of this version and every older readable one load,
 // onto one shard and onto two, with whole or sliced dense variables, with
 // every value, slot, row meta and optimizer state as written.
 TEST_F(CheckpointFormatTest, TheGoldenCheckpointLoadsExactly) {
-  for (int version : {kShardFileVersion - 1, kShardFileVersion}) {
+  for (int version = 2; version <= kShardFileVersion; ++version) {
     const fs::path golden = fs::path(DEEPFM_TESTDATA) / ("ckpt-v" + std::to_string(version));
     for (uint32_t n : {1u, 2u}) {
       for (int64_t slice_bytes : {kDefaultDenseSliceBytes, kGoldenSliceBytes}) {
