@@ -46,4 +46,15 @@ inline uint64_t FeatureKey(uint32_t field, std::string_view token) {
   return Mix64(Fnv1a64(token, FeatureKeyBasis(field)));
 }
 
+// A hash bucket's key (TensorFlow's categorical_column_with_hash_bucket): the
+// token's FeatureKey mod `buckets`, spread over the key space again (the
+// shards route by key bits) and kept apart per field, so a field has at most
+// `buckets` rows. buckets 0: the key itself.
+inline uint64_t BucketKey(uint32_t field, uint64_t key, uint64_t buckets) {
+  if (buckets == 0) return key;
+  // Offset from the basis by bucket + 1 after one more mix: no bucket's key
+  // is a token's FeatureKey (the empty token's is Mix64(basis)).
+  return Mix64(Mix64(FeatureKeyBasis(field)) + key % buckets + 1);
+}
+
 }  // namespace deepfm

@@ -90,10 +90,21 @@ const FlagDef kFlags[] = {
      "DNN hidden layer widths; when not given, the feature spec's model.hidden_units (if any)"},
     {"embedding_dim", K::kInt, "16", kTrainer,
      "embedding dimension; when given, every table of the feature spec gets it"},
-    {"seed", K::kInt, "2026", kTrainer | kGenData,
+    {"seed", K::kInt, "2021", kTrainer | kGenData,
      "initialisation seed (embedding rows, dense weights); gen-data: generator seed"},
     {"bf16", K::kBool, "false", kTrainer,
      "BF16 training: bf16 on the wire, bf16 storage in FM + DNN, fp32 master weights"},
+    {"op_fusion", K::kBool, "true", kTrainer,
+     "fused kernels (bias + ReLU + bf16 rounding in one pass, the ReLU mask with the bias "
+     "gradient's sums); false: each op a plain pass of its own, as an unfused graph runs"},
+    {"hash_buckets", K::kInt, "0", kTrainer,
+     "every table a fixed hash bucket of N rows (key mod N, TensorFlow's "
+     "categorical_column_with_hash_bucket) instead of an embedding variable; 0: embedding "
+     "variables (the spec's tables.hash_buckets, if any); --tf: 10000"},
+    {"tf", K::kBool, "false", kJob,
+     "stock TensorFlow's baseline, as train.py --tf: plain adam, fp32, no staging "
+     "(--smartstaged=false), no fusion (--emb_fusion=false --op_fusion=false) and hash buckets of "
+     "10000 rows (--hash_buckets)"},
     {"dnn_threads", K::kInt, "0", kTrainer,
      "threads per DNN GEMM in each worker; 0: the cores this process may use, shared among the "
      "job's trainers on its host"},
@@ -131,6 +142,15 @@ const FlagDef kFlags[] = {
      "most MiB each shard's embedding tables may hold; beyond it the least recently (then least "
      "frequently) pushed rows are evicted; 0 = unbounded"},
     // Training, checkpoints, results.
+    {"smartstaged", K::kBool, "true", kTrainer,
+     "read, de-duplicate and pull the next batch while the step computes (DeepRec's SmartStage); "
+     "false: each step reads and pulls only after the previous step's push"},
+    {"emb_fusion", K::kBool, "true", kTrainer,
+     "one pull per shard for every table of a step (DeepRec's embedding fusion); false: one per "
+     "table (and one for the dense variables). Pushes stay one per shard: a step's update is "
+     "applied, logged and checkpointed whole"},
+    {"protocol", K::kString, "grpc", kJob,
+     "RPC transport: grpc (train.py's default); DeepRec's grpc++ and star_server are not built"},
     {"staleness", K::kInt, "1", kTrainer,
      "pulls may run this many pushes ahead; 0 = synchronous and deterministic"},
     {"checkpoint", K::kString, "", kJob,
@@ -282,8 +302,13 @@ ReaderOptions::Format DataFormat(const FlagSet& f) {
   return v == "csv" ? ReaderOptions::kCsv : v == "tsv" ? ReaderOptions::kTsv : ReaderOptions::kAuto;
 }
 
+// --tf trains with plain adam whatever --optimizer's default says.
+std::string OptimizerName(const FlagSet& f) {
+  return f.Has("tf") && f.GetBool("tf") ? "adam" : f.Get("optimizer");
+}
+
 Status OptimizerFromFlags(const FlagSet& f, ps::OptimizerOptions* o) {
-  Status s = ps::ParseOptimizerType(f.Get("optimizer"), &o->type);
+  Status s = ps::ParseOptimizerType(OptimizerName(f), &o->type);
   if (!s.ok()) return Bad("optimizer", f.Get("optimizer"), s.message());
   o->learning_rate = static_cast<float>(f.GetDouble("learning_rate"));
   return Status::Ok();
@@ -401,6 +426,30 @@ Status ValidateFlags(const FlagSet& f, Command c) {
   k.Real(
       "decay_rate", [](double v) { return v > 0 && v <= 1; }, "must lie in (0, 1]");
   k.OneOf("optimizer", {"adam", "adamasync", "adagrad", "adagraddecay", "sgd"});
+  k.IntIn("hash_buckets", 0, int64_t{1} << 40);
+  if (k.Reads("protocol") && f.Get("protocol") != "grpc") {
+    k.Set(Bad("protocol", f.Get("protocol"),
+              f.Get("protocol") == "grpc++" || f.Get("protocol") == "star_server"
+                  ? "DeepRec's " + f.Get("protocol") +
+                        " transport is not built here; the supported protocol is grpc"
+                  : "the supported protocol is grpc"));
+  }
+  if (k.Reads("tf") && f.GetBool("tf")) {
+    // --tf is a fixed baseline: a flag that asks for something else is a
+    // contradiction, not an override.
+    auto conflict = [&](const char* flag, const std::string& tf_value) {
+      if (k.Reads(flag) && f.WasSet(flag) && f.Get(flag) != tf_value) {
+        k.Set(InvalidArgument("--tf trains stock TensorFlow's baseline with --" + std::string(flag) +
+                              "=" + tf_value + "; drop --" + flag + "=" + f.Get(flag) +
+                              " or drop --tf"));
+      }
+    };
+    conflict("optimizer", "adam");
+    conflict("bf16", "false");
+    conflict("smartstaged", "false");
+    conflict("emb_fusion", "false");
+    conflict("op_fusion", "false");
+  }
   k.OneOf("data_format", {"auto", "csv", "tsv"});
   k.OneOf("format", {"csv", "tsv"});
   k.OneOf("job_name", {"", "ps", "worker", "chief", "master"});
@@ -458,9 +507,10 @@ Status ValidateFlags(const FlagSet& f, Command c) {
   if (k.status().ok() && k.Reads("feature_spec") && f.Get("feature_spec") != "auto") {
     FeatureSpecPtr spec;
     if (c == kGenData) {
-      if (f.Get("feature_spec") != "criteo" && f.Get("feature_spec") != "elm") {
+      if (f.Get("feature_spec") != "criteo" && f.Get("feature_spec") != "elm" &&
+          f.Get("feature_spec") != "elm_exact") {
         k.Set(Bad("feature_spec", f.Get("feature_spec"),
-                  "gen-data writes a preset's schema: criteo or elm"));
+                  "gen-data writes a preset's schema: criteo, elm or elm_exact"));
       }
     } else {
       k.Set(FeatureSpec::Load(f.Get("feature_spec"), &spec));
@@ -603,17 +653,22 @@ int AutoDnnThreads(const ClusterSpec& spec) {
 Status LoadJobFeatureSpec(const FlagSet& f, const std::string& train_file, FeatureSpecPtr* out) {
   FeatureSpecPtr resolved;
   Status s = ResolveFeatureSpec(f.Get("feature_spec"), train_file, &resolved);
-  if (!s.ok() || !f.WasSet("embedding_dim")) {
+  const bool tf = f.Has("tf") && f.GetBool("tf");
+  const bool buckets = f.Has("hash_buckets") && (f.WasSet("hash_buckets") || tf);
+  if (!s.ok() || (!f.WasSet("embedding_dim") && !buckets)) {
     *out = std::move(resolved);
     return s;
   }
-  // --embedding_dim resizes every table (the FM needs one dimension).
+  // --embedding_dim resizes every table (the FM needs one dimension);
+  // --hash_buckets (or --tf) makes every table a fixed bucket.
   spec::FeatureSpec proto = resolved->proto();
+  const uint64_t n = f.WasSet("hash_buckets") ? static_cast<uint64_t>(f.GetInt("hash_buckets")) : 10000;
   for (spec::Table& t : *proto.mutable_tables()) {
-    t.set_dim(static_cast<uint32_t>(f.GetInt("embedding_dim")));
+    if (f.WasSet("embedding_dim")) t.set_dim(static_cast<uint32_t>(f.GetInt("embedding_dim")));
+    if (buckets) t.set_hash_buckets(n);
   }
   return FeatureSpec::FromProto(proto, "--feature_spec=" + f.Get("feature_spec") +
-                                           " with --embedding_dim", out);
+                                           " with --embedding_dim/--hash_buckets", out);
 }
 
 Status MakeWorkerTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Security& security,
@@ -621,7 +676,11 @@ Status MakeWorkerTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Secu
   *out = WorkerTaskOptions();
   out->name = spec.task_name();
   TrainerOptions& to = out->trainer;
-  to.model.bf16 = f.GetBool("bf16");
+  const bool tf = f.GetBool("tf");
+  to.model.bf16 = f.GetBool("bf16") && !tf;
+  to.model.op_fusion = f.GetBool("op_fusion") && !tf;
+  to.smartstaged = f.GetBool("smartstaged") && !tf;
+  to.emb_fusion = f.GetBool("emb_fusion") && !tf;
   to.model.dnn_threads = static_cast<int>(f.GetInt("dnn_threads"));
   if (to.model.dnn_threads == 0) to.model.dnn_threads = AutoDnnThreads(spec);
   std::string train, eval;
@@ -658,7 +717,7 @@ Status MakeWorkerTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Secu
   to.save_steps = f.GetInt("save_steps");
   to.incremental_save_steps = f.GetInt("incremental_save_steps");
   to.keep_checkpoint_max = static_cast<int>(f.GetInt("keep_checkpoint_max"));
-  to.optimizer_name = f.Get("optimizer");
+  to.optimizer_name = OptimizerName(f);
   to.num_workers = spec.num_trainers();
   to.task_index = spec.trainer_index();
   to.hang_timeout_s = static_cast<double>(f.GetInt("hang_timeout"));
@@ -671,7 +730,7 @@ Status MakeWorkerTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Secu
   co.wire_dtype = to.model.bf16 ? ps::BF16 : ps::F32;
   co.dense_slice_bytes = f.GetInt("dense_slice_kb") << 10;
   co.security = security;
-  out->optimizer = f.Get("optimizer");
+  out->optimizer = OptimizerName(f);
   out->learning_rate = f.GetDouble("learning_rate");
   out->evaluate = to.is_chief && !f.GetBool("no_eval");
   out->eval_data.files = {eval};

@@ -57,8 +57,9 @@ Status PrepareData(const FlagSet& f) {
   go.train_rows = f.GetInt("gen_rows");
   go.eval_rows = std::max<int64_t>(1000, go.train_rows / 5);
   go.seed = 2026;
-  const std::string schema = f.Get("feature_spec") == "auto" ? "criteo" : f.Get("feature_spec");
-  if (schema != "criteo" && schema != "elm") {
+  // The seed's job by default: DeepRec tianchi's ELM data (train.py).
+  const std::string schema = f.Get("feature_spec") == "auto" ? "elm" : f.Get("feature_spec");
+  if (schema != "criteo" && schema != "elm" && schema != "elm_exact") {
     return NotFound("no training data in " + data + ", and --feature_spec=" + schema +
                     " is no preset whose data `deepfm gen-data` can make; give --data_location");
   }

@@ -182,6 +182,7 @@ Status FeatureSpec::FromProto(const spec::FeatureSpec& proto, const std::string&
       col.key_seed = tp.seed_per_column()
                          ? static_cast<uint32_t>(m)
                          : (tp.has_key_seed() ? tp.key_seed() : static_cast<uint32_t>(t));
+      col.hash_buckets = tp.hash_buckets();
       info.columns.push_back(members[m]);
       if (col.kind != Kind::kCategorical || col.drop_empty || !col.vocabulary.empty()) {
         info.fixed_width = false;
@@ -220,9 +221,6 @@ Status FeatureSpec::FromProto(const spec::FeatureSpec& proto, const std::string&
     return bad("model.batch_norm_momentum must lie in [0, 1)");
   }
   if (m.batch_norm_epsilon() < 0) return bad("model.batch_norm_epsilon must not be negative");
-  if (m.learning_rate() < 0 || !std::isfinite(m.learning_rate())) {
-    return bad("model.learning_rate must be positive (or 0: the --learning_rate default)");
-  }
 
   std::string bytes;
   {

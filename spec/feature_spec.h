@@ -37,6 +37,7 @@ class FeatureSpec {
     int table = -1;    // kCategorical, kList
     int member = -1;   // kCategorical, kList: position among the table's members
     uint32_t key_seed = 0;
+    uint64_t hash_buckets = 0;  // the table's; 0: an embedding variable
     std::string default_value;   // kCategorical, kList, kNumericList
     double numeric_default = 0;  // kNumeric
     spec::Transform transform = spec::IDENTITY;

@@ -341,7 +341,8 @@ Status WriteSplit(const ElmWorld& world, double bias, uint64_t stream_seed, int6
 Status GeneratePresetData(const std::string& preset, const DataGenOptions& options,
                           DataGenReport* report) {
   if (preset == "criteo") return GenerateCriteoData(options, report);
-  if (preset != "elm") {
+  // elm_exact reads the elm preset's columns (only its network differs).
+  if (preset != "elm" && preset != "elm_exact") {
     return InvalidArgument("gen-data writes the criteo or the elm preset's schema, not '" + preset +
                            "'");
   }

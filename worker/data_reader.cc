@@ -231,7 +231,7 @@ LineError ParseLine(const FeatureSpec& spec, std::string_view line, char sep, Ba
           if (c.max_length != 0 && n >= c.max_length) {
             ++out->truncated_tokens;
           } else if (!vocab || InVocabulary(c.vocabulary, std::string_view(a, z - a))) {
-            t.keys.push_back(Mix64(h));
+            t.keys.push_back(BucketKey(c.key_seed, Mix64(h), c.hash_buckets));
           }
           ++n;
           if (at_end || ch == sep) break;
@@ -285,11 +285,12 @@ LineError ParseLine(const FeatureSpec& spec, std::string_view line, char sep, Ba
         TableKeys& t = out->tables[c.table];
         std::string_view token = p == q ? std::string_view(c.default_value) : std::string_view(p, q - p);
         if (t.fixed) {
-          t.keys[static_cast<size_t>(row) * t.members + c.member] = FeatureKey(c.key_seed, token);
+          t.keys[static_cast<size_t>(row) * t.members + c.member] =
+              BucketKey(c.key_seed, FeatureKey(c.key_seed, token), c.hash_buckets);
         } else {
           if (!(token.empty() && c.drop_empty) &&
               (c.vocabulary.empty() || InVocabulary(c.vocabulary, token))) {
-            t.keys.push_back(FeatureKey(c.key_seed, token));
+            t.keys.push_back(BucketKey(c.key_seed, FeatureKey(c.key_seed, token), c.hash_buckets));
           }
           t.splits[static_cast<size_t>(row) * t.members + c.member + 1] = static_cast<int32_t>(t.keys.size());
         }
@@ -310,7 +311,7 @@ LineError ParseLine(const FeatureSpec& spec, std::string_view line, char sep, Ba
           if (c.max_length == 0 || n < c.max_length) {
             const std::string_view token(a, z - a);
             if (c.vocabulary.empty() || InVocabulary(c.vocabulary, token)) {
-              t.keys.push_back(FeatureKey(c.key_seed, token));
+              t.keys.push_back(BucketKey(c.key_seed, FeatureKey(c.key_seed, token), c.hash_buckets));
             }
           } else {
             ++out->truncated_tokens;

@@ -76,6 +76,7 @@ struct Trainer::Pipeline {
   uint64_t pull_bytes = 0;
   WireBytes pull_wire;  // per shard
   int64_t pulls = 0;
+  int64_t pulls_ahead = 0;  // pulls sent while an earlier step's push was pending
   // push stage
   double push_us = 0;
   uint64_t push_bytes = 0;
@@ -142,6 +143,22 @@ std::vector<PsClient::SparsePart> Trainer::Parts(Step* st, bool grads) const {
   return parts;
 }
 
+Status Trainer::PullStep(Step* st, const std::vector<float*>& dense_out, WireBytes* bytes) {
+  if (options_.emb_fusion) {
+    return client_->Pull(Parts(st, false), dense_out, /*read_only=*/false, nullptr, bytes);
+  }
+  for (const PsClient::SparsePart& part : Parts(st, false)) {
+    WireBytes b;
+    Status s = client_->Pull({part}, {}, /*read_only=*/false, nullptr, &b);
+    if (!s.ok()) return s;
+    bytes->Add(b);
+  }
+  WireBytes b;
+  Status s = client_->Pull({}, dense_out, /*read_only=*/false, nullptr, &b);
+  bytes->Add(b);
+  return s;
+}
+
 void Trainer::PoolForward(Step* st) {
   obs::ScopedSpan span("pool");
   std::vector<TableRows<float>> rows(st->tables.size());
@@ -191,6 +208,8 @@ void Trainer::RunPrefetch(Pipeline* p, BatchReader* reader) {
       st->trace = std::make_shared<obs::TraceRecorder>(options_.log_prefix);
     }
     obs::TraceScope scope(st->trace.get(), "prefetch");
+    // Without staging, nothing of step i happens before step i - 1 is pushed.
+    if (!options_.smartstaged && !p->sync.WaitForPushes(i)) break;
     Stopwatch sw;
     {
       obs::ScopedSpan span("read");
@@ -215,11 +234,12 @@ void Trainer::RunPrefetch(Pipeline* p, BatchReader* reader) {
     st->index = i;
     for (TableStep& ts : st->tables) ts.rows.resize(ts.uniq.size() * W);
     for (size_t d = 0; d < num_dense; ++d) dense_out[d] = st->dense[d].data();
+    if (p->sync.pushes_done() < i) ++p->pulls_ahead;
     WireBytes bytes;
     Status s;
     {
       obs::ScopedSpan span("pull");
-      s = client_->Pull(Parts(st.get(), false), dense_out, /*read_only=*/false, nullptr, &bytes);
+      s = PullStep(st.get(), dense_out, &bytes);
     }
     if (!s.ok()) {
       p->sync.Fail(s);
@@ -438,6 +458,7 @@ Status Trainer::TrainSteps(TrainResult* result) {
   result->seconds = wall.Seconds();
   result->bad_lines = reader.bad_lines();
   result->global_step = p.sync.global_step();
+  result->pulls_ahead_of_push = p.pulls_ahead;
   const double n = std::max<int64_t>(1, result->local_steps);
   const double np = std::max<int64_t>(1, p.pulls);
   const double npush = std::max<int64_t>(1, p.sync.pushes_done());

@@ -54,6 +54,12 @@ struct TrainerOptions {
   ReaderOptions train_data;           // files, batch_size, part_index/num_parts, epochs
   int64_t steps = 0;                  // stop at this global step; 0 = when the data ends
   int staleness = 1;
+  // Read, de-duplicate and pull step i + 1 while step i computes (DeepRec's
+  // SmartStage); false: step i + 1's read waits for step i's push.
+  bool smartstaged = true;
+  // One pull per shard for every table; false: one per table, then one for
+  // the dense variables (what an unfused graph's lookups do).
+  bool emb_fusion = true;
   uint64_t seed = 2026;               // row init and dense init
   float embedding_init_stddev = 0.01f;
   int log_every = 100;
@@ -111,6 +117,9 @@ struct TrainResult {
   double seconds = 0;
   double last_loss = 0;                // mean loss over the last log interval
   std::vector<float> losses;           // every step's loss, in order
+  // Pulls sent before the previous step's push was done (staging at work;
+  // 0 with smartstaged off).
+  int64_t pulls_ahead_of_push = 0;
   StepSplit split;
   std::vector<SaveRecord> saves;       // the chief's checkpoints during training
 };
@@ -151,6 +160,8 @@ class Trainer {
   // Pools the pulled rows into the model's input (forward) and scatters the
   // model's pooled gradients into each table's row gradients (backward), on
   // the compute thread.
+  // The step's pull: fused (one request per shard) or one per table.
+  Status PullStep(Step* st, const std::vector<float*>& dense_out, WireBytes* bytes);
   void PoolForward(Step* st);
   void PoolBackward(Step* st);
   struct Pipeline;

@@ -155,6 +155,52 @@ TEST_F(TrainTest, StalenessZeroIsBitIdenticalAcrossRuns) {
   }
 }
 
+// --smartstaged and --emb_fusion (train.py's flags) change how a step talks
+// to the shards: without staging no pull leaves before the previous step's
+// push is done; without fusion each table and the dense variables get a
+// pull of their own, so the shards count one more pull per step (one table
+// here) and the training is the same.
+TEST_F(TrainTest, SmartStagedAndEmbeddingFusionChangeHowAStepTalksToTheShards) {
+  constexpr int64_t kSteps = 40;
+  std::vector<float> losses[2];
+  for (int fused = 0; fused < 2; ++fused) {
+    StartShards(2, ps::OptimizerType::kAdam, 0.001f);
+    std::unique_ptr<PsClient> client = ConnectToShards();
+    ASSERT_NE(client, nullptr);
+    TrainerOptions o = Options(kSteps, 0);
+    o.emb_fusion = fused == 1;
+    Trainer trainer(o, client.get());
+    ASSERT_TRUE(trainer.Setup().ok());
+    TrainResult tr;
+    ASSERT_TRUE(trainer.Train(&tr).ok());
+    losses[fused] = tr.losses;
+    std::vector<ps::StatsResponse> stats;
+    ASSERT_TRUE(client->Stats(&stats).ok());
+    for (const ps::StatsResponse& st : stats) {
+      EXPECT_EQ(st.pull_requests(), static_cast<uint64_t>(kSteps * (fused ? 1 : 2)))
+          << "shard " << st.shard_index() << (fused ? " fused" : " unfused");
+    }
+  }
+  EXPECT_EQ(losses[0], losses[1]) << "fusion changes the requests, not the training";
+
+  for (bool staged : {false, true}) {
+    StartShards(1, ps::OptimizerType::kAdam, 0.001f);
+    std::unique_ptr<PsClient> client = ConnectToShards();
+    ASSERT_NE(client, nullptr);
+    TrainerOptions o = Options(60, 1);
+    o.smartstaged = staged;
+    Trainer trainer(o, client.get());
+    ASSERT_TRUE(trainer.Setup().ok());
+    TrainResult tr;
+    ASSERT_TRUE(trainer.Train(&tr).ok());
+    if (staged) {
+      EXPECT_GT(tr.pulls_ahead_of_push, 15) << "staging overlaps the next pull with the step";
+    } else {
+      EXPECT_EQ(tr.pulls_ahead_of_push, 0) << "without staging every pull waits for the push";
+    }
+  }
+}
+
 // A worker joining a job whose global step other workers have already moved
 // is not resuming: it must read its data from the start. (Only a restored
 // checkpoint moves a worker's data position.)

@@ -215,6 +215,59 @@ TEST_F(JobFlagsTest, WorkerTaskFromTheSpec) {
   EXPECT_EQ(o.eval_data.files, std::vector<std::string>{(data_ / "eval.txt").string()});
 }
 
+// train.py's flags, each with its effect on the task options.
+TEST_F(JobFlagsTest, TrainPyFlagsReachTheTrainerAndTfIsStockTensorFlow) {
+  const ClusterSpec spec = Spec(R"({"cluster":{"ps":["h1:1"],"worker":["h3:1"]},
+    "task":{"type":"worker","index":0}})");
+  const std::string data = "--data_location=" + data_.string();
+  WorkerTaskOptions o;
+  ASSERT_TRUE(MakeWorkerTask(Parsed(kWorker, {data}), spec, rpc::Security(), &o).ok());
+  EXPECT_TRUE(o.trainer.smartstaged);
+  EXPECT_TRUE(o.trainer.emb_fusion);
+  EXPECT_TRUE(o.trainer.model.op_fusion);
+  for (const auto& c : o.trainer.spec->columns()) EXPECT_EQ(c.hash_buckets, 0u) << c.name;
+  EXPECT_EQ(o.optimizer, "adamasync");
+  EXPECT_EQ(o.trainer.seed, 2021u) << "train.py's --seed default";
+  ASSERT_TRUE(MakeWorkerTask(Parsed(kWorker, {data, "--smartstaged=false", "--emb_fusion=false",
+                                              "--op_fusion=false", "--hash_buckets=77"}),
+                             spec, rpc::Security(), &o)
+                  .ok());
+  EXPECT_FALSE(o.trainer.smartstaged);
+  EXPECT_FALSE(o.trainer.emb_fusion);
+  EXPECT_FALSE(o.trainer.model.op_fusion);
+  for (const auto& c : o.trainer.spec->columns()) {
+    if (c.table >= 0) EXPECT_EQ(c.hash_buckets, 77u) << c.name;
+  }
+  ASSERT_TRUE(MakeWorkerTask(Parsed(kWorker, {data, "--tf"}), spec, rpc::Security(), &o).ok());
+  EXPECT_EQ(o.optimizer, "adam");
+  EXPECT_EQ(o.trainer.optimizer_name, "adam");
+  EXPECT_FALSE(o.trainer.model.bf16);
+  EXPECT_FALSE(o.trainer.smartstaged);
+  EXPECT_FALSE(o.trainer.emb_fusion);
+  EXPECT_FALSE(o.trainer.model.op_fusion);
+  for (const auto& c : o.trainer.spec->columns()) {
+    if (c.table >= 0) EXPECT_EQ(c.hash_buckets, 10000u) << c.name;
+  }
+  ps::PsTaskOptions ps_options;
+  ASSERT_TRUE(MakePsTask(Parsed(kPs, {"--tf"}), Spec(R"({"cluster":{"ps":["localhost:1"]},
+    "task":{"type":"ps","index":0}})"), rpc::Security(), &ps_options).ok());
+  EXPECT_EQ(ps_options.shard.optimizer.type, ps::OptimizerType::kAdam) << "the shards run adam too";
+
+  // --tf is a fixed baseline: a flag asking for something else is refused.
+  for (const char* contradiction : {"--bf16", "--optimizer=adagrad", "--smartstaged=true"}) {
+    const Status s = ValidateFlags(Parsed(kTrain, {"--tf", contradiction}), kTrain);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << contradiction;
+    EXPECT_NE(s.message().find("--tf"), std::string::npos) << s.message();
+  }
+  EXPECT_TRUE(ValidateFlags(Parsed(kTrain, {"--tf", "--optimizer=adam"}), kTrain).ok());
+  EXPECT_TRUE(ValidateFlags(Parsed(kTrain, {"--protocol=grpc"}), kTrain).ok());
+  for (const char* other : {"grpc++", "star_server", "http"}) {
+    const Status s = ValidateFlags(Parsed(kTrain, {std::string("--protocol=") + other}), kTrain);
+    EXPECT_EQ(s.code(), Code::kInvalidArgument) << other;
+    EXPECT_NE(s.message().find("supported protocol is grpc"), std::string::npos) << s.message();
+  }
+}
+
 // --dnn_threads=0 (the default) gives each trainer the cores the process may
 // use, shared among the job's trainers on its host; a number is kept.
 TEST_F(JobFlagsTest, DnnThreadsFollowTheCoresAndTheTrainersOnTheHost) {

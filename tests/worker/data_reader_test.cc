@@ -674,10 +674,12 @@ TEST(BatchReaderResumeTest, ResumesAtTheRowLimitIntoTheNextEpoch) {
 namespace deepfm {
 namespace {
 
-// A hand-worked line of the elm preset (DESIGN.md §3b).
+// A hand-worked line of train.py's columns (DESIGN.md §3b): the elm_exact
+// preset, whose numeric inputs are raw; the elm preset reads the same
+// columns and keys with log1p numerics.
 class ElmLineTest : public ::testing::Test {
  protected:
-  void SetUp() override { ASSERT_TRUE(FeatureSpec::Load("elm", &spec_).ok()); }
+  void SetUp() override { ASSERT_TRUE(FeatureSpec::Load("elm_exact", &spec_).ok()); }
 
   static std::string ElmLine() {
     const std::vector<std::string> c = {
@@ -736,6 +738,40 @@ class ElmLineTest : public ::testing::Test {
   FeatureSpecPtr spec_;
 };
 
+// --hash_buckets / --tf: each table a fixed bucket of N rows, TF's
+// categorical_column_with_hash_bucket. A token's key is its embedding
+// variable key folded mod N (and spread again), so a table has at most N.
+TEST_F(ElmLineTest, HashBucketsFoldEachTablesKeysIntoNRows) {
+  spec::FeatureSpec proto = spec_->proto();
+  for (spec::Table& t : *proto.mutable_tables()) t.set_hash_buckets(3);
+  FeatureSpecPtr bucketed;
+  ASSERT_TRUE(FeatureSpec::FromProto(proto, "bucketed", &bucketed).ok());
+  Batch plain, folded;
+  for (auto [spec, b] : {std::pair{spec_.get(), &plain}, std::pair{bucketed.get(), &folded}}) {
+    b->Shape(*spec);
+    b->Resize(1);
+    ASSERT_EQ(ParseLine(*spec, ElmLine(), ',', b, 0, nullptr), LineError::kOk);
+  }
+  size_t keys = 0;
+  for (size_t t = 0; t < plain.tables.size(); ++t) {
+    uint32_t seed = 0;
+    for (const auto& c : spec_->columns()) {
+      if (c.table == static_cast<int>(t)) seed = c.key_seed;
+    }
+    ASSERT_EQ(plain.tables[t].keys.size(), folded.tables[t].keys.size()) << t;
+    std::set<uint64_t> distinct;
+    for (size_t i = 0; i < plain.tables[t].keys.size(); ++i) {
+      EXPECT_EQ(folded.tables[t].keys[i], BucketKey(seed, plain.tables[t].keys[i], 3)) << t;
+      EXPECT_NE(folded.tables[t].keys[i], plain.tables[t].keys[i]) << t;
+      distinct.insert(folded.tables[t].keys[i]);
+    }
+    EXPECT_LE(distinct.size(), 3u) << "table " << t;
+    keys += plain.tables[t].keys.size();
+  }
+  EXPECT_GT(keys, 20u);
+  EXPECT_NE(bucketed->fingerprint(), spec_->fingerprint()) << "a bucketed job is another model";
+}
+
 TEST_F(ElmLineTest, ParsesDefaultsListsVocabulariesAndSharedKeys) {
   Batch b;
   b.Shape(*spec_);
@@ -745,6 +781,18 @@ TEST_F(ElmLineTest, ParsesDefaultsListsVocabulariesAndSharedKeys) {
   EXPECT_EQ(b.labels[0], 1.0f);
   const std::vector<float> numeric = {-99, 25.5f, 1, 0, 3, 76.5f, 1, 2, 3, 15, 0, 12};
   ASSERT_EQ(b.dense, numeric);
+  {
+    FeatureSpecPtr elm;
+    ASSERT_TRUE(FeatureSpec::Load("elm", &elm).ok());
+    Batch e;
+    e.Shape(*elm);
+    e.Resize(1);
+    ASSERT_EQ(ParseLine(*elm, ElmLine(), ',', &e, 0, nullptr), LineError::kOk);
+    for (size_t i = 0; i < numeric.size(); ++i) {
+      EXPECT_FLOAT_EQ(e.dense[i], std::log1p(std::max(numeric[i], 0.0f))) << "elm numeric " << i;
+    }
+    for (size_t t = 0; t < e.tables.size(); ++t) EXPECT_EQ(e.tables[t].keys, b.tables[t].keys) << t;
+  }
   EXPECT_TRUE(KeysOf(b, "user_id").empty()) << "an empty single value contributes nothing";
   EXPECT_TRUE(KeysOf(b, "shop_aoi_id").empty());
   EXPECT_EQ(KeysOf(b, "district_id"), std::vector<uint64_t>{Key("district_id", "0")})
@@ -817,7 +865,7 @@ TEST_F(ElmLineTest, BadCellsNameTheirColumn) {
   EXPECT_EQ(ParseLine(*spec_, bad_price, ',', &b, 0, &what), LineError::kBadDense);
   EXPECT_THAT(what, HasSubstr("numeric list column price_list is '10;x'"));
   EXPECT_EQ(ParseLine(*spec_, line + ",extra", ',', &b, 0, &what), LineError::kFieldCount);
-  EXPECT_THAT(what, HasSubstr("expected 39 columns (feature spec 'elm')"));
+  EXPECT_THAT(what, HasSubstr("expected 39 columns (feature spec 'elm_exact')"));
   std::string bad_gender = line;
   bad_gender.replace(bad_gender.find("1,,,7"), 5, "1,,m,7");
   EXPECT_EQ(ParseLine(*spec_, bad_gender, ',', &b, 0, &what), LineError::kBadDense);
