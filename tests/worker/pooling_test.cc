@@ -65,6 +65,33 @@ struct Fixture {
   }
 };
 
+// The weightless linear part's input: each row's keys over every feature,
+// a dropped empty value counting none and each list token one.
+TEST(PoolingTest, CountsEachRowsKeysForTheWeightlessLinearPart) {
+  Fixture fx;
+  PoolingT<double> pool(*fx.spec, 4);
+  DeepFMConfig c;
+  c.num_fields = 5;
+  c.num_dense = 1;
+  c.embedding_dim = 3;
+  c.hidden_units = {4};
+  c.linear = DeepFMConfig::Linear::kWeightless;
+  DeepFMModelT<double> model(c);
+  const PooledLayout<double> out = model.BeginBatch(4);
+  ASSERT_NE(out.row_keys, nullptr);
+  std::fill(out.row_keys, out.row_keys + 4, -1.0);
+  pool.Forward(fx.batch, fx.Rows(), out);
+  // c + l_mean + l_sum + l_sqrtn + d, per kRows line.
+  EXPECT_EQ(out.row_keys[0], 1 + 3 + 2 + 4 + 1);
+  EXPECT_EQ(out.row_keys[1], 0 + 1 + 3 + 1 + 1);
+  EXPECT_EQ(out.row_keys[2], 1 + 2 + 1 + 2 + 1);
+  EXPECT_EQ(out.row_keys[3], 1 + 5 + 2 + 1 + 1);
+  // A learned linear part needs no counts.
+  c.linear = DeepFMConfig::Linear::kLearned;
+  DeepFMModelT<double> learned(c);
+  EXPECT_EQ(learned.BeginBatch(4).row_keys, nullptr);
+}
+
 TEST(PoolingTest, CombinesEachFeaturesRows) {
   Fixture fx;
   PoolingT<double> pool(*fx.spec, 4);
