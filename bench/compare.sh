@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
-# One command for the throughput comparison: makes the data if missing, runs
-# the PyTorch reference and this project's local job (FP32 and BF16, 1 and 2
-# shards, 1 worker) on it, measures the GEMM rate of the same build, and
-# prints one table. Environment: ROWS (1000000), DATA (./bench_data),
-# OUT (/tmp/deepfm_bench), SKIP_TORCH=1 to reuse OUT/torch.json.
+# One command for the throughput comparison against PyTorch, per preset
+# (PRESETS, default "elm elm_exact criteo"):
+# - elm, elm_exact: bench/pytorch_elm_deepfm.py, a port of train.py (hash
+#   buckets of 10,000, shared tables, mean pooling; elm_exact with batch
+#   norm and MSE, elm with the default preset's changes), and this project's
+#   1x1 and stand-alone jobs in fp32 and bf16, plus elm_exact with --tf (the
+#   port's hash buckets and plain adam), on the same ELM data;
+# - criteo: bench/pytorch_deepfm.py and the model-zoo DeepFM (FP32 and BF16,
+#   1 and 2 shards, 1 worker), and the GEMM rate of the same build.
+# Makes the data if missing and prints one table per preset. Environment:
+# ROWS (1000000, Criteo), ELM_ROWS (200000), DATA (./bench_data), ELM_DATA
+# (./bench_data_elm), OUT (/tmp/deepfm_bench), SKIP_TORCH=1 to reuse OUT's
+# torch*.json, DEEPFM_ISA=avx2 to time the AVX2 path (PyTorch is then held to
+# AVX2 too: ATEN_CPU_CAPABILITY=avx2, OPENBLAS_CORETYPE=Haswell).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${ROWS:-1000000}
 DATA=${DATA:-./bench_data}
+ELM_ROWS=${ELM_ROWS:-200000}
+ELM_DATA=${ELM_DATA:-./bench_data_elm}
+PRESETS=${PRESETS:-elm elm_exact criteo}
+torch_env=()
+if [ "${DEEPFM_ISA:-}" = avx2 ]; then torch_env=(env ATEN_CPU_CAPABILITY=avx2 OPENBLAS_CORETYPE=Haswell); fi
 OUT=${OUT:-/tmp/deepfm_bench}
 mkdir -p "$OUT"
 
@@ -25,13 +39,46 @@ fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build build -j"$(nproc)" --target deepfm dnn_bench
 
+for preset in $PRESETS; do
+  case "$preset" in elm|elm_exact) ;; criteo) continue ;; *) echo "unknown preset $preset"; exit 2 ;; esac
+  if [ ! -f "$ELM_DATA/train.csv" ]; then
+    ./build/launcher/deepfm gen-data --feature_spec=elm --rows "$ELM_ROWS" --out "$ELM_DATA" |
+      tee "$OUT/gen_elm.log"
+  fi
+  # The port of the preset's network: elm_exact is train.py's; elm the default's changes.
+  port=(--loss=mse --numeric=raw --linear=weightless --batch_norm=true)
+  [ "$preset" = elm ] && port=(--loss=logloss --numeric=log1p --linear=learned --batch_norm=false)
+  if [ "${SKIP_TORCH:-0}" != 1 ]; then
+    echo "== PyTorch port of train.py (${port[*]})"
+    "${torch_env[@]}" /usr/bin/python3 bench/pytorch_elm_deepfm.py --data_location "$ELM_DATA" \
+        --threads 2 "${port[@]}" > "$OUT/torch_$preset.json"
+    cat "$OUT/torch_$preset.json"
+  fi
+  # name, extra flags
+  runs=("fp32_ps1|" "bf16_ps1|--bf16" "fp32_sa|--standalone" "bf16_sa|--standalone --bf16")
+  [ "$preset" = elm_exact ] && runs+=("tf_ps1|--tf")
+  for cfg in "${runs[@]}"; do
+    name="${preset}_${cfg%%|*}"
+    extra="${cfg#*|}"
+    echo "== deepfm train --feature_spec=$preset $extra"
+    rm -rf "$OUT/$name"
+    # shellcheck disable=SC2086
+    ./build/launcher/deepfm train --data_location="$ELM_DATA" --feature_spec="$preset" \
+        --checkpoint="$OUT/$name" $extra > "$OUT/$name.log" 2>&1 || { tail -30 "$OUT/$name.log"; exit 1; }
+    tail -2 "$OUT/$name.log"
+  done
+  /usr/bin/python3 bench/report.py --preset "$preset" "$OUT"
+done
+case " $PRESETS " in *" criteo "*) ;; *) exit 0 ;; esac
+
 if [ ! -f "$DATA/train.csv" ]; then
   ./build/launcher/deepfm gen-data --rows "$ROWS" --out "$DATA" | tee "$OUT/gen.log"
 fi
 
 if [ "${SKIP_TORCH:-0}" != 1 ]; then
   echo "== PyTorch reference"
-  /usr/bin/python3 bench/pytorch_deepfm.py --data_location "$DATA" --threads 2 | tee "$OUT/torch.json"
+  "${torch_env[@]}" /usr/bin/python3 bench/pytorch_deepfm.py --data_location "$DATA" --threads 2 |
+    tee "$OUT/torch.json"
 fi
 
 # name, precision, shards, threads per DNN GEMM (0: deepfm's choice), mode:

@@ -44,7 +44,46 @@ def gemm_rates(path, isa):
     return {t: flop / time / 1e9 for t, (flop, time) in per.items()}
 
 
+ELM_RUNS = {
+    "fp32_ps1": "fp32, 1x1",
+    "bf16_ps1": "bf16, 1x1",
+    "fp32_sa": "fp32, stand-alone",
+    "bf16_sa": "bf16, stand-alone",
+    "tf_ps1": "--tf (buckets, adam), 1x1",
+}
+
+
+def elm_table(out, preset):
+    """The ELM presets: each run against the PyTorch port of the same network."""
+    path = os.path.join(out, f"torch_{preset}.json")
+    torch = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            torch = json.loads(f.read().strip().splitlines()[-1])
+    print(f"\n{preset}: samples/s end to end (parsing included) against the PyTorch port's "
+          "training loop over pre-parsed tensors")
+    hdr = f"{'run':<30}{'samples/s':>10}{'x torch':>8}{'AUC':>9}{'logloss':>9}  step split (us/step)"
+    print(hdr)
+    print("-" * len(hdr))
+    base = torch.get("samples_per_s")
+    if torch:
+        print(f"{'pytorch port (2 threads)':<30}{base:>10.0f}{1.0:>8.2f}{torch['auc']:>9.4f}"
+              f"{torch['logloss']:>9.4f}  parse {torch['parse_seconds']:.0f} s, not counted")
+    for name, label in ELM_RUNS.items():
+        job = os.path.join(out, f"{preset}_{name}")
+        if not os.path.exists(os.path.join(job, "metrics.json")):
+            continue
+        m, w = metrics(job), worker_json(job)
+        sps = m["train_samples_per_sec"]
+        ratio = f"{sps / base:>8.2f}" if base else f"{'':>8}"
+        split = " ".join(f"{k} {v:.0f}" for k, v in w["split_us"].items())
+        print(f"{label:<30}{sps:>10.0f}{ratio}{m['auc']:>9.4f}{m['logloss']:>9.4f}  {split}")
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--preset":
+        elm_table(sys.argv[3], sys.argv[2])
+        return
     out = sys.argv[1]
     torch = {}
     if os.path.exists(os.path.join(out, "torch.json")):

@@ -217,6 +217,22 @@ Status FeatureSpec::FromProto(const spec::FeatureSpec& proto, const std::string&
     return bad("model.fm: VECTOR needs model.final_hidden_units (a vector has no place in the logit "
                "without a final DNN)");
   }
+  if (m.linear_columns_size() > 0) {
+    for (FeatureInfo& f : fs->features_) f.linear = false;
+    for (const std::string& name : m.linear_columns()) {
+      bool found = false;
+      for (FeatureInfo& f : fs->features_) {
+        if (fs->columns_[f.column].name == name) {
+          found = true;
+          f.linear = true;
+        }
+      }
+      if (!found) {
+        return bad("model.linear_columns names " + name +
+                   ", which is no categorical or list column of a table");
+      }
+    }
+  }
   if (m.batch_norm_momentum() < 0 || m.batch_norm_momentum() >= 1) {
     return bad("model.batch_norm_momentum must lie in [0, 1)");
   }

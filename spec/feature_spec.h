@@ -62,6 +62,7 @@ class FeatureSpec {
     int column = 0;
     int table = 0;
     int member = 0;
+    bool linear = true;  // counted by a weightless linear part (model.linear_columns)
   };
 
   // A preset name ("criteo", "elm") or a path to a text-format spec file.

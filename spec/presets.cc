@@ -103,6 +103,12 @@ model {
   fm: VECTOR
   linear: WEIGHTLESS
   loss: MSE
+  # train.py's wide input: the 15 hashed columns other than the shared
+  # pairs' history lists, and the two vocabulary columns.
+  linear_columns: ["user_id", "visit_city", "shop_id", "item_id", "city_id", "district_id",
+                   "shop_aoi_id", "shop_geohash_6", "shop_geohash_12", "brand_id",
+                   "category_1_id", "merge_standard_food_id", "timediff_list", "time_type_list",
+                   "times", "time_type", "geohash12"]
 }
 )pb";
 

@@ -14,7 +14,8 @@ PoolingT<T>::PoolingT(const FeatureSpec& spec, int width, const dnn::Kernels* ke
   if constexpr (std::is_same_v<T, float>) kernels_ = kernels ? kernels : &dnn::ActiveKernels();
   for (const FeatureSpec::FeatureInfo& f : spec.features()) {
     const FeatureSpec::ColumnInfo& c = spec.columns()[f.column];
-    features_.push_back({f.table, f.member, c.kind == FeatureSpec::Kind::kList ? c.combiner : spec::SUM});
+    features_.push_back(
+        {f.table, f.member, c.kind == FeatureSpec::Kind::kList ? c.combiner : spec::SUM, f.linear});
   }
 }
 
@@ -59,6 +60,7 @@ void PoolingT<T>::Forward(const Batch& batch, const std::vector<TableRows<T>>& t
     if (out.row_keys != nullptr) {
       int64_t keys = 0;
       for (int f = 0; f < F; ++f) {
+        if (!features_[f].linear) continue;
         const TableKeys& tk = batch.tables[features_[f].table];
         int32_t begin, end;
         tk.Range(b, features_[f].member, &begin, &end);

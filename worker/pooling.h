@@ -50,8 +50,9 @@ class PoolingT {
 
   // Every (b, f)'s pooled [w, e] into `out` (the model's BeginBatch, or a
   // packed buffer), B = batch.size; with out.row_keys, each row's count of
-  // keys over every feature (an in-vocabulary word, a list's "" token and a
-  // kept single value count one each).
+  // keys over the features the spec's model.linear_columns names (default
+  // every one; an in-vocabulary word, a list's "" token and a kept single
+  // value count one each).
   void Forward(const Batch& batch, const std::vector<TableRows<T>>& tables,
                const PooledLayout<T>& out) const;
   // The same into pooled[B x F x width], [w, e] per (b, f).
@@ -71,6 +72,7 @@ class PoolingT {
     int table;
     int member;
     spec::Combiner combiner;
+    bool linear;  // counted in row_keys
   };
   T Factor(spec::Combiner c, int32_t n) const;
   // A packed [B x F x width] buffer's layout.

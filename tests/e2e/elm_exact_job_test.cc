@@ -131,7 +131,9 @@ TEST_F(ElmExactJobTest, TheExactNetworkTrainsOnTwoShardsAndTwoWorkers) {
     double moved = 0;
     for (float v : d.values) {
       EXPECT_TRUE(std::isfinite(v)) << name;
-      if (variance) EXPECT_GE(v, 0.0f) << name;
+      if (variance) {
+        EXPECT_GE(v, 0.0f) << name;
+      }
       moved = std::max(moved, std::abs(v - (variance ? 1.0 : 0.0)));
     }
     EXPECT_GT(moved, 1e-3) << name << " never left its initial value";

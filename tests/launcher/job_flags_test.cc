@@ -236,7 +236,9 @@ TEST_F(JobFlagsTest, TrainPyFlagsReachTheTrainerAndTfIsStockTensorFlow) {
   EXPECT_FALSE(o.trainer.emb_fusion);
   EXPECT_FALSE(o.trainer.model.op_fusion);
   for (const auto& c : o.trainer.spec->columns()) {
-    if (c.table >= 0) EXPECT_EQ(c.hash_buckets, 77u) << c.name;
+    if (c.table >= 0) {
+      EXPECT_EQ(c.hash_buckets, 77u) << c.name;
+    }
   }
   ASSERT_TRUE(MakeWorkerTask(Parsed(kWorker, {data, "--tf"}), spec, rpc::Security(), &o).ok());
   EXPECT_EQ(o.optimizer, "adam");
@@ -246,7 +248,9 @@ TEST_F(JobFlagsTest, TrainPyFlagsReachTheTrainerAndTfIsStockTensorFlow) {
   EXPECT_FALSE(o.trainer.emb_fusion);
   EXPECT_FALSE(o.trainer.model.op_fusion);
   for (const auto& c : o.trainer.spec->columns()) {
-    if (c.table >= 0) EXPECT_EQ(c.hash_buckets, 10000u) << c.name;
+    if (c.table >= 0) {
+      EXPECT_EQ(c.hash_buckets, 10000u) << c.name;
+    }
   }
   ps::PsTaskOptions ps_options;
   ASSERT_TRUE(MakePsTask(Parsed(kPs, {"--tf"}), Spec(R"({"cluster":{"ps":["localhost:1"]},

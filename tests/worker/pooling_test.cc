@@ -86,6 +86,19 @@ TEST(PoolingTest, CountsEachRowsKeysForTheWeightlessLinearPart) {
   EXPECT_EQ(out.row_keys[1], 0 + 1 + 3 + 1 + 1);
   EXPECT_EQ(out.row_keys[2], 1 + 2 + 1 + 2 + 1);
   EXPECT_EQ(out.row_keys[3], 1 + 5 + 2 + 1 + 1);
+  // model.linear_columns narrows the count (train.py leaves its history
+  // lists out of the wide input); a column it names must exist.
+  FeatureSpecPtr narrow;
+  const std::string text = std::string(kSpec) + "model { linear_columns: [\"c\", \"d\"] }";
+  ASSERT_TRUE(FeatureSpec::Parse(text, "narrow", &narrow).ok());
+  PoolingT<double> narrow_pool(*narrow, 4);
+  narrow_pool.Forward(fx.batch, fx.Rows(), out);
+  EXPECT_EQ(out.row_keys[0], 2);
+  EXPECT_EQ(out.row_keys[1], 1) << "c is empty and dropped";
+  FeatureSpecPtr bad;
+  const Status s = FeatureSpec::Parse(std::string(kSpec) + "model { linear_columns: \"x\" }", "bad", &bad);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("linear_columns names x"), std::string::npos) << s.message();
   // A learned linear part needs no counts.
   c.linear = DeepFMConfig::Linear::kLearned;
   DeepFMModelT<double> learned(c);

@@ -320,7 +320,9 @@ TEST_P(TianchiForward, TrainingLossBatchStatisticsAndPredictionMatchTheReference
     EXPECT_NEAR(probs[b], want[b], 1e-12) << b;
     moved = std::max(moved, std::abs(want[b] - train[b]));
   }
-  if (c.batch_norm) EXPECT_GT(moved, 1e-4) << "the moving statistics changed nothing";
+  if (c.batch_norm) {
+    EXPECT_GT(moved, 1e-4) << "the moving statistics changed nothing";
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Networks, TianchiForward, ::testing::ValuesIn(kVariants),
@@ -386,7 +388,9 @@ TEST(TianchiNetworkTest, DenseTensorsOfTheExactNetwork) {
   for (const DenseTensorSpec& s : DeepFMDenseSpecs(c)) {
     names.push_back(s.name);
     (s.moving_average ? moving : trainable) += s.size();
-    if (s.moving_average) EXPECT_FLOAT_EQ(s.momentum, 0.99f) << s.name;
+    if (s.moving_average) {
+      EXPECT_FLOAT_EQ(s.momentum, 0.99f) << s.name;
+    }
   }
   ASSERT_EQ(names.size(), 5 * 6 + 2u);
   EXPECT_EQ(names[0], "dnn/layer0/kernel");
