@@ -55,8 +55,12 @@ def spec_text(name, cfg):
         model += "  final_hidden_units: [128, 64]\n"
     if bn:
         model += "  batch_norm: true\n"
-    model += "  fm: %s\n  linear: %s\n  loss: %s\n}\n" % (fm, linear, loss)
-    return text + model
+    model += "  fm: %s\n  linear: %s\n  loss: %s\n" % (fm, linear, loss)
+    if linear == "WEIGHTLESS":
+        # train.py's wide columns, as the elm_exact preset lists them.
+        src = open(os.path.join(ROOT, "spec", "presets.cc")).read()
+        model += "  " + re.search(r"linear_columns: \[[^\]]*\]", src).group(0) + "\n"
+    return text + model + "}\n"
 
 
 def run(name, cfg, seed, args):

@@ -20,8 +20,9 @@ Deliberate differences from train.py, for a reproducible reference:
 - the hash is zlib.crc32(token) mod buckets, not TF's Fingerprint64, so which
   tokens collide differs (the model and sizes do not);
 - rows are read in file order (train.py shuffles with a 20,000-row buffer);
-- the embedding tables get dense gradients and plain Adam (every row's moments
-  advance each step; DeepRec's optimizers are lazy on rows);
+- the embedding tables get sparse gradients and SparseAdam, lazy on rows as
+  DeepRec's optimizers are (--sparse=false: dense gradients and Adam over
+  every bucket row, slower);
 - evaluation runs in model.eval(): BatchNorm uses its moving statistics;
   train.py builds its graph with training=True, so its evaluation normalizes
   with the statistics of each eval batch;
@@ -254,12 +255,12 @@ def mlp(width, hidden, batch_norm):
 
 
 class ElmDeepFM(torch.nn.Module):
-    def __init__(self, table_rows, dim, linear, batch_norm):
+    def __init__(self, table_rows, dim, linear, batch_norm, sparse):
         super().__init__()
         self.dim = dim
         self.learned = linear == "learned"
         width = dim + (1 if self.learned else 0)  # column 0: the first-order weight
-        self.emb = torch.nn.EmbeddingBag(table_rows, width, mode="mean")
+        self.emb = torch.nn.EmbeddingBag(table_rows, width, mode="mean", sparse=sparse)
         std = 1.0 / dim ** 0.5
         with torch.no_grad():
             torch.nn.init.trunc_normal_(self.emb.weight, std=std, a=-2 * std, b=2 * std)
@@ -334,6 +335,9 @@ def main():
                          "learned: bias + first-order weights + w_dense . numerics")
     ap.add_argument("--batch_norm", choices=["true", "false"], default="true")
     ap.add_argument("--log_every", type=int, default=100)
+    ap.add_argument("--sparse", choices=["true", "false"], default="true",
+                    help="sparse embedding gradients with SparseAdam (lazy on rows, PyTorch's "
+                         "fast path); false: dense gradients and Adam over every bucket row")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -349,9 +353,17 @@ def main():
     print("parsed %d train / %d eval rows in %.1fs, %.1f tokens per row, %d distinct tokens"
           % (tr.n, ev.n, parse_s, tr.tokens_per_row, len(cache)), file=sys.stderr)
 
-    model = ElmDeepFM(table_rows, args.embedding_dim, args.linear, args.batch_norm == "true")
-    opt = torch.optim.Adam(model.parameters(), lr=args.learning_rate, betas=(0.9, 0.999),
-                           eps=1e-8)
+    sparse = args.sparse == "true"
+    model = ElmDeepFM(table_rows, args.embedding_dim, args.linear, args.batch_norm == "true", sparse)
+    emb = [model.emb.weight]
+    rest = [p for p in model.parameters() if p is not model.emb.weight]
+    opts = [torch.optim.Adam(rest, lr=args.learning_rate, betas=(0.9, 0.999), eps=1e-8)]
+    if sparse:
+        # Lazy on rows, as DeepRec's optimizers are: only the rows a batch
+        # touched move (and PyTorch's fast path for embedding bags).
+        opts.append(torch.optim.SparseAdam(emb, lr=args.learning_rate, betas=(0.9, 0.999), eps=1e-8))
+    else:
+        opts.append(torch.optim.Adam(emb, lr=args.learning_rate, betas=(0.9, 0.999), eps=1e-8))
     bce = torch.nn.BCEWithLogitsLoss()
 
     def loss_of(logit, y):
@@ -366,9 +378,11 @@ def main():
     for start in range(0, n, B):
         tok, off, num, wide, y = tr.batch(start, min(start + B, n))
         loss = loss_of(model(tok, off, num, wide), y)
-        opt.zero_grad()
+        for o in opts:
+            o.zero_grad()
         loss.backward()
-        opt.step()
+        for o in opts:
+            o.step()
         step += 1
         window.append(loss.item())
         if len(window) == args.log_every:
@@ -411,7 +425,7 @@ def main():
         "config": {"loss": args.loss, "numeric": args.numeric, "linear": args.linear,
                    "batch_norm": args.batch_norm == "true",
                    "learning_rate": args.learning_rate, "buckets": args.buckets,
-                   "batch_size": B, "seed": args.seed},
+                   "batch_size": B, "seed": args.seed, "sparse": sparse},
     }
     print(json.dumps(result))
 
