@@ -72,7 +72,8 @@ struct DeepFMConfig {
   bool bf16 = false;
   // false: bias, ReLU and the bf16 rounding each in a pass of its own on
   // plain loops, and the ReLU mask apart from the bias gradient's sums
-  // (--op_fusion=false, what an unfused graph does); the same numbers.
+  // (--op_fusion=false, what an unfused graph does); the same math, equal
+  // to float rounding.
   bool op_fusion = true;
 
   // The network (spec::Model, proto/feature_spec.proto).
