@@ -181,7 +181,8 @@ class DeepFMModelT {
   //   labels    [B]                 0 or 1
   //   uniq_grads[U x row_width]     out: zeroed, then the gradient of the mean
   //                                 loss summed over every (b, f) using a row
-  // Returns the mean loss and writes every dense tensor's grads. Buffers are
+  // Returns the mean loss and writes every dense tensor's grads (a moving
+  // statistic's "grads": the batch's mean or biased variance). Buffers are
   // reused, so after the first call at a given B this allocates nothing
   // (apart from what Eigen's GEMM kernels may take for large blocks).
   T ForwardBackward(int B, const T* dense_x, const T* uniq_rows, int U, const int32_t* inverse,
