@@ -166,4 +166,33 @@ TEST_F(ElmExactJobTest, StandAloneAndOneShardOneWorkerAtStalenessZeroGiveTheSame
   EXPECT_EQ(compared, 8);
 }
 
+// A job with batch norm resumes, onto another shard count and stand-alone:
+// the restored moving statistics register again as moving averages (a
+// mismatch would refuse the trainer) and go on moving.
+TEST_F(ElmExactJobTest, AJobWithBatchNormResumesOntoAnotherShardCount) {
+  const fs::path job = *root_ / "job_resume";
+  const std::string common = "train --data_location=" + (*root_ / "data").string() +
+                             " --checkpoint=" + job.string() + " --no_eval" + kSmall;
+  Result r = Deepfm(common + " --steps=10");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  int version = 0;
+  const std::map<std::string, Dense> at10 = LatestDense(job, &version);
+  r = Deepfm(common + " --steps=20 --ps_num=2");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  r = Deepfm(common + " --steps=30 --standalone");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  deepfm::JobMetrics m;
+  ASSERT_TRUE(deepfm::ReadJobMetrics((job / "metrics.json").string(), &m).ok());
+  EXPECT_EQ(m.global_step, 30);
+  const std::map<std::string, Dense> at30 = LatestDense(job, &version);
+  EXPECT_EQ(version, deepfm::ps::kShardFileVersion);
+  int moved = 0;
+  for (const auto& [name, d] : at30) {
+    if (!IsMoving(name)) continue;
+    EXPECT_TRUE(d.update.moving_average) << name;
+    moved += d.values != at10.at(name).values;
+  }
+  EXPECT_EQ(moved, 8) << "every moving statistic went on moving after the resumes";
+}
+
 }  // namespace
