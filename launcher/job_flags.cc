@@ -82,10 +82,12 @@ const FlagDef kFlags[] = {
      "training rows of the default data, made when the default --data_location has none"},
     // Model.
     {"feature_spec", K::kString, "auto", kTrainer | kGenData,
-     "what a row of data is and which embedding tables it looks up: a preset (criteo: the "
-     "model-zoo layout, 40 columns; elm: DeepRec tianchi's Ali ELM data, 39 columns) or a spec "
-     "file in protobuf text format (proto/feature_spec.proto); auto: the preset whose column "
-     "count the training file has. gen-data: which schema to write (auto: criteo)"},
+     "what a row of data is, which embedding tables it looks up and the network: a preset "
+     "(criteo: the model-zoo layout, 40 columns; elm: DeepRec tianchi's Ali ELM data, 39 "
+     "columns, with the network that learns best; elm_exact: the same data with train.py's "
+     "network exactly) or a spec file in protobuf text format (proto/feature_spec.proto); auto: "
+     "the preset whose column count the training file has (39: elm). gen-data: which schema to "
+     "write (auto: criteo)"},
     {"hidden_units", K::kString, "1024,256,32", kTrainer,
      "DNN hidden layer widths; when not given, the feature spec's model.hidden_units (if any)"},
     {"embedding_dim", K::kInt, "16", kTrainer,
