@@ -463,7 +463,7 @@ const typename DeepFMModelT<T>::Matrix& DeepFMModelT<T>::StackForward(Stack* sta
     h.resize(B, out);
     ops.Gemm(prev->data(), prev_width, kernel.values.data(), out, h.data(), out, B, out,
              prev_width, /*trans_a=*/false, /*trans_b=*/false, T(0));
-    // Bias and ReLU in one pass over the activations.
+    // Bias and ReLU in one pass over the activations (op_fusion).
     ops.BiasRelu(h.data(), dense_[li.bias].values.data(), B, out);
     if (li.gamma >= 0) BatchNormForward(li, stack, static_cast<int>(i), B, training);
     prev = &stack->Out(static_cast<int>(i));

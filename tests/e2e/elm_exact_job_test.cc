@@ -6,7 +6,6 @@
 // --staleness=0. Results come from metrics.json and the checkpoints, never
 // from printed lines.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -19,6 +18,7 @@
 
 #include "common/checkpoint_manifest.h"
 #include "common/report.h"
+#include "tests/support/process.h"
 #include "ps/checkpoint.h"
 #include "ps/shard.h"
 
@@ -26,21 +26,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Result {
-  int exit_code;
-  std::string output;
-};
+using Result = deepfm::testing_util::ShellResult;
 
+// Runs `deepfm <args>`, output captured, for at most three minutes.
 Result Deepfm(const std::string& args) {
-  const std::string cmd = std::string(DEEPFM_BIN) + " " + args + " 2>&1";
-  Result r{-1, ""};
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) r.output.append(buf, n);
-  const int st = pclose(p);
-  r.exit_code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  Result r = deepfm::testing_util::RunShell(std::string(DEEPFM_BIN) + " " + args, 180);
+  EXPECT_FALSE(r.timed_out) << "deepfm " << args << " ran past 180 s; it printed:\n" << r.output;
   return r;
 }
 

@@ -33,47 +33,21 @@ namespace fs = std::filesystem;
 using deepfm::JobMetrics;
 using deepfm::Status;
 
-struct Result {
-  int exit_code;
-  std::string output;
-};
-
+using Result = deepfm::testing_util::ShellResult;
 using deepfm::testing_util::WaitExit;
 
 // Starts `deepfm <args>` with stdout and stderr in `log` (or captured).
 pid_t Start(const std::string& args, int out_fd) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    dup2(out_fd, 1);
-    dup2(out_fd, 2);
-    const std::string cmd = "exec " + std::string(DEEPFM_BIN) + " " + args;
-    execl("/bin/sh", "sh", "-c", cmd.c_str(), nullptr);
-    _exit(127);
-  }
-  return pid;
+  return deepfm::testing_util::StartShell(std::string(DEEPFM_BIN) + " " + args, out_fd);
 }
 
 // Runs `deepfm <args>` with output captured, for at most timeout_s; a run
 // past it fails the test with what it printed.
 Result Deepfm(const std::string& args, double timeout_s = 180) {
-  int fds[2];
-  if (pipe(fds) != 0) return {-1, "pipe failed"};
-  const pid_t pid = Start(args, fds[1]);
-  close(fds[1]);
-  // Read on a thread so the deadline holds even if output stalls.
-  std::string output;
-  std::thread reader([&] {
-    char buf[4096];
-    ssize_t n;
-    while ((n = read(fds[0], buf, sizeof(buf))) > 0) output.append(buf, n);
-  });
-  int st = 0;
-  const bool exited = WaitExit(pid, timeout_s, &st);
-  reader.join();  // the write end closes when the process (and its tasks) are gone
-  close(fds[0]);
-  EXPECT_TRUE(exited) << "deepfm " << args << " ran past " << timeout_s << " s; it printed:\n"
-                      << output;
-  return {exited && WIFEXITED(st) ? WEXITSTATUS(st) : -1, output};
+  Result r = deepfm::testing_util::RunShell(std::string(DEEPFM_BIN) + " " + args, timeout_s);
+  EXPECT_FALSE(r.timed_out) << "deepfm " << args << " ran past " << timeout_s
+                            << " s; it printed:\n" << r.output;
+  return r;
 }
 
 std::string Slurp(const fs::path& p) {

@@ -4,8 +4,10 @@
 #include <signal.h>
 #include <sys/types.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <chrono>
+#include <string>
 #include <thread>
 
 namespace deepfm::testing_util {
@@ -27,6 +29,51 @@ inline bool WaitExit(pid_t pid, double seconds, int* status) {
   kill(pid, SIGKILL);
   waitpid(pid, status, 0);
   return false;
+}
+
+// Starts `sh -c "exec <cmd>"` with stdout and stderr on out_fd.
+inline pid_t StartShell(const std::string& cmd, int out_fd) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    dup2(out_fd, 1);
+    dup2(out_fd, 2);
+    const std::string line = "exec " + cmd;
+    execl("/bin/sh", "sh", "-c", line.c_str(), nullptr);
+    _exit(127);
+  }
+  return pid;
+}
+
+struct ShellResult {
+  int exit_code = -1;  // -1: killed, timed out, or not started
+  std::string output;  // stdout and stderr together
+  bool timed_out = false;
+};
+
+// Runs `cmd` with its output captured, for at most timeout_s (then stopped
+// as WaitExit does).
+inline ShellResult RunShell(const std::string& cmd, double timeout_s) {
+  ShellResult r;
+  int fds[2];
+  if (pipe(fds) != 0) {
+    r.output = "pipe failed";
+    return r;
+  }
+  const pid_t pid = StartShell(cmd, fds[1]);
+  close(fds[1]);
+  // Read on a thread so the deadline holds even if output stalls.
+  std::thread reader([&] {
+    char buf[4096];
+    ssize_t n;
+    while ((n = read(fds[0], buf, sizeof(buf))) > 0) r.output.append(buf, n);
+  });
+  int st = 0;
+  const bool exited = WaitExit(pid, timeout_s, &st);
+  reader.join();  // the write end closes when the process (and its children) are gone
+  close(fds[0]);
+  r.timed_out = !exited;
+  r.exit_code = exited && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
 }
 
 }  // namespace deepfm::testing_util
