@@ -6,6 +6,8 @@
 #include <functional>
 #include <sstream>
 
+#include <sched.h>
+
 #include "common/checkpoint_manifest.h"
 #include "ps/ev_policy.h"
 #include "ps/optimizer.h"
@@ -20,7 +22,8 @@ using K = FlagSet::Kind;
 constexpr unsigned kTasks = kPs | kWorker;
 constexpr unsigned kJob = kTrain | kPs | kWorker;
 constexpr unsigned kTrainer = kTrain | kWorker;
-constexpr unsigned kSecure = kTrain | kPs | kWorker | kStatus;
+constexpr unsigned kSecure = kTrain | kPs | kWorker | kStatus | kServe;
+constexpr unsigned kScoring = kPredict | kServe;
 
 struct FlagDef {
   const char* name;
@@ -59,35 +62,35 @@ const FlagDef kFlags[] = {
      "PEM certificate of this task (serves and dials with TLS)"},
     {"tls_key", K::kString, "", kSecure, "PEM private key of --tls_cert"},
     {"tls_ca", K::kString, "", kSecure, "PEM CA the tasks verify each other against (mutual TLS)"},
-    {"insecure", K::kBool, "false", kJob,
-     "let a shard or a metrics page listen beyond loopback without a token (anyone reaching a "
+    {"insecure", K::kBool, "false", kJob | kServe,
+     "let a shard, a Predict service or a metrics page listen beyond loopback without a token (anyone reaching a "
      "shard could train or stop it; a page, read the job's metrics)"},
-    {"bind", K::kString, "", kPs,
-     "address a shard listens on; default: its spec host when that is loopback, else 0.0.0.0"},
+    {"bind", K::kString, "", kPs | kServe,
+     "address a shard listens on; default: its spec host when that is loopback, else 0.0.0.0. "
+     "serve: default 127.0.0.1"},
     // Data.
-    {"data_location", K::kString, "./data", kTrainer,
+    {"data_location", K::kString, "./data", kTrainer | kPredict,
      "folder with train.csv and eval.csv (or Criteo's train.txt/eval.txt); only the default folder "
-     "is "
-     "filled with generated data when empty"},
+     "is filled with generated data when empty. predict: a data file, or a folder (its eval file)"},
     {"data_format", K::kString, "auto", kTrainer, "auto, csv or tsv"},
     {"num_epochs", K::kInt, "1", kTrainer,
      "passes over the training data when --steps does not stop earlier"},
     {"batch_size", K::kInt, "512", kTrainer, "rows per step per worker"},
     {"steps", K::kInt, "0", kTrainer,
      "stop at this global step; 0 = --num_epochs passes over the data"},
-    {"max_bad_fraction", K::kDouble, "0.001", kTrainer,
+    {"max_bad_fraction", K::kDouble, "0.001", kTrainer | kPredict,
      "fail when more than this fraction of lines is bad"},
-    {"strict", K::kBool, "false", kTrainer, "fail on the first bad input line"},
+    {"strict", K::kBool, "false", kTrainer | kPredict, "fail on the first bad input line"},
     {"gen_rows", K::kInt, "500000", kTrain,
      "training rows of the default data, made when the default --data_location has none"},
     // Model.
-    {"feature_spec", K::kString, "auto", kTrainer | kGenData,
+    {"feature_spec", K::kString, "auto", kTrainer | kGenData | kExport,
      "what a row of data is, which embedding tables it looks up and the network: a preset "
      "(criteo: the model-zoo layout, 40 columns; elm: DeepRec tianchi's Ali ELM data, 39 "
      "columns, with the network that learns best; elm_exact: the same data with train.py's "
      "network exactly) or a spec file in protobuf text format (proto/feature_spec.proto); auto: "
      "the preset whose column count the training file has (39: elm). gen-data: which schema to "
-     "write (auto: criteo)"},
+     "write (auto: criteo). export: the job's spec when its folder has no feature_spec.pbtxt"},
     {"hidden_units", K::kString, "1024,256,32", kTrainer,
      "DNN hidden layer widths; when not given, the feature spec's model.hidden_units (if any)"},
     {"embedding_dim", K::kInt, "16", kTrainer,
@@ -155,16 +158,16 @@ const FlagDef kFlags[] = {
      "RPC transport: grpc (train.py's default); DeepRec's grpc++ and star_server are not built"},
     {"staleness", K::kInt, "1", kTrainer,
      "pulls may run this many pushes ahead; 0 = synchronous and deterministic"},
-    {"checkpoint", K::kString, "", kJob,
+    {"checkpoint", K::kString, "", kJob | kExport,
      "job folder (on storage every task shares): checkpoints, reports; a job started on one "
      "holding a "
-     "checkpoint resumes from it"},
+     "checkpoint resumes from it. export: the job folder to export from"},
     {"output_dir", K::kString, "./result", kJob,
      "train: parent of a new job folder model_DeepFM_<timestamp> when --checkpoint is not given; "
      "ps/worker: the job folder when --checkpoint is not given"},
-    {"restore_checkpoint", K::kString, "", kTrain | kPs,
+    {"restore_checkpoint", K::kString, "", kTrain | kPs | kExport,
      "resume from this checkpoint folder (ckpt-<step>) of the job folder instead of the latest, "
-     "e.g. when the latest is damaged; empty = the latest"},
+     "e.g. when the latest is damaged; empty = the latest. export: the checkpoint to export"},
     {"fall_back_to_good_checkpoint", K::kBool, "false", kPs,
      "when the latest checkpoint is damaged, restore the newest one that verifies instead of "
      "refusing to start (the launcher sets it when it restarts a job)"},
@@ -192,14 +195,14 @@ const FlagDef kFlags[] = {
      "file holding the password a scrape of the metrics page must send (basic auth); default: "
      "the job's token. Give a separate one where scrapes cross a network in plain HTTP, so the "
      "job's token never does"},
-    {"metrics_port", K::kInt, "0", kJob,
+    {"metrics_port", K::kInt, "0", kJob | kServe,
      "serve Prometheus metrics at http://<task host>:PORT/metrics, guarded by the job's token "
      "(basic auth password); 0: off. A job the launcher runs gives shard i PORT+i and trainer j "
      "PORT+ps_num+j"},
     // Processes and RPC.
     {"ps_threads", K::kInt, "2", kTrain | kPs, "gRPC handler threads per shard"},
     {"rpc_deadline_ms", K::kInt, "60000", kTrainer | kStatus, "deadline of every RPC to a shard"},
-    {"max_message_mb", K::kInt, "512", kJob, "largest gRPC message sent or accepted, MiB"},
+    {"max_message_mb", K::kInt, "512", kJob | kServe, "largest gRPC message sent or accepted, MiB"},
     {"dense_slice_kb", K::kInt, "64", kJob,
      "dense variables above this many KiB are split in contiguous row slices over every shard "
      "(TF's partitioned variables); 0 keeps each whole on one shard. Shards and trainers must "
@@ -215,11 +218,40 @@ const FlagDef kFlags[] = {
     // gen-data.
     {"rows", K::kInt, "500000", kGenData, "training rows"},
     {"eval_rows", K::kInt, "-1", kGenData, "evaluation rows; -1 = rows / 5"},
-    {"out", K::kString, "./data", kGenData, "output folder"},
+    {"out", K::kString, "", kGenData | kExport | kPredict,
+     "gen-data: the data folder (default ./data); export: the export root, each export a "
+     "numbered version folder in it (default <--checkpoint>/export); predict: the scores file, one "
+     "probability per row (default: none, metrics only)"},
     {"report_file", K::kString, "", kReport,
      "where to write the page; default: report.html in the job folder (one job) or in the "
      "current folder (several)"},
     {"format", K::kString, "csv", kGenData, "csv (train.csv) or tsv (train.txt, Criteo's layout)"},
+    // Serving: export, predict, serve.
+    {"export", K::kBool, "false", kTrain,
+     "at the job's end, export its last checkpoint to <job folder>/export (deepfm export), so the "
+     "run leaves a servable model"},
+    {"min_frequency", K::kInt, "0", kTrain | kExport,
+     "export: leave out rows pushed fewer than N times (they read as unseen keys: their initial "
+     "row); 0 keeps every row"},
+    {"export_values", K::kString, "fp32", kTrain | kExport,
+     "export: store rows as fp32 or bf16 (half the bytes, values rounded to nearest even)"},
+    {"model", K::kString, "", kScoring,
+     "the export to score with: an export root (its newest version), a version folder or a "
+     "model.dfm"},
+    {"forward", K::kString, "auto", kScoring,
+     "the forward's precision: auto (as the job trained), fp32 or bf16"},
+    {"threads", K::kInt, "0", kScoring,
+     "scoring threads; 0: predict every core this process may use, serve half of them (the "
+     "rest parse requests)"},
+    {"port", K::kInt, "8500", kServe, "the Predict service's gRPC port"},
+    {"batch_wait_us", K::kInt, "200", kServe,
+     "a forward pass waits up to this long after its first request for more to batch with it; 0: "
+     "only those already queued"},
+    {"max_batch_rows", K::kInt, "1024", kServe, "most rows one forward pass batches"},
+    {"watch", K::kBool, "false", kServe,
+     "poll --model (an export root) for a newer version and swap to it without dropping a "
+     "request; a damaged one is refused and the old keeps serving"},
+    {"watch_interval_ms", K::kInt, "1000", kServe, "how often --watch looks"},
 };
 
 std::vector<std::string> Split(const std::string& s, char sep) {
@@ -337,6 +369,12 @@ const char* CommandName(Command c) {
       return "status";
     case kReport:
       return "report";
+    case kExport:
+      return "export";
+    case kPredict:
+      return "predict";
+    case kServe:
+      return "serve";
   }
   return "?";
 }
@@ -453,6 +491,22 @@ Status ValidateFlags(const FlagSet& f, Command c) {
     conflict("op_fusion", "false");
   }
   k.OneOf("data_format", {"auto", "csv", "tsv"});
+  k.OneOf("export_values", {"fp32", "bf16"});
+  k.OneOf("forward", {"auto", "fp32", "bf16"});
+  k.IntAtLeast("min_frequency", 0);
+  k.IntAtLeast("threads", 0);
+  k.IntIn("port", 0, 65535);
+  k.IntIn("batch_wait_us", 0, 1000000);
+  k.IntIn("max_batch_rows", 1, 65536);
+  k.IntIn("watch_interval_ms", 10, 3600000);
+  if ((c == kExport || c == kPredict || c == kServe) && k.status().ok()) {
+    const char* need = c == kExport ? "checkpoint" : "model";
+    if (f.Get(need).empty()) {
+      k.Set(InvalidArgument(std::string("deepfm ") + CommandName(c) + " needs --" + need +
+                            (c == kExport ? ", the job folder to export from"
+                                          : ", the export to score with (deepfm export's --out)")));
+    }
+  }
   k.OneOf("format", {"csv", "tsv"});
   k.OneOf("job_name", {"", "ps", "worker", "chief", "master"});
   if (k.Reads("hidden_units")) {
@@ -737,7 +791,7 @@ Status MakeWorkerTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Secu
   out->evaluate = to.is_chief && !f.GetBool("no_eval");
   out->eval_data.files = {eval};
   out->eval_data.format = format;
-  out->eval_data.batch_size = 4096;
+  out->eval_data.batch_size = kEvalBatchSize;
   out->eval_data.max_bad_fraction = f.GetDouble("max_bad_fraction");
   out->eval_data.strict = f.GetBool("strict");
   out->output_dir = TaskJobFolder(f);
@@ -768,6 +822,80 @@ std::vector<std::string> ForwardedFlags(const FlagSet& from, Command to,
     if (!skip) out.push_back(std::string("--") + d.name + "=" + from.Get(d.name));
   }
   return out;
+}
+
+serving::ExportOptions ExportOptionsFromFlags(const FlagSet& f) {
+  serving::ExportOptions o;
+  o.checkpoint_dir = f.Has("checkpoint") ? f.Get("checkpoint") : "";
+  o.restore_checkpoint = f.Has("restore_checkpoint") ? f.Get("restore_checkpoint") : "";
+  o.out_dir = f.Has("out") ? f.Get("out") : "";
+  if (o.out_dir.empty() && !o.checkpoint_dir.empty()) o.out_dir = (fs::path(o.checkpoint_dir) / "export").string();
+  o.min_frequency = static_cast<uint32_t>(f.GetInt("min_frequency"));
+  o.bf16_values = f.Get("export_values") == "bf16";
+  if (f.Has("feature_spec")) o.feature_spec = f.Get("feature_spec");
+  return o;
+}
+
+namespace {
+
+serving::ModelOptions ModelOptionsFromFlags(const FlagSet& f) {
+  serving::ModelOptions m;
+  const std::string forward = f.Get("forward");
+  m.bf16 = forward == "auto" ? -1 : forward == "bf16" ? 1 : 0;
+  return m;
+}
+
+int CoresForScoring() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
+  return 1;
+}
+
+}  // namespace
+
+Status MakePredictOptions(const FlagSet& f, serving::PredictOptions* o) {
+  *o = serving::PredictOptions();
+  o->model = f.Get("model");
+  o->out = f.Get("out");
+  o->threads = f.GetInt("threads") > 0 ? static_cast<int>(f.GetInt("threads")) : CoresForScoring();
+  o->batch_size = kEvalBatchSize;
+  o->max_bad_fraction = f.GetDouble("max_bad_fraction");
+  o->strict = f.GetBool("strict");
+  o->model_options = ModelOptionsFromFlags(f);
+  const std::string data = f.Get("data_location");
+  std::error_code ec;
+  if (fs::is_directory(data, ec)) {
+    std::string train, eval;
+    Status s = FindDataFiles(data, /*need_eval=*/true, &train, &eval);
+    if (!s.ok()) return Status(s.code(), "--data_location: " + s.message());
+    o->files = {eval};
+  } else if (fs::exists(data, ec)) {
+    o->files = {data};
+  } else {
+    return NotFound("--data_location=" + data + ": no such file or folder");
+  }
+  return Status::Ok();
+}
+
+Status MakeServeOptions(const FlagSet& f, serving::ServeOptions* o) {
+  *o = serving::ServeOptions();
+  o->model = f.Get("model");
+  o->model_options = ModelOptionsFromFlags(f);
+  o->bind = f.Get("bind").empty() ? "127.0.0.1" : f.Get("bind");
+  o->port = static_cast<int>(f.GetInt("port"));
+  Status s = LoadSecurity(f, &o->security);
+  if (!s.ok()) return s;
+  o->insecure = f.GetBool("insecure");
+  o->batch_wait_us = f.GetInt("batch_wait_us");
+  o->max_batch_rows = static_cast<int>(f.GetInt("max_batch_rows"));
+  o->scoring_threads =
+      f.GetInt("threads") > 0 ? static_cast<int>(f.GetInt("threads")) : std::max(1, CoresForScoring() / 2);
+  o->handler_threads = std::max(4, 2 * CoresForScoring());
+  o->max_message_bytes = f.GetInt("max_message_mb") << 20;
+  o->watch = f.GetBool("watch");
+  o->watch_interval_ms = static_cast<int>(f.GetInt("watch_interval_ms"));
+  o->metrics_port = f.GetInt("metrics_port") > 0 ? static_cast<int>(f.GetInt("metrics_port")) : -1;
+  return Status::Ok();
 }
 
 }  // namespace deepfm::launcher

@@ -1,5 +1,6 @@
 // Every flag of the `deepfm` commands, defined once in one table that says
-// which commands read it (train, ps, worker, gen-data, status, report). A command
+// which commands read it (train, ps, worker, gen-data, status, report,
+// export, predict, serve). A command
 // accepts only its own flags; the launcher hands each task exactly the flags
 // that task reads and the user set. Values are checked here, up front, before
 // any process starts, with a message naming the flag and what it accepts.
@@ -13,6 +14,9 @@
 #include "launcher/flag_set.h"
 #include "ps/ps_task.h"
 #include "rpc/security.h"
+#include "serving/batch_predict.h"
+#include "serving/exporter.h"
+#include "serving/predict_server.h"
 #include "worker/worker_task.h"
 
 namespace deepfm::launcher {
@@ -24,6 +28,9 @@ enum Command : unsigned {
   kGenData = 1u << 3,  // data generation
   kStatus = 1u << 4,   // ask a running job how its trainers are doing
   kReport = 1u << 5,   // report.html of one or more job folders
+  kExport = 1u << 6,   // a serving model from a checkpoint
+  kPredict = 1u << 7,  // batch scoring with an export
+  kServe = 1u << 8,    // the online Predict service
 };
 
 const char* CommandName(Command c);
@@ -68,5 +75,12 @@ Status MakeWorkerTask(const FlagSet& flags, const ClusterSpec& spec, const rpc::
 // `to` reads, minus those in `except` (the launcher sets them itself).
 std::vector<std::string> ForwardedFlags(const FlagSet& from, Command to,
                                         const std::vector<std::string>& except);
+
+// The serving commands' options from their flags (the same for `deepfm
+// export` and `deepfm train --export`).
+serving::ExportOptions ExportOptionsFromFlags(const FlagSet& flags);
+// --data_location a file, or a folder whose eval file is scored.
+Status MakePredictOptions(const FlagSet& flags, serving::PredictOptions* out);
+Status MakeServeOptions(const FlagSet& flags, serving::ServeOptions* out);
 
 }  // namespace deepfm::launcher

@@ -5,9 +5,13 @@
 //   deepfm task      whichever of the two the cluster spec says this task is
 //   deepfm status    every trainer's heartbeat, as the chief shard sees it
 //   deepfm gen-data  Criteo-schema data from a planted model
+//   deepfm export    a serving model from a checkpoint
+//   deepfm predict   score data files with an export
+//   deepfm serve     the online Predict service over an export
 // main only parses flags and hands them to the libraries.
 #include <glog/logging.h>
 #include <grpc/grpc.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -23,6 +27,9 @@
 #include "obs/job_report.h"
 #include "ps/ps_task.h"
 #include "rpc/job_status.h"
+#include "serving/batch_predict.h"
+#include "serving/exporter.h"
+#include "serving/predict_server.h"
 #include "tools/datagen.h"
 #include "worker/ps_client.h"
 #include "worker/worker_task.h"
@@ -53,7 +60,7 @@ int GenData(const FlagSet& f) {
   deepfm::DataGenOptions o;
   o.train_rows = f.GetInt("rows");
   o.eval_rows = f.GetInt("eval_rows") >= 0 ? f.GetInt("eval_rows") : o.train_rows / 5;
-  o.out_dir = f.Get("out");
+  o.out_dir = f.Get("out").empty() ? "./data" : f.Get("out");
   o.seed = f.GetInt("seed");
   o.format = f.Get("format") == "tsv" ? deepfm::DataGenOptions::kTsv : deepfm::DataGenOptions::kCsv;
   deepfm::DataGenReport r;
@@ -167,6 +174,66 @@ int Report(const FlagSet& f, const std::vector<std::string>& folders) {
   return 0;
 }
 
+int Export(const FlagSet& f) {
+  deepfm::serving::ExportSummary summary;
+  const Status s = deepfm::serving::ExportCheckpoint(ExportOptionsFromFlags(f), &summary);
+  if (!s.ok()) return Error("export", s);
+  fputs(deepfm::serving::DescribeExport(summary).c_str(), stdout);
+  return 0;
+}
+
+int Predict(const FlagSet& f) {
+  deepfm::serving::PredictOptions o;
+  Status s = MakePredictOptions(f, &o);
+  if (!s.ok()) return Error("predict", s, 2);
+  deepfm::serving::PredictResult r;
+  s = deepfm::serving::BatchPredict(o, &r);
+  if (!s.ok()) return Error("predict", s);
+  printf("deepfm predict: scored %lld rows of %s with %s (version %lld) in %.2f s: %.0f rows/s on %d "
+         "thread(s)%s\n",
+         static_cast<long long>(r.rows), o.files[0].c_str(), r.model_path.c_str(),
+         static_cast<long long>(r.model_version), r.seconds, r.rows_per_second(), r.threads,
+         o.out.empty() ? "" : (", scores in " + o.out).c_str());
+  if (r.bad_lines > 0) printf("  %lld bad line(s) skipped\n", static_cast<long long>(r.bad_lines));
+  if (r.labeled_rows > 0) {
+    printf("  over %lld labeled rows: AUC %.6f, logloss %.6f, accuracy %.6f\n",
+           static_cast<long long>(r.labeled_rows), r.auc, r.logloss, r.accuracy);
+  }
+  return 0;
+}
+
+// Serves until SIGTERM or SIGINT.
+int Serve(const FlagSet& f) {
+  sigset_t stop;
+  sigemptyset(&stop);
+  sigaddset(&stop, SIGTERM);
+  sigaddset(&stop, SIGINT);
+  // Before any thread starts, so every thread inherits the mask and the
+  // signal reaches sigwait below.
+  pthread_sigmask(SIG_BLOCK, &stop, nullptr);
+  deepfm::serving::ServeOptions o;
+  Status s = MakeServeOptions(f, &o);
+  if (!s.ok()) return Error("serve", s, 2);
+  std::unique_ptr<deepfm::serving::PredictServer> server;
+  s = deepfm::serving::PredictServer::Start(o, &server);
+  if (!s.ok()) return Error("serve", s);
+  const auto model = server->model();
+  printf("deepfm serve: %s (version %lld) on %s%s%s; batching up to %d rows within %lld us\n",
+         model->path().c_str(), static_cast<long long>(model->version()), server->address().c_str(),
+         o.security.tls() ? " with TLS" : "", o.watch ? ", watching for newer exports" : "",
+         o.max_batch_rows, static_cast<long long>(o.batch_wait_us));
+  if (server->metrics_port() >= 0) printf("  metrics on http://%s:%d/metrics\n", o.bind.c_str(), server->metrics_port());
+  fflush(stdout);
+  int sig = 0;
+  sigwait(&stop, &sig);
+  server->Shutdown();
+  const deepfm::serving::ServeStats st = server->stats();
+  printf("deepfm serve: stopped; %lld requests, %lld rows in %lld passes, %lld rejected\n",
+         static_cast<long long>(st.requests), static_cast<long long>(st.rows),
+         static_cast<long long>(st.passes), static_cast<long long>(st.rejected));
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -183,6 +250,9 @@ int main(int argc, char** argv) {
       "       deepfm gen-data [flags]  write Criteo-schema train/eval data from a planted model\n"
       "       deepfm report JOB_DIR... write report.html: curves, step split, flags (several "
       "jobs overlaid)\n"
+      "       deepfm export [flags]    a serving model from a checkpoint (--checkpoint, --out)\n"
+      "       deepfm predict [flags]   score a data file with an export (--model, --data_location)\n"
+      "       deepfm serve [flags]     the online Predict service over an export (--model, --port)\n"
       "       deepfm COMMAND --help    list a command's flags\n";
   if (argc < 2) {
     fputs(usage.c_str(), stderr);
@@ -205,6 +275,12 @@ int main(int argc, char** argv) {
     mask = kGenData;
   else if (cmd == "report")
     mask = kReport;
+  else if (cmd == "export")
+    mask = kExport;
+  else if (cmd == "predict")
+    mask = kPredict;
+  else if (cmd == "serve")
+    mask = kServe;
   else {
     fputs(usage.c_str(), stderr);
     return 2;
@@ -235,5 +311,8 @@ int main(int argc, char** argv) {
   if (cmd == "gen-data") return GenData(f);
   if (cmd == "status") return JobStatus(f);
   if (cmd == "report") return Report(f, folders);
+  if (cmd == "export") return Export(f);
+  if (cmd == "predict") return Predict(f);
+  if (cmd == "serve") return Serve(f);
   return RunTrainJob(f, SelfPath(argv[0]));
 }

@@ -15,6 +15,7 @@
 #include "launcher/local_cluster.h"
 #include "launcher/machine_info.h"
 #include "launcher/standalone_job.h"
+#include "serving/exporter.h"
 #include "tools/datagen.h"
 
 namespace deepfm::launcher {
@@ -88,6 +89,26 @@ Status PrepareToken(const FlagSet& f, const fs::path& job, std::string* token_fi
   return WriteFileAtomic(*token_file, rpc::RandomToken() + "\n", 0600);
 }
 
+// --export: a job that ended well leaves a servable model of its last
+// checkpoint in <folder>/export.
+int ExportAtEnd(const FlagSet& f, const fs::path& folder, int job_code) {
+  if (job_code != 0 || !f.GetBool("export")) return job_code;
+  serving::ExportOptions o = ExportOptionsFromFlags(f);
+  o.checkpoint_dir = folder.string();
+  o.out_dir = (folder / "export").string();
+  o.restore_checkpoint.clear();
+  o.trained_bf16 = f.GetBool("bf16") ? 1 : 0;
+  serving::ExportSummary summary;
+  const Status s = serving::ExportCheckpoint(o, &summary);
+  if (!s.ok()) {
+    fprintf(stderr, "deepfm: --export: %s\n", s.message().c_str());
+    return 1;
+  }
+  fputs(serving::DescribeExport(summary).c_str(), stdout);
+  fflush(stdout);
+  return 0;
+}
+
 }  // namespace
 
 int RunTrainJob(const FlagSet& f, const std::string& self) {
@@ -121,7 +142,7 @@ int RunTrainJob(const FlagSet& f, const std::string& self) {
     fprintf(stderr, "deepfm: %s\n", s.message().c_str());
     return 1;
   }
-  if (f.GetBool("standalone")) return RunStandaloneJob(f, folder.string());
+  if (f.GetBool("standalone")) return ExportAtEnd(f, folder, RunStandaloneJob(f, folder.string()));
 
   ClusterSpec spec;
   std::string origin = "local job";
@@ -155,7 +176,7 @@ int RunTrainJob(const FlagSet& f, const std::string& self) {
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
   JobRunner job(f, JobPaths{self, folder.string(), token_file}, spec, security, &g_stop_signal);
-  return job.Run();
+  return ExportAtEnd(f, folder, job.Run());
 }
 
 }  // namespace deepfm::launcher

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <utility>
 
 #include "common/hash.h"
@@ -200,7 +201,7 @@ void Batch::Shape(const FeatureSpec& spec) {
 }
 
 LineError ParseLine(const FeatureSpec& spec, std::string_view line, char sep, Batch* out, int row,
-                    std::string* what) {
+                    std::string* what, bool label_optional) {
   const char* const begin = line.data();
   const char* end = begin + line.size();
   if (end != begin && end[-1] == '\r') --end;
@@ -253,6 +254,8 @@ LineError ParseLine(const FeatureSpec& spec, std::string_view line, char sep, Ba
         float* label = &out->labels[row];
         if (q - p == 1 && (*p == '0' || *p == '1')) {
           *label = static_cast<float>(*p - '0');
+        } else if (q == p && label_optional) {
+          *label = std::numeric_limits<float>::quiet_NaN();
         } else {
           double v;
           if (!ParseNumber(p, q, &v) || (v != 0.0 && v != 1.0)) {
@@ -626,7 +629,7 @@ BatchReader::Flow BatchReader::HandleLine(size_t file_index, int64_t line_number
   const int r = current_rows_;
   const int64_t truncated_before = current_.truncated_tokens;
   const LineError error = ParseLine(*spec_, std::string_view(begin, end - begin), seps_[file_index],
-                                    &current_, r, &scratch_);
+                                    &current_, r, &scratch_, options_.label_optional);
   if (error != LineError::kOk) {
     current_.truncated_tokens = truncated_before;
     return BadLine(file_index, line_number, scratch_);

@@ -71,10 +71,16 @@ struct ReaderOptions {
   int64_t max_rows = -1;
   // Drop the short last batch instead of delivering it.
   bool drop_remainder = false;
+  // An empty label cell reads as NaN instead of a bad line (scoring data).
+  bool label_optional = false;
   // Where to begin: a Batch::end of an earlier reader over the same files
   // and sharding (a resumed job). The default is the very beginning.
   ReadPosition start;
 };
+
+// Rows per batch of the trainer's evaluation, and of `deepfm predict`, so
+// that the two score alike bit for bit.
+inline constexpr int kEvalBatchSize = 4096;
 
 // What ParseLine found wrong with a line.
 enum class LineError { kOk, kFieldCount, kBadLabel, kBadDense };
@@ -90,8 +96,10 @@ const FeatureSpecPtr& CriteoSpec();
 // `what` is not null describes the problem there, naming the column and
 // quoting the offending value. Allocates nothing on success once the
 // batch's buffers have grown.
+// With `label_optional`, an empty label cell reads as NaN (a row to score,
+// not to learn from: predict and serve).
 LineError ParseLine(const FeatureSpec& spec, std::string_view line, char sep, Batch* out, int row,
-                    std::string* what = nullptr);
+                    std::string* what = nullptr, bool label_optional = false);
 
 // Parses every non-empty line of `text` (the last may lack '\n') and appends
 // the good rows to `out` (out->size grows; an empty batch is shaped for

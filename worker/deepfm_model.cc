@@ -38,6 +38,7 @@ struct DnnOps {
   bool bf16;                    // float only: store activations at bf16 precision
   dnn::GemmFn native_bf16 = nullptr;  // float, bf16 only: the GEMM on bf16 dot products
   bool fused = true;            // float only: false runs bias, ReLU and rounding apart
+  bool rows_only = false;       // float only: GEMMs split by rows alone (ParallelGemm)
 
   template <bool kTransA, bool kTransB>
   static void EigenGemm(const T* a, int lda, const T* b, int ldb, T* c, int ldc, int m, int n,
@@ -70,10 +71,11 @@ struct DnnOps {
     if constexpr (std::is_same_v<T, float>) {
       if (native_bf16 != nullptr) {
         dnn::ParallelGemm(native_bf16, threads, a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b,
-                          beta);
+                          beta, rows_only);
         return;
       }
-      dnn::ParallelGemm(*kernels, threads, a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b, beta);
+      dnn::ParallelGemm(*kernels, threads, a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b, beta,
+                        rows_only);
     } else if (trans_a) {
       trans_b ? EigenGemm<true, true>(a, lda, b, ldb, c, ldc, m, n, k, beta)
               : EigenGemm<true, false>(a, lda, b, ldb, c, ldc, m, n, k, beta);
@@ -452,7 +454,7 @@ const typename DeepFMModelT<T>::Matrix& DeepFMModelT<T>::StackForward(Stack* sta
                                                                       const Matrix& in,
                                                                       bool training) {
   const DnnOps<T> ops{kernels_, config_.dnn_threads, config_.bf16, native_bf16_gemm_,
-                      config_.op_fusion};
+                      config_.op_fusion, scoring_rows_};
   const Matrix* prev = &in;
   for (size_t i = 0; i < stack->layers.size(); ++i) {
     const LayerIndex& li = stack->layers[i];
@@ -793,6 +795,25 @@ template <typename T>
 void DeepFMModelT<T>::PredictFilled(int B, const T* dense_x, T* probs) {
   Forward(B, dense_x, /*training=*/false);
   for (int b = 0; b < B; ++b) probs[b] = Sigmoid(logits_(b));
+}
+
+template <typename T>
+void DeepFMModelT<T>::PredictRowsFilled(int B, const T* dense_x, T* probs) {
+  const int P = PredictRows(B);
+  CHECK_EQ(input_.rows(), P) << "PredictRowsFilled needs BeginBatch(PredictRows(B))";
+  const size_t nd = static_cast<size_t>(config_.num_dense);
+  padded_dense_.assign(dense_x, dense_x + static_cast<size_t>(B) * nd);
+  padded_dense_.resize(static_cast<size_t>(P) * nd, T(0));
+  if (P > B) {
+    input_.bottomRows(P - B).setZero();
+    first_order_.bottomRows(P - B).setZero();
+    if (row_keys_.size() == P) row_keys_.tail(P - B).setZero();
+  }
+  padded_probs_.resize(P);
+  scoring_rows_ = true;
+  PredictFilled(P, padded_dense_.data(), padded_probs_.data());
+  scoring_rows_ = false;
+  std::copy(padded_probs_.begin(), padded_probs_.begin() + B, probs);
 }
 
 template class DeepFMModelT<float>;

@@ -199,6 +199,20 @@ class DeepFMModelT {
   PooledLayout<T> Gradients();
   // Forward only with batch normalisation's moving statistics.
   void PredictFilled(int B, const T* dense_x, T* probs);
+
+  // Scoring whose every row is independent of the rows beside it. Eigen's
+  // GEMM sums the rows past the last full SIMD packet of a block in
+  // another order, so with PredictFilled a row's probability changes in its
+  // last bits with the batch it shares. Run on PredictRows(B) rows (a
+  // multiple of kPredictRowBlock, the widest packet), every row takes the
+  // packet path, and with the GEMMs split across threads by rows only
+  // (dnn::ParallelGemm's rows_only) the thread count does not matter
+  // either: a row scores the same alone, batched with others, or in an
+  // evaluation batch on any number of threads. Call BeginBatch(PredictRows(B)), fill B rows, then
+  // PredictRowsFilled (which zeroes the padding rows).
+  static constexpr int kPredictRowBlock = 16;
+  static int PredictRows(int B) { return (B + kPredictRowBlock - 1) / kPredictRowBlock * kPredictRowBlock; }
+  void PredictRowsFilled(int B, const T* dense_x, T* probs);
   // The training forward's mean loss (batch statistics), on the filled input.
   T ForwardLossFilled(int B, const T* dense_x, const T* labels);
 
@@ -284,6 +298,8 @@ class DeepFMModelT {
   ColVector dlogit_;
   Matrix d_embedding_;            // dLoss/d(embedding part of input_), then of the pooled e
   Matrix first_order_;            // [B x F] pooled first-order weights
+  std::vector<T> padded_dense_, padded_probs_;  // PredictRowsFilled
+  bool scoring_rows_ = false;  // within PredictRowsFilled: GEMMs split by rows only
 };
 
 using DeepFMModel = DeepFMModelT<float>;

@@ -172,16 +172,17 @@ GemmFn NativeBf16Gemm() {
 
 void ParallelGemm(const Kernels& kern, int threads, const float* a, int lda, const float* b,
                   int ldb, float* c, int ldc, int m, int n, int k, bool trans_a, bool trans_b,
-                  float beta) {
-  ParallelGemm(kern.gemm, threads, a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b, beta);
+                  float beta, bool rows_only) {
+  ParallelGemm(kern.gemm, threads, a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b, beta, rows_only);
 }
 
 void ParallelGemm(GemmFn gemm, int threads, const float* a, int lda, const float* b, int ldb,
-                  float* c, int ldc, int m, int n, int k, bool trans_a, bool trans_b, float beta) {
+                  float* c, int ldc, int m, int n, int k, bool trans_a, bool trans_b, float beta,
+                  bool rows_only) {
   // Blocks of C's longer dimension: each is an independent GEMM on the same
   // K, so no reduction across threads is needed and results do not depend
   // on the thread count beyond Eigen's per-call blocking.
-  const bool split_rows = m >= n;
+  const bool split_rows = rows_only || m >= n;
   const int len = split_rows ? m : n;
   const int parts = std::min(threads, len / kBlockAlign);
   if (parts < 2 || 2.0 * m * n * k < kParallelGemmMinFlops) {

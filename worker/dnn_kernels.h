@@ -117,12 +117,18 @@ constexpr double kParallelGemmMinFlops = 3e7;
 // blocks depend only on the shape and `threads`, so the result does not
 // depend on which thread runs which block, and equals kern.gemm's up to the
 // blocking Eigen chooses per block.
+//
+// rows_only: split only into row blocks, each a multiple of 16 rows but the
+// last. Eigen sums a row alike in any block of whole SIMD packets, whatever
+// its height, so with a row count that is a multiple of 16 the result no
+// longer depends on `threads` at all (scoring: DeepFMModel::PredictRowsFilled).
 void ParallelGemm(const Kernels& kern, int threads, const float* a, int lda, const float* b,
                   int ldb, float* c, int ldc, int m, int n, int k, bool trans_a, bool trans_b,
-                  float beta);
+                  float beta, bool rows_only = false);
 // The same with any GEMM of that contract (NativeBf16Gemm's).
 void ParallelGemm(GemmFn gemm, int threads, const float* a, int lda, const float* b, int ldb,
-                  float* c, int ldc, int m, int n, int k, bool trans_a, bool trans_b, float beta);
+                  float* c, int ldc, int m, int n, int k, bool trans_a, bool trans_b, float beta,
+                  bool rows_only = false);
 
 // The cores this process may use (oneTBB's default concurrency: the CPU
 // affinity mask, so a container's or Slurm's CPU set counts, not the host's).

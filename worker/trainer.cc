@@ -13,31 +13,10 @@
 #include "rpc/job_status.h"
 #include "worker/key_dedup.h"
 #include "worker/metrics.h"
+#include "worker/model_config.h"
 #include "worker/pipeline.h"
 
 namespace deepfm {
-
-namespace {
-
-// The model's shape from the spec: features, numeric inputs, dimension, and
-// the spec's hidden layers unless the options name their own.
-DeepFMConfig ModelFor(const FeatureSpec& spec, DeepFMConfig config) {
-  config.num_fields = spec.num_features();
-  config.num_dense = spec.num_numeric();
-  config.embedding_dim = spec.embedding_dim();
-  const spec::Model& m = spec.model();
-  config.final_hidden_units.assign(m.final_hidden_units().begin(), m.final_hidden_units().end());
-  config.batch_norm = m.batch_norm();
-  if (m.batch_norm_momentum() > 0) config.batch_norm_momentum = m.batch_norm_momentum();
-  if (m.batch_norm_epsilon() > 0) config.batch_norm_epsilon = m.batch_norm_epsilon();
-  config.fm = m.fm() == spec::Model::VECTOR ? DeepFMConfig::Fm::kVector : DeepFMConfig::Fm::kScalar;
-  config.linear = m.linear() == spec::Model::WEIGHTLESS ? DeepFMConfig::Linear::kWeightless
-                                                         : DeepFMConfig::Linear::kLearned;
-  config.loss = m.loss() == spec::Model::MSE ? DeepFMConfig::Loss::kMse : DeepFMConfig::Loss::kLogloss;
-  return config;
-}
-
-}  // namespace
 
 // One table's part of a step: its unique keys, where each key of the batch
 // went among them, their pulled rows and their gradients.
@@ -89,7 +68,7 @@ Trainer::Trainer(const TrainerOptions& options, PsClient* client)
     : options_(options),
       spec_(options.spec ? options.spec : CriteoSpec()),
       client_(client),
-      model_(ModelFor(*spec_, options.model)),
+      model_(ModelConfigFor(*spec_, options.model)),
       pooling_(*spec_, model_.config().row_width(), model_.kernels()),
       checkpointer_(
           CheckpointerOptions{options.is_chief ? options.checkpoint_dir : std::string(),
@@ -159,14 +138,14 @@ Status Trainer::PullStep(Step* st, const std::vector<float*>& dense_out, WireByt
   return s;
 }
 
-void Trainer::PoolForward(Step* st) {
+void Trainer::PoolForward(Step* st, int model_rows) {
   obs::ScopedSpan span("pool");
   std::vector<TableRows<float>> rows(st->tables.size());
   for (size_t t = 0; t < rows.size(); ++t) {
     rows[t].rows = st->tables[t].rows.data();
     rows[t].inverse = st->tables[t].inverse.data();
   }
-  pooling_.Forward(st->batch, rows, model_.BeginBatch(st->batch.size));
+  pooling_.Forward(st->batch, rows, model_.BeginBatch(model_rows > 0 ? model_rows : st->batch.size));
 }
 
 void Trainer::PoolBackward(Step* st) {
@@ -581,9 +560,10 @@ Status Trainer::Evaluate(const ReaderOptions& data, EvalResult* result) {
       reader.Stop();
       return s;
     }
-    PoolForward(&st);
+    // Scored row by row alike, as `deepfm predict` and `deepfm serve` score.
+    PoolForward(&st, DeepFMModel::PredictRows(st.batch.size));
     probs.resize(st.batch.size);
-    model_.PredictFilled(st.batch.size, st.batch.dense.data(), probs.data());
+    model_.PredictRowsFilled(st.batch.size, st.batch.dense.data(), probs.data());
     acc.Add(probs.data(), st.batch.labels.data(), st.batch.size);
     if (options_.progress) options_.progress->Advance();
   }

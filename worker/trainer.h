@@ -162,7 +162,8 @@ class Trainer {
   // the compute thread.
   // The step's pull: fused (one request per shard) or one per table.
   Status PullStep(Step* st, const std::vector<float*>& dense_out, WireBytes* bytes);
-  void PoolForward(Step* st);
+  // Pools into the model's input, sized for model_rows rows (0: the batch's).
+  void PoolForward(Step* st, int model_rows = 0);
   void PoolBackward(Step* st);
   struct Pipeline;
   // The stages; each runs until its input closes or the pipeline stops.
