@@ -7,6 +7,7 @@
 //   open loop    requests sent at fixed times at 50 % and 90 % of that
 //                peak, whether or not earlier ones are answered (latency
 //                from the intended send time, so a stall is not hidden);
+//                offered/s is the rate asked for, req/s what was answered;
 //   swap         the open loop at 50 % while a new export version appears
 //                and the watcher swaps to it.
 // For a physical reference it first times the forward pass in-process (no
@@ -14,6 +15,7 @@
 //
 //   build/bench/serve_bench --model=JOB/export --data=data/eval.csv
 #include <gflags/gflags.h>
+#include <glog/logging.h>
 #include <grpcpp/grpcpp.h>
 
 #include <algorithm>
@@ -70,6 +72,7 @@ struct Point {
   int size = 0;
   double seconds = 0;
   int64_t requests = 0, failed = 0;
+  double offered = 0;  // open loop: requests per second asked for
   std::vector<double> latency_us;
   double rows_per_s() const { return seconds > 0 ? requests * size / seconds : 0; }
   double requests_per_s() const { return seconds > 0 ? requests / seconds : 0; }
@@ -150,6 +153,7 @@ class Bench {
     p.mode = during ? "swap" : "open";
     p.load = load;
     p.size = size;
+    p.offered = rate;
     auto stub = Stub();
     grpc::CompletionQueue cq;
     struct Call {
@@ -211,9 +215,10 @@ class Bench {
 };
 
 void Print(Point p) {
-  printf("%-7s %6d  %-12s %9.0f %10.0f %9.0f %9.0f %9.0f %7lld\n", p.mode.c_str(), p.size, p.load.c_str(),
-         p.requests_per_s(), p.rows_per_s(), p.Quantile(0.5), p.Quantile(0.99), p.Quantile(0.999),
-         static_cast<long long>(p.failed));
+  const std::string offered = p.offered > 0 ? std::to_string(static_cast<long long>(p.offered)) : "-";
+  printf("%-7s %6d  %-12s %9s %9.0f %10.0f %9.0f %9.0f %9.0f %7lld\n", p.mode.c_str(), p.size, p.load.c_str(),
+         offered.c_str(), p.requests_per_s(), p.rows_per_s(), p.Quantile(0.5), p.Quantile(0.99),
+         p.Quantile(0.999), static_cast<long long>(p.failed));
   fflush(stdout);
 }
 
@@ -221,6 +226,7 @@ void Print(Point p) {
 
 int main(int argc, char** argv) {
   gflags::ParseCommandLineFlags(&argc, &argv, true);
+  google::InitGoogleLogging(argv[0]);
   if (FLAGS_model.empty() || FLAGS_data.empty()) {
     fprintf(stderr, "usage: serve_bench --model=EXPORT --data=ROWS.csv\n");
     return 2;
@@ -299,8 +305,8 @@ int main(int argc, char** argv) {
   printf("\nservice on %s: %d scoring thread(s), batch_wait_us %lld, max_batch_rows %d; %.1f s a point\n",
          server->address().c_str(), FLAGS_threads, static_cast<long long>(FLAGS_batch_wait_us),
          FLAGS_max_batch_rows, FLAGS_seconds);
-  printf("%-7s %6s  %-12s %9s %10s %9s %9s %9s %7s\n", "mode", "rows", "load", "req/s", "rows/s", "p50 us",
-         "p99 us", "p999 us", "failed");
+  printf("%-7s %6s  %-12s %9s %9s %10s %9s %9s %9s %7s\n", "mode", "rows", "load", "offered/s", "req/s",
+         "rows/s", "p50 us", "p99 us", "p999 us", "failed");
   Bench bench(server->address(), rows);
   int next_version = 2;
   for (int size : sizes) {

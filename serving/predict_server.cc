@@ -224,6 +224,7 @@ ServeStats PredictServer::stats() const {
   s.rejected = rejected_.load();
   s.rows = rows_.load();
   s.passes = passes_.load();
+  s.largest_pass = largest_pass_.load();
   s.loads = loads_.load();
   s.refused = refused_.load();
   s.model_version = model()->version();
@@ -377,6 +378,8 @@ void PredictServer::RunBatcher() {
       }
     }
     passes_.fetch_add(1, std::memory_order_relaxed);
+    for (int64_t seen = largest_pass_.load(); rows > seen && !largest_pass_.compare_exchange_weak(seen, rows);) {
+    }
     rows_.fetch_add(rows, std::memory_order_relaxed);
     requests_.fetch_add(static_cast<int64_t>(group.size()), std::memory_order_relaxed);
     metrics_->batch_rows->Observe(rows);

@@ -210,7 +210,7 @@ class DeepFMModelT {
   // either: a row scores the same alone, batched with others, or in an
   // evaluation batch on any number of threads. Call BeginBatch(PredictRows(B)), fill B rows, then
   // PredictRowsFilled (which zeroes the padding rows).
-  static constexpr int kPredictRowBlock = 16;
+  static constexpr int kPredictRowBlock = 4;
   static int PredictRows(int B) { return (B + kPredictRowBlock - 1) / kPredictRowBlock * kPredictRowBlock; }
   void PredictRowsFilled(int B, const T* dense_x, T* probs);
   // The training forward's mean loss (batch statistics), on the filled input.

@@ -159,6 +159,8 @@ TEST_F(PredictServerTest, ConcurrentClientsGetExactlyWhatPredictWrites) {
   const ServeStats st = server_->stats();
   EXPECT_EQ(st.rows, static_cast<int64_t>(rows.size()));
   EXPECT_LT(st.passes, st.requests) << "no two requests were batched into one pass";
+  EXPECT_GT(st.largest_pass, 37);
+  EXPECT_LE(st.largest_pass, 128) << "a pass beyond max_batch_rows";
 }
 
 TEST_F(PredictServerTest, TypedRowsScoreLikeTheirCsvRows) {
