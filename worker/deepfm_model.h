@@ -201,11 +201,13 @@ class DeepFMModelT {
   void PredictFilled(int B, const T* dense_x, T* probs);
 
   // Scoring whose every row is independent of the rows beside it. Eigen's
-  // GEMM sums the rows past the last full SIMD packet of a block in
-  // another order, so with PredictFilled a row's probability changes in its
-  // last bits with the batch it shares. Run on PredictRows(B) rows (a
-  // multiple of kPredictRowBlock, the widest packet), every row takes the
-  // packet path, and with the GEMMs split across threads by rows only
+  // GEMM sums the rows past the last 4-lane packet of a block in another
+  // order (and a 1-row product is a GEMV), so with PredictFilled a row's
+  // probability changes in its last bits with the batch it shares. Run on
+  // PredictRows(B) rows (a multiple of kPredictRowBlock), every row takes a
+  // packet path, which all sum a row alike (checked on the avx512, avx2 and
+  // generic paths by the serving tests), and with the GEMMs split across
+  // threads by rows only
   // (dnn::ParallelGemm's rows_only) the thread count does not matter
   // either: a row scores the same alone, batched with others, or in an
   // evaluation batch on any number of threads. Call BeginBatch(PredictRows(B)), fill B rows, then

@@ -119,9 +119,10 @@ constexpr double kParallelGemmMinFlops = 3e7;
 // blocking Eigen chooses per block.
 //
 // rows_only: split only into row blocks, each a multiple of 16 rows but the
-// last. Eigen sums a row alike in any block of whole SIMD packets, whatever
-// its height, so with a row count that is a multiple of 16 the result no
-// longer depends on `threads` at all (scoring: DeepFMModel::PredictRowsFilled).
+// last. Eigen sums a row alike in any block of whole 4-lane packets,
+// whatever its height, so with a row count that is a multiple of 4 the
+// result no longer depends on `threads` at all (scoring:
+// DeepFMModel::PredictRowsFilled).
 void ParallelGemm(const Kernels& kern, int threads, const float* a, int lda, const float* b,
                   int ldb, float* c, int ldc, int m, int n, int k, bool trans_a, bool trans_b,
                   float beta, bool rows_only = false);
