@@ -136,8 +136,9 @@ const FlagDef kFlags[] = {
     {"ev_bloom_max_elements", K::kInt, "1048576", kTrain | kPs,
      "bloom filter: expected distinct keys per table per shard (m = ceil(|ln p| n / ln(2)^2) "
      "16-bit counters)"},
-    {"ev_steps_to_live", K::kInt, "0", kTrain | kPs,
-     "evict rows not pushed for more than N global steps (DeepRec's GlobalStepEvict); 0 = never"},
+    {"ev_steps_to_live", K::kInt, "0", kTrain | kPs | kExport,
+     "evict rows not pushed for more than N global steps (DeepRec's GlobalStepEvict); 0 = never. "
+     "export: the job's value (default: its job.json's), rows dead by it are left out"},
     {"ev_l2_threshold", K::kDouble, "0", kTrain | kPs,
      "evict rows whose half squared L2 norm falls below this at a sweep (DeepRec's "
      "L2WeightEvict); 0 = never"},
@@ -502,9 +503,9 @@ Status ValidateFlags(const FlagSet& f, Command c) {
   if ((c == kExport || c == kPredict || c == kServe) && k.status().ok()) {
     const char* need = c == kExport ? "checkpoint" : "model";
     if (f.Get(need).empty()) {
-      k.Set(InvalidArgument(std::string("deepfm ") + CommandName(c) + " needs --" + need +
-                            (c == kExport ? ", the job folder to export from"
-                                          : ", the export to score with (deepfm export's --out)")));
+      k.Set(InvalidArgument(std::string("--") + need + " is required: " +
+                            (c == kExport ? "the job folder to export from"
+                                          : "the export to score with (deepfm export's --out)")));
     }
   }
   k.OneOf("format", {"csv", "tsv"});
@@ -833,6 +834,7 @@ serving::ExportOptions ExportOptionsFromFlags(const FlagSet& f) {
   o.min_frequency = static_cast<uint32_t>(f.GetInt("min_frequency"));
   o.bf16_values = f.Get("export_values") == "bf16";
   if (f.Has("feature_spec")) o.feature_spec = f.Get("feature_spec");
+  if (f.WasSet("ev_steps_to_live")) o.steps_to_live = f.GetInt("ev_steps_to_live");
   return o;
 }
 

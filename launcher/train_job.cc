@@ -98,6 +98,7 @@ int ExportAtEnd(const FlagSet& f, const fs::path& folder, int job_code) {
   o.out_dir = (folder / "export").string();
   o.restore_checkpoint.clear();
   o.trained_bf16 = f.GetBool("bf16") ? 1 : 0;
+  o.steps_to_live = f.GetInt("ev_steps_to_live");
   serving::ExportSummary summary;
   const Status s = serving::ExportCheckpoint(o, &summary);
   if (!s.ok()) {

@@ -1,6 +1,7 @@
 #include "serving/exporter.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <cinttypes>
 #include <cstdio>
 #include <filesystem>
@@ -63,11 +64,12 @@ Status LoadSpec(const ExportOptions& o, const Manifest& manifest, FeatureSpecPtr
   return Status::Ok();
 }
 
-bool JobTrainedBf16(const std::string& job_dir) {
+// A flag of the job as job.json recorded it; empty when it has none.
+std::string JobFlag(const std::string& job_dir, const std::string& name) {
   JobInfo info;
-  if (!ReadJobInfo((fs::path(job_dir) / "job.json").string(), &info).ok()) return false;
-  auto it = info.flags.find("bf16");
-  return it != info.flags.end() && it->second == "true";
+  if (!ReadJobInfo((fs::path(job_dir) / "job.json").string(), &info).ok()) return "";
+  auto it = info.flags.find(name);
+  return it == info.flags.end() ? "" : it->second;
 }
 
 // hidden_units from the dense variables: dnn/layer<i>/kernel is [in, out].
@@ -131,7 +133,18 @@ Status ExportCheckpoint(const ExportOptions& o, ExportSummary* summary) {
   meta.set_optimizer(manifest.optimizer);
   meta.set_value_type(o.bf16_values ? ExportMeta::BF16 : ExportMeta::FP32);
   meta.set_min_frequency(o.min_frequency);
-  meta.set_trained_bf16(o.trained_bf16 >= 0 ? o.trained_bf16 == 1 : JobTrainedBf16(o.checkpoint_dir));
+  meta.set_trained_bf16(o.trained_bf16 >= 0 ? o.trained_bf16 == 1
+                                            : JobFlag(o.checkpoint_dir, "bf16") == "true");
+  int64_t steps_to_live = o.steps_to_live;
+  if (steps_to_live < 0) {
+    const std::string flag = JobFlag(o.checkpoint_dir, "ev_steps_to_live");
+    steps_to_live = flag.empty() ? 0 : std::strtoll(flag.c_str(), nullptr, 10);
+  }
+  // The shards' rule (EmbeddingTable::Expired) at the checkpoint's step.
+  const uint32_t step32 = static_cast<uint32_t>(manifest.global_step);
+  auto expired = [&](const ps::RowMeta& m) {
+    return steps_to_live > 0 && static_cast<int32_t>(step32 - m.last_step) > steps_to_live;
+  };
 
   // Tables in the spec's order, whatever order the checkpoint holds them in.
   for (const FeatureSpec::TableInfo& ti : spec->tables()) {
@@ -150,8 +163,12 @@ Status ExportCheckpoint(const ExportOptions& o, ExportSummary* summary) {
                                 std::to_string(ti.dim + 1));
     }
     std::vector<std::pair<uint64_t, const float*>> rows;
-    uint64_t dropped = 0;
+    uint64_t dropped = 0, dead = 0;
     table->ForEachRow([&](uint64_t key, const float* values, const float*, ps::RowMeta m) {
+      if (expired(m)) {
+        ++dead;
+        return;
+      }
       if (o.min_frequency > 1 && m.frequency < o.min_frequency) {
         ++dropped;
         return;
@@ -174,6 +191,7 @@ Status ExportCheckpoint(const ExportOptions& o, ExportSummary* summary) {
     tm->set_init_stddev(table->options().init_stddev);
     tm->set_rows(d.keys.size());
     tm->set_dropped_rows(dropped);
+    tm->set_expired_rows(dead);
     c.tables.push_back(std::move(d));
   }
   ps::DenseStore& dense = shard->dense();
@@ -235,6 +253,7 @@ Status ExportCheckpoint(const ExportOptions& o, ExportSummary* summary) {
     ts.name = meta.tables(t).name();
     ts.rows = meta.tables(t).rows();
     ts.dropped_rows = meta.tables(t).dropped_rows();
+    ts.expired_rows = meta.tables(t).expired_rows();
     ts.bytes = stats.table_bytes[t];
     ts.width = static_cast<int>(meta.tables(t).width());
     ts.fp32_value_bytes = ts.rows * ts.width * sizeof(float);
@@ -250,7 +269,7 @@ std::string DescribeExport(const ExportSummary& e) {
   snprintf(line, sizeof(line), "exported %s (step %" PRId64 ", %u shard file(s)) to %s in %.1f s\n",
            e.source.c_str(), e.global_step, e.source_shards, e.file.c_str(), e.seconds);
   out += line;
-  uint64_t rows = 0, dropped = 0, fp32 = 0, stored = 0;
+  uint64_t rows = 0, dropped = 0, expired = 0, fp32 = 0, stored = 0;
   for (const ExportTableSummary& t : e.tables) {
     const uint64_t values = t.rows * t.width * (e.bf16_values ? 2 : 4);
     snprintf(line, sizeof(line), "  table %-24s %10" PRIu64 " rows %12" PRIu64 " bytes%s\n",
@@ -259,6 +278,7 @@ std::string DescribeExport(const ExportSummary& e) {
     out += line;
     rows += t.rows;
     dropped += t.dropped_rows;
+    expired += t.expired_rows;
     fp32 += t.fp32_value_bytes;
     stored += values;
   }
@@ -270,8 +290,14 @@ std::string DescribeExport(const ExportSummary& e) {
              e.min_frequency, dropped, rows + dropped, rows + dropped ? 100.0 * dropped / (rows + dropped) : 0.0);
     out += line;
   }
+  if (expired > 0) {
+    snprintf(line, sizeof(line),
+             "  %" PRIu64 " rows dead by the job's --ev_steps_to_live at step %" PRId64 " left out (they read as unseen)\n",
+             expired, e.global_step);
+    out += line;
+  }
   if (e.bf16_values) {
-    snprintf(line, sizeof(line), "  --bf16 row values: %" PRIu64 " bytes instead of %" PRIu64 " (saved %" PRIu64 ")\n",
+    snprintf(line, sizeof(line), "  --export_values=bf16: row values %" PRIu64 " bytes instead of %" PRIu64 " (saved %" PRIu64 ")\n",
              stored, fp32, fp32 - stored);
     out += line;
   }

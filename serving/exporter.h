@@ -32,12 +32,16 @@ struct ExportOptions {
   // Whether the job trained in bf16; -1: as the job folder's job.json says
   // (false when it has none).
   int trained_bf16 = -1;
+  // The job's --ev_steps_to_live: rows it would read as dead at the
+  // checkpoint's step are left out. -1: as job.json says (0 when absent).
+  int64_t steps_to_live = -1;
 };
 
 struct ExportTableSummary {
   std::string name;
   uint64_t rows = 0;           // kept
   uint64_t dropped_rows = 0;   // by min_frequency
+  uint64_t expired_rows = 0;   // dead by steps_to_live
   uint64_t bytes = 0;          // in the export: keys, index and values
   uint64_t fp32_value_bytes = 0;  // what its values would take in fp32
   int width = 0;

@@ -24,6 +24,9 @@
 
 #include "common/checkpoint_manifest.h"
 #include "common/report.h"
+#include "ps/checkpoint.h"
+#include "ps/optimizer.h"
+#include "ps/shard.h"
 #include "proto/serving.grpc.pb.h"
 #include "rpc/health.h"
 #include "serving/batch_predict.h"
@@ -114,10 +117,11 @@ TEST_F(ServingJobTest, PredictEqualsTheTrainersEvaluationExactly) {
     const char* preset;
     const char* flags;
   };
+  int n = 0;
   for (const Case& c : {Case{"elm", "--ps_num=2"}, Case{"elm", "--ps_num=1 --bf16"},
                         Case{"criteo", "--ps_num=2 --dnn_threads=2"}}) {
     SCOPED_TRACE(std::string(c.preset) + " " + c.flags);
-    const fs::path job = *dir_ / (std::string("eval_") + c.preset + (std::strstr(c.flags, "bf16") ? "_bf16" : ""));
+    const fs::path job = *dir_ / ("eval_" + std::to_string(n++));
     Result r = Deepfm(std::string("train --export ") + c.flags + " --data_location=" + Data(c.preset).string() +
                       " --checkpoint=" + job.string());
     ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -169,6 +173,44 @@ TEST_F(ServingJobTest, ExportOptionsAndRefusals) {
   }
   EXPECT_GT(dropped, 0u);
   EXPECT_EQ(small_rows + dropped, full_rows);
+  // Exactly the rows pushed fewer than 3 times are gone: counted here from
+  // the checkpoint itself.
+  std::string latest;
+  ASSERT_TRUE(deepfm::LatestCheckpoint(job.string(), &latest).ok());
+  deepfm::Manifest manifest;
+  ASSERT_TRUE(deepfm::ReadAndVerifyManifest(latest, &manifest).ok());
+  deepfm::ps::ShardOptions so;
+  so.num_slots = manifest.num_slots;
+  so.background_sweeps = false;
+  ASSERT_TRUE(deepfm::ps::ParseOptimizerType(manifest.optimizer, &so.optimizer.type).ok());
+  deepfm::Status st;
+  std::unique_ptr<deepfm::ps::Shard> shard = deepfm::ps::Shard::Create(so, &st);
+  uint64_t restored = 0;
+  ASSERT_TRUE(deepfm::ps::RestoreShard(&shard, latest, &restored).ok());
+  // Rows a job with --ev_steps_to_live=1 would read as dead at the
+  // checkpoint's step are left out the same way.
+  r = Deepfm("export --ev_steps_to_live=1 --checkpoint=" + job.string() + " --out=" + (job / "ttl").string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::unique_ptr<const deepfm::serving::ExportFile> ttl;
+  ASSERT_TRUE(deepfm::serving::ExportFile::Open((OnlyVersion(job / "ttl") / "model.dfm").string(), &ttl).ok());
+  const uint32_t step = static_cast<uint32_t>(manifest.global_step);
+  uint64_t all_dead = 0;
+  for (int i = 0; i < small->meta().tables_size(); ++i) {
+    const auto& t = small->meta().tables(i);
+    uint64_t rare = 0, dead = 0;
+    for (const deepfm::ps::EmbeddingTable* table : shard->tables()) {
+      if (table->options().name != t.name()) continue;
+      table->ForEachRow([&](uint64_t, const float*, const float*, deepfm::ps::RowMeta m) {
+        rare += m.frequency < 3 ? 1 : 0;
+        dead += static_cast<int32_t>(step - m.last_step) > 1 ? 1 : 0;
+      });
+    }
+    EXPECT_EQ(t.dropped_rows(), rare) << t.name();
+    EXPECT_EQ(ttl->meta().tables(i).expired_rows(), dead) << t.name();
+    EXPECT_EQ(ttl->meta().tables(i).rows() + dead, full->meta().tables(i).rows()) << t.name();
+    all_dead += dead;
+  }
+  EXPECT_GT(all_dead, 0u);
   EXPECT_EQ(small->meta().value_type(), deepfm::serving::ExportMeta::BF16);
   EXPECT_LT(small->bytes(), full->bytes());
   // Scoring with the smaller export still runs (unseen rows read their initial rows).

@@ -163,6 +163,38 @@ TEST_F(PredictServerTest, ConcurrentClientsGetExactlyWhatPredictWrites) {
   EXPECT_LE(st.largest_pass, 128) << "a pass beyond max_batch_rows";
 }
 
+// Requests that would make a pass larger than max_batch_rows wait for the
+// next one; a request larger than it is scored alone.
+TEST_F(PredictServerTest, PassesNeverExceedMaxBatchRows) {
+  ServeOptions o;
+  o.max_batch_rows = 8;
+  o.batch_wait_us = 20000;
+  Start(o);
+  const std::vector<std::string> rows = Lines(*eval_);
+  std::atomic<int> failures{0};
+  std::vector<std::thread> clients;
+  for (int c = 0; c < 4; ++c) {
+    clients.emplace_back([&, c] {
+      for (int k = 0; k < 3; ++k) {
+        PredictRequest req;
+        for (int j = 0; j < 5; ++j) req.add_csv_rows(rows[c * 20 + k * 5 + j]);
+        PredictResponse resp;
+        if (!Call(req, &resp).ok() || resp.probabilities_size() != 5) failures.fetch_add(1);
+      }
+    });
+  }
+  for (std::thread& t : clients) t.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(server_->stats().largest_pass, 5);
+  EXPECT_EQ(server_->stats().passes, 12);
+  PredictRequest big;
+  for (int j = 0; j < 20; ++j) big.add_csv_rows(rows[j]);
+  PredictResponse resp;
+  ASSERT_TRUE(Call(big, &resp).ok());
+  EXPECT_EQ(resp.probabilities_size(), 20);
+  EXPECT_EQ(server_->stats().largest_pass, 20);
+}
+
 TEST_F(PredictServerTest, TypedRowsScoreLikeTheirCsvRows) {
   Start(ServeOptions());
   const std::vector<std::string> rows = Lines(*eval_);
