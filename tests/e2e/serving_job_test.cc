@@ -6,9 +6,7 @@
 // metrics.json, the export files and RPCs, never from printed lines.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fcntl.h>
@@ -32,6 +30,7 @@
 #include "serving/batch_predict.h"
 #include "serving/export_format.h"
 #include "serving/serving_model.h"
+#include "tests/support/free_port.h"
 #include "tests/support/process.h"
 
 namespace {
@@ -229,18 +228,6 @@ TEST_F(ServingJobTest, ExportOptionsAndRefusals) {
   EXPECT_NE(r.exit_code, 0);
 }
 
-int FreePort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 // `deepfm serve` as a process: health, a Predict call with the token, and a
 // clean stop on SIGTERM.
 TEST_F(ServingJobTest, ServeAnswersWithTheTokenAndStopsOnSigterm) {
@@ -250,7 +237,7 @@ TEST_F(ServingJobTest, ServeAnswersWithTheTokenAndStopsOnSigterm) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const std::string token = "serving-job-test-token-abcdefghij";
   std::ofstream(job / "token") << token << "\n";
-  const int port = FreePort();
+  const int port = deepfm::testing_util::FreeLoopbackPort();
   const fs::path log = job / "serve.log";
   const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   const pid_t pid = deepfm::testing_util::StartShell(

@@ -2,13 +2,12 @@
 // scraped over HTTP after real pulls and pushes, its page says what its
 // Stats RPC says, and its handler histograms counted every call.
 #include <gtest/gtest.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <thread>
 
 #include "ps/ps_task.h"
+#include "tests/support/free_port.h"
 #include "tests/support/http_get.h"
 #include "worker/ps_client.h"
 
@@ -20,26 +19,14 @@ using testing_util::PromValue;
 
 const char* kToken = "fedcba9876543210fedcba9876543210";
 
-int FreeLoopbackPort() {
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  socklen_t len = sizeof(a);
-  getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  close(fd);
-  return ntohs(a.sin_port);
-}
-
 TEST(PsMetricsTest, TheShardsPageMatchesItsStatsAndTimesEveryCall) {
   ps::PsTaskOptions o;
   o.name = "ps:0";
   o.restore = false;
   o.shard.optimizer.type = ps::OptimizerType::kAdagrad;
-  o.server.port = FreeLoopbackPort();
+  o.server.port = testing_util::FreeLoopbackPort();
   o.server.security = rpc::Security::WithToken(kToken);
-  o.metrics_port = FreeLoopbackPort();
+  o.metrics_port = testing_util::FreeLoopbackPort();
   o.metrics_security = rpc::Security::WithToken(kToken);
   ASSERT_NE(o.server.port, o.metrics_port);
   int code = -1;

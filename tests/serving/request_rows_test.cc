@@ -44,7 +44,7 @@ void MakeRow(const FeatureSpec& spec, int i, std::string* csv, TypedRow* typed) 
       case FeatureSpec::Kind::kList:
       case FeatureSpec::Kind::kNumericList: {
         const bool num = col.kind == FeatureSpec::Kind::kNumericList;
-        for (int k = 0; k < 1 + (i + c) % 4; ++k) {
+        for (size_t k = 0; k < 1 + (i + c) % 4; ++k) {
           const std::string tok = num ? std::to_string(k + i) : "w" + std::to_string((k + i) % 9);
           if (k > 0) *csv += col.list_separator;
           *csv += tok;
