@@ -100,7 +100,8 @@ class Bench {
   std::unique_ptr<Predictor::Stub> Stub() const {
     grpc::ChannelArguments args;
     args.SetInt("grpc.use_local_subchannel_pool", 1);  // a connection per client
-    return Predictor::NewStub(grpc::CreateCustomChannel(address_, security_.ChannelCredentials(), args));
+    return Predictor::NewStub(
+        grpc::CreateCustomChannel(address_, security_.ChannelCredentials(), args));
   }
 
   Point Closed(int size, double seconds) {
@@ -170,7 +171,8 @@ class Bench {
       bool ok;
       for (int64_t done = 0; done < total && cq.Next(&tag, &ok);) {
         std::unique_ptr<Call> call(static_cast<Call*>(tag));
-        const double us = std::chrono::duration<double, std::micro>(Clock::now() - call->intended).count();
+        const double us =
+            std::chrono::duration<double, std::micro>(Clock::now() - call->intended).count();
         if (ok && call->status.ok()) {
           p.latency_us.push_back(us);
           ++p.requests;
@@ -215,10 +217,11 @@ class Bench {
 };
 
 void Print(Point p) {
-  const std::string offered = p.offered > 0 ? std::to_string(static_cast<long long>(p.offered)) : "-";
-  printf("%-7s %6d  %-12s %9s %9.0f %10.0f %9.0f %9.0f %9.0f %7lld\n", p.mode.c_str(), p.size, p.load.c_str(),
-         offered.c_str(), p.requests_per_s(), p.rows_per_s(), p.Quantile(0.5), p.Quantile(0.99),
-         p.Quantile(0.999), static_cast<long long>(p.failed));
+  const std::string offered =
+      p.offered > 0 ? std::to_string(static_cast<long long>(p.offered)) : "-";
+  printf("%-7s %6d  %-12s %9s %9.0f %10.0f %9.0f %9.0f %9.0f %7lld\n", p.mode.c_str(), p.size,
+         p.load.c_str(), offered.c_str(), p.requests_per_s(), p.rows_per_s(), p.Quantile(0.5),
+         p.Quantile(0.99), p.Quantile(0.999), static_cast<long long>(p.failed));
   fflush(stdout);
 }
 
@@ -252,7 +255,8 @@ int main(int argc, char** argv) {
   const auto machine = launcher::DescribeMachine();
   printf("serve_bench: %s, %s cores, DNN path %s; model %s (version %lld); %zu rows from %s\n",
          machine.at("cpu").c_str(), machine.at("cores").c_str(), machine.at("isa").c_str(),
-         model->path().c_str(), static_cast<long long>(model->version()), rows.size(), FLAGS_data.c_str());
+         model->path().c_str(), static_cast<long long>(model->version()), rows.size(),
+         FLAGS_data.c_str());
 
   // The forward in-process: parse, then score, per row.
   printf("\nin-process, one thread: us per row\n%-8s %10s %10s\n", "rows", "parse", "forward");
@@ -302,11 +306,13 @@ int main(int argc, char** argv) {
     fprintf(stderr, "serve_bench: %s\n", s.message().c_str());
     return 1;
   }
-  printf("\nservice on %s: %d scoring thread(s), batch_wait_us %lld, max_batch_rows %d; %.1f s a point\n",
-         server->address().c_str(), FLAGS_threads, static_cast<long long>(FLAGS_batch_wait_us),
-         FLAGS_max_batch_rows, FLAGS_seconds);
-  printf("%-7s %6s  %-12s %9s %9s %10s %9s %9s %9s %7s\n", "mode", "rows", "load", "offered/s", "req/s",
-         "rows/s", "p50 us", "p99 us", "p999 us", "failed");
+  printf(
+      "\nservice on %s: %d scoring thread(s), batch_wait_us %lld, max_batch_rows %d; %.1f s a "
+      "point\n",
+      server->address().c_str(), FLAGS_threads, static_cast<long long>(FLAGS_batch_wait_us),
+      FLAGS_max_batch_rows, FLAGS_seconds);
+  printf("%-7s %6s  %-12s %9s %9s %10s %9s %9s %9s %7s\n", "mode", "rows", "load", "offered/s",
+         "req/s", "rows/s", "p50 us", "p99 us", "p999 us", "failed");
   Bench bench(server->address(), rows);
   int next_version = 2;
   for (int size : sizes) {
@@ -330,13 +336,16 @@ int main(int argc, char** argv) {
     while (server->stats().loads == loads && Clock::now() < deadline) {
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    if (server->stats().loads == loads) printf("        (the swap did not happen within the run)\n");
+    if (server->stats().loads == loads)
+      printf("        (the swap did not happen within the run)\n");
   }
   const ServeStats st = server->stats();
-  printf("\n%lld requests, %lld rows in %lld forward passes (%.1f rows a pass), %lld loads, %lld refused\n",
-         static_cast<long long>(st.requests), static_cast<long long>(st.rows), static_cast<long long>(st.passes),
-         st.passes ? static_cast<double>(st.rows) / st.passes : 0.0, static_cast<long long>(st.loads),
-         static_cast<long long>(st.refused));
+  printf(
+      "\n%lld requests, %lld rows in %lld forward passes (%.1f rows a pass), %lld loads, %lld "
+      "refused\n",
+      static_cast<long long>(st.requests), static_cast<long long>(st.rows),
+      static_cast<long long>(st.passes), st.passes ? static_cast<double>(st.rows) / st.passes : 0.0,
+      static_cast<long long>(st.loads), static_cast<long long>(st.refused));
   server->Shutdown();
   fs::remove_all(root);
   return 0;

@@ -99,7 +99,8 @@ Status BatchPredict(const PredictOptions& o, PredictResult* result) {
         tbb::make_filter<void, Item*>(tbb::filter_mode::serial_in_order,
                                       [&](tbb::flow_control& fc) -> Item* {
                                         Item* item = nullptr;
-                                        if (!free_items.try_pop(item) || !reader.Next(&item->batch)) {
+                                        if (!free_items.try_pop(item) ||
+                                            !reader.Next(&item->batch)) {
                                           if (item) free_items.push(item);
                                           fc.stop();
                                           return nullptr;
@@ -121,7 +122,8 @@ Status BatchPredict(const PredictOptions& o, PredictResult* result) {
             }));
   });
   if (out != nullptr) {
-    if (fclose(out) != 0 && write_status.ok()) write_status = Internal("closing " + tmp + " failed");
+    if (fclose(out) != 0 && write_status.ok())
+      write_status = Internal("closing " + tmp + " failed");
   }
   s = reader.status();
   if (s.ok()) s = write_status;

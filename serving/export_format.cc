@@ -29,11 +29,16 @@ enum SectionKind : uint32_t { kMeta = 1, kDense = 2, kKeys = 3, kIndex = 4, kVal
 
 const char* KindName(uint32_t kind) {
   switch (kind) {
-    case kMeta: return "meta";
-    case kDense: return "dense";
-    case kKeys: return "keys";
-    case kIndex: return "index";
-    case kValues: return "values";
+    case kMeta:
+      return "meta";
+    case kDense:
+      return "dense";
+    case kKeys:
+      return "keys";
+    case kIndex:
+      return "index";
+    case kValues:
+      return "values";
   }
   return "unknown";
 }
@@ -60,9 +65,7 @@ uint64_t DenseElements(const ExportDense& d) {
   return n;
 }
 
-Status Bad(const std::string& what) {
-  return InvalidArgument("export contents: " + what);
-}
+Status Bad(const std::string& what) { return InvalidArgument("export contents: " + what); }
 
 }  // namespace
 
@@ -70,8 +73,10 @@ uint64_t ExportSlotOf(uint64_t key, uint64_t slot_mask) { return Mix64(key) & sl
 
 Status WriteExportFile(const std::string& path, const ExportContents& c, ExportFileStats* stats) {
   const ExportMeta& meta = c.meta;
-  if (c.tables.size() != static_cast<size_t>(meta.tables_size())) return Bad("table count differs from the meta's");
-  if (c.dense.size() != static_cast<size_t>(meta.dense_size())) return Bad("dense count differs from the meta's");
+  if (c.tables.size() != static_cast<size_t>(meta.tables_size()))
+    return Bad("table count differs from the meta's");
+  if (c.dense.size() != static_cast<size_t>(meta.dense_size()))
+    return Bad("dense count differs from the meta's");
   const size_t elem = ElementBytes(meta.value_type());
   // Every section's bytes, in file order.
   std::vector<Entry> entries;
@@ -91,10 +96,12 @@ Status WriteExportFile(const std::string& path, const ExportContents& c, ExportF
   std::string dense;
   for (size_t i = 0; i < c.dense.size(); ++i) {
     if (c.dense[i].size() != DenseElements(meta.dense(i))) {
-      return Bad("dense variable '" + meta.dense(i).name() + "' has " + std::to_string(c.dense[i].size()) +
-                 " values, its shape " + std::to_string(DenseElements(meta.dense(i))));
+      return Bad("dense variable '" + meta.dense(i).name() + "' has " +
+                 std::to_string(c.dense[i].size()) + " values, its shape " +
+                 std::to_string(DenseElements(meta.dense(i))));
     }
-    dense.append(reinterpret_cast<const char*>(c.dense[i].data()), c.dense[i].size() * sizeof(float));
+    dense.append(reinterpret_cast<const char*>(c.dense[i].data()),
+                 c.dense[i].size() * sizeof(float));
   }
   const uint64_t dense_bytes = dense.size();
   add(kDense, 0, std::move(dense));
@@ -107,7 +114,8 @@ Status WriteExportFile(const std::string& path, const ExportContents& c, ExportF
       return Bad("table '" + tm.name() + "' rows or values do not match its meta");
     }
     for (uint64_t i = 1; i < n; ++i) {
-      if (d.keys[i] <= d.keys[i - 1]) return Bad("table '" + tm.name() + "' keys are not strictly ascending");
+      if (d.keys[i] <= d.keys[i - 1])
+        return Bad("table '" + tm.name() + "' keys are not strictly ascending");
     }
     std::string keys(reinterpret_cast<const char*>(d.keys.data()), n * sizeof(uint64_t));
     const uint64_t slots = SlotsFor(n);
@@ -142,7 +150,8 @@ Status WriteExportFile(const std::string& path, const ExportContents& c, ExportF
   header[7] = static_cast<char>('0' + kExportFormatVersion);
   const uint32_t count = static_cast<uint32_t>(entries.size());
   std::memcpy(header.data() + 8, &count, 4);
-  const std::string table(reinterpret_cast<const char*>(entries.data()), entries.size() * kEntryBytes);
+  const std::string table(reinterpret_cast<const char*>(entries.data()),
+                          entries.size() * kEntryBytes);
   const uint32_t table_crc = Crc32c(table.data(), table.size());
   std::memcpy(header.data() + 12, &table_crc, 4);
 
@@ -249,10 +258,12 @@ Status ExportFile::Open(const std::string& path, std::unique_ptr<const ExportFil
   if (count > (f->size_ - kFixedHeader) / kEntryBytes) return bad("section count beyond the file");
   std::vector<Entry> entries(count);
   std::memcpy(entries.data(), base + kFixedHeader, count * kEntryBytes);
-  if (Crc32c(entries.data(), count * kEntryBytes) != table_crc) return bad("section table fails its checksum");
+  if (Crc32c(entries.data(), count * kEntryBytes) != table_crc)
+    return bad("section table fails its checksum");
   for (const Entry& e : entries) {
     const std::string name = std::string(KindName(e.kind)) + " section " + std::to_string(e.index);
-    if (e.offset > f->size_ || e.bytes > f->size_ - e.offset) return bad(name + " runs past the end (truncated?)");
+    if (e.offset > f->size_ || e.bytes > f->size_ - e.offset)
+      return bad(name + " runs past the end (truncated?)");
     if (e.offset % kAlign != 0) return bad(name + " is not aligned");
     if (Crc32c(base + e.offset, e.bytes) != e.crc) return bad(name + " fails its checksum");
   }
@@ -263,7 +274,8 @@ Status ExportFile::Open(const std::string& path, std::unique_ptr<const ExportFil
     return nullptr;
   };
   const Entry* meta = find(kMeta, 0);
-  if (meta == nullptr || !f->meta_.ParseFromArray(base + meta->offset, static_cast<int>(meta->bytes))) {
+  if (meta == nullptr ||
+      !f->meta_.ParseFromArray(base + meta->offset, static_cast<int>(meta->bytes))) {
     return bad("no readable meta section");
   }
   const Entry* dense = find(kDense, 0);
@@ -271,7 +283,8 @@ Status ExportFile::Open(const std::string& path, std::unique_ptr<const ExportFil
   uint64_t at = 0;
   for (const ExportDense& d : f->meta_.dense()) {
     const uint64_t n = DenseElements(d);
-    if (n > (dense->bytes - at) / sizeof(float)) return bad("dense section shorter than its variables");
+    if (n > (dense->bytes - at) / sizeof(float))
+      return bad("dense section shorter than its variables");
     f->dense_.push_back(reinterpret_cast<const float*>(base + dense->offset + at));
     at += n * sizeof(float);
   }
@@ -293,8 +306,8 @@ Status ExportFile::Open(const std::string& path, std::unique_ptr<const ExportFil
     tab.bf16 = bf16;
     const uint64_t slots = index->bytes / sizeof(uint32_t);
     if (tab.width <= 0 || keys->bytes != tab.rows * sizeof(uint64_t) ||
-        values->bytes != tab.rows * tab.width * ElementBytes(f->meta_.value_type()) ||
-        slots < 16 || (slots & (slots - 1)) != 0 || slots <= tab.rows || index->bytes % 4 != 0) {
+        values->bytes != tab.rows * tab.width * ElementBytes(f->meta_.value_type()) || slots < 16 ||
+        (slots & (slots - 1)) != 0 || slots <= tab.rows || index->bytes % 4 != 0) {
       return bad(name + " sections do not match its rows and width");
     }
     tab.keys = reinterpret_cast<const uint64_t*>(base + keys->offset);

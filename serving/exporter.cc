@@ -1,9 +1,9 @@
 #include "serving/exporter.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cinttypes>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <numeric>
@@ -26,7 +26,8 @@ namespace fs = std::filesystem;
 
 // The checkpoint folder to export: --restore_checkpoint's, else the latest.
 Status ResolveSource(const ExportOptions& o, std::string* folder) {
-  if (o.checkpoint_dir.empty()) return InvalidArgument("--checkpoint: name the job folder to export from");
+  if (o.checkpoint_dir.empty())
+    return InvalidArgument("--checkpoint: name the job folder to export from");
   if (!o.restore_checkpoint.empty()) {
     int64_t step;
     if (!ParseCheckpointFolderName(o.restore_checkpoint, &step)) {
@@ -57,9 +58,9 @@ Status LoadSpec(const ExportOptions& o, const Manifest& manifest, FeatureSpecPtr
   }
   if (!s.ok()) return s;
   if (!manifest.feature_spec.empty() && manifest.feature_spec != (*spec)->fingerprint()) {
-    return FailedPrecondition("the checkpoint was trained under feature spec " + manifest.feature_spec +
-                              ", " + origin + " is " + (*spec)->fingerprint() +
-                              ": give the job's spec with --feature_spec");
+    return FailedPrecondition("the checkpoint was trained under feature spec " +
+                              manifest.feature_spec + ", " + origin + " is " +
+                              (*spec)->fingerprint() + ": give the job's spec with --feature_spec");
   }
   return Status::Ok();
 }
@@ -159,8 +160,8 @@ Status ExportCheckpoint(const ExportOptions& o, ExportSummary* summary) {
     const int width = table->options().dim;
     if (width != ti.dim + 1) {
       return FailedPrecondition("table '" + ti.name + "' holds rows of " + std::to_string(width) +
-                                " floats, the spec's dimension " + std::to_string(ti.dim) + " needs " +
-                                std::to_string(ti.dim + 1));
+                                " floats, the spec's dimension " + std::to_string(ti.dim) +
+                                " needs " + std::to_string(ti.dim + 1));
     }
     std::vector<std::pair<uint64_t, const float*>> rows;
     uint64_t dropped = 0, dead = 0;
@@ -207,7 +208,8 @@ Status ExportCheckpoint(const ExportOptions& o, ExportSummary* summary) {
   }
   for (int u : HiddenUnits(meta)) meta.add_hidden_units(u);
   if (meta.hidden_units_size() == 0) {
-    return FailedPrecondition("the checkpoint " + folder + " holds no dnn/layer0/kernel: not a DeepFM job");
+    return FailedPrecondition("the checkpoint " + folder +
+                              " holds no dnn/layer0/kernel: not a DeepFM job");
   }
 
   // The version folder appears whole: written as .<step>.tmp, then renamed.
@@ -216,8 +218,9 @@ Status ExportCheckpoint(const ExportOptions& o, ExportSummary* summary) {
   const fs::path tmp_dir = fs::path(o.out_dir) / ("." + version + ".tmp");
   std::error_code ec;
   if (fs::exists(final_dir, ec)) {
-    return Status(Code::kAlreadyExists, final_dir.string() + " exists: the export of step " + version +
-                         " was made already (remove it to export again)");
+    return Status(Code::kAlreadyExists, final_dir.string() + " exists: the export of step " +
+                                            version +
+                                            " was made already (remove it to export again)");
   }
   fs::remove_all(tmp_dir, ec);
   fs::create_directories(tmp_dir, ec);
@@ -234,7 +237,9 @@ Status ExportCheckpoint(const ExportOptions& o, ExportSummary* summary) {
   if (!s.ok()) return s;
   check.reset();
   fs::rename(tmp_dir, final_dir, ec);
-  if (ec) return Internal("cannot rename " + tmp_dir.string() + " to " + final_dir.string() + ": " + ec.message());
+  if (ec)
+    return Internal("cannot rename " + tmp_dir.string() + " to " + final_dir.string() + ": " +
+                    ec.message());
 
   summary->version_dir = final_dir.string();
   summary->file = (final_dir / kExportFileName).string();
@@ -272,9 +277,10 @@ std::string DescribeExport(const ExportSummary& e) {
   uint64_t rows = 0, dropped = 0, expired = 0, fp32 = 0, stored = 0;
   for (const ExportTableSummary& t : e.tables) {
     const uint64_t values = t.rows * t.width * (e.bf16_values ? 2 : 4);
-    snprintf(line, sizeof(line), "  table %-24s %10" PRIu64 " rows %12" PRIu64 " bytes%s\n",
-             t.name.c_str(), t.rows, t.bytes,
-             t.dropped_rows ? (" (" + std::to_string(t.dropped_rows) + " rows dropped)").c_str() : "");
+    snprintf(
+        line, sizeof(line), "  table %-24s %10" PRIu64 " rows %12" PRIu64 " bytes%s\n",
+        t.name.c_str(), t.rows, t.bytes,
+        t.dropped_rows ? (" (" + std::to_string(t.dropped_rows) + " rows dropped)").c_str() : "");
     out += line;
     rows += t.rows;
     dropped += t.dropped_rows;
@@ -282,22 +288,28 @@ std::string DescribeExport(const ExportSummary& e) {
     fp32 += t.fp32_value_bytes;
     stored += values;
   }
-  snprintf(line, sizeof(line), "  dense variables %" PRIu64 " bytes; file %" PRIu64 " bytes, %" PRIu64 " rows\n",
+  snprintf(line, sizeof(line),
+           "  dense variables %" PRIu64 " bytes; file %" PRIu64 " bytes, %" PRIu64 " rows\n",
            e.dense_bytes, e.file_bytes, rows);
   out += line;
   if (e.min_frequency > 1) {
-    snprintf(line, sizeof(line), "  --min_frequency=%u dropped %" PRIu64 " of %" PRIu64 " rows (%.1f %%)\n",
-             e.min_frequency, dropped, rows + dropped, rows + dropped ? 100.0 * dropped / (rows + dropped) : 0.0);
+    snprintf(line, sizeof(line),
+             "  --min_frequency=%u dropped %" PRIu64 " of %" PRIu64 " rows (%.1f %%)\n",
+             e.min_frequency, dropped, rows + dropped,
+             rows + dropped ? 100.0 * dropped / (rows + dropped) : 0.0);
     out += line;
   }
   if (expired > 0) {
     snprintf(line, sizeof(line),
-             "  %" PRIu64 " rows dead by the job's --ev_steps_to_live at step %" PRId64 " left out (they read as unseen)\n",
+             "  %" PRIu64 " rows dead by the job's --ev_steps_to_live at step %" PRId64
+             " left out (they read as unseen)\n",
              expired, e.global_step);
     out += line;
   }
   if (e.bf16_values) {
-    snprintf(line, sizeof(line), "  --export_values=bf16: row values %" PRIu64 " bytes instead of %" PRIu64 " (saved %" PRIu64 ")\n",
+    snprintf(line, sizeof(line),
+             "  --export_values=bf16: row values %" PRIu64 " bytes instead of %" PRIu64
+             " (saved %" PRIu64 ")\n",
              stored, fp32, fp32 - stored);
     out += line;
   }

@@ -39,18 +39,18 @@ struct ExportOptions {
 
 struct ExportTableSummary {
   std::string name;
-  uint64_t rows = 0;           // kept
-  uint64_t dropped_rows = 0;   // by min_frequency
-  uint64_t expired_rows = 0;   // dead by steps_to_live
-  uint64_t bytes = 0;          // in the export: keys, index and values
+  uint64_t rows = 0;              // kept
+  uint64_t dropped_rows = 0;      // by min_frequency
+  uint64_t expired_rows = 0;      // dead by steps_to_live
+  uint64_t bytes = 0;             // in the export: keys, index and values
   uint64_t fp32_value_bytes = 0;  // what its values would take in fp32
   int width = 0;
 };
 
 struct ExportSummary {
-  std::string version_dir;   // out_dir/<global step>
-  std::string file;          // version_dir/model.dfm
-  std::string source;        // the checkpoint folder exported
+  std::string version_dir;  // out_dir/<global step>
+  std::string file;         // version_dir/model.dfm
+  std::string source;       // the checkpoint folder exported
   int64_t global_step = 0;
   uint32_t source_shards = 0;
   uint64_t checkpoint_bytes = 0;  // the checkpoint's shard files (a delta: with its chain)

@@ -64,7 +64,11 @@ struct PredictServer::Metrics {
                         .Help("Rows per Predict request")
                         .Register(r)
                         .Add({}, sizes);
-    rows = &prometheus::BuildCounter().Name("deepfm_serve_rows_total").Help("Rows scored").Register(r).Add({});
+    rows = &prometheus::BuildCounter()
+                .Name("deepfm_serve_rows_total")
+                .Help("Rows scored")
+                .Register(r)
+                .Add({});
     auto& calls = prometheus::BuildCounter()
                       .Name("deepfm_serve_requests_total")
                       .Help("Predict calls by outcome")
@@ -147,21 +151,25 @@ class PredictServer::Service final : public Predictor::Service {
 
 Status PredictServer::Start(const ServeOptions& o, std::unique_ptr<PredictServer>* out) {
   if (o.batch_wait_us < 0 || o.batch_wait_us > 1000000) {
-    return InvalidArgument("--batch_wait_us=" + std::to_string(o.batch_wait_us) + ": must lie in [0, 1000000]");
+    return InvalidArgument("--batch_wait_us=" + std::to_string(o.batch_wait_us) +
+                           ": must lie in [0, 1000000]");
   }
   if (o.max_batch_rows < 1) return InvalidArgument("--max_batch_rows must be >= 1");
   if (!IsLoopbackHost(o.bind) && !o.security.has_token() && !o.insecure) {
-    return FailedPrecondition("deepfm serve would listen on " + o.bind +
-                              " without a token: give --auth_token_file, or --insecure to let anyone "
-                              "reaching the port use the model");
+    return FailedPrecondition(
+        "deepfm serve would listen on " + o.bind +
+        " without a token: give --auth_token_file, or --insecure to let anyone "
+        "reaching the port use the model");
   }
   std::unique_ptr<PredictServer> s(new PredictServer());
   s->options_ = o;
   std::error_code ec;
   if (o.watch) {
     if (!fs::is_directory(o.model, ec) || fs::exists(fs::path(o.model) / kExportFileName, ec)) {
-      return InvalidArgument("--watch needs --model to be an export root (the --out of deepfm export, "
-                             "holding numbered versions), not " + o.model);
+      return InvalidArgument(
+          "--watch needs --model to be an export root (the --out of deepfm export, "
+          "holding numbered versions), not " +
+          o.model);
     }
     s->watch_root_ = o.model;
   }
@@ -207,7 +215,8 @@ Status PredictServer::Start(const ServeOptions& o, std::unique_ptr<PredictServer
   }
   s->server_ = builder.BuildAndStart();
   if (!s->server_ || s->port_ == 0) {
-    return Status(Code::kUnavailable, "cannot listen on " + addr + " (port in use or bad address; try another --port)");
+    return Status(Code::kUnavailable,
+                  "cannot listen on " + addr + " (port in use or bad address; try another --port)");
   }
   if (o.watch) s->watcher_ = std::thread([p = s.get()] { p->RunWatcher(); });
   *out = std::move(s);
@@ -263,8 +272,9 @@ bool PredictServer::CheckForNewModel() {
   const std::string file = (fs::path(dir) / kExportFileName).string();
   struct stat st;
   if (stat(file.c_str(), &st) != 0) return false;
-  const std::string id = file + " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) +
-                         "." + std::to_string(st.st_mtim.tv_nsec);
+  const std::string id = file + " " + std::to_string(st.st_size) + " " +
+                         std::to_string(st.st_mtim.tv_sec) + "." +
+                         std::to_string(st.st_mtim.tv_nsec);
   {
     std::lock_guard<std::mutex> lock(model_mu_);
     if (id == refused_file_) return false;  // refused already; tried again once it changes
@@ -278,8 +288,8 @@ bool PredictServer::CheckForNewModel() {
     }
     refused_.fetch_add(1);
     metrics_->refused->Increment();
-    LOG(ERROR) << "refused the new export " << file << ", still serving version " << model()->version()
-               << ": " << s.message();
+    LOG(ERROR) << "refused the new export " << file << ", still serving version "
+               << model()->version() << ": " << s.message();
     return false;
   }
   SetModel(std::move(next), version);
@@ -315,7 +325,8 @@ void PredictServer::ScoreAndWait(Pending* p) {
 bool PredictServer::NextGroup(std::vector<Pending*>* group) {
   group->clear();
   std::unique_lock<std::mutex> lock(queue_mu_);
-  queue_cv_.wait(lock, [this]() DEEPFM_REQUIRES(queue_mu_) { return stopping_ || !queue_.empty(); });
+  queue_cv_.wait(lock,
+                 [this]() DEEPFM_REQUIRES(queue_mu_) { return stopping_ || !queue_.empty(); });
   if (queue_.empty()) return false;  // stopping, nothing left
   Pending* first = queue_.front();
   queue_.pop_front();
@@ -378,7 +389,8 @@ void PredictServer::RunBatcher() {
       }
     }
     passes_.fetch_add(1, std::memory_order_relaxed);
-    for (int64_t seen = largest_pass_.load(); rows > seen && !largest_pass_.compare_exchange_weak(seen, rows);) {
+    for (int64_t seen = largest_pass_.load();
+         rows > seen && !largest_pass_.compare_exchange_weak(seen, rows);) {
     }
     rows_.fetch_add(rows, std::memory_order_relaxed);
     requests_.fetch_add(static_cast<int64_t>(group.size()), std::memory_order_relaxed);

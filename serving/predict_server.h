@@ -66,13 +66,13 @@ struct ServeOptions {
 
 // What the service has done, for tests and the benchmark.
 struct ServeStats {
-  int64_t requests = 0;   // answered with scores
-  int64_t rejected = 0;   // refused (auth, bad input)
+  int64_t requests = 0;  // answered with scores
+  int64_t rejected = 0;  // refused (auth, bad input)
   int64_t rows = 0;
-  int64_t passes = 0;     // forward passes
+  int64_t passes = 0;        // forward passes
   int64_t largest_pass = 0;  // rows
-  int64_t loads = 0;      // models loaded (the first included)
-  int64_t refused = 0;    // newer exports refused
+  int64_t loads = 0;         // models loaded (the first included)
+  int64_t refused = 0;       // newer exports refused
   int64_t model_version = 0;
 };
 
@@ -120,7 +120,7 @@ class PredictServer {
   // With watch: the version folder the model came from (its number).
   int64_t watched_version_ DEEPFM_GUARDED_BY(model_mu_) = -1;
   std::string refused_file_ DEEPFM_GUARDED_BY(model_mu_);  // "path size mtime" of the last refused
-  std::mutex check_mu_;  // one look for a new model at a time
+  std::mutex check_mu_;                                    // one look for a new model at a time
 
   std::mutex queue_mu_;
   std::condition_variable queue_cv_;
@@ -131,8 +131,8 @@ class PredictServer {
   std::condition_variable watch_cv_;
   bool watch_stop_ DEEPFM_GUARDED_BY(watch_mu_) = false;
 
-  std::atomic<int64_t> requests_{0}, rejected_{0}, rows_{0}, passes_{0}, largest_pass_{0}, loads_{0},
-      refused_{0};
+  std::atomic<int64_t> requests_{0}, rejected_{0}, rows_{0}, passes_{0}, largest_pass_{0},
+      loads_{0}, refused_{0};
   std::unique_ptr<Metrics> metrics_;
   std::unique_ptr<obs::MetricsEndpoint> endpoint_;
   std::unique_ptr<Service> service_;

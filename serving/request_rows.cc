@@ -28,7 +28,8 @@ Status TypedRowToLine(const FeatureSpec& spec, const TypedRow& row, const std::s
   for (const auto& [name, value] : row.features()) {
     bool known = false;
     for (const FeatureSpec::ColumnInfo& c : spec.columns()) known |= c.name == name;
-    if (!known) return InvalidArgument(Field(where, name) + ": the model has no column of that name");
+    if (!known)
+      return InvalidArgument(Field(where, name) + ": the model has no column of that name");
   }
   line->clear();
   for (size_t ci = 0; ci < spec.columns().size(); ++ci) {
@@ -40,11 +41,13 @@ Status TypedRowToLine(const FeatureSpec& spec, const TypedRow& row, const std::s
       continue;  // an empty cell: the column's default (the label is not read)
     }
     const Value& v = it->second;
-    const bool list = c.kind == FeatureSpec::Kind::kList || c.kind == FeatureSpec::Kind::kNumericList;
+    const bool list =
+        c.kind == FeatureSpec::Kind::kList || c.kind == FeatureSpec::Kind::kNumericList;
     auto put_text = [&](const std::string& text) -> Status {
       if (Contains(text, sep) || text.find('\n') != std::string::npos ||
           (list && Contains(text, c.list_separator))) {
-        return InvalidArgument(Field(where, c.name) + ": a value may not hold the separator or a newline");
+        return InvalidArgument(Field(where, c.name) +
+                               ": a value may not hold the separator or a newline");
       }
       *line += text;
       return Status::Ok();
@@ -59,7 +62,8 @@ Status TypedRowToLine(const FeatureSpec& spec, const TypedRow& row, const std::s
         if (c.kind != FeatureSpec::Kind::kNumeric && c.kind != FeatureSpec::Kind::kCategorical) {
           return InvalidArgument(Field(where, c.name) + ": a list column takes a list");
         }
-        if (!std::isfinite(v.number())) return InvalidArgument(Field(where, c.name) + ": not a finite number");
+        if (!std::isfinite(v.number()))
+          return InvalidArgument(Field(where, c.name) + ": not a finite number");
         char buf[32];
         // Integers as the data writes them (a categorical token "7", not "7.0").
         if (v.number() == std::floor(v.number()) && std::fabs(v.number()) < 1e15) {
@@ -71,7 +75,8 @@ Status TypedRowToLine(const FeatureSpec& spec, const TypedRow& row, const std::s
         break;
       }
       case Value::kList: {
-        if (!list) return InvalidArgument(Field(where, c.name) + ": a list given to a single-valued column");
+        if (!list)
+          return InvalidArgument(Field(where, c.name) + ": a list given to a single-valued column");
         for (int i = 0; i < v.list().values_size(); ++i) {
           if (i > 0) *line += c.list_separator;
           Status s = put_text(v.list().values(i));
@@ -95,7 +100,8 @@ Status ParseRequestRows(const FeatureSpec& spec, const PredictRequest& req, Batc
   if (n == 0) return InvalidArgument("csv_rows: the request carries no rows");
   if (n > kMaxRequestRows) {
     return InvalidArgument(std::string(csv ? "csv_rows" : "rows") + ": " + std::to_string(n) +
-                           " rows, more than the " + std::to_string(kMaxRequestRows) + " one request may carry");
+                           " rows, more than the " + std::to_string(kMaxRequestRows) +
+                           " one request may carry");
   }
   if (out->tables.size() != spec.tables().size()) out->Shape(spec);
   out->size = 0;
@@ -112,10 +118,11 @@ Status ParseRequestRows(const FeatureSpec& spec, const PredictRequest& req, Batc
       if (!s.ok()) return s;
       text = &line;
     }
-    if (text->find('\n') != std::string::npos) return InvalidArgument(where + ": a row is one line");
+    if (text->find('\n') != std::string::npos)
+      return InvalidArgument(where + ": a row is one line");
     what.clear();
-    if (ParseLine(spec, *text, RequestSeparator(spec, *text), out, i, &what, /*label_optional=*/true) !=
-        LineError::kOk) {
+    if (ParseLine(spec, *text, RequestSeparator(spec, *text), out, i, &what,
+                  /*label_optional=*/true) != LineError::kOk) {
       return InvalidArgument(where + ": " + what);
     }
   }

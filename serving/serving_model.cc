@@ -125,7 +125,8 @@ void Scorer::Score(const Batch& batch, float* probs) {
     dedup_.Run(keys.keys.data(), keys.keys.size(), &tb.uniq, &tb.inverse);
     const ExportFile::Table& table = files[t];
     tb.rows.resize(tb.uniq.size() * table.width);
-    for (size_t u = 0; u < tb.uniq.size(); ++u) table.Lookup(tb.uniq[u], tb.rows.data() + u * table.width);
+    for (size_t u = 0; u < tb.uniq.size(); ++u)
+      table.Lookup(tb.uniq[u], tb.rows.data() + u * table.width);
     if (net_.config().bf16 && !table.bf16) RoundToBf16(tb.rows.data(), tb.rows.size());
     table_rows_[t].rows = tb.rows.data();
     table_rows_[t].inverse = tb.inverse.data();

@@ -173,7 +173,8 @@ GemmFn NativeBf16Gemm() {
 void ParallelGemm(const Kernels& kern, int threads, const float* a, int lda, const float* b,
                   int ldb, float* c, int ldc, int m, int n, int k, bool trans_a, bool trans_b,
                   float beta, bool rows_only) {
-  ParallelGemm(kern.gemm, threads, a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b, beta, rows_only);
+  ParallelGemm(kern.gemm, threads, a, lda, b, ldb, c, ldc, m, n, k, trans_a, trans_b, beta,
+               rows_only);
 }
 
 void ParallelGemm(GemmFn gemm, int threads, const float* a, int lda, const float* b, int ldb,

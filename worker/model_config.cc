@@ -13,8 +13,9 @@ DeepFMConfig ModelConfigFor(const FeatureSpec& spec, DeepFMConfig config) {
   if (m.batch_norm_epsilon() > 0) config.batch_norm_epsilon = m.batch_norm_epsilon();
   config.fm = m.fm() == spec::Model::VECTOR ? DeepFMConfig::Fm::kVector : DeepFMConfig::Fm::kScalar;
   config.linear = m.linear() == spec::Model::WEIGHTLESS ? DeepFMConfig::Linear::kWeightless
-                                                         : DeepFMConfig::Linear::kLearned;
-  config.loss = m.loss() == spec::Model::MSE ? DeepFMConfig::Loss::kMse : DeepFMConfig::Loss::kLogloss;
+                                                        : DeepFMConfig::Linear::kLearned;
+  config.loss =
+      m.loss() == spec::Model::MSE ? DeepFMConfig::Loss::kMse : DeepFMConfig::Loss::kLogloss;
   return config;
 }
 

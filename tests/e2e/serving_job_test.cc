@@ -4,12 +4,11 @@
 // evaluation exactly; `train --export` leaves a servable model; `deepfm
 // serve` answers over gRPC and stops cleanly on SIGTERM. Results come from
 // metrics.json, the export files and RPCs, never from printed lines.
+#include <fcntl.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <unistd.h>
-
-#include <fcntl.h>
 
 #include <cstdio>
 #include <cstring>
@@ -22,10 +21,10 @@
 
 #include "common/checkpoint_manifest.h"
 #include "common/report.h"
+#include "proto/serving.grpc.pb.h"
 #include "ps/checkpoint.h"
 #include "ps/optimizer.h"
 #include "ps/shard.h"
-#include "proto/serving.grpc.pb.h"
 #include "rpc/health.h"
 #include "serving/batch_predict.h"
 #include "serving/export_format.h"
@@ -54,13 +53,15 @@ std::string Slurp(const fs::path& p) {
 class ServingJobTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new fs::path(fs::temp_directory_path() / ("serving_job_test_" + std::to_string(getpid())));
+    dir_ =
+        new fs::path(fs::temp_directory_path() / ("serving_job_test_" + std::to_string(getpid())));
     fs::remove_all(*dir_);
     // 1000 eval rows: the last evaluation batch is not a multiple of the
     // model's 16-row scoring block.
     for (const char* preset : {"elm", "criteo"}) {
-      const Result r = Deepfm(std::string("gen-data --feature_spec=") + preset +
-                              " --rows=3000 --eval_rows=1000 --seed=5 --out=" + (*dir_ / preset).string());
+      const Result r =
+          Deepfm(std::string("gen-data --feature_spec=") + preset +
+                 " --rows=3000 --eval_rows=1000 --seed=5 --out=" + (*dir_ / preset).string());
       ASSERT_EQ(r.exit_code, 0) << r.output;
     }
   }
@@ -88,8 +89,9 @@ TEST_F(ServingJobTest, ExportsOfOneTwoAndThreeShardJobsAreOneModel) {
     const fs::path job = *dir_ / ("shards" + std::to_string(shards));
     // Stand-alone at --staleness=0 trains bit for bit alike at any shard
     // count; the checkpoints differ in how their rows are cut.
-    Result r = Deepfm("train --standalone --staleness=0 --no_eval --ps_num=" + std::to_string(shards) +
-                      " --data_location=" + Data("elm").string() + " --checkpoint=" + job.string());
+    Result r =
+        Deepfm("train --standalone --staleness=0 --no_eval --ps_num=" + std::to_string(shards) +
+               " --data_location=" + Data("elm").string() + " --checkpoint=" + job.string());
     ASSERT_EQ(r.exit_code, 0) << r.output;
     deepfm::Manifest m;
     std::string latest;
@@ -121,8 +123,8 @@ TEST_F(ServingJobTest, PredictEqualsTheTrainersEvaluationExactly) {
                         Case{"criteo", "--ps_num=2 --dnn_threads=2"}}) {
     SCOPED_TRACE(std::string(c.preset) + " " + c.flags);
     const fs::path job = *dir_ / ("eval_" + std::to_string(n++));
-    Result r = Deepfm(std::string("train --export ") + c.flags + " --data_location=" + Data(c.preset).string() +
-                      " --checkpoint=" + job.string());
+    Result r = Deepfm(std::string("train --export ") + c.flags + " --data_location=" +
+                      Data(c.preset).string() + " --checkpoint=" + job.string());
     ASSERT_EQ(r.exit_code, 0) << r.output;
     deepfm::JobMetrics metrics;
     ASSERT_TRUE(deepfm::ReadJobMetrics((job / "metrics.json").string(), &metrics).ok());
@@ -138,7 +140,8 @@ TEST_F(ServingJobTest, PredictEqualsTheTrainersEvaluationExactly) {
     EXPECT_EQ(p.rows, metrics.eval.rows);
     EXPECT_EQ(p.labeled_rows, p.rows);
     EXPECT_EQ(p.auc, metrics.eval.auc);
-    EXPECT_EQ(p.logloss, metrics.eval.logloss) << std::setprecision(17) << p.logloss << " " << metrics.eval.logloss;
+    EXPECT_EQ(p.logloss, metrics.eval.logloss)
+        << std::setprecision(17) << p.logloss << " " << metrics.eval.logloss;
     EXPECT_EQ(p.accuracy, metrics.eval.accuracy);
     // One probability per row, in order.
     std::ifstream scores(o.out);
@@ -150,7 +153,8 @@ TEST_F(ServingJobTest, PredictEqualsTheTrainersEvaluationExactly) {
 
 TEST_F(ServingJobTest, ExportOptionsAndRefusals) {
   const fs::path job = *dir_ / "options";
-  Result r = Deepfm("train --no_eval --data_location=" + Data("elm").string() + " --checkpoint=" + job.string());
+  Result r = Deepfm("train --no_eval --data_location=" + Data("elm").string() +
+                    " --checkpoint=" + job.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   r = Deepfm("export --checkpoint=" + job.string() + " --out=" + (job / "full").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
@@ -158,12 +162,16 @@ TEST_F(ServingJobTest, ExportOptionsAndRefusals) {
   r = Deepfm("export --checkpoint=" + job.string() + " --out=" + (job / "full").string());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("exists"), std::string::npos) << r.output;
-  r = Deepfm("export --min_frequency=3 --export_values=bf16 --checkpoint=" + job.string() + " --out=" +
-             (job / "small").string());
+  r = Deepfm("export --min_frequency=3 --export_values=bf16 --checkpoint=" + job.string() +
+             " --out=" + (job / "small").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::unique_ptr<const deepfm::serving::ExportFile> full, small;
-  ASSERT_TRUE(deepfm::serving::ExportFile::Open((OnlyVersion(job / "full") / "model.dfm").string(), &full).ok());
-  ASSERT_TRUE(deepfm::serving::ExportFile::Open((OnlyVersion(job / "small") / "model.dfm").string(), &small).ok());
+  ASSERT_TRUE(
+      deepfm::serving::ExportFile::Open((OnlyVersion(job / "full") / "model.dfm").string(), &full)
+          .ok());
+  ASSERT_TRUE(
+      deepfm::serving::ExportFile::Open((OnlyVersion(job / "small") / "model.dfm").string(), &small)
+          .ok());
   uint64_t full_rows = 0, small_rows = 0, dropped = 0;
   for (const auto& t : full->meta().tables()) full_rows += t.rows();
   for (const auto& t : small->meta().tables()) {
@@ -188,10 +196,13 @@ TEST_F(ServingJobTest, ExportOptionsAndRefusals) {
   ASSERT_TRUE(deepfm::ps::RestoreShard(&shard, latest, &restored).ok());
   // Rows a job with --ev_steps_to_live=1 would read as dead at the
   // checkpoint's step are left out the same way.
-  r = Deepfm("export --ev_steps_to_live=1 --checkpoint=" + job.string() + " --out=" + (job / "ttl").string());
+  r = Deepfm("export --ev_steps_to_live=1 --checkpoint=" + job.string() +
+             " --out=" + (job / "ttl").string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   std::unique_ptr<const deepfm::serving::ExportFile> ttl;
-  ASSERT_TRUE(deepfm::serving::ExportFile::Open((OnlyVersion(job / "ttl") / "model.dfm").string(), &ttl).ok());
+  ASSERT_TRUE(
+      deepfm::serving::ExportFile::Open((OnlyVersion(job / "ttl") / "model.dfm").string(), &ttl)
+          .ok());
   const uint32_t step = static_cast<uint32_t>(manifest.global_step);
   uint64_t all_dead = 0;
   for (int i = 0; i < small->meta().tables_size(); ++i) {
@@ -213,18 +224,20 @@ TEST_F(ServingJobTest, ExportOptionsAndRefusals) {
   EXPECT_EQ(small->meta().value_type(), deepfm::serving::ExportMeta::BF16);
   EXPECT_LT(small->bytes(), full->bytes());
   // Scoring with the smaller export still runs (unseen rows read their initial rows).
-  r = Deepfm("predict --model=" + (job / "small").string() + " --data_location=" + Data("elm").string() +
-             " --out=" + (job / "s.csv").string());
+  r = Deepfm("predict --model=" + (job / "small").string() +
+             " --data_location=" + Data("elm").string() + " --out=" + (job / "s.csv").string());
   EXPECT_EQ(r.exit_code, 0) << r.output;
   // A damaged export is refused by predict, naming the file.
   const fs::path file = OnlyVersion(job / "full") / "model.dfm";
   std::string bytes = Slurp(file);
   bytes[bytes.size() - 3] ^= 1;
   std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
-  r = Deepfm("predict --model=" + (job / "full").string() + " --data_location=" + Data("elm").string());
+  r = Deepfm("predict --model=" + (job / "full").string() +
+             " --data_location=" + Data("elm").string());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.output.find("damaged"), std::string::npos) << r.output;
-  r = Deepfm("export --checkpoint=" + (job / "nothing").string() + " --out=" + (job / "x").string());
+  r = Deepfm("export --checkpoint=" + (job / "nothing").string() +
+             " --out=" + (job / "x").string());
   EXPECT_NE(r.exit_code, 0);
 }
 
@@ -251,7 +264,8 @@ TEST_F(ServingJobTest, ServeAnswersWithTheTokenAndStopsOnSigterm) {
                                                         [&] { return kill(pid, 0) == 0; });
   EXPECT_TRUE(up.ok()) << up.message() << "\n" << Slurp(log);
   if (up.ok()) {
-    auto stub = deepfm::serving::Predictor::NewStub(grpc::CreateChannel(addr, security.ChannelCredentials()));
+    auto stub = deepfm::serving::Predictor::NewStub(
+        grpc::CreateChannel(addr, security.ChannelCredentials()));
     std::ifstream eval(Data("elm") / "eval.csv");
     deepfm::serving::PredictRequest req;
     for (std::string l; req.csv_rows_size() < 3 && std::getline(eval, l);) req.add_csv_rows(l);

@@ -42,7 +42,8 @@ inline std::string MakeExport(const FeatureSpecPtr& spec, const std::string& dat
                               const std::filesystem::path& root, int64_t version, uint64_t seed,
                               bool half_rows = false) {
   DeepFMConfig base;
-  base.hidden_units = spec->hidden_units().empty() ? std::vector<int>{32, 16} : spec->hidden_units();
+  base.hidden_units =
+      spec->hidden_units().empty() ? std::vector<int>{32, 16} : spec->hidden_units();
   const DeepFMConfig config = ModelConfigFor(*spec, base);
   DeepFMModel model(config);
   model.InitDense(seed);

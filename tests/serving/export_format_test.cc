@@ -94,7 +94,8 @@ class ExportFormatTest : public ::testing::Test {
 };
 
 TEST_F(ExportFormatTest, BytesMatchTheGoldenFile) {
-  const fs::path golden_dir = fs::path(DEEPFM_TESTDATA) / ("export-v" + std::to_string(kExportFormatVersion));
+  const fs::path golden_dir =
+      fs::path(DEEPFM_TESTDATA) / ("export-v" + std::to_string(kExportFormatVersion));
   const std::string path = Write(GoldenContents());
   if (std::getenv("DEEPFM_UPDATE_GOLDEN") != nullptr) {
     fs::create_directories(golden_dir);
@@ -207,7 +208,8 @@ TEST_F(ExportFormatTest, DamageAnywhereIsRefused) {
     EXPECT_EQ(open(bad).code(), Code::kDataLoss) << "header byte " << at;
   }
   EXPECT_EQ(open(good.substr(0, good.size() - 1)).code(), Code::kDataLoss);
-  EXPECT_NE(open(good.substr(0, good.size() - 1)).message().find("past the end"), std::string::npos);
+  EXPECT_NE(open(good.substr(0, good.size() - 1)).message().find("past the end"),
+            std::string::npos);
   EXPECT_EQ(open(good.substr(0, 10)).code(), Code::kDataLoss);
   std::string magic = good;
   magic[0] = 'X';

@@ -33,7 +33,8 @@ constexpr char kToken[] = "predict-server-test-token-0123456789";
 class PredictServerTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = new fs::path(fs::temp_directory_path() / ("predict_server_test_" + std::to_string(getpid())));
+    dir_ = new fs::path(fs::temp_directory_path() /
+                        ("predict_server_test_" + std::to_string(getpid())));
     fs::remove_all(*dir_);
     ElmDataGenOptions o;
     o.train_rows = 50;
@@ -83,7 +84,8 @@ class PredictServerTest : public ::testing::Test {
     security_ = o.security;
   }
 
-  grpc::Status Call(const PredictRequest& req, PredictResponse* resp, const std::string* token = nullptr) {
+  grpc::Status Call(const PredictRequest& req, PredictResponse* resp,
+                    const std::string* token = nullptr) {
     grpc::ClientContext ctx;
     ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
     if (token) {
@@ -144,7 +146,8 @@ TEST_F(PredictServerTest, ConcurrentClientsGetExactlyWhatPredictWrites) {
         }
         PredictResponse resp;
         const grpc::Status s = Call(req, &resp);
-        if (!s.ok() || resp.probabilities_size() != static_cast<int>(n) || resp.model_version() != 10) {
+        if (!s.ok() || resp.probabilities_size() != static_cast<int>(n) ||
+            resp.model_version() != 10) {
           failures.fetch_add(1);
           return;
         }
@@ -253,7 +256,8 @@ TEST_F(PredictServerTest, WrongTokensAndBadRequestsAreRefusedWithoutEffect) {
   }
   for (const std::string& t : wrong) {
     PredictResponse r;
-    EXPECT_EQ(Call(good, &r, &t).error_code(), grpc::StatusCode::UNAUTHENTICATED) << "token '" << t << "'";
+    EXPECT_EQ(Call(good, &r, &t).error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << "token '" << t << "'";
     EXPECT_EQ(r.probabilities_size(), 0);
   }
   {
@@ -276,7 +280,8 @@ TEST_F(PredictServerTest, WrongTokensAndBadRequestsAreRefusedWithoutEffect) {
   (*unknown.add_rows()->mutable_features())["nope"].set_text("1");
   const grpc::Status u = Call(unknown, &resp);
   EXPECT_EQ(u.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
-  EXPECT_NE(u.error_message().find("rows[0].features['nope']"), std::string::npos) << u.error_message();
+  EXPECT_NE(u.error_message().find("rows[0].features['nope']"), std::string::npos)
+      << u.error_message();
   const ServeStats st = server_->stats();
   EXPECT_EQ(st.rows, 1);
   EXPECT_EQ(st.requests, 1);
@@ -307,8 +312,8 @@ TEST_F(PredictServerTest, TheMetricsPageCountsRowsAndRequiresTheToken) {
 }
 
 // Writes a new version as deepfm export does: whole, then renamed in.
-void Publish(const FeatureSpecPtr& spec, const std::string& data, const fs::path& root, int64_t version,
-             uint64_t seed, bool damage = false) {
+void Publish(const FeatureSpecPtr& spec, const std::string& data, const fs::path& root,
+             int64_t version, uint64_t seed, bool damage = false) {
   const fs::path staging = root.parent_path() / (root.filename().string() + "-staging");
   fs::remove_all(staging);
   ASSERT_FALSE(MakeExport(spec, data, staging, version, seed).empty());
@@ -376,7 +381,8 @@ TEST_F(PredictServerTest, SwapUnderLoadFailsNoRequest) {
   ASSERT_EQ(seen.size(), 2u) << "the load did not span the swap";
   for (const auto& [version, probs] : seen) {
     ASSERT_TRUE(want.count(version)) << "an answer from version " << version;
-    for (const auto& [row, p] : probs) ASSERT_EQ(p, want[version][row]) << "version " << version << " row " << row;
+    for (const auto& [row, p] : probs)
+      ASSERT_EQ(p, want[version][row]) << "version " << version << " row " << row;
   }
   EXPECT_NE(want[10][0], want[20][0]);
 }
@@ -412,6 +418,40 @@ TEST_F(PredictServerTest, ADamagedExportIsRefusedAndTheOldModelServesOn) {
   EXPECT_TRUE(server_->CheckForNewModel());
   ASSERT_TRUE(Call(req, &resp).ok());
   EXPECT_EQ(resp.model_version(), 40);
+}
+
+// With the job's certificate and CA the service speaks mutual TLS: a
+// client of the same CA is answered, a plaintext one gets nothing.
+TEST_F(PredictServerTest, ServesMutualTlsWithTheJobsCertificates) {
+  const fs::path certs = root_ / "certs";
+  const std::string cmd = std::string(DEEPFM_MAKE_CERTS) + " " + certs.string() + " localhost > /dev/null";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd << " failed: is openssl installed?";
+  rpc::SecurityOptions so;
+  so.auth_token_file = (certs / "token").string();
+  so.tls_cert = (certs / "tls.crt").string();
+  so.tls_key = (certs / "tls.key").string();
+  so.tls_ca = (certs / "ca.pem").string();
+  rpc::Security security;
+  ASSERT_TRUE(rpc::Security::Load(so, &security).ok());
+  ServeOptions o;
+  o.security = security;
+  Start(o);
+  const std::string address = "localhost:" + std::to_string(server_->port());
+  stub_ = Predictor::NewStub(grpc::CreateChannel(address, security.ChannelCredentials()));
+  PredictRequest req;
+  req.add_csv_rows(Lines(*eval_)[0]);
+  PredictResponse resp;
+  const grpc::Status s = Call(req, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.probabilities_size(), 1);
+  auto plain = Predictor::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  security.Authorize(&ctx);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  PredictResponse none;
+  EXPECT_FALSE(plain->Predict(&ctx, req, &none).ok());
+  EXPECT_EQ(none.probabilities_size(), 0);
+  EXPECT_EQ(server_->stats().requests, 1);
 }
 
 TEST_F(PredictServerTest, RefusesToStartOnWhatItCannotServe) {

@@ -66,8 +66,10 @@ void ExpectSameRows(const Batch& a, const Batch& b) {
   for (size_t t = 0; t < a.tables.size(); ++t) {
     EXPECT_EQ(a.tables[t].keys, b.tables[t].keys) << "table " << t;
     if (!a.tables[t].fixed) {
-      EXPECT_EQ(std::vector<int32_t>(a.tables[t].splits.begin(), a.tables[t].splits.begin() + a.size * a.tables[t].members + 1),
-                std::vector<int32_t>(b.tables[t].splits.begin(), b.tables[t].splits.begin() + b.size * b.tables[t].members + 1))
+      EXPECT_EQ(std::vector<int32_t>(a.tables[t].splits.begin(),
+                                     a.tables[t].splits.begin() + a.size * a.tables[t].members + 1),
+                std::vector<int32_t>(b.tables[t].splits.begin(),
+                                     b.tables[t].splits.begin() + b.size * b.tables[t].members + 1))
           << "table " << t;
     }
   }
