@@ -6,8 +6,6 @@
 #include <functional>
 #include <sstream>
 
-#include <sched.h>
-
 #include "common/checkpoint_manifest.h"
 #include "ps/ev_policy.h"
 #include "ps/optimizer.h"
@@ -63,7 +61,8 @@ const FlagDef kFlags[] = {
     {"tls_key", K::kString, "", kSecure, "PEM private key of --tls_cert"},
     {"tls_ca", K::kString, "", kSecure, "PEM CA the tasks verify each other against (mutual TLS)"},
     {"insecure", K::kBool, "false", kJob | kServe,
-     "let a shard, a Predict service or a metrics page listen beyond loopback without a token (anyone reaching a "
+     "let a shard, a Predict service or a metrics page listen beyond loopback without a token "
+     "(anyone reaching a "
      "shard could train or stop it; a page, read the job's metrics)"},
     {"bind", K::kString, "", kPs | kServe,
      "address a shard listens on; default: its spec host when that is loopback, else 0.0.0.0. "
@@ -242,8 +241,8 @@ const FlagDef kFlags[] = {
     {"forward", K::kString, "auto", kScoring,
      "the forward's precision: auto (as the job trained), fp32 or bf16"},
     {"threads", K::kInt, "0", kScoring,
-     "scoring threads; 0: predict every core this process may use, serve half of them (the "
-     "rest parse requests)"},
+     "scoring threads; 0: predict all but one of the cores this process may use (that one "
+     "parses the data), serve half of them (the rest parse requests)"},
     {"port", K::kInt, "8500", kServe, "the Predict service's gRPC port"},
     {"batch_wait_us", K::kInt, "200", kServe,
      "a forward pass waits up to this long after its first request for more to batch with it; 0: "
@@ -830,7 +829,9 @@ serving::ExportOptions ExportOptionsFromFlags(const FlagSet& f) {
   o.checkpoint_dir = f.Has("checkpoint") ? f.Get("checkpoint") : "";
   o.restore_checkpoint = f.Has("restore_checkpoint") ? f.Get("restore_checkpoint") : "";
   o.out_dir = f.Has("out") ? f.Get("out") : "";
-  if (o.out_dir.empty() && !o.checkpoint_dir.empty()) o.out_dir = (fs::path(o.checkpoint_dir) / "export").string();
+  if (o.out_dir.empty() && !o.checkpoint_dir.empty()) {
+    o.out_dir = (fs::path(o.checkpoint_dir) / "export").string();
+  }
   o.min_frequency = static_cast<uint32_t>(f.GetInt("min_frequency"));
   o.bf16_values = f.Get("export_values") == "bf16";
   if (f.Has("feature_spec")) o.feature_spec = f.Get("feature_spec");
@@ -847,11 +848,9 @@ serving::ModelOptions ModelOptionsFromFlags(const FlagSet& f) {
   return m;
 }
 
-int CoresForScoring() {
-  cpu_set_t set;
-  if (sched_getaffinity(0, sizeof(set), &set) == 0) return std::max(1, CPU_COUNT(&set));
-  return 1;
-}
+// The cores this process may use (its CPU affinity, a container's or
+// Slurm's set).
+int CoresForScoring() { return std::max(1, dnn::DefaultThreads()); }
 
 }  // namespace
 
@@ -859,7 +858,8 @@ Status MakePredictOptions(const FlagSet& f, serving::PredictOptions* o) {
   *o = serving::PredictOptions();
   o->model = f.Get("model");
   o->out = f.Get("out");
-  o->threads = f.GetInt("threads") > 0 ? static_cast<int>(f.GetInt("threads")) : CoresForScoring();
+  o->threads = f.GetInt("threads") > 0 ? static_cast<int>(f.GetInt("threads"))
+                                        : std::max(1, CoresForScoring() - 1);
   o->batch_size = kEvalBatchSize;
   o->max_bad_fraction = f.GetDouble("max_bad_fraction");
   o->strict = f.GetBool("strict");
