@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "tests/support/http_get.h"
+#include "tests/support/near_miss.h"
 
 namespace deepfm::obs {
 namespace {
@@ -41,7 +42,9 @@ TEST(MetricsEndpointTest, AScrapeWithoutTheTokenIsRefusedAndReadsNothing) {
   ASSERT_TRUE(page);
   prometheus::BuildCounter().Name("deepfm_secret_total").Help("x").Register(page->registry())
       .Add({}).Increment(3);
-  for (const std::string& wrong : {std::string(), std::string("0123456789abcdef0123456789abcdeX")}) {
+  // Every near miss (a byte off at the start, middle or end, a prefix, one
+  // byte more, none).
+  for (const std::string& wrong : testing_util::NearMisses(kToken)) {
     const auto r = HttpGet(page->port(), "/metrics", wrong);
     EXPECT_EQ(r.status, 401) << "password '" << wrong << "'";
     EXPECT_EQ(r.body.find("deepfm_secret_total"), std::string::npos) << r.body;

@@ -14,6 +14,7 @@
 #include "proto/ps.grpc.pb.h"
 #include "ps/ps_server.h"
 #include "rpc/health.h"
+#include "tests/support/near_miss.h"
 #include "worker/ps_client.h"
 
 namespace deepfm::rpc {
@@ -125,6 +126,13 @@ TEST_F(SecurityTest, CallsWithoutTheTokenAreRefusedAndChangeNothing) {
       << "the error leaks the token";
   s = RawRegister(plain, security.token());  // no "Bearer "
   EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  // Tokens one byte off anywhere, a prefix, one byte longer.
+  for (const std::string& near : testing_util::NearMisses(security.token())) {
+    EXPECT_EQ(RawRegister(plain, "Bearer " + near).error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << "token '" << near << "'";
+    EXPECT_FALSE(security.TokenMatches(near)) << "token '" << near << "'";
+  }
+  EXPECT_TRUE(security.TokenMatches(security.token()));
   EXPECT_TRUE(server_->shard().tables().empty()) << "a refused call registered a table";
   // Shutdown needs the token too: the server keeps serving.
   auto stub = ps::ParameterServer::NewStub(grpc::CreateChannel(address_, plain));

@@ -19,6 +19,7 @@
 #include "serving/batch_predict.h"
 #include "tests/serving/export_fixture.h"
 #include "tests/support/http_get.h"
+#include "tests/support/near_miss.h"
 #include "tools/datagen.h"
 
 namespace deepfm::serving {
@@ -247,13 +248,7 @@ TEST_F(PredictServerTest, WrongTokensAndBadRequestsAreRefusedWithoutEffect) {
   good.add_csv_rows(rows[0]);
   PredictResponse resp;
   ASSERT_TRUE(Call(good, &resp).ok());
-  const std::string token = kToken;
-  std::vector<std::string> wrong = {"", token.substr(0, token.size() - 1), token + "x"};
-  for (size_t at : {size_t{0}, token.size() / 2, token.size() - 1}) {
-    std::string t = token;
-    t[at] = static_cast<char>(t[at] == 'a' ? 'b' : 'a');
-    wrong.push_back(t);
-  }
+  const std::vector<std::string> wrong = deepfm::testing_util::NearMisses(kToken);
   for (const std::string& t : wrong) {
     PredictResponse r;
     EXPECT_EQ(Call(good, &r, &t).error_code(), grpc::StatusCode::UNAUTHENTICATED)
