@@ -98,7 +98,6 @@ class PredictServer::Service final : public Predictor::Service {
     Stopwatch wall;
     if (auto a = owner_->options().security.Check(*ctx); !a.ok()) {
       owner_->CountRejected();
-      owner_->metrics()->rejected->Increment();
       return a;
     }
     thread_local std::unique_ptr<Pending> pending;
@@ -115,7 +114,6 @@ class PredictServer::Service final : public Predictor::Service {
     if (!s.ok()) {
       p->model.reset();
       owner_->CountRejected();
-      owner_->metrics()->rejected->Increment();
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, s.message());
     }
     owner_->ScoreAndWait(p);
@@ -224,6 +222,11 @@ Status PredictServer::Start(const ServeOptions& o, std::unique_ptr<PredictServer
 }
 
 std::string PredictServer::address() const { return options_.bind + ":" + std::to_string(port_); }
+
+void PredictServer::CountRejected() {
+  rejected_.fetch_add(1, std::memory_order_relaxed);
+  metrics_->rejected->Increment();
+}
 
 int PredictServer::metrics_port() const { return endpoint_ ? endpoint_->port() : -1; }
 

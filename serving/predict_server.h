@@ -98,7 +98,8 @@ class PredictServer {
   struct Pending;
   // Queues `p` and blocks until it is scored.
   void ScoreAndWait(Pending* p);
-  void CountRejected() { rejected_.fetch_add(1, std::memory_order_relaxed); }
+  // A call refused (auth, bad input): the stats and the page count it.
+  void CountRejected();
   const ServeOptions& options() const { return options_; }
   struct Metrics;
   Metrics* metrics() const { return metrics_.get(); }

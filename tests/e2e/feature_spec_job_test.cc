@@ -16,6 +16,7 @@
 
 #include "common/checkpoint_manifest.h"
 #include "common/report.h"
+#include "tests/support/deepfm_command.h"
 #include "tests/support/process.h"
 #include "spec/feature_spec.h"
 
@@ -25,12 +26,7 @@ namespace fs = std::filesystem;
 
 using Result = deepfm::testing_util::ShellResult;
 
-// Runs `deepfm <args>`, output captured, for at most three minutes.
-Result Deepfm(const std::string& args) {
-  Result r = deepfm::testing_util::RunShell(std::string(DEEPFM_BIN) + " " + args, 180);
-  EXPECT_FALSE(r.timed_out) << "deepfm " << args << " ran past 180 s; it printed:\n" << r.output;
-  return r;
-}
+using deepfm::testing_util::Deepfm;
 
 deepfm::JobMetrics Metrics(const fs::path& job) {
   deepfm::JobMetrics m;

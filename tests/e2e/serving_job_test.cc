@@ -15,7 +15,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -30,25 +29,18 @@
 #include "serving/export_format.h"
 #include "serving/serving_model.h"
 #include "tests/support/free_port.h"
+#include "tests/support/deepfm_command.h"
 #include "tests/support/process.h"
+#include "tests/support/slurp.h"
 
 namespace {
 
 namespace fs = std::filesystem;
 using Result = deepfm::testing_util::ShellResult;
 
-Result Deepfm(const std::string& args) {
-  Result r = deepfm::testing_util::RunShell(std::string(DEEPFM_BIN) + " " + args, 180);
-  EXPECT_FALSE(r.timed_out) << "deepfm " << args << " ran past 180 s; it printed:\n" << r.output;
-  return r;
-}
+using deepfm::testing_util::Deepfm;
 
-std::string Slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+std::string Slurp(const fs::path& p) { return deepfm::testing_util::Slurp(p.string()); }
 
 class ServingJobTest : public ::testing::Test {
  protected:

@@ -14,16 +14,12 @@
 #include "spec/feature_spec.h"
 #include "worker/data_reader.h"
 #include "worker/deepfm_model.h"
+#include "tests/support/slurp.h"
 #include "worker/model_config.h"
 
 namespace deepfm::serving::testing {
 
-inline std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+inline std::string ReadAll(const std::string& path) { return testing_util::Slurp(path); }
 
 inline std::vector<std::string> Lines(const std::string& path) {
   std::vector<std::string> out;
