@@ -499,6 +499,15 @@ Status ValidateFlags(const FlagSet& f, Command c) {
   k.IntIn("batch_wait_us", 0, 1000000);
   k.IntIn("max_batch_rows", 1, 65536);
   k.IntIn("watch_interval_ms", 10, 3600000);
+  if (c == kTrain && k.status().ok() && !f.GetBool("export")) {
+    for (const char* flag : {"min_frequency", "export_values"}) {
+      if (f.WasSet(flag)) {
+        k.Set(InvalidArgument(std::string("--") + flag +
+                              " shapes the export at the job's end: it needs "
+                              "--export (or use it with deepfm export)"));
+      }
+    }
+  }
   if ((c == kExport || c == kPredict || c == kServe) && k.status().ok()) {
     const char* need = c == kExport ? "checkpoint" : "model";
     if (f.Get(need).empty()) {

@@ -79,6 +79,14 @@ TEST_F(JobFlagsTest, BadValuesNameTheFlagAndWhatItAccepts) {
        "--ps_num and --worker_num shape a local job"},
       {kPs, {"--ps_threads=0"}, "--ps_threads=0: must lie in [1, 1024]"},
       {kGenData, {"--format=parquet"}, "--format=parquet: must be one of csv, tsv"},
+      {kTrain, {"--min_frequency=3"}, "--min_frequency shapes the export at the job's end"},
+      {kTrain, {"--export_values=bf16"}, "--export_values shapes the export"},
+      {kExport, {"--checkpoint=j", "--export_values=fp16"}, "--export_values=fp16: must be one of"},
+      {kExport, {"--out=x"}, "--checkpoint is required"},
+      {kPredict, {"--forward=fp64", "--model=m"}, "--forward=fp64: must be one of auto, fp32"},
+      {kServe, {"--port=8500"}, "--model is required"},
+      {kServe, {"--batch_wait_us=-1", "--model=m"}, "--batch_wait_us=-1: must lie in [0, 1000000]"},
+      {kServe, {"--max_batch_rows=0", "--model=m"}, "--max_batch_rows=0: must lie in [1, 65536]"},
   };
   for (const Case& c : cases) {
     const FlagSet f = Parsed(c.command, c.args);
@@ -91,6 +99,7 @@ TEST_F(JobFlagsTest, BadValuesNameTheFlagAndWhatItAccepts) {
     EXPECT_TRUE(ValidateFlags(FlagsOf(c, "x"), c).ok()) << c;
   EXPECT_TRUE(ValidateFlags(FlagsOf(kTrain, "x"), kTrain).ok())
       << "the default data folder may be empty";
+  EXPECT_TRUE(ValidateFlags(Parsed(kTrain, {"--export", "--min_frequency=3"}), kTrain).ok());
   // A worker needs its data where the flag says.
   const FlagSet worker = Parsed(kWorker, {"--data_location=" + (data_ / "nope").string()});
   Status s = ValidateFlags(worker, kWorker);
