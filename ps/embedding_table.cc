@@ -60,11 +60,8 @@ bool EmbeddingTable::BelowL2(const float* row) const {
 void EmbeddingTable::EvictRow(Stripe& s, uint64_t key, uint32_t r, Why why, int64_t step) {
   float* row = s.arena.Row(r);
   if (s.cow) KeepForSnapshot(s, r, row);
-  // The copy of an open snapshot walks arena positions: a freed row's bytes
-  // must read as changed after the cut (its kept bytes stand for it).
-  RowMeta m = MetaOf(row);
-  m.last_step = kFreed;
-  SetMeta(row, m);
+  // The copy of an open snapshot walks arena positions and skips freed ones
+  // (the kept bytes stand for this row).
   s.index.Erase(key);
   s.arena.Free(r);
   if (options_.track_evictions) {
@@ -128,9 +125,10 @@ float* EmbeddingTable::FindOrCreate(Stripe& s, uint64_t key, uint32_t* index, bo
       InitRow(key, row);
       created_.fetch_add(1, std::memory_order_relaxed);
       if (s.cow && r < s.at_cut) {
-        // A freed position below the cut, reused: not in the snapshot.
+        // A freed position below the cut, reused: not in the snapshot. Its
+        // step reads as after the cut (a push sets its own step later).
         RowMeta m = MetaOf(row);
-        m.last_step = kFreed;
+        m.last_step = snapshot_step32_ + 1;
         SetMeta(row, m);
       }
     } else {
@@ -145,7 +143,7 @@ void EmbeddingTable::KeepForSnapshot(Stripe& s, uint32_t r, const float* row) {
   // Rows created after the cut (at or beyond at_cut) are not in the
   // snapshot; rows already copied need no copy; a row pushed since the cut
   // (last_step beyond it) already has one.
-  if (r < s.copied || r >= s.at_cut || MetaOf(row).last_step > snapshot_step32_) return;
+  if (r < s.copied || r >= s.at_cut || ChangedSinceCut(s, r)) return;
   s.kept_rows.insert(s.kept_rows.end(), row, row + stride_);
 }
 
@@ -302,7 +300,8 @@ int64_t EmbeddingTable::CopySnapshotStripe(uint64_t generation, int stripe, Reco
   // runs before every save); the live table drops them at its next sweep.
   const bool ttl = options_.ev.steps_to_live > 0, l2 = options_.ev.l2_threshold > 0;
   auto emit = [&](const float* row) {
-    if (since_step >= 0 && MetaOf(row).last_step <= static_cast<uint32_t>(since_step)) return;
+    if (since_step >= 0 && !StepAfter(MetaOf(row).last_step, static_cast<uint32_t>(since_step)))
+      return;
     if ((ttl && Expired(MetaOf(row), snapshot_step32_)) || (l2 && BelowL2(row))) return;
     std::memcpy(out->Extend(row_bytes), row, row_bytes);
     ++n;
@@ -336,7 +335,7 @@ int64_t EmbeddingTable::CopySnapshotStripe(uint64_t generation, int stripe, Reco
     for (uint32_t r = s.copied; r < end; ++r) {
       const float* row = s.arena.Row(r);
       // Changed since the cut: its old bytes are among the kept rows.
-      if (MetaOf(row).last_step > snapshot_step32_) continue;
+      if (ChangedSinceCut(s, r)) continue;
       emit(row);
     }
     s.copied = end;
@@ -375,7 +374,7 @@ uint64_t EmbeddingTable::Sweep(int64_t step, const SweepRule& rule, double* long
     Stripe& s = *sp;
     // By arena position, kSweepChunkRows rows per hold of the lock, so a
     // pull or push waits for one chunk, not a stripe. A row carries its key;
-    // a freed row's last_step is kFreed. Rows a push adds behind the scan
+    // the arena knows the freed positions. Rows a push adds behind the scan
     // are new and kept.
     for (uint32_t begin = 0;; begin += kSweepChunkRows) {
       std::lock_guard<SpinLock> lock(s.mu);
@@ -383,9 +382,9 @@ uint64_t EmbeddingTable::Sweep(int64_t step, const SweepRule& rule, double* long
       const uint32_t end = std::min(s.arena.allocated(), begin + kSweepChunkRows);
       if (begin >= end) break;
       for (uint32_t r = begin; r < end; ++r) {
+        if (s.arena.IsFreed(r)) continue;
         const float* row = s.arena.Row(r);
         const RowMeta m = MetaOf(row);
-        if (m.last_step == kFreed) continue;
         Why why;
         if (ttl && Expired(m, step32)) {
           why = Why::kTtl;
@@ -420,8 +419,7 @@ void EmbeddingTable::SampleBudgetValues(int per_stripe, std::vector<uint64_t>* o
     // Evenly spaced arena positions: rows sit there in no order of value.
     const uint32_t stride = std::max<uint32_t>(1, n / static_cast<uint32_t>(per_stripe));
     for (uint32_t r = 0; r < n; r += stride) {
-      const RowMeta m = MetaOf(s->arena.Row(r));
-      if (m.last_step != kFreed) out->push_back(BudgetValue(m, order));
+      if (!s->arena.IsFreed(r)) out->push_back(BudgetValue(MetaOf(s->arena.Row(r)), order));
     }
   }
 }
@@ -539,10 +537,6 @@ void EmbeddingTable::Erase(uint64_t key) {
   std::lock_guard<SpinLock> lock(s.mu);
   const uint32_t r = s.index.Erase(key);
   if (r == KeyIndex::kEmpty) return;
-  float* row = s.arena.Row(r);
-  RowMeta m = MetaOf(row);
-  m.last_step = kFreed;  // sweeps skip freed positions
-  SetMeta(row, m);
   s.arena.Free(r);
 }
 

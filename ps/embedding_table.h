@@ -83,11 +83,19 @@ struct SweepRule {
 };
 
 // Per-row bookkeeping kept for feature admission and eviction. Trivial so it
-// can live in the row's float storage.
+// can live in the row's float storage (and in checkpoints, as it is).
+//
+// last_step keeps the low 32 bits of the step, and every comparison of two
+// steps is made modulo 2^32, so a job runs past step 2^32 - 1 like any other
+// step; rows compare correctly while they are less than 2^31 steps apart.
+// Every value of both fields is a live row's: which positions are freed is
+// the arena's to say (RowArena::IsFreed), never a marker value here.
 struct RowMeta {
   uint32_t frequency;  // pushes that touched the row (saturating)
   uint32_t last_step;  // global step of the last push (low 32 bits)
 };
+// Step a is after step b, both given modulo 2^32.
+inline bool StepAfter(uint32_t a, uint32_t b) { return static_cast<int32_t>(a - b) > 0; }
 
 class EmbeddingTable {
  public:
@@ -275,7 +283,12 @@ class EmbeddingTable {
   void Recharge(Stripe& s);
   // A push's new row (lock held), making room under the budget first.
   float* CreateRow(Stripe& s, uint64_t key, int64_t step, uint32_t* index);
-  static constexpr uint32_t kFreed = 0xffffffffu;  // last_step of a freed row's bytes
+  // Position r of `s` changed after the open snapshot's cut (a push after
+  // it, or freed): the snapshot's copy is among the kept rows, or the row
+  // is not in the snapshot.
+  bool ChangedSinceCut(const Stripe& s, uint32_t r) const {
+    return s.arena.IsFreed(r) || StepAfter(MetaOf(s.arena.Row(r)).last_step, snapshot_step32_);
+  }
 
   TableOptions options_;
   const Optimizer* optimizer_;

@@ -3,6 +3,8 @@
 // freed rows are reused (for eviction). Chunks grow from 16 rows to
 // kMaxChunkRows, so an almost empty arena (one of a table's many stripes)
 // costs little, and a full one wastes at most one small, partly filled chunk.
+// Each chunk has one word of freed-position bits (a chunk holds at most 64
+// rows), so what a row's bytes hold never has to say whether it is freed.
 #pragma once
 
 #include <cstddef>
@@ -28,11 +30,14 @@ class RowArena {
     if (!free_.empty()) {
       const uint32_t r = free_.back();
       free_.pop_back();
+      const Place p = Locate(r);
+      freed_[p.chunk] &= ~(uint64_t{1} << p.offset);
       return r;
     }
     if (next_ == capacity_) {
       const uint32_t rows = ChunkRows(static_cast<uint32_t>(chunks_.size()));
       chunks_.emplace_back(new float[static_cast<size_t>(rows) * stride_]);
+      freed_.push_back(0);
       capacity_ += rows;
       // Room to free every row: freeing (eviction) then never allocates, so
       // a memory budget sees all of an arena's growth here. Nothing is
@@ -41,12 +46,22 @@ class RowArena {
     }
     return next_++;
   }
-  void Free(uint32_t row) { free_.push_back(row); }
+  void Free(uint32_t row) {
+    free_.push_back(row);
+    const Place p = Locate(row);
+    freed_[p.chunk] |= uint64_t{1} << p.offset;
+  }
+  // Row r (< allocated()) was freed and not handed out again.
+  bool IsFreed(uint32_t row) const {
+    const Place p = Locate(row);
+    return (freed_[p.chunk] >> p.offset) & 1;
+  }
   // Bytes the next Allocate adds (a new chunk), or 0 when a row is free.
   size_t GrowthBytes() const {
     if (!free_.empty() || next_ < capacity_) return 0;
     return static_cast<size_t>(ChunkRows(static_cast<uint32_t>(chunks_.size()))) *
-           (stride_ * sizeof(float) + sizeof(uint32_t));
+               (stride_ * sizeof(float) + sizeof(uint32_t)) +
+           sizeof(uint64_t);
   }
   // Rows allocated and not in use: freed, or never handed out.
   size_t spare_rows() const { return free_.size() + (capacity_ - next_); }
@@ -54,23 +69,30 @@ class RowArena {
   uint32_t allocated() const { return next_; }
   float* Row(uint32_t row) { return const_cast<float*>(std::as_const(*this).Row(row)); }
   const float* Row(uint32_t row) const {
-    uint32_t chunk, offset;
-    if (row < kGeometricRows) {
-      const uint32_t biased = row + kMinChunkRows;  // chunk c starts at 16 * (2^c - 1)
-      chunk = 31 - __builtin_clz(biased) - 4;
-      offset = biased - (kMinChunkRows << chunk);
-    } else {
-      chunk = kGeometric + (row - kGeometricRows) / kMaxChunkRows;
-      offset = (row - kGeometricRows) % kMaxChunkRows;
-    }
-    return chunks_[chunk].get() + static_cast<size_t>(offset) * stride_;
+    const Place p = Locate(row);
+    return chunks_[p.chunk].get() + static_cast<size_t>(p.offset) * stride_;
   }
   size_t MemoryBytes() const {
     return static_cast<size_t>(capacity_) * stride_ * sizeof(float) +
-           free_.capacity() * sizeof(uint32_t) + chunks_.capacity() * sizeof(void*);
+           free_.capacity() * sizeof(uint32_t) + chunks_.capacity() * sizeof(void*) +
+           freed_.capacity() * sizeof(uint64_t);
   }
 
  private:
+  static_assert(kMaxChunkRows <= 64, "a chunk's freed bits fit one word");
+  struct Place {
+    uint32_t chunk, offset;
+  };
+  static Place Locate(uint32_t row) {
+    if (row < kGeometricRows) {
+      const uint32_t biased = row + kMinChunkRows;  // chunk c starts at 16 * (2^c - 1)
+      const uint32_t chunk = 31 - __builtin_clz(biased) - 4;
+      return {chunk, biased - (kMinChunkRows << chunk)};
+    }
+    return {kGeometric + (row - kGeometricRows) / kMaxChunkRows,
+            (row - kGeometricRows) % kMaxChunkRows};
+  }
+
   static uint32_t ChunkRows(uint32_t chunk) {
     return chunk < kGeometric ? kMinChunkRows << chunk : kMaxChunkRows;
   }
@@ -80,6 +102,7 @@ class RowArena {
   uint32_t capacity_ = 0;
   std::vector<std::unique_ptr<float[]>> chunks_;
   std::vector<uint32_t> free_;
+  std::vector<uint64_t> freed_;  // per chunk: bit o set = row at offset o is freed
 };
 
 }  // namespace deepfm::ps

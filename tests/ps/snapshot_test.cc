@@ -98,6 +98,54 @@ TEST(TableSnapshotTest, CopiesTheRowsAsTheyWereAtTheCut) {
   EXPECT_EQ(t.CopySnapshotStripe(g2, 1, &bytes), -1);
 }
 
+// Row metadata keeps the low 32 bits of the step. No step may read as the
+// freed-row marker, and a cut across the 2^32 wrap must still tell rows
+// changed before it from rows changed after it.
+TEST(TableSnapshotTest, StepsAroundTwoToThe32AreOrdinarySteps) {
+  auto opt = Sgd();
+  TableOptions o;
+  o.name = "emb";
+  o.dim = 2;
+  o.num_stripes = 2;
+  EvPolicy ev;
+  ev.steps_to_live = 10;
+  o.ev = ev;
+  EmbeddingTable t(o, opt.get());
+  const int64_t last32 = (int64_t{1} << 32) - 1;  // the step whose low bits are all ones
+  const uint64_t at_marker = Mix64(1), after = Mix64(2), before = Mix64(3);
+  std::vector<float> g(2, 0.5f);
+  t.Push(&before, 1, g.data(), last32 - 1);
+  t.Push(&at_marker, 1, g.data(), last32);
+  std::vector<float> kept(2);
+  t.Pull(&at_marker, 1, kept.data());
+  // A sweep at the same step sees a live row, not a freed one.
+  SweepRule rule;
+  rule.ttl = true;
+  EXPECT_EQ(t.Sweep(last32, rule), 0u);
+  EXPECT_EQ(t.size(), 2u);
+  std::vector<uint64_t> values;
+  t.SampleBudgetValues(16, &values);
+  EXPECT_EQ(values.size(), 2u) << "a row pushed at step 2^32-1 was sampled as freed";
+
+  // The cut at 2^32 holds both rows as they were; a push after it (step
+  // 2^32 + 1, low bits 1) changes the live row only.
+  const uint64_t gen = t.BeginSnapshot(last32 + 1);
+  t.Push(&at_marker, 1, g.data(), last32 + 2);
+  t.Push(&after, 1, g.data(), last32 + 2);
+  const std::map<uint64_t, Record> snap = CopyAll(t, gen);
+  ASSERT_EQ(snap.size(), 2u) << "rows pushed just before the cut at 2^32 must be in it";
+  ASSERT_TRUE(snap.count(at_marker));
+  EXPECT_EQ(snap.at(at_marker).values, kept);
+  EXPECT_EQ(snap.at(at_marker).meta.last_step, 0xffffffffu);
+  t.EndSnapshot();
+  // Time to live counts across the wrap: pushed at 2^32 - 1, the row is
+  // alive through 2^32 + 9 and dead at 2^32 + 10.
+  EXPECT_EQ(t.Sweep(last32 + 9, rule), 0u);
+  EXPECT_EQ(t.Sweep(last32 + 10, rule), 1u);  // `before`, pushed one step earlier
+  EXPECT_EQ(t.Sweep(last32 + 12, rule), 0u);  // the others were pushed again at +2
+  EXPECT_EQ(t.size(), 2u);
+}
+
 // Copies kept for the snapshot are one per changed row, and go away once
 // their stripe is copied: a save never holds a second table.
 TEST(TableSnapshotTest, ExtraMemoryIsTheChangedRowsOnly) {
