@@ -52,7 +52,7 @@ class InProcessEndpoint final : public ShardEndpoint {
   }
   void Stats(grpc::ClientContext*, const ps::StatsRequest*, ps::StatsResponse* resp,
              Done done) override {
-    shard_->Stats(resp);
+    ps::HandleStatsRequest(*shard_, root_, resp);
     done(grpc::Status::OK);
   }
   // The shards live as long as the job's process: nothing to stop.

@@ -106,7 +106,7 @@ class PsServer::Service final : public ParameterServer::Service {
   grpc::Status Stats(grpc::ServerContext* ctx, const StatsRequest*, StatsResponse* resp) override {
     HandlerTimer timer(latency_, "Stats");
     if (auto a = security_.Check(*ctx); !a.ok()) return a;
-    shard_->Stats(resp);
+    HandleStatsRequest(*shard_, owner_->options_.checkpoint_root, resp);
     return grpc::Status::OK;
   }
   grpc::Status Shutdown(grpc::ServerContext* ctx, const ShutdownRequest*,

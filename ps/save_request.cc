@@ -68,4 +68,14 @@ Status HandleSaveRequest(Shard& shard, const std::string& checkpoint_root, const
   return Status::Ok();
 }
 
+void HandleStatsRequest(const Shard& shard, const std::string& checkpoint_root,
+                        StatsResponse* resp) {
+  shard.Stats(resp);
+  if (!checkpoint_root.empty()) {
+    std::error_code ec;
+    const std::filesystem::path abs = std::filesystem::absolute(checkpoint_root, ec);
+    resp->set_checkpoint_dir(ec ? checkpoint_root : abs.lexically_normal().string());
+  }
+}
+
 }  // namespace deepfm::ps

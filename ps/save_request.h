@@ -18,4 +18,9 @@ namespace deepfm::ps {
 Status HandleSaveRequest(Shard& shard, const std::string& checkpoint_root, const SaveRequest& req,
                          SaveResponse* resp);
 
+// The shard's Stats, with the checkpoint root its saves go to (absolute, so
+// a trainer started elsewhere compares like with like).
+void HandleStatsRequest(const Shard& shard, const std::string& checkpoint_root,
+                        StatsResponse* resp);
+
 }  // namespace deepfm::ps

@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "common/bytes.h"
+#include "common/process_memory.h"
 #include "common/timing.h"
 #include "common/wire_values.h"
 #include "obs/timeline.h"
@@ -678,6 +679,14 @@ void Shard::Stats(StatsResponse* resp) const {
     resp->set_memory_peak_bytes(budget_->peak());
   }
   resp->set_dense_params(dense_.TotalElements());
+  dense_.ForEach([&](uint32_t, const DenseVariable& v) {
+    DenseStats* d = resp->add_dense();
+    d->set_name(v.name);
+    for (int64_t n : v.shape) d->add_shape(n);
+  });
+  const ProcessMemory mem = ReadProcessMemory();
+  resp->set_process_rss_bytes(mem.rss_bytes);
+  resp->set_process_peak_rss_bytes(mem.peak_rss_bytes);
   resp->set_pull_requests(pull_requests_.load());
   resp->set_push_requests(push_requests_.load());
   resp->set_pulled_keys(pulled_keys_.load());

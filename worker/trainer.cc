@@ -15,6 +15,7 @@
 #include "worker/metrics.h"
 #include "worker/model_config.h"
 #include "worker/pipeline.h"
+#include "worker/server_check.h"
 
 namespace deepfm {
 
@@ -83,6 +84,21 @@ Trainer::Trainer(const TrainerOptions& options, PsClient* client)
 Status Trainer::Setup() {
   tables_.clear();
   Status s = checkpointer_.CheckFeatureSpec();
+  if (!s.ok()) return s;
+  // Servers that hold another model refuse its registration anyway; this
+  // says which flag differs, before anything is registered.
+  std::vector<ps::StatsResponse> stats;
+  s = client_->Stats(&stats);
+  if (!s.ok()) return s;
+  ExpectedModel expected;
+  expected.spec_name = spec_->name();
+  for (const FeatureSpec::TableInfo& t : spec_->tables()) {
+    expected.tables.emplace_back(t.name, t.dim + 1);
+  }
+  for (const DenseTensorSpec& t : DeepFMDenseSpecs(model_.config())) {
+    expected.dense.emplace_back(t.name, t.shape);
+  }
+  s = CheckServersHoldModel(stats, client_->hosts(), expected);
   if (!s.ok()) return s;
   for (const FeatureSpec::TableInfo& t : spec_->tables()) {
     ps::TableSpec spec;

@@ -173,8 +173,14 @@ int RunWorkerTask(const WorkerTaskOptions& o, std::unique_ptr<PsClient> client) 
   std::vector<ps::StatsResponse> stats;
   s = client->Stats(&stats);
   if (!s.ok()) return Fail(o, s);
-  s = CheckServersMatch(stats, o.client.hosts, o.optimizer, o.learning_rate);
+  s = CheckServersMatch(stats, o.client.hosts,
+                        ExpectedJob{o.optimizer, o.learning_rate, o.trainer.checkpoint_dir});
   if (!s.ok()) return Fail(o, s);
+  // The chief commits every checkpoint: find out now, not at the first save.
+  if (o.trainer.is_chief) {
+    s = CheckJobFolderWritable(o.output_dir);
+    if (!s.ok()) return Fail(o, s);
+  }
 
   TrainerProgress progress;
   TrainerOptions to = o.trainer;

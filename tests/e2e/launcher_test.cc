@@ -916,6 +916,37 @@ int FreePorts(int n) {
   return 0;
 }
 
+// The README's TF_CONFIG commands with another folder per task: the trainer
+// refuses before its first step, naming both folders and the flag, instead
+// of failing at its final save after a whole epoch.
+TEST_F(LauncherTest, ATrainerAndAShardWithDifferentFoldersAreRefusedBeforeTheFirstStep) {
+  const int base = FreePorts(2);
+  ASSERT_GT(base, 0);
+  const std::string cluster = "\"cluster\":{\"ps\":[\"127.0.0.1:" + std::to_string(base) +
+                              "\"],\"worker\":[\"127.0.0.1:" + std::to_string(base + 1) + "\"]}";
+  const fs::path ps_spec = *root_ / "folders_ps.json", worker_spec = *root_ / "folders_worker.json";
+  ASSERT_TRUE(deepfm::WriteFileAtomic(ps_spec.string(),
+                                      "{" + cluster + ",\"task\":{\"type\":\"ps\",\"index\":0}}")
+                  .ok());
+  ASSERT_TRUE(deepfm::WriteFileAtomic(
+                  worker_spec.string(),
+                  "{" + cluster + ",\"task\":{\"type\":\"worker\",\"index\":0}}")
+                  .ok());
+  const fs::path a = Folder("folders_a"), b = Folder("folders_b");
+  BackgroundJob shard("ps --cluster_spec=" + ps_spec.string() + " --checkpoint=" + a.string());
+  const Result w =
+      Deepfm("worker --cluster_spec=" + worker_spec.string() + " --checkpoint=" + b.string() +
+                 " --data_location=" + (*root_ / "data").string() +
+                 " --hidden_units=64,32 --batch_size=256",
+             120);
+  EXPECT_NE(w.exit_code, 0) << w.output;
+  EXPECT_NE(w.output.find("keeps its checkpoints in " + a.string()), std::string::npos) << w.output;
+  EXPECT_NE(w.output.find("job folder is " + b.string()), std::string::npos) << w.output;
+  EXPECT_NE(w.output.find("--checkpoint"), std::string::npos) << w.output;
+  EXPECT_EQ(w.output.find("step 1"), std::string::npos) << "trained before refusing:\n" << w.output;
+  EXPECT_FALSE(fs::exists(b / "checkpoint"));
+}
+
 TEST_F(LauncherTest, EveryTaskServesPrometheusMetricsWhileTraining) {
   const int base = FreePorts(3);
   ASSERT_GT(base, 0);
