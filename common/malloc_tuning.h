@@ -14,4 +14,14 @@ inline void TuneMallocForLargeBuffers() {
   mallopt(M_TRIM_THRESHOLD, 256 << 20);
 }
 
+// A process under a memory budget (a shard with --ps_memory_budget_mb) keeps
+// one malloc arena. glibc gives each thread that meets contention an arena
+// of its own (up to 8 per core); gRPC's handler threads then each keep a
+// step's request buffers and the table rows they created in their own heap,
+// and what one arena frees the others cannot reuse: measured on a 256 MiB
+// budget, 57 MiB above it with the default arenas, 36 MiB with one, at the
+// same push rate on 2 cores. It must run before any thread allocates: an
+// arena made before it stays in use.
+inline void LimitMallocArenas() { mallopt(M_ARENA_MAX, 1); }
+
 }  // namespace deepfm

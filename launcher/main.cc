@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/cluster_spec.h"
+#include "common/malloc_tuning.h"
 #include "launcher/job_flags.h"
 #include "launcher/train_job.h"
 #include "obs/job_report.h"
@@ -88,6 +89,8 @@ int RunTask(const FlagSet& f, unsigned command, const std::string& name) {
   // Before gRPC starts its threads, so that they inherit the mask: a shard
   // stops in order on SIGTERM.
   if (role == kPs) deepfm::ps::BlockStopSignals();
+  // Before any thread allocates (common/malloc_tuning.h says why).
+  if (role == kPs && f.GetInt("ps_memory_budget_mb") > 0) deepfm::LimitMallocArenas();
   // gRPC's library shutdown, run when its last user (the server, a
   // channel) goes away, can wait ~10 s for an executor thread polling a
   // timer (seen on shards after TLS connections), holding up the job's

@@ -69,6 +69,11 @@ std::vector<MetricFamily> ShardStatsFamilies(const ps::StatsResponse& s, const s
           s.memory_used_bytes());
   f.Gauge("deepfm_ps_memory_peak_bytes", "most bytes ever charged to the memory budget",
           s.memory_peak_bytes());
+  f.Gauge("deepfm_ps_process_resident_bytes",
+          "the shard process's resident memory (VmRSS): the budget's tables plus the process",
+          s.process_rss_bytes());
+  f.Gauge("deepfm_ps_process_peak_resident_bytes", "the most the shard process was ever resident (VmHWM)",
+          s.process_peak_rss_bytes());
   f.Gauge("deepfm_ps_longest_sweep_hold_seconds", "longest a sweep held one stripe's lock",
           s.longest_sweep_hold_ms() / 1e3);
   for (const ps::TableStats& t : s.tables()) {

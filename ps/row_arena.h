@@ -1,6 +1,6 @@
 // Fixed-stride float rows in chunks: a row's address never moves once
 // allocated (so a row can be updated in place while the index grows), and
-// freed rows are reused (for eviction). Chunks grow from 16 rows to
+// freed rows are reused, most recently freed first (for eviction). Chunks grow from 16 rows to
 // kMaxChunkRows, so an almost empty arena (one of a table's many stripes)
 // costs little, and a full one wastes at most one small, partly filled chunk.
 // Each chunk has one word of freed-position bits (a chunk holds at most 64
@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <utility>
 #include <vector>
@@ -27,9 +28,10 @@ class RowArena {
   int stride() const { return stride_; }
   // Returns the index of a row with unspecified contents.
   uint32_t Allocate() {
-    if (!free_.empty()) {
-      const uint32_t r = free_.back();
-      free_.pop_back();
+    if (free_head_ != kNoRow) {
+      const uint32_t r = free_head_;
+      std::memcpy(&free_head_, Row(r), sizeof(free_head_));
+      --free_count_;
       const Place p = Locate(r);
       freed_[p.chunk] &= ~(uint64_t{1} << p.offset);
       return r;
@@ -39,15 +41,17 @@ class RowArena {
       chunks_.emplace_back(new float[static_cast<size_t>(rows) * stride_]);
       freed_.push_back(0);
       capacity_ += rows;
-      // Room to free every row: freeing (eviction) then never allocates, so
-      // a memory budget sees all of an arena's growth here. Nothing is
-      // free now (a chunk is added only then), so nothing is copied.
-      free_.reserve(capacity_);
     }
     return next_++;
   }
+  // The freed rows form a list through their own bytes (a freed row's first
+  // four bytes name the next), so freeing never allocates and an arena costs
+  // nothing per row beyond the rows: a memory budget sees all of an arena's
+  // growth in GrowthBytes.
   void Free(uint32_t row) {
-    free_.push_back(row);
+    std::memcpy(Row(row), &free_head_, sizeof(free_head_));
+    free_head_ = row;
+    ++free_count_;
     const Place p = Locate(row);
     freed_[p.chunk] |= uint64_t{1} << p.offset;
   }
@@ -58,13 +62,13 @@ class RowArena {
   }
   // Bytes the next Allocate adds (a new chunk), or 0 when a row is free.
   size_t GrowthBytes() const {
-    if (!free_.empty() || next_ < capacity_) return 0;
-    return static_cast<size_t>(ChunkRows(static_cast<uint32_t>(chunks_.size()))) *
-               (stride_ * sizeof(float) + sizeof(uint32_t)) +
+    if (free_head_ != kNoRow || next_ < capacity_) return 0;
+    return static_cast<size_t>(ChunkRows(static_cast<uint32_t>(chunks_.size()))) * stride_ *
+               sizeof(float) +
            sizeof(uint64_t);
   }
   // Rows allocated and not in use: freed, or never handed out.
-  size_t spare_rows() const { return free_.size() + (capacity_ - next_); }
+  size_t spare_rows() const { return free_count_ + (capacity_ - next_); }
   // Rows ever allocated: indices [0, allocated()) are in use or freed.
   uint32_t allocated() const { return next_; }
   float* Row(uint32_t row) { return const_cast<float*>(std::as_const(*this).Row(row)); }
@@ -74,8 +78,7 @@ class RowArena {
   }
   size_t MemoryBytes() const {
     return static_cast<size_t>(capacity_) * stride_ * sizeof(float) +
-           free_.capacity() * sizeof(uint32_t) + chunks_.capacity() * sizeof(void*) +
-           freed_.capacity() * sizeof(uint64_t);
+           chunks_.capacity() * sizeof(void*) + freed_.capacity() * sizeof(uint64_t);
   }
 
  private:
@@ -101,7 +104,9 @@ class RowArena {
   uint32_t next_ = 0;
   uint32_t capacity_ = 0;
   std::vector<std::unique_ptr<float[]>> chunks_;
-  std::vector<uint32_t> free_;
+  static constexpr uint32_t kNoRow = 0xffffffffu;
+  uint32_t free_head_ = kNoRow;  // the most recently freed row
+  uint32_t free_count_ = 0;
   std::vector<uint64_t> freed_;  // per chunk: bit o set = row at offset o is freed
 };
 

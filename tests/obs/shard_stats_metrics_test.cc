@@ -29,6 +29,8 @@ TEST(ShardStatsMetricsTest, EveryCounterIsTheStatsValueWithTheTasksLabel) {
   s.set_memory_used_bytes(1000);
   s.set_memory_peak_bytes(2000);
   s.set_longest_sweep_hold_ms(3.5);
+  s.set_process_rss_bytes(3 << 20);
+  s.set_process_peak_rss_bytes(5 << 20);
   ps::TableStats* t = s.add_tables();
   t->set_name("emb");
   t->set_rows(77);
@@ -54,6 +56,8 @@ TEST(ShardStatsMetricsTest, EveryCounterIsTheStatsValueWithTheTasksLabel) {
   EXPECT_EQ(PromValue(page, "deepfm_ps_memory_used_bytes", task), 1000);
   EXPECT_EQ(PromValue(page, "deepfm_ps_memory_peak_bytes", task), 2000);
   EXPECT_DOUBLE_EQ(PromValue(page, "deepfm_ps_longest_sweep_hold_seconds", task), 0.0035);
+  EXPECT_EQ(PromValue(page, "deepfm_ps_process_resident_bytes", task), 3 << 20);
+  EXPECT_EQ(PromValue(page, "deepfm_ps_process_peak_resident_bytes", task), 5 << 20);
   const std::map<std::string, std::string> table{{"task", "ps:1"}, {"table", "emb"}};
   EXPECT_EQ(PromValue(page, "deepfm_ps_table_rows", table), 77);
   EXPECT_EQ(PromValue(page, "deepfm_ps_table_bytes", table), 7700);
