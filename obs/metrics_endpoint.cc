@@ -1,8 +1,15 @@
 #include "obs/metrics_endpoint.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <prometheus/exposer.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <exception>
+#include <thread>
 
 namespace deepfm::obs {
 
@@ -11,6 +18,21 @@ namespace {
 bool IsLoopback(const std::string& host) {
   return host == "127.0.0.1" || host == "localhost" || host == "::1" ||
          host.rfind("127.", 0) == 0;
+}
+
+// Opens and closes one connection to host:port (an IPv4 address; the
+// wildcard address means this host).
+void Knock(const std::string& host, int port) {
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  if (host == "0.0.0.0" || inet_pton(AF_INET, host.c_str(), &a.sin_addr) != 1) {
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  }
+  const int fd = socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return;
+  (void)connect(fd, reinterpret_cast<const sockaddr*>(&a), sizeof(a));
+  close(fd);
 }
 
 }  // namespace
@@ -53,7 +75,21 @@ Status MetricsEndpoint::Start(const MetricsEndpointOptions& o, std::unique_ptr<M
   return Status::Ok();
 }
 
-MetricsEndpoint::~MetricsEndpoint() = default;
+MetricsEndpoint::~MetricsEndpoint() {
+  if (!exposer_) return;
+  // civetweb's listener checks its stop flag only between polls of 2 s: a
+  // connection wakes it at once, so the task exits without that wait.
+  std::atomic<bool> stopped{false};
+  std::thread knocker([&] {
+    while (!stopped.load()) {
+      Knock(bind_, port_);
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  });
+  exposer_.reset();
+  stopped = true;
+  knocker.join();
+}
 
 void MetricsEndpoint::Add(std::shared_ptr<prometheus::Collectable> c) {
   exposer_->RegisterCollectable(c);
