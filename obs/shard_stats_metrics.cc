@@ -97,6 +97,9 @@ std::vector<MetricFamily> ShardStatsFamilies(const ps::StatsResponse& s, const s
               {{"table", n}, {"reason", "l2"}});
     f.Counter("deepfm_ps_table_evicted_total", help, t.evicted_budget(),
               {{"table", n}, {"reason", "budget"}});
+    f.Counter("deepfm_ps_table_pending_shed_total",
+              "counter-filter keys forgotten under the memory budget (they count from zero again)",
+              t.pending_shed(), {{"table", n}});
   }
   return f.Take();
 }

@@ -14,10 +14,11 @@ AdmissionFilter::AdmissionFilter(FilterKind kind, uint64_t counters, uint32_t ha
 uint32_t AdmissionFilter::Sight(uint64_t key) {
   if (kind_ == FilterKind::kCounter) {
     if (uint32_t* c = pending_.FindValue(key)) {
-      if (*c < 0xfffffffeu) ++*c;  // KeyIndex reserves 0xffffffff
-      return *c;
+      const uint32_t count = std::min(kMaxCount, (*c & kCountMask) + 1);
+      *c = count | kSighted;
+      return count;
     }
-    pending_.Insert(key, 1);
+    pending_.Insert(key, 1 | kSighted);
     return 1;
   }
   if (kind_ != FilterKind::kBloom) return UINT32_MAX;
@@ -41,17 +42,29 @@ void AdmissionFilter::Admitted(uint64_t key) {
 
 void AdmissionFilter::SetCount(uint64_t key, uint32_t count) {
   if (kind_ != FilterKind::kCounter || count == 0) return;
-  count = std::min(count, 0xfffffffeu);
+  // A restored key starts as sighted: it gets its second chance.
+  const uint32_t v = std::min(count, kMaxCount) | kSighted;
   if (uint32_t* c = pending_.FindValue(key)) {
-    *c = count;
+    *c = v;
   } else {
-    pending_.Insert(key, count);
+    pending_.Insert(key, v);
   }
 }
 
 size_t AdmissionFilter::MemoryBytes() const {
   if (kind_ == FilterKind::kCounter) return pending_.MemoryBytes();
   return bloom_.capacity() * sizeof(uint16_t);
+}
+
+uint64_t AdmissionFilter::ShedUnsighted() {
+  if (kind_ != FilterKind::kCounter) return 0;
+  const size_t before = pending_.size();
+  pending_.KeepIf([](uint64_t, uint32_t* v) {
+    if (!(*v & kSighted)) return false;
+    *v &= kCountMask;
+    return true;
+  });
+  return before - pending_.size();
 }
 
 void AdmissionFilter::Clear() {

@@ -29,12 +29,21 @@ class AdmissionFilter {
   // filter cannot remove one key's share of its counters.)
   void Admitted(uint64_t key);
   size_t MemoryBytes() const;
+  // Counter filter, under a memory budget: forgets every key not sighted
+  // since the previous shed (a second chance, as a clock does), and gives
+  // their memory back. Returns the keys forgotten; a forgotten key counts
+  // from zero when it comes back. The Bloom filter's size is fixed: 0.
+  uint64_t ShedUnsighted();
+  // Keys the counter filter counts now.
+  size_t pending() const { return pending_.size(); }
+  // Bytes the next new key adds (the counter filter's index doubling), or 0.
+  size_t GrowthBytes() const { return kind_ == FilterKind::kCounter ? pending_.GrowthBytes() : 0; }
 
   // ---- state, for checkpoints
   // Counter filter: every key still counted.
   template <typename Fn>  // Fn(uint64_t key, uint32_t count)
   void ForEachPending(Fn&& fn) const {
-    pending_.ForEach(fn);
+    pending_.ForEach([&](uint64_t key, uint32_t v) { fn(key, v & kCountMask); });
   }
   // Counter filter: sets a key's count (restore).
   void SetCount(uint64_t key, uint32_t count);
@@ -45,6 +54,13 @@ class AdmissionFilter {
   void Clear();
 
  private:
+  // A counted key's value: its count, and whether it was sighted since the
+  // last shed. Counts saturate below the mask, so no value is KeyIndex's
+  // empty marker.
+  static constexpr uint32_t kSighted = 0x80000000u;
+  static constexpr uint32_t kCountMask = 0x7fffffffu;
+  static constexpr uint32_t kMaxCount = kCountMask - 1;
+
   FilterKind kind_ = FilterKind::kNone;
   KeyIndex pending_;
   std::vector<uint16_t> bloom_;

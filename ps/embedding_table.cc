@@ -100,8 +100,14 @@ void EmbeddingTable::EvictLeastValuable(Stripe& s, int64_t step) {
 float* EmbeddingTable::CreateRow(Stripe& s, uint64_t key, int64_t step, uint32_t* index) {
   if (options_.budget) {
     const size_t growth = s.arena.GrowthBytes() + s.index.GrowthBytes();
-    if (growth > 0 && !options_.budget->Fits(static_cast<int64_t>(growth)))
-      EvictLeastValuable(s, step);
+    auto fits = [&] { return options_.budget->Fits(static_cast<int64_t>(growth)); };
+    // Counts of keys not sighted since the last shed go before any row.
+    if (growth > 0 && !fits() && s.filter.kind() == FilterKind::kCounter) {
+      KeepFilterForSnapshot(s);
+      pending_shed_.fetch_add(s.filter.ShedUnsighted(), std::memory_order_relaxed);
+      Recharge(s);
+    }
+    if (growth > 0 && !fits()) EvictLeastValuable(s, step);
   }
   float* row = FindOrCreate(s, key, index);
   Recharge(s);
@@ -203,6 +209,24 @@ void EmbeddingTable::Push(const uint64_t* keys, size_t n, const float* grads, in
       if (r == KeyIndex::kEmpty) {
         if (admission) {
           KeepFilterForSnapshot(s);
+          // A counter filter about to double past the budget first forgets
+          // the stripe's keys not sighted since its last shed, and if that
+          // is not room enough, all of the stripe's counts.
+          if (options_.budget && s.filter.GrowthBytes() > 0) {
+            auto fits = [&] {
+              return options_.budget->Fits(static_cast<int64_t>(s.filter.GrowthBytes()));
+            };
+            if (!fits()) {
+              uint64_t shed = s.filter.ShedUnsighted();
+              Recharge(s);
+              if (s.filter.GrowthBytes() > 0 && !fits()) {
+                shed += s.filter.pending();
+                s.filter.Clear();
+                Recharge(s);
+              }
+              pending_shed_.fetch_add(shed, std::memory_order_relaxed);
+            }
+          }
           const uint32_t seen = s.filter.Sight(keys[i]);
           if (seen < ev.filter_freq) {
             Recharge(s);
@@ -433,6 +457,7 @@ EvCounters EmbeddingTable::counters() const {
   c.evicted_ttl = evicted_ttl_.load();
   c.evicted_l2 = evicted_l2_.load();
   c.evicted_budget = evicted_budget_.load();
+  c.pending_shed = pending_shed_.load();
   return c;
 }
 
@@ -443,6 +468,20 @@ size_t EmbeddingTable::SpareBytes() const {
     rows += s->arena.spare_rows();
   }
   return rows * record_bytes();
+}
+
+uint64_t EmbeddingTable::ShedPendingCounts() {
+  uint64_t shed = 0;
+  for (const auto& sp : stripes_) {
+    Stripe& s = *sp;
+    std::lock_guard<SpinLock> lock(s.mu);
+    if (s.filter.kind() != FilterKind::kCounter || s.filter.MemoryBytes() == 0) continue;
+    KeepFilterForSnapshot(s);  // an open snapshot keeps the counts as at its cut
+    shed += s.filter.ShedUnsighted();
+    Recharge(s);
+  }
+  pending_shed_.fetch_add(shed, std::memory_order_relaxed);
+  return shed;
 }
 
 size_t EmbeddingTable::FilterBytes() const {

@@ -140,6 +140,10 @@ class EmbeddingTable {
   size_t SpareBytes() const;
   // Bytes of the admission filter (included in MemoryBytes).
   size_t FilterBytes() const;
+  // Counter filter: forgets the keys not sighted since the previous call
+  // (AdmissionFilter::ShedUnsighted), giving their bytes back to the budget.
+  // Returns the keys forgotten.
+  uint64_t ShedPendingCounts();
 
   // Admission state for checkpoints. Counter filter: fn(key, count) for
   // every key still counted. Bloom filter: each stripe's counters in turn.
@@ -318,7 +322,7 @@ class EmbeddingTable {
     s.filter_cow = false;
   }
   std::atomic<uint64_t> created_{0}, admitted_{0}, filtered_reads_{0}, filtered_grads_{0};
-  std::atomic<uint64_t> evicted_ttl_{0}, evicted_l2_{0}, evicted_budget_{0};
+  std::atomic<uint64_t> evicted_ttl_{0}, evicted_l2_{0}, evicted_budget_{0}, pending_shed_{0};
 };
 
 }  // namespace deepfm::ps

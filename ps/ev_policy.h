@@ -94,6 +94,7 @@ struct EvCounters {
   uint64_t evicted_ttl = 0;
   uint64_t evicted_l2 = 0;
   uint64_t evicted_budget = 0;
+  uint64_t pending_shed = 0;    // counter-filter keys forgotten under the budget
 };
 
 }  // namespace deepfm::ps

@@ -92,6 +92,31 @@ class KeyIndex {
     }
   }
 
+  // Keeps the entries for which fn(key, &row) returns true (fn may change
+  // the row value) and drops the rest, rebuilding the index at the smallest
+  // capacity that holds the survivors at most 3/8 full (room to grow before
+  // the next doubling), so dropping entries returns their memory; never at
+  // a larger capacity than now.
+  template <typename Fn>  // bool Fn(uint64_t key, uint32_t* row)
+  void KeepIf(Fn&& fn) {
+    std::vector<uint64_t> keys;
+    std::vector<uint32_t> rows;
+    for (size_t i = 0; i < keys_.size(); ++i) {
+      if (rows_[i] == kEmpty) continue;
+      uint32_t row = rows_[i];
+      if (fn(keys_[i], &row)) {
+        keys.push_back(keys_[i]);
+        rows.push_back(row);
+      }
+    }
+    size_t cap = 16;
+    while (keys.size() * 8 > cap * 3 && cap < keys_.size()) cap *= 2;
+    std::vector<uint64_t>().swap(keys_);
+    std::vector<uint32_t>().swap(rows_);
+    Rehash(cap);
+    for (size_t i = 0; i < keys.size(); ++i) Insert(keys[i], rows[i]);
+  }
+
   size_t MemoryBytes() const {
     return keys_.capacity() * sizeof(uint64_t) + rows_.capacity() * sizeof(uint32_t);
   }

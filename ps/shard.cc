@@ -149,13 +149,24 @@ uint64_t Shard::SweepNow(bool force_policy_sweep) {
 uint64_t Shard::BudgetSweep() {
   const int64_t limit = budget_->limit();
   const std::vector<EmbeddingTable*> tabs = tables();
-  int64_t spare = limit - budget_->used();
-  int64_t row_bytes = 0;
-  for (EmbeddingTable* t : tabs) {
-    spare += static_cast<int64_t>(t->SpareBytes());
-    row_bytes += static_cast<int64_t>(t->size() * t->record_bytes());
+  auto spare_room = [&] {
+    int64_t spare = limit - budget_->used();
+    for (EmbeddingTable* t : tabs) spare += static_cast<int64_t>(t->SpareBytes());
+    return spare;
+  };
+  int64_t spare = spare_room();
+  if (spare >= limit / 50) return 0;
+  // The counter filter's counts of keys not sighted since the last shed go
+  // first: such a key has no row and was not pushed for longer than any
+  // row the sweep would drop next.
+  if (options_.ev.filter == FilterKind::kCounter) {
+    for (EmbeddingTable* t : tabs) t->ShedPendingCounts();
+    spare = spare_room();
+    if (spare >= limit / 20) return 0;
   }
-  if (spare >= limit / 50 || row_bytes == 0) return 0;
+  int64_t row_bytes = 0;
+  for (EmbeddingTable* t : tabs) row_bytes += static_cast<int64_t>(t->size() * t->record_bytes());
+  if (row_bytes == 0) return 0;
   // Free enough rows to bring spare room to 5 % of the budget.
   const double fraction = std::min(1.0, static_cast<double>(limit / 20 - spare) / row_bytes);
   std::vector<uint64_t> values;
@@ -670,6 +681,7 @@ void Shard::Stats(StatsResponse* resp) const {
     ts->set_evicted_l2(c.evicted_l2);
     ts->set_evicted_budget(c.evicted_budget);
     ts->set_filter_bytes(t->FilterBytes());
+    ts->set_pending_shed(c.pending_shed);
   }
   resp->set_longest_sweep_hold_ms(longest_sweep_hold_ms_.load());
   resp->set_sweeps(sweeps_.load());

@@ -41,6 +41,7 @@ TEST(ShardStatsMetricsTest, EveryCounterIsTheStatsValueWithTheTasksLabel) {
   t->set_evicted_ttl(1);
   t->set_evicted_l2(2);
   t->set_evicted_budget(3);
+  t->set_pending_shed(4);
   const std::string page = Page(s);
   const std::map<std::string, std::string> task{{"task", "ps:1"}};
   EXPECT_EQ(PromValue(page, "deepfm_ps_global_step", task), 42);
@@ -72,6 +73,7 @@ TEST(ShardStatsMetricsTest, EveryCounterIsTheStatsValueWithTheTasksLabel) {
   EXPECT_EQ(evicted("ttl"), 1);
   EXPECT_EQ(evicted("l2"), 2);
   EXPECT_EQ(evicted("budget"), 3);
+  EXPECT_EQ(PromValue(page, "deepfm_ps_table_pending_shed_total", table), 4);
   // One TYPE line per family, even with several tables.
   ps::TableStats* t2 = s.add_tables();
   t2->set_name("emb2");

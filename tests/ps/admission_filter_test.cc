@@ -2,10 +2,40 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "common/hash.h"
 
 namespace deepfm::ps {
 namespace {
+
+// Under a budget the counter forgets the keys not sighted since its last
+// shed (a clock's second chance), returns their memory, and reports the
+// survivors' counts unchanged.
+TEST(AdmissionFilterTest, AShedForgetsOnlyKeysNotSightedSinceTheLastOne) {
+  AdmissionFilter f(FilterKind::kCounter, 0, 0);
+  EXPECT_EQ(f.Sight(1), 1u);
+  EXPECT_EQ(f.Sight(2), 1u);
+  EXPECT_EQ(f.ShedUnsighted(), 0u) << "both were sighted since the filter began";
+  EXPECT_EQ(f.Sight(1), 2u);
+  EXPECT_EQ(f.ShedUnsighted(), 1u);  // key 2 goes, key 1 stays
+  std::map<uint64_t, uint32_t> pending;
+  f.ForEachPending([&](uint64_t k, uint32_t c) { pending[k] = c; });
+  EXPECT_EQ(pending, (std::map<uint64_t, uint32_t>{{1, 2}}));
+  EXPECT_EQ(f.Sight(2), 1u) << "a forgotten key counts from zero";
+  EXPECT_EQ(f.Sight(1), 3u);
+  // A long tail seen once: shedding it gives the memory back.
+  for (uint64_t k = 100; k < 100100; ++k) f.Sight(k);
+  const size_t full = f.MemoryBytes();
+  EXPECT_EQ(f.ShedUnsighted(), 0u);
+  EXPECT_EQ(f.ShedUnsighted(), 100002u);
+  EXPECT_LT(f.MemoryBytes() * 100, full);
+  // The Bloom filter's size is fixed: nothing to shed.
+  AdmissionFilter b(FilterKind::kBloom, 1024, 3);
+  b.Sight(5);
+  EXPECT_EQ(b.ShedUnsighted(), 0u);
+  EXPECT_EQ(b.Sight(5), 2u);
+}
 
 TEST(AdmissionFilterTest, TheCounterCountsEachKeyExactlyUntilItIsAdmitted) {
   AdmissionFilter f(FilterKind::kCounter, 0, 0);

@@ -12,7 +12,9 @@
 
 #include "common/hash.h"
 #include "common/random.h"
+#include "common/bytes.h"
 #include "ps/embedding_table.h"
+#include "ps/shard.h"
 #include "tests/support/ps_fixtures.h"
 
 namespace deepfm::ps {
@@ -335,6 +337,121 @@ TEST(EvictionTest, ASnapshotKeepsRowsEvictedAfterItsCut) {
   EXPECT_EQ(got.size(), 2u);
   EXPECT_EQ(got[Mix64(2)], (std::vector<float>{2, 2}));
   EXPECT_EQ(got.count(Mix64(3)), 0u);
+}
+
+std::unique_ptr<Shard> CounterShard(int64_t budget_bytes, int stripes) {
+  ShardOptions o;
+  o.optimizer.type = OptimizerType::kSgd;
+  o.optimizer.learning_rate = 0.1f;
+  o.ev.filter = FilterKind::kCounter;
+  o.ev.filter_freq = 2;
+  o.memory_budget_bytes = budget_bytes;
+  o.table_stripes = stripes;
+  o.background_sweeps = false;
+  Status s;
+  auto shard = Shard::Create(o, &s);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  RegisterTableRequest rt;
+  rt.mutable_spec()->set_name("emb");
+  rt.mutable_spec()->set_dim(8);
+  RegisterTableResponse rtr;
+  EXPECT_TRUE(shard->RegisterTable(rt, &rtr).ok());
+  return shard;
+}
+
+void PushKeys(Shard& shard, int step, const std::vector<uint64_t>& keys) {
+  PushRequest p;
+  p.set_global_step(step);
+  p.set_increment_global_step(1);
+  auto* sg = p.add_sparse();
+  sg->set_table_id(0);
+  AssignBytes(keys.data(), keys.size(), sg->mutable_keys());
+  const std::vector<float> g(keys.size() * 8, 0.01f);
+  AssignBytes(g.data(), g.size(), sg->mutable_grads());
+  PushResponse r;
+  ASSERT_TRUE(shard.Push(p, &r).ok());
+}
+
+// A counter filter under a tight budget: a long tail of keys pushed once
+// each (never admitted) fills the filter. A stripe whose counts would double
+// past the budget forgets them first (no sweeps run here), so the hot rows
+// every push touches survive and the shard stays within its budget; before,
+// the counts stayed and the rows were evicted.
+TEST(EvictionTest, TheCounterFiltersCountsAreShedUnderTheBudgetBeforeRows) {
+  const int64_t budget = 4 << 20;
+  auto shard = CounterShard(budget, 16);
+  std::vector<uint64_t> hot;
+  for (uint64_t k = 0; k < 64; ++k) hot.push_back(Mix64(k + 1));
+  uint64_t tail = 1000000;
+  for (int step = 1; step <= 1000; ++step) {
+    std::vector<uint64_t> keys = hot;
+    for (int j = 0; j < 500; ++j) keys.push_back(Mix64(tail++));
+    PushKeys(*shard, step, keys);
+  }
+  // Within the budget, give or take one stripe's index doubling (as rows).
+  EXPECT_LE(shard->budget()->peak(), budget + budget / 8);
+  EXPECT_LE(shard->budget()->used(), budget);
+  EmbeddingTable* t = shard->table(0);
+  EXPECT_GT(t->counters().pending_shed, 250000u);
+  EXPECT_EQ(t->counters().evicted_budget, 0u) << "rows were evicted while counts stayed";
+  EXPECT_EQ(t->size(), hot.size());
+}
+
+// A shard whose budget is nearly all counts: 8 hot rows (pushed twice, so
+// admitted), then 20,000 keys pushed once each.
+std::unique_ptr<Shard> FullOfCounts(const std::vector<uint64_t>& hot,
+                                    const std::vector<uint64_t>& tail) {
+  int64_t full = 0;
+  {
+    auto probe = CounterShard(int64_t{1} << 40, 1);
+    PushKeys(*probe, 1, hot);
+    PushKeys(*probe, 2, hot);
+    PushKeys(*probe, 3, tail);
+    full = probe->budget()->used();
+  }
+  auto shard = CounterShard(full + full / 100, 1);  // under 2 % to spare
+  PushKeys(*shard, 1, hot);
+  PushKeys(*shard, 2, hot);
+  PushKeys(*shard, 3, tail);
+  return shard;
+}
+
+std::vector<uint64_t> Keys(uint64_t from, uint64_t n) {
+  std::vector<uint64_t> k;
+  for (uint64_t i = 0; i < n; ++i) k.push_back(Mix64(from + i));
+  return k;
+}
+
+// The sweeper's part: the first sweep marks the counts, the second forgets
+// those not pushed in between, instead of evicting rows.
+TEST(EvictionTest, ASweepUnderTheBudgetForgetsCountsNotPushedSinceTheLastSweep) {
+  const std::vector<uint64_t> hot = Keys(1, 8), tail = Keys(100, 20000);
+  auto shard = FullOfCounts(hot, tail);
+  const int64_t before = shard->budget()->used();
+  EmbeddingTable* t = shard->table(0);
+  shard->SweepNow(false);
+  EXPECT_EQ(t->counters().pending_shed, 0u) << "every count was sighted since the start";
+  PushKeys(*shard, 4, hot);
+  shard->SweepNow(false);
+  EXPECT_EQ(t->counters().pending_shed, tail.size());
+  EXPECT_EQ(t->counters().evicted_budget, 0u);
+  EXPECT_EQ(t->size(), hot.size());
+  EXPECT_LT(shard->budget()->used(), before / 2);
+}
+
+// A push that needs room for new rows forgets counts not sighted since the
+// last shed before it evicts a row.
+TEST(EvictionTest, ANewRowUnderAFullBudgetForgetsCountsBeforeRows) {
+  const std::vector<uint64_t> hot = Keys(1, 8), tail = Keys(100, 20000), fresh = Keys(50000, 100);
+  auto shard = FullOfCounts(hot, tail);
+  shard->SweepNow(false);  // marks the counts
+  PushKeys(*shard, 4, fresh);
+  PushKeys(*shard, 5, fresh);  // admitted: 100 new rows
+  EmbeddingTable* t = shard->table(0);
+  EXPECT_EQ(t->counters().evicted_budget, 0u);
+  EXPECT_EQ(t->size(), hot.size() + fresh.size());
+  EXPECT_EQ(t->counters().pending_shed, tail.size());
+  EXPECT_LE(shard->budget()->used(), shard->budget()->limit());
 }
 
 }  // namespace
