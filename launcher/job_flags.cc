@@ -682,6 +682,7 @@ Status MakePsTask(const FlagSet& f, const ClusterSpec& spec, const rpc::Security
   out->insecure = f.GetBool("insecure");
   s = MetricsSecurity(f, security, &out->metrics_security);
   if (!s.ok()) return s;
+  out->peers = spec.ps;
   out->restore_checkpoint = f.Get("restore_checkpoint");
   out->fall_back_to_good_checkpoint = f.GetBool("fall_back_to_good_checkpoint");
   // Beyond loopback, anyone who can reach the port could read the model,

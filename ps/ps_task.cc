@@ -14,6 +14,7 @@
 #include "obs/metrics_endpoint.h"
 #include "obs/shard_stats_metrics.h"
 #include "ps/checkpoint.h"
+#include "ps/peer_check.h"
 
 namespace deepfm::ps {
 
@@ -124,6 +125,19 @@ int RunPsTask(const PsTaskOptions& o) {
   } else if (o.restore && !o.server.checkpoint_root.empty()) {
     LOG(INFO) << o.name << ": no checkpoint under " << o.server.checkpoint_root
               << "; starting fresh";
+  }
+  if (!o.peers.empty()) {
+    PeerCheckOptions pc;
+    pc.hosts = o.peers;
+    pc.self = o.shard.shard_index;
+    pc.restored_step = shard->restored_global_step();
+    pc.restored_from = from;
+    pc.security = o.server.security;
+    st = CheckPeersNotAhead(pc);
+    if (!st.ok()) {
+      fprintf(stderr, "%s: %s\n", o.name.c_str(), st.message().c_str());
+      return ExitCodeFor(st);
+    }
   }
   // The page starts before the server, so its handlers are timed from the
   // first call; it stops after the server has (see below).

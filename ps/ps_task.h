@@ -6,6 +6,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "ps/ps_server.h"
 #include "ps/shard.h"
@@ -31,6 +32,10 @@ struct PsTaskOptions {
   int metrics_port = 0;
   rpc::Security metrics_security;  // the token a scrape must carry (none: open)
   bool insecure = false;  // --insecure: the page may listen beyond loopback without a token
+  // Every shard's host:port (the cluster spec's ps list): before serving, a
+  // shard whose peers are past the step it restored refuses (ps/peer_check.h).
+  // Empty: not checked.
+  std::vector<std::string> peers;
 };
 
 // Restores *shard (just created, empty) as `options` ask. Sets *from to the

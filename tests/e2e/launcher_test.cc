@@ -947,6 +947,59 @@ TEST_F(LauncherTest, ATrainerAndAShardWithDifferentFoldersAreRefusedBeforeTheFir
   EXPECT_FALSE(fs::exists(b / "checkpoint"));
 }
 
+// A shard restarted alone (what a plain StatefulSet does with a crashed pod)
+// restores the last checkpoint while its peer trained on: it refuses to
+// serve and says why, instead of silently setting its part of the model back.
+TEST_F(LauncherTest, ALoneRestartedShardBehindItsPeerRefusesToServe) {
+  const int base = FreePorts(3);
+  ASSERT_GT(base, 0);
+  auto host = [&](int i) { return "\"127.0.0.1:" + std::to_string(base + i) + "\""; };
+  const std::string cluster = "\"cluster\":{\"ps\":[" + host(0) + "," + host(1) +
+                              "],\"worker\":[" + host(2) + "]}";
+  auto spec = [&](const std::string& type, int index) {
+    const fs::path p = *root_ / ("lone_" + type + std::to_string(index) + ".json");
+    EXPECT_TRUE(deepfm::WriteFileAtomic(p.string(), "{" + cluster + ",\"task\":{\"type\":\"" +
+                                                        type + "\",\"index\":" +
+                                                        std::to_string(index) + "}}")
+                    .ok());
+    return p.string();
+  };
+  const fs::path folder = Folder("lone_shard");
+  const std::string job = " --checkpoint=" + folder.string();
+  const std::string ps1 = "ps --cluster_spec=" + spec("ps", 1) + job;
+  BackgroundJob shard0("ps --cluster_spec=" + spec("ps", 0) + job);
+  auto shard1 = std::make_unique<BackgroundJob>(ps1);
+  BackgroundJob worker("worker --cluster_spec=" + spec("worker", 0) + job +
+                       " --data_location=" + (*root_ / "data").string() +
+                       " --hidden_units=64,32 --batch_size=256 --num_epochs=50 --save_steps=20");
+  // Wait for a checkpoint and for training to go past it.
+  deepfm::PsClientOptions co;
+  co.hosts = {"127.0.0.1:" + std::to_string(base)};
+  co.connect_timeout_ms = 30000;
+  std::unique_ptr<deepfm::PsClient> client;
+  ASSERT_TRUE(deepfm::PsClient::Connect(co, &client).ok());
+  std::string latest;
+  int64_t step = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+  while (std::chrono::steady_clock::now() < deadline && worker.running()) {
+    int64_t saved = 0;
+    if (deepfm::LatestCheckpoint(folder.string(), &latest).ok() &&
+        deepfm::ParseCheckpointFolderName(fs::path(latest).filename().string(), &saved) &&
+        client->GlobalStep(&step).ok() && step >= saved + 5) {
+      break;
+    }
+    step = 0;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_GT(step, 0) << "the job did not train past a checkpoint";
+  shard1.reset();  // SIGTERM, as a pod's deletion; the engine starts it again alone
+  const Result again = Deepfm(ps1, 60);
+  EXPECT_NE(again.exit_code, 0) << again.output;
+  EXPECT_NE(again.output.find("shard 1 restored step"), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("is at global step"), std::string::npos) << again.output;
+  EXPECT_NE(again.output.find("restart the whole job"), std::string::npos) << again.output;
+}
+
 TEST_F(LauncherTest, EveryTaskServesPrometheusMetricsWhileTraining) {
   const int base = FreePorts(3);
   ASSERT_GT(base, 0);
