@@ -94,6 +94,7 @@ int Run() {
   req.set_increment_global_step(1);
   uint64_t pushed = 0;
   double push_seconds = 0, longest_push_ms = 0;
+  std::vector<double> push_ms;  // every push's, for the percentiles
   int64_t step = 0;
   for (int64_t drawn = 0; drawn < FLAGS_keys; drawn += FLAGS_batch) {
     keys.clear();
@@ -116,8 +117,16 @@ int Run() {
     }
     push_seconds += dt;
     longest_push_ms = std::max(longest_push_ms, dt * 1e3);
+    push_ms.push_back(dt * 1e3);
     pushed += keys.size();
   }
+  auto percentile = [&](double q) {
+    if (push_ms.empty()) return 0.0;
+    std::vector<double> v = push_ms;
+    const size_t at = std::min(v.size() - 1, static_cast<size_t>(q * v.size()));
+    std::nth_element(v.begin(), v.begin() + at, v.end());
+    return v[at];
+  };
   StatsResponse st;
   shard->Stats(&st);
   const TableStats& ts = st.tables(0);
@@ -136,6 +145,9 @@ int Run() {
       {"budget_peak_mb", st.memory_peak_bytes() / 1048576.0},
       {"push_keys_per_sec", pushed / push_seconds},
       {"longest_push_ms", longest_push_ms},
+      {"p50_push_ms", percentile(0.5)},
+      {"p99_push_ms", percentile(0.99)},
+      {"p999_push_ms", percentile(0.999)},
       {"sweeps", st.sweeps()},
       {"longest_sweep_hold_ms", st.longest_sweep_hold_ms()},
       {"hit_rate", pushed > 0 ? 1.0 - static_cast<double>(c.created) / pushed : 0.0},
