@@ -97,32 +97,13 @@ Shard::Shard(const ShardOptions& options, std::unique_ptr<Optimizer> opt)
           std::chrono::milliseconds(options.cut_wait_ms)) {
   if (options_.memory_budget_bytes > 0)
     budget_ = std::make_unique<MemoryBudget>(options_.memory_budget_bytes);
-  if (options_.background_sweeps && (options_.ev.sweeps() || budget_))
-    sweeper_ = std::thread([this] { SweeperLoop(); });
-}
-
-Shard::~Shard() {
-  {
-    std::lock_guard<std::mutex> lock(sweep_mu_);
-    stop_sweeper_ = true;
-  }
-  sweep_cv_.notify_all();
-  if (sweeper_.joinable()) sweeper_.join();
-}
-
-void Shard::SweeperLoop() {
-  std::unique_lock<std::mutex> lock(sweep_mu_);
-  while (!stop_sweeper_) {
-    // Polling the step keeps the push path free of sweeper bookkeeping.
-    sweep_cv_.wait_for(lock, std::chrono::milliseconds(20));
-    if (stop_sweeper_) break;
-    const bool requested = sweep_requested_;
-    sweep_requested_ = false;
-    lock.unlock();
-    SweepNow(requested);
-    lock.lock();
+  if (options_.background_sweeps && (options_.ev.sweeps() || budget_)) {
+    sweeper_ = std::make_unique<Sweeper>([this](bool forced) { SweepNow(forced); },
+                                         std::chrono::milliseconds(20));
   }
 }
+
+Shard::~Shard() { sweeper_.reset(); }
 
 uint64_t Shard::SweepNow(bool force_policy_sweep) {
   const int64_t step = global_step();
@@ -195,11 +176,7 @@ void Shard::SaveWritten(int64_t step, int64_t since_step) {
   if (options_.track_evictions) {
     for (EmbeddingTable* t : tables()) t->TrimEvicted(since_step >= 0 ? since_step : step);
   }
-  {
-    std::lock_guard<std::mutex> lock(sweep_mu_);
-    sweep_requested_ = true;
-  }
-  sweep_cv_.notify_all();
+  if (sweeper_) sweeper_->Request();
 }
 
 Status Shard::CheckKeysOwned(const std::vector<uint64_t>& keys, const char* rpc,

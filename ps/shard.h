@@ -17,14 +17,12 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
-#include <thread>
 #include <unordered_map>
 #include <vector>
 
@@ -40,6 +38,7 @@
 #include "ps/optimizer.h"
 #include "ps/push_gate.h"
 #include "ps/push_ledger.h"
+#include "ps/sweeper.h"
 
 namespace deepfm::ps {
 
@@ -207,15 +206,12 @@ class Shard {
   std::atomic<double> longest_sweep_hold_ms_{0};
   std::atomic<uint64_t> sweeps_{0};
   void NoteSweepHold(double ms);
-  std::mutex sweep_mu_;  // guards the sweeper's state below (not the sweeps themselves)
+  std::mutex sweep_mu_;  // when the policy is due next (not the sweeps themselves)
   int64_t next_sweep_step_ DEEPFM_GUARDED_BY(sweep_mu_) = 0;
-  bool sweep_requested_ DEEPFM_GUARDED_BY(sweep_mu_) = false;
-  bool stop_sweeper_ DEEPFM_GUARDED_BY(sweep_mu_) = false;
-  std::condition_variable sweep_cv_;
-  std::thread sweeper_;
-  void SweeperLoop();
   // Frees the least valuable rows of every table when spare room is low.
   uint64_t BudgetSweep();
+  // Last: its thread sweeps the tables above, and stops first.
+  std::unique_ptr<Sweeper> sweeper_;
 };
 
 }  // namespace deepfm::ps
