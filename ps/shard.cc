@@ -10,6 +10,7 @@
 #include "common/timing.h"
 #include "common/wire_values.h"
 #include "obs/timeline.h"
+#include "ps/push_decoder.h"
 
 namespace deepfm::ps {
 
@@ -41,19 +42,6 @@ class CallTrace {
 };
 
 size_t ElemSize(DType t) { return WireElemSize(t == BF16); }
-
-// Decodes `bytes` (n values of `dtype`) into out[n], rejecting non-finite ones.
-Status DecodeFinite(const std::string& bytes, DType dtype, size_t n, float* out,
-                    const std::string& what) {
-  DecodeWireValues(bytes.data(), n, dtype == BF16, out);
-  for (size_t i = 0; i < n; ++i) {
-    if (!std::isfinite(out[i])) {
-      return InvalidArgument(what + ": gradient " + std::to_string(i) + " is not finite (" +
-                             std::to_string(out[i]) + ")");
-    }
-  }
-  return Status::Ok();
-}
 
 // Writes n floats to `bytes` as `dtype`.
 void Encode(const float* values, size_t n, DType dtype, std::string* bytes) {
@@ -481,74 +469,16 @@ Status Shard::Push(const PushRequest& req, PushResponse* resp) {
   CallTrace<PushResponse> trace(req.trace(), "Push", resp);
   push_requests_.fetch_add(1, std::memory_order_relaxed);
   bytes_in_.fetch_add(req.ByteSizeLong(), std::memory_order_relaxed);
-  if (req.dtype() != F32 && req.dtype() != BF16) {
-    return InvalidArgument("push: unknown dtype " + std::to_string(req.dtype()));
-  }
-  if (req.increment_global_step() < 0) return InvalidArgument("push: negative step increment");
-  // A negative step would flip the sign of Adam's bias correction.
-  if (req.global_step() < 0) {
-    return InvalidArgument("push: global_step " + std::to_string(req.global_step()) +
-                           " is negative");
-  }
-  const size_t esize = ElemSize(req.dtype());
   // Decode and validate every array before applying any of them, so a bad
   // request leaves the shard unchanged.
-  struct Decoded {
-    EmbeddingTable* table;
-    std::vector<uint64_t> keys;
-    std::vector<float> grads;
-  };
-  std::vector<Decoded> sparse(req.sparse_size());
-  uint64_t nkeys = 0;
-  for (int i = 0; i < req.sparse_size(); ++i) {
-    const SparseGrad& sg = req.sparse(i);
-    Decoded& d = sparse[i];
-    d.table = table(sg.table_id());
-    if (!d.table) return InvalidArgument("push: unknown table id " + std::to_string(sg.table_id()));
-    const std::string& name = d.table->options().name;
-    if (!IsWholeArrayOf<uint64_t>(sg.keys())) {
-      return InvalidArgument("push: table '" + name + "': keys has " +
-                             std::to_string(sg.keys().size()) + " bytes, not a multiple of 8");
-    }
-    const size_t n = CountOf<uint64_t>(sg.keys());
-    const size_t want = n * d.table->dim();
-    if (sg.grads().size() != want * esize) {
-      return InvalidArgument("push: table '" + name + "': " + std::to_string(n) + " keys of dim " +
-                             std::to_string(d.table->dim()) + " need " + std::to_string(want) +
-                             " gradient values, got " + std::to_string(sg.grads().size() / esize) +
-                             (sg.grads().size() % esize ? " (and a partial value)" : ""));
-    }
-    CopyOut(sg.keys(), &d.keys);
-    Status owned = CheckKeysOwned(d.keys, "push", name);
-    if (!owned.ok()) return owned;
-    d.grads.resize(want);
-    Status s =
-        DecodeFinite(sg.grads(), req.dtype(), want, d.grads.data(), "push: table '" + name + "'");
-    if (!s.ok()) return s;
-    nkeys += n;
-  }
-  std::vector<std::vector<float>> dense(req.dense_size());
-  for (int i = 0; i < req.dense_size(); ++i) {
-    const DenseGrad& dg = req.dense(i);
-    const int64_t n = dense_.NumElements(dg.dense_id());
-    if (n < 0)
-      return InvalidArgument("push: unknown dense variable id " + std::to_string(dg.dense_id()));
-    const std::string name = dense_.Get(dg.dense_id())->name;
-    if (dg.grads().size() != static_cast<size_t>(n) * esize) {
-      return InvalidArgument("push: dense variable '" + name + "' has " + std::to_string(n) +
-                             " elements, got " + std::to_string(dg.grads().size()) +
-                             " bytes of gradient");
-    }
-    dense[i].resize(n);
-    Status s = DecodeFinite(dg.grads(), req.dtype(), n, dense[i].data(),
-                            "push: dense variable '" + name + "'");
-    if (!s.ok()) return s;
-  }
-  if (options_.num_trainers > 0 && req.task_index() >= options_.num_trainers) {
-    return InvalidArgument("push: trainer " + std::to_string(req.task_index()) +
-                           " is not in this job of " + std::to_string(options_.num_trainers) +
-                           " trainers");
-  }
+  DecodedPush decoded;
+  const PushDecoder decoder([this](uint32_t id) { return table(id); }, &dense_,
+                            options_.num_trainers,
+                            [this](const std::vector<uint64_t>& keys, const std::string& name) {
+                              return CheckKeysOwned(keys, "push", name);
+                            });
+  Status s = decoder.Decode(req, &decoded);
+  if (!s.ok()) return s;
   const int64_t expires = snapshot_expires_ns_.load(std::memory_order_relaxed);
   if (expires != 0 && NowNanos() > expires) ExpireSnapshot();
   // Everything is valid. A retry of a push already applied changes nothing.
@@ -566,7 +496,6 @@ Status Shard::Push(const PushRequest& req, PushResponse* resp) {
                                             " seq " + std::to_string(req.seq()) +
                                             " is still being applied; retry");
   }
-  Status s;
   {
     obs::ScopedSpan wait("gate");  // behind a snapshot cut, or numbering the step
     s = gate_.Enter(std::max<int64_t>(req.global_step(), 1), req.increment_global_step(),
@@ -578,13 +507,15 @@ Status Shard::Push(const PushRequest& req, PushResponse* resp) {
   }
   {
     obs::ScopedSpan apply("apply sparse");
-    for (Decoded& d : sparse) d.table->Push(d.keys.data(), d.keys.size(), d.grads.data(), step);
+    for (DecodedPush::Sparse& d : decoded.sparse) {
+      d.table->Push(d.keys.data(), d.keys.size(), d.grads.data(), step);
+    }
   }
   {
     obs::ScopedSpan apply("apply dense");
     for (int i = 0; i < req.dense_size(); ++i) {
       // Cannot fail: ids were validated and are never removed.
-      (void)dense_.Push(req.dense(i).dense_id(), dense[i].data(), step);
+      (void)dense_.Push(req.dense(i).dense_id(), decoded.dense[i].data(), step);
     }
   }
   if (req.has_position()) {
@@ -599,7 +530,7 @@ Status Shard::Push(const PushRequest& req, PushResponse* resp) {
   ledger_.Done(req.task_index(), req.session(), req.seq(), step);
   resp->set_global_step(step);
   resp->set_cut_step(gate_.last_cut());
-  pushed_keys_.fetch_add(nkeys, std::memory_order_relaxed);
+  pushed_keys_.fetch_add(decoded.keys, std::memory_order_relaxed);
   return Status::Ok();
 }
 
