@@ -193,10 +193,11 @@ const FlagDef kFlags[] = {
     {"log_every", K::kInt, "100", kTrainer, "log every N steps"},
     {"metrics_token_file", K::kString, "", kJob,
      "file holding the password a scrape of the metrics page must send (basic auth); default: "
-     "the job's token. Give a separate one where scrapes cross a network in plain HTTP, so the "
-     "job's token never does"},
+     "the job's token. Give a separate one where scrapes cross a network in plain HTTP (a job "
+     "without --tls_cert), so the job's token never does"},
     {"metrics_port", K::kInt, "0", kJob | kServe,
-     "serve Prometheus metrics at http://<task host>:PORT/metrics, guarded by the job's token "
+     "serve Prometheus metrics at http://<task host>:PORT/metrics (https with --tls_cert), "
+     "guarded by the job's token "
      "(basic auth password); 0: off. A job the launcher runs gives shard i PORT+i and trainer j "
      "PORT+ps_num+j"},
     // Processes and RPC.

@@ -225,7 +225,10 @@ int Serve(const FlagSet& f) {
          model->path().c_str(), static_cast<long long>(model->version()), server->address().c_str(),
          o.security.tls() ? " with TLS" : "", o.watch ? ", watching for newer exports" : "",
          o.max_batch_rows, static_cast<long long>(o.batch_wait_us));
-  if (server->metrics_port() >= 0) printf("  metrics on http://%s:%d/metrics\n", o.bind.c_str(), server->metrics_port());
+  if (server->metrics_port() >= 0) {
+    printf("  metrics on %s://%s:%d/metrics\n", o.security.tls() ? "https" : "http", o.bind.c_str(),
+           server->metrics_port());
+  }
   fflush(stdout);
   int sig = 0;
   sigwait(&stop, &sig);

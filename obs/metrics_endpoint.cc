@@ -11,6 +11,8 @@
 #include <exception>
 #include <thread>
 
+#include "obs/tls_front.h"
+
 namespace deepfm::obs {
 
 namespace {
@@ -52,12 +54,15 @@ Status MetricsEndpoint::Start(const MetricsEndpointOptions& o, std::unique_ptr<M
   e->registry_ = std::make_shared<prometheus::Registry>();
   // civetweb writes "[::]:p" for IPv6 binds; ours are IPv4 or host names.
   const std::string addr = o.bind + ":" + std::to_string(o.port);
+  // One thread is enough for a scrape every few seconds, and leaves the
+  // cores to training. With the job's certificate, civetweb serves a
+  // loopback port only and a TLS front (obs/tls_front.h) serves the page's
+  // address: the page is HTTPS only.
+  const std::string civet_addr = o.tls.tls() ? "127.0.0.1:0" : addr;
   try {
-    // One thread is enough for a scrape every few seconds, and leaves the
-    // cores to training.
-    e->exposer_ = std::make_unique<prometheus::Exposer>(addr, /*num_threads=*/1);
+    e->exposer_ = std::make_unique<prometheus::Exposer>(civet_addr, /*num_threads=*/1);
   } catch (const std::exception& ex) {
-    return Status(Code::kUnavailable, "the metrics page cannot listen on " + addr + " (" +
+    return Status(Code::kUnavailable, "the metrics page cannot listen on " + civet_addr + " (" +
                                           ex.what() + "); choose another --metrics_port");
   }
   if (o.security.has_token()) {
@@ -71,18 +76,29 @@ Status MetricsEndpoint::Start(const MetricsEndpointOptions& o, std::unique_ptr<M
   e->exposer_->RegisterCollectable(e->registry_);
   const std::vector<int> ports = e->exposer_->GetListeningPorts();
   e->port_ = ports.empty() ? o.port : ports.front();
+  if (o.tls.tls()) {
+    e->backend_port_ = e->port_;
+    Status s = TlsFront::Start(o.bind, o.port, e->backend_port_, o.tls.cert_pem(), o.tls.key_pem(),
+                               &e->tls_front_);
+    if (!s.ok()) return s;
+    e->port_ = e->tls_front_->port();
+    e->tls_ = true;
+  }
   *out = std::move(e);
   return Status::Ok();
 }
 
 MetricsEndpoint::~MetricsEndpoint() {
+  tls_front_.reset();  // no scrape reaches civetweb from here on
   if (!exposer_) return;
+  const std::string civet_host = tls_ ? "127.0.0.1" : bind_;
+  const int civet_port = tls_ ? backend_port_ : port_;
   // civetweb's listener checks its stop flag only between polls of 2 s: a
   // connection wakes it at once, so the task exits without that wait.
   std::atomic<bool> stopped{false};
   std::thread knocker([&] {
     while (!stopped.load()) {
-      Knock(bind_, port_);
+      Knock(civet_host, civet_port);
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
   });
@@ -97,5 +113,9 @@ void MetricsEndpoint::Add(std::shared_ptr<prometheus::Collectable> c) {
 }
 
 std::string MetricsEndpoint::address() const { return bind_ + ":" + std::to_string(port_); }
+
+std::string MetricsEndpoint::url() const {
+  return std::string(tls_ ? "https" : "http") + "://" + address() + "/metrics";
+}
 
 }  // namespace deepfm::obs

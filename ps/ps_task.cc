@@ -149,6 +149,7 @@ int RunPsTask(const PsTaskOptions& o) {
     mo.bind = o.server.bind;
     mo.port = o.metrics_port;
     mo.security = o.metrics_security;
+    mo.tls = o.server.security;
     mo.insecure = o.insecure;
     st = obs::MetricsEndpoint::Start(mo, &metrics);
     if (!st.ok()) {
@@ -182,7 +183,7 @@ int RunPsTask(const PsTaskOptions& o) {
   if (metrics) {
     metrics->Add(std::make_shared<obs::ShardStatsCollector>(
         o.name, [srv = server.get()](StatsResponse* r) { srv->shard().Stats(r); }));
-    printf("%s: metrics at http://%s/metrics\n", o.name.c_str(), metrics->address().c_str());
+    printf("%s: metrics at %s\n", o.name.c_str(), metrics->url().c_str());
   }
   fflush(stdout);
   server->Wait();

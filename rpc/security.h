@@ -40,6 +40,10 @@ class Security {
 
   bool has_token() const { return !token_.empty(); }
   bool tls() const { return !cert_.empty(); }
+  // This process's certificate and private key (PEM), for servers other
+  // than gRPC's (the metrics page); empty without TLS.
+  const std::string& cert_pem() const { return cert_; }
+  const std::string& key_pem() const { return key_; }
   const std::string& token() const { return token_; }
 
   std::shared_ptr<grpc::ServerCredentials> ServerCredentials() const;

@@ -15,7 +15,7 @@ pkgs=(build-essential cmake pkg-config git
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
       libeigen3-dev libtbb-dev libgoogle-glog-dev libgflags-dev
       libgtest-dev libgmock-dev libbenchmark-dev python3
-      nlohmann-json3-dev prometheus-cpp-dev openssl iproute2)
+      nlohmann-json3-dev prometheus-cpp-dev libssl-dev openssl iproute2)
 if [ "$build_only" -eq 0 ]; then
   pkgs+=(slurm-wlm munge procps)
   command -v node >/dev/null || pkgs+=(nodejs npm)

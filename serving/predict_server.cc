@@ -185,6 +185,7 @@ Status PredictServer::Start(const ServeOptions& o, std::unique_ptr<PredictServer
     mo.bind = o.bind;
     mo.port = o.metrics_port;
     mo.security = o.security;
+    mo.tls = o.security;
     mo.insecure = o.insecure;
     st = obs::MetricsEndpoint::Start(mo, &s->endpoint_);
     if (!st.ok()) return st;

@@ -192,6 +192,7 @@ int RunWorkerTask(const WorkerTaskOptions& o, std::unique_ptr<PsClient> client) 
     mo.bind = o.metrics_bind;
     mo.port = o.metrics_port;
     mo.security = o.metrics_security;
+    mo.tls = o.client.security;
     mo.insecure = o.insecure;
     s = obs::MetricsEndpoint::Start(mo, &metrics_page);
     if (!s.ok()) return Fail(o, s);
@@ -200,7 +201,7 @@ int RunWorkerTask(const WorkerTaskOptions& o, std::unique_ptr<PsClient> client) 
     for (const auto& [task, read] : o.shard_stats) {
       metrics_page->Add(std::make_shared<obs::ShardStatsCollector>(task, read));
     }
-    printf("%s: metrics at http://%s/metrics\n", o.name.c_str(), metrics_page->address().c_str());
+    printf("%s: metrics at %s\n", o.name.c_str(), metrics_page->url().c_str());
     fflush(stdout);
   }
   // The chief writes TensorBoard event files: train/ and eval/ of the job

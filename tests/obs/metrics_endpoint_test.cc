@@ -1,13 +1,18 @@
 #include "obs/metrics_endpoint.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 #include <prometheus/counter.h>
 
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <filesystem>
 #include <thread>
 
+#include "common/checkpoint_manifest.h"
 #include "tests/support/http_get.h"
+#include "tests/support/https_get.h"
 #include "tests/support/near_miss.h"
 
 namespace deepfm::obs {
@@ -45,6 +50,56 @@ TEST(MetricsEndpointTest, StopsPromptly) {
                           .count();
     EXPECT_LT(ms, 500) << "stopping the page took " << ms << " ms (" << scrapes << " scrapes)";
   }
+}
+
+// A job with certificates serves its page over HTTPS only, with the task's
+// certificate: a scrape that trusts the job's CA reads it (with the token),
+// one that trusts another CA fails the handshake, plain HTTP reads nothing.
+TEST(MetricsEndpointTest, ServesHttpsWithTheTasksCertificateWhenTheJobHasOne) {
+  namespace fs = std::filesystem;
+  const fs::path dir =
+      fs::path(::testing::TempDir()) / ("metrics_tls_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  for (const char* name : {"job", "other"}) {
+    const std::string cmd =
+        std::string(DEEPFM_MAKE_CERTS) + " " + (dir / name).string() + " localhost > /dev/null";
+    ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+  rpc::SecurityOptions so;
+  so.tls_cert = (dir / "job" / "tls.crt").string();
+  so.tls_key = (dir / "job" / "tls.key").string();
+  so.tls_ca = (dir / "job" / "ca.pem").string();
+  rpc::Security job;
+  ASSERT_TRUE(rpc::Security::Load(so, &job).ok());
+  MetricsEndpointOptions o;
+  o.security = rpc::Security::WithToken(kToken);
+  o.tls = job;
+  std::unique_ptr<MetricsEndpoint> page;
+  const Status s = MetricsEndpoint::Start(o, &page);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_TRUE(page->tls());
+  EXPECT_EQ(page->url().rfind("https://", 0), 0u) << page->url();
+  auto& c = prometheus::BuildCounter().Name("deepfm_tls_total").Help("x").Register(page->registry());
+  c.Add({}).Increment(3);
+  std::string ca, other_ca;
+  ASSERT_TRUE(ReadFile((dir / "job" / "ca.pem").string(), &ca).ok());
+  ASSERT_TRUE(ReadFile((dir / "other" / "ca.pem").string(), &other_ca).ok());
+  const auto r = testing_util::HttpsGet(page->port(), "/metrics", ca, kToken);
+  EXPECT_TRUE(r.verified) << r.tls_error;
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(PromValue(r.body, "deepfm_tls_total", {}), 3);
+  EXPECT_EQ(testing_util::HttpsGet(page->port(), "/metrics", ca, "").status, 401);
+  const auto stranger = testing_util::HttpsGet(page->port(), "/metrics", other_ca, kToken);
+  EXPECT_FALSE(stranger.verified);
+  EXPECT_NE(stranger.status, 200);
+  const auto plain = HttpGet(page->port(), "/metrics", kToken);
+  EXPECT_NE(plain.status, 200);
+  EXPECT_EQ(plain.body.find("deepfm_tls_total"), std::string::npos);
+  // Stopping is prompt with TLS too.
+  const auto start = std::chrono::steady_clock::now();
+  page.reset();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::milliseconds(500));
+  fs::remove_all(dir);
 }
 
 TEST(MetricsEndpointTest, ServesTheRegistryInTextFormat) {
