@@ -56,13 +56,7 @@ std::unique_ptr<Shard> NewShard(const EvPolicy& ev, bool track = false) {
   Status s;
   auto shard = Shard::Create(o, &s);
   EXPECT_TRUE(s.ok()) << s.ToString();
-  RegisterTableRequest req;
-  req.mutable_spec()->set_name("emb");
-  req.mutable_spec()->set_dim(2);
-  req.mutable_spec()->set_init_stddev(0.5f);
-  req.mutable_spec()->set_seed(9);
-  RegisterTableResponse resp;
-  EXPECT_TRUE(shard->RegisterTable(req, &resp).ok());
+  testing_util::AddTable(*shard, "emb", 2, 0.5f, 9);
   return shard;
 }
 
@@ -74,18 +68,10 @@ void PushStep(Shard& sh, int step) {
   for (uint64_t j = 0; j < 12; ++j) keys.push_back(Mix64(100 + (step * 7 + j * j) % 90));
   std::sort(keys.begin(), keys.end());
   keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
-  PushRequest p;
-  p.set_global_step(step);
-  p.set_increment_global_step(1);
-  auto* sg = p.add_sparse();
-  sg->set_table_id(0);
-  AssignBytes(keys.data(), keys.size(), sg->mutable_keys());
   std::vector<float> g(keys.size() * 2);
   for (size_t i = 0; i < g.size(); ++i)
     g[i] = (i % 3 == 0 ? 0.8f : -0.3f) * ((step + i) % 2 ? 1 : -1);
-  AssignBytes(g.data(), g.size(), sg->mutable_grads());
-  PushResponse r;
-  ASSERT_TRUE(sh.Push(p, &r).ok());
+  testing_util::PushKeys(sh, step, keys, g);
 }
 
 EvPolicy PolicyNamed(const std::string& p) {

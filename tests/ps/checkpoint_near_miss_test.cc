@@ -30,23 +30,10 @@ std::unique_ptr<Shard> TrainedShard() {
   Status s;
   auto shard = Shard::Create(o, &s);
   EXPECT_TRUE(s.ok()) << s.ToString();
-  RegisterTableRequest rt;
-  rt.mutable_spec()->set_name("emb");
-  rt.mutable_spec()->set_dim(4);
-  RegisterTableResponse rtr;
-  EXPECT_TRUE(shard->RegisterTable(rt, &rtr).ok());
+  testing_util::AddTable(*shard, "emb", 4);
   std::vector<uint64_t> keys;
   for (uint64_t k = 0; k < 50; ++k) keys.push_back(Mix64(k + 1));
-  PushRequest p;
-  p.set_global_step(1);
-  p.set_increment_global_step(1);
-  auto* sg = p.add_sparse();
-  sg->set_table_id(0);
-  AssignBytes(keys.data(), keys.size(), sg->mutable_keys());
-  const std::vector<float> g(keys.size() * 4, 0.25f);
-  AssignBytes(g.data(), g.size(), sg->mutable_grads());
-  PushResponse r;
-  EXPECT_TRUE(shard->Push(p, &r).ok());
+  testing_util::PushKeys(*shard, 1, keys, std::vector<float>(keys.size() * 4, 0.25f));
   return shard;
 }
 

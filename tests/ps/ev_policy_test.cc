@@ -351,25 +351,12 @@ std::unique_ptr<Shard> CounterShard(int64_t budget_bytes, int stripes) {
   Status s;
   auto shard = Shard::Create(o, &s);
   EXPECT_TRUE(s.ok()) << s.ToString();
-  RegisterTableRequest rt;
-  rt.mutable_spec()->set_name("emb");
-  rt.mutable_spec()->set_dim(8);
-  RegisterTableResponse rtr;
-  EXPECT_TRUE(shard->RegisterTable(rt, &rtr).ok());
+  testing_util::AddTable(*shard, "emb", 8);
   return shard;
 }
 
 void PushKeys(Shard& shard, int step, const std::vector<uint64_t>& keys) {
-  PushRequest p;
-  p.set_global_step(step);
-  p.set_increment_global_step(1);
-  auto* sg = p.add_sparse();
-  sg->set_table_id(0);
-  AssignBytes(keys.data(), keys.size(), sg->mutable_keys());
-  const std::vector<float> g(keys.size() * 8, 0.01f);
-  AssignBytes(g.data(), g.size(), sg->mutable_grads());
-  PushResponse r;
-  ASSERT_TRUE(shard.Push(p, &r).ok());
+  testing_util::PushKeys(shard, step, keys, std::vector<float>(keys.size() * 8, 0.01f));
 }
 
 // A counter filter under a tight budget: a long tail of keys pushed once

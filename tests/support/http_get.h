@@ -44,11 +44,11 @@ inline std::string Base64(const std::string& in) {
   return out;
 }
 
-// GET http://127.0.0.1:port/path, with basic auth when `password` is set.
-inline HttpReply HttpGet(int port, const std::string& path, const std::string& password = "") {
-  HttpReply reply;
+// A socket connected to 127.0.0.1:port whose reads and writes give up
+// after 5 s; -1 if the connect fails.
+inline int ConnectLoopbackBounded(int port) {
   const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return reply;
+  if (fd < 0) return -1;
   timeval tv{5, 0};
   setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
@@ -58,8 +58,16 @@ inline HttpReply HttpGet(int port, const std::string& path, const std::string& p
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0) {
     close(fd);
-    return reply;
+    return -1;
   }
+  return fd;
+}
+
+// GET http://127.0.0.1:port/path, with basic auth when `password` is set.
+inline HttpReply HttpGet(int port, const std::string& path, const std::string& password = "") {
+  HttpReply reply;
+  const int fd = ConnectLoopbackBounded(port);
+  if (fd < 0) return reply;
   std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n";
   if (!password.empty()) req += "Authorization: Basic " + Base64("deepfm:" + password) + "\r\n";
   req += "\r\n";

@@ -34,16 +34,9 @@ inline HttpsReply HttpsGet(int port, const std::string& path, const std::string&
   BIO_free(ca_bio);
   ERR_clear_error();
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, nullptr);
-  const int fd = socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{5, 0};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  const int fd = ConnectLoopbackBounded(port);
   SSL* ssl = nullptr;
-  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0) {
+  if (fd >= 0) {
     ssl = SSL_new(ctx);
     SSL_set_fd(ssl, fd);
     SSL_set_tlsext_host_name(ssl, "localhost");
@@ -73,7 +66,7 @@ inline HttpsReply HttpsGet(int port, const std::string& path, const std::string&
     SSL_shutdown(ssl);
     SSL_free(ssl);
   }
-  close(fd);
+  if (fd >= 0) close(fd);
   SSL_CTX_free(ctx);
   return reply;
 }
