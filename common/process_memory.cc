@@ -2,12 +2,15 @@
 
 #include <cstdio>
 #include <cstring>
+#include <string>
 
 namespace deepfm {
 
-ProcessMemory ReadProcessMemory() {
+ProcessMemory ReadProcessMemory(int pid) {
   ProcessMemory m;
-  FILE* f = std::fopen("/proc/self/status", "r");
+  const std::string path =
+      pid == 0 ? std::string("/proc/self/status") : "/proc/" + std::to_string(pid) + "/status";
+  FILE* f = std::fopen(path.c_str(), "r");
   if (!f) return m;
   char line[256];
   while (std::fgets(line, sizeof(line), f)) {

@@ -1,5 +1,5 @@
-// The calling process's resident memory, from /proc/self/status: what a
-// container's memory limit is measured against.
+// A process's resident memory, from /proc/<pid>/status: what a container's
+// memory limit is measured against.
 #pragma once
 
 #include <cstdint>
@@ -11,7 +11,8 @@ struct ProcessMemory {
   uint64_t peak_rss_bytes = 0;  // VmHWM: the most ever resident
 };
 
-// Zeros where /proc is not readable (not Linux, or a sandbox without it).
-ProcessMemory ReadProcessMemory();
+// Of process `pid`, 0 the caller. Zeros where /proc is not readable (not
+// Linux, a sandbox without it, a process that is gone).
+ProcessMemory ReadProcessMemory(int pid = 0);
 
 }  // namespace deepfm

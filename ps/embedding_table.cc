@@ -102,11 +102,7 @@ float* EmbeddingTable::CreateRow(Stripe& s, uint64_t key, int64_t step, uint32_t
     const size_t growth = s.arena.GrowthBytes() + s.index.GrowthBytes();
     auto fits = [&] { return options_.budget->Fits(static_cast<int64_t>(growth)); };
     // Counts of keys not sighted since the last shed go before any row.
-    if (growth > 0 && !fits() && s.filter.kind() == FilterKind::kCounter) {
-      KeepFilterForSnapshot(s);
-      pending_shed_.fetch_add(s.filter.ShedUnsighted(), std::memory_order_relaxed);
-      Recharge(s);
-    }
+    if (growth > 0 && !fits() && s.filter.kind() == FilterKind::kCounter) ShedUnsightedCounts(s);
     if (growth > 0 && !fits()) EvictLeastValuable(s, step);
   }
   float* row = FindOrCreate(s, key, index);
@@ -217,14 +213,12 @@ void EmbeddingTable::Push(const uint64_t* keys, size_t n, const float* grads, in
               return options_.budget->Fits(static_cast<int64_t>(s.filter.GrowthBytes()));
             };
             if (!fits()) {
-              uint64_t shed = s.filter.ShedUnsighted();
-              Recharge(s);
+              ShedUnsightedCounts(s);
               if (s.filter.GrowthBytes() > 0 && !fits()) {
-                shed += s.filter.pending();
+                pending_shed_.fetch_add(s.filter.pending(), std::memory_order_relaxed);
                 s.filter.Clear();
                 Recharge(s);
               }
-              pending_shed_.fetch_add(shed, std::memory_order_relaxed);
             }
           }
           const uint32_t seen = s.filter.Sight(keys[i]);
@@ -476,10 +470,15 @@ uint64_t EmbeddingTable::ShedPendingCounts() {
     Stripe& s = *sp;
     std::lock_guard<SpinLock> lock(s.mu);
     if (s.filter.kind() != FilterKind::kCounter || s.filter.MemoryBytes() == 0) continue;
-    KeepFilterForSnapshot(s);  // an open snapshot keeps the counts as at its cut
-    shed += s.filter.ShedUnsighted();
-    Recharge(s);
+    shed += ShedUnsightedCounts(s);
   }
+  return shed;
+}
+
+uint64_t EmbeddingTable::ShedUnsightedCounts(Stripe& s) {
+  KeepFilterForSnapshot(s);  // an open snapshot keeps the counts as at its cut
+  const uint64_t shed = s.filter.ShedUnsighted();
+  Recharge(s);
   pending_shed_.fetch_add(shed, std::memory_order_relaxed);
   return shed;
 }

@@ -285,6 +285,9 @@ class EmbeddingTable {
   void EvictLeastValuable(Stripe& s, int64_t step);
   // Charges the stripe's change in bytes to the budget.
   void Recharge(Stripe& s);
+  // The counter filter of `s` (lock held) forgets its keys not sighted since
+  // its last shed; the bytes go back to the budget. Returns the keys.
+  uint64_t ShedUnsightedCounts(Stripe& s);
   // A push's new row (lock held), making room under the budget first.
   float* CreateRow(Stripe& s, uint64_t key, int64_t step, uint32_t* index);
   // Position r of `s` changed after the open snapshot's cut (a push after

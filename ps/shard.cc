@@ -10,7 +10,6 @@
 #include "common/timing.h"
 #include "common/wire_values.h"
 #include "obs/timeline.h"
-#include "ps/push_decoder.h"
 
 namespace deepfm::ps {
 
@@ -82,7 +81,11 @@ Shard::Shard(const ShardOptions& options, std::unique_ptr<Optimizer> opt)
       coordinator_(options.num_trainers),
       gate_(
           options.shard_index == 0, [this](int64_t step) { TakeSnapshot(step); },
-          std::chrono::milliseconds(options.cut_wait_ms)) {
+          std::chrono::milliseconds(options.cut_wait_ms)),
+      push_decoder_([this](uint32_t id) { return table(id); }, &dense_, options.num_trainers,
+                    [this](const std::vector<uint64_t>& keys, const std::string& name) {
+                      return CheckKeysOwned(keys, "push", name);
+                    }) {
   if (options_.memory_budget_bytes > 0)
     budget_ = std::make_unique<MemoryBudget>(options_.memory_budget_bytes);
   if (options_.background_sweeps && (options_.ev.sweeps() || budget_)) {
@@ -472,12 +475,7 @@ Status Shard::Push(const PushRequest& req, PushResponse* resp) {
   // Decode and validate every array before applying any of them, so a bad
   // request leaves the shard unchanged.
   DecodedPush decoded;
-  const PushDecoder decoder([this](uint32_t id) { return table(id); }, &dense_,
-                            options_.num_trainers,
-                            [this](const std::vector<uint64_t>& keys, const std::string& name) {
-                              return CheckKeysOwned(keys, "push", name);
-                            });
-  Status s = decoder.Decode(req, &decoded);
+  Status s = push_decoder_.Decode(req, &decoded);
   if (!s.ok()) return s;
   const int64_t expires = snapshot_expires_ns_.load(std::memory_order_relaxed);
   if (expires != 0 && NowNanos() > expires) ExpireSnapshot();

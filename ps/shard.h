@@ -37,6 +37,7 @@
 #include "ps/job_coordinator.h"
 #include "ps/optimizer.h"
 #include "ps/push_gate.h"
+#include "ps/push_decoder.h"
 #include "ps/push_ledger.h"
 #include "ps/sweeper.h"
 
@@ -182,6 +183,7 @@ class Shard {
   JobCoordinator coordinator_;
   PushLedger ledger_;
   PushGate gate_;
+  PushDecoder push_decoder_;  // reads tables_ and dense_ through this shard
 
   mutable std::mutex positions_mu_;
   // Shard 0: each trainer's data position after its newest applied push.

@@ -14,13 +14,13 @@
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/hash.h"
+#include "common/process_memory.h"
 #include "common/status.h"
 #include "tests/support/free_port.h"
 #include "tests/support/process.h"
@@ -50,19 +50,6 @@ struct ShardMemoryFigures {
   uint64_t stats_rss = 0, stats_peak_rss = 0, stats_budget = 0;  // as Stats reports them
   double seconds = 0;                                            // of the pushes
 };
-
-inline uint64_t ProcStatusBytes(pid_t pid, const char* field) {
-  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
-  if (!f) return 0;
-  char line[256];
-  unsigned long long kb = 0;
-  const size_t n = std::strlen(field);
-  while (std::fgets(line, sizeof(line), f)) {
-    if (std::strncmp(line, field, n) == 0 && std::sscanf(line + n, " %llu", &kb) == 1) break;
-  }
-  std::fclose(f);
-  return kb * 1024;
-}
 
 inline Status ProbeShardMemory(const ShardMemoryProbe& p, ShardMemoryFigures* out) {
   *out = ShardMemoryFigures();
@@ -104,13 +91,13 @@ inline Status ProbeShardMemory(const ShardMemoryProbe& p, ShardMemoryFigures* ou
   }
   if (!s.ok()) return stop(s);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  out->idle_rss = ProcStatusBytes(pid, "VmRSS:");
+  out->idle_rss = ReadProcessMemory(pid).rss_bytes;
 
   std::atomic<bool> done{false};
   std::atomic<uint64_t> sampled{out->idle_rss};
   std::thread sampler([&] {
     while (!done.load()) {
-      const uint64_t rss = ProcStatusBytes(pid, "VmRSS:");
+      const uint64_t rss = ReadProcessMemory(pid).rss_bytes;
       uint64_t was = sampled.load();
       while (rss > was && !sampled.compare_exchange_weak(was, rss)) {
       }
@@ -136,8 +123,8 @@ inline Status ProbeShardMemory(const ShardMemoryProbe& p, ShardMemoryFigures* ou
   sampler.join();
   if (!s.ok()) return stop(s);
   out->sampled_peak = sampled.load();
-  out->peak_rss = ProcStatusBytes(pid, "VmHWM:");
-  out->final_rss = ProcStatusBytes(pid, "VmRSS:");
+  out->peak_rss = ReadProcessMemory(pid).peak_rss_bytes;
+  out->final_rss = ReadProcessMemory(pid).rss_bytes;
   std::vector<ps::StatsResponse> stats;
   s = client->Stats(&stats);
   if (!s.ok()) return stop(s);
