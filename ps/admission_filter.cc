@@ -13,13 +13,14 @@ AdmissionFilter::AdmissionFilter(FilterKind kind, uint64_t counters, uint32_t ha
 
 uint32_t AdmissionFilter::Sight(uint64_t key) {
   if (kind_ == FilterKind::kCounter) {
-    if (uint32_t* c = pending_.FindValue(key)) {
-      const uint32_t count = std::min(kMaxCount, (*c & kCountMask) + 1);
-      *c = count | kSighted;
-      return count;
+    uint32_t count = 1;
+    if (!pending_.Update(key, [&](uint32_t* c) {
+          count = std::min(kMaxCount, (*c & kCountMask) + 1);
+          *c = count | kSighted;
+        })) {
+      pending_.Insert(key, 1 | kSighted);
     }
-    pending_.Insert(key, 1 | kSighted);
-    return 1;
+    return count;
   }
   if (kind_ != FilterKind::kBloom) return UINT32_MAX;
   // Double hashing (Kirsch and Mitzenmacher): k positions from two hashes,
@@ -44,11 +45,7 @@ void AdmissionFilter::SetCount(uint64_t key, uint32_t count) {
   if (kind_ != FilterKind::kCounter || count == 0) return;
   // A restored key starts as sighted: it gets its second chance.
   const uint32_t v = std::min(count, kMaxCount) | kSighted;
-  if (uint32_t* c = pending_.FindValue(key)) {
-    *c = v;
-  } else {
-    pending_.Insert(key, v);
-  }
+  if (!pending_.Update(key, [&](uint32_t* c) { *c = v; })) pending_.Insert(key, v);
 }
 
 size_t AdmissionFilter::MemoryBytes() const {

@@ -62,7 +62,9 @@ class AdmissionFilter {
   static constexpr uint32_t kMaxCount = kCountMask - 1;
 
   FilterKind kind_ = FilterKind::kNone;
-  KeyIndex pending_;
+  // Grows at once: a push checks each doubling of the counts against the
+  // budget and sheds counts first (see EmbeddingTable::Push).
+  KeyIndex pending_{KeyIndex::Growth::kAtOnce};
   std::vector<uint16_t> bloom_;
   uint32_t hashes_ = 0;
 };

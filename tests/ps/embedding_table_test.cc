@@ -157,9 +157,12 @@ TEST(EmbeddingTableTest, MemoryPerKeyIsCloseToPayload) {
   t.Pull(keys.data(), n, out.data());
   const double per_key = static_cast<double>(t.MemoryBytes()) / n;
   const double payload = (17 + 2 * 17) * 4.0;  // values + Adam m, v
-  // Overhead: the key index (12 bytes a slot at load <= 0.75), and each row's
-  // key and meta (16 bytes), which let a snapshot copy rows in short chunks.
-  EXPECT_LT(per_key, payload * 1.3) << per_key << " bytes/key";
+  // Overhead: the key index (12 bytes a slot at load >= 3/8, plus up to half
+  // again while a stripe's index is doubling: its old slots stay until their
+  // entries have moved), and each row's key and meta (16 bytes), which let a
+  // snapshot copy rows in short chunks. 200,000 keys leave most of the 256
+  // stripes mid-doubling.
+  EXPECT_LT(per_key, payload + 16 + 32 + 16) << per_key << " bytes/key";
   EXPECT_GE(per_key, payload);
 }
 
