@@ -32,7 +32,9 @@ PushDecoder::PushDecoder(TableLookup tables, const DenseStore* dense, uint32_t n
       owned_(std::move(owned)) {}
 
 Status PushDecoder::Decode(const PushRequest& req, DecodedPush* out) const {
-  *out = DecodedPush();
+  // Keeps out's buffers (see DecodedPush): every field is overwritten below,
+  // and resizing to this request's counts keeps the arrays already there.
+  out->keys = 0;
   if (req.dtype() != F32 && req.dtype() != BF16) {
     return InvalidArgument("push: unknown dtype " + std::to_string(req.dtype()));
   }

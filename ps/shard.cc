@@ -85,7 +85,8 @@ Shard::Shard(const ShardOptions& options, std::unique_ptr<Optimizer> opt)
       push_decoder_([this](uint32_t id) { return table(id); }, &dense_, options.num_trainers,
                     [this](const std::vector<uint64_t>& keys, const std::string& name) {
                       return CheckKeysOwned(keys, "push", name);
-                    }) {
+                    }),
+      snapshot_(options.shard_index, options.snapshot_ttl_ms) {
   if (options_.memory_budget_bytes > 0)
     budget_ = std::make_unique<MemoryBudget>(options_.memory_budget_bytes);
   if (options_.background_sweeps && (options_.ev.sweeps() || budget_)) {
@@ -220,23 +221,7 @@ void Shard::TakeSnapshot(int64_t step) {
   }
   snap->copy_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
-  std::lock_guard<std::mutex> lock(snapshot_mu_);
-  snapshot_ = std::move(snap);
-  snapshot_expires_ns_ = NowNanos() + options_.snapshot_ttl_ms * 1000000;
-}
-
-void Shard::ExpireSnapshot() {
-  std::lock_guard<std::mutex> lock(snapshot_mu_);
-  const int64_t expires = snapshot_expires_ns_.load();
-  if (!snapshot_ || expires == 0 || NowNanos() <= expires) return;
-  fprintf(stderr,
-          "shard %u: dropping the snapshot cut at step %lld: no save wrote it within %lld ms (did "
-          "the chief die between its cut and its save?)\n",
-          options_.shard_index, static_cast<long long>(snapshot_->step),
-          static_cast<long long>(options_.snapshot_ttl_ms));
-  for (const ShardSnapshot::Table& t : snapshot_->tables) t.table->EndSnapshot();
-  snapshot_.reset();
-  snapshot_expires_ns_ = 0;
+  snapshot_.Hold(std::move(snap));
 }
 
 Status Shard::Cut(const CutRequest& req, CutResponse* resp) {
@@ -255,35 +240,21 @@ Status Shard::Cut(CutResponse* resp) {
 
 Status Shard::AwaitSnapshot(int64_t step, std::chrono::milliseconds wait, bool force,
                             std::shared_ptr<const ShardSnapshot>* out) {
-  {
-    std::lock_guard<std::mutex> lock(snapshot_mu_);
-    if (snapshot_ && snapshot_->step == step) {
-      *out = snapshot_;
-      return Status::Ok();
-    }
-  }
+  if ((*out = snapshot_.At(step))) return Status::Ok();
   if (force) {
     gate_.ForceCut(step);
   } else {
     Status s = gate_.AwaitCut(step, wait);
     if (!s.ok()) return s;
   }
-  std::lock_guard<std::mutex> lock(snapshot_mu_);
-  if (!snapshot_ || snapshot_->step != step) {
+  if (!(*out = snapshot_.At(step))) {
     return FailedPrecondition("the snapshot at step " + std::to_string(step) +
                               " was superseded by a newer cut, or expired unwritten");
   }
-  *out = snapshot_;
   return Status::Ok();
 }
 
-void Shard::EndSnapshot(const std::shared_ptr<const ShardSnapshot>& snap) {
-  std::lock_guard<std::mutex> lock(snapshot_mu_);
-  if (snapshot_ != snap) return;
-  for (const ShardSnapshot::Table& t : snap->tables) t.table->EndSnapshot();
-  snapshot_.reset();
-  snapshot_expires_ns_ = 0;
-}
+void Shard::EndSnapshot(const std::shared_ptr<const ShardSnapshot>& snap) { snapshot_.End(snap); }
 
 void Shard::SetRestored(int64_t step, const StatsResponse& data) {
   gate_.Reset(step);
@@ -474,11 +445,10 @@ Status Shard::Push(const PushRequest& req, PushResponse* resp) {
   bytes_in_.fetch_add(req.ByteSizeLong(), std::memory_order_relaxed);
   // Decode and validate every array before applying any of them, so a bad
   // request leaves the shard unchanged.
-  DecodedPush decoded;
+  thread_local DecodedPush decoded;  // reused: one per handler thread
   Status s = push_decoder_.Decode(req, &decoded);
   if (!s.ok()) return s;
-  const int64_t expires = snapshot_expires_ns_.load(std::memory_order_relaxed);
-  if (expires != 0 && NowNanos() > expires) ExpireSnapshot();
+  snapshot_.ExpireIfDue();
   // Everything is valid. A retry of a push already applied changes nothing.
   int64_t step = 0;
   switch (ledger_.Begin(req.task_index(), req.session(), req.seq(), &step)) {

@@ -39,34 +39,11 @@
 #include "ps/push_gate.h"
 #include "ps/push_decoder.h"
 #include "ps/push_ledger.h"
+#include "ps/snapshot_holder.h"
 #include "ps/sweeper.h"
 
 namespace deepfm::ps {
 
-// A shard as it was at one cut (step S), kept while its checkpoint file is
-// written. Dense variables are copied at the cut (they are small next to the
-// tables); table rows are copied on write by the tables themselves.
-struct ShardSnapshot {
-  struct Dense {
-    std::string name;
-    std::vector<int64_t> shape;
-    int64_t offset = 0;  // of the slice this shard holds
-    std::vector<float> values;
-    std::vector<float> slots;
-    VariableOptState state;
-    DenseUpdate update;
-  };
-  struct Table {
-    EmbeddingTable* table;
-    uint64_t generation;  // EmbeddingTable::BeginSnapshot's
-    VariableOptState state;
-  };
-  int64_t step = 0;
-  std::vector<Table> tables;
-  std::vector<Dense> dense;
-  std::vector<TrainerPosition> positions;  // shard 0: each trainer's, at the cut
-  double copy_ms = 0;                      // copying the dense variables and positions at the cut
-};
 
 struct ShardOptions {
   uint32_t shard_index = 0;
@@ -190,14 +167,7 @@ class Shard {
   std::map<uint32_t, TrainerPosition> positions_ DEEPFM_GUARDED_BY(positions_mu_);
   StatsResponse restored_data_ DEEPFM_GUARDED_BY(positions_mu_);
 
-  // Drops the open snapshot once it is past its time to live.
-  void ExpireSnapshot();
-
-  mutable std::mutex snapshot_mu_;
-  std::shared_ptr<const ShardSnapshot> snapshot_ DEEPFM_GUARDED_BY(snapshot_mu_);
-  // NowNanos() after which the open snapshot expires; 0: none open. Read on
-  // every push without the lock.
-  std::atomic<int64_t> snapshot_expires_ns_{0};
+  SnapshotHolder snapshot_;
 
   std::atomic<uint64_t> pull_requests_{0}, push_requests_{0};
   std::atomic<uint64_t> pulled_keys_{0}, pushed_keys_{0};

@@ -72,6 +72,30 @@ TEST_F(PushDecoderTest, AGoodPushDecodesExactly) {
   }
 }
 
+// The shard decodes every push of a handler thread into one DecodedPush:
+// what a smaller push leaves there is its own, nothing of the one before.
+TEST_F(PushDecoderTest, DecodingAgainIntoOneBufferKeepsNothingOfTheLastPush) {
+  DecodedPush d;
+  PushRequest big = Good();
+  big.add_sparse()->CopyFrom(big.sparse(0));
+  ASSERT_TRUE(Decoder().Decode(big, &d).ok());
+  ASSERT_EQ(d.keys, 4u);
+  PushRequest small;
+  small.set_dtype(F32);
+  small.set_global_step(6);
+  auto* sg = small.add_sparse();
+  const uint64_t key = 13;
+  AssignBytes(&key, 1, sg->mutable_keys());
+  const float g[3] = {7, 8, 9};
+  Set(g, 3, F32, sg->mutable_grads());
+  ASSERT_TRUE(Decoder().Decode(small, &d).ok());
+  ASSERT_EQ(d.sparse.size(), 1u);
+  EXPECT_EQ(d.sparse[0].keys, (std::vector<uint64_t>{13}));
+  EXPECT_EQ(d.sparse[0].grads, (std::vector<float>{7, 8, 9}));
+  EXPECT_TRUE(d.dense.empty());
+  EXPECT_EQ(d.keys, 1u);
+}
+
 TEST_F(PushDecoderTest, EachInputOneStepFromGoodIsRefused) {
   auto expect = [&](const PushRequest& r, const std::string& says) {
     const Status s = Refusal(r);
