@@ -48,8 +48,7 @@ std::string Manifest::Serialize() const {
   if (!feature_spec.empty()) o << "feature_spec " << feature_spec << "\n";
   if (!base.empty()) o << "base " << base << " " << base_step << "\n";
   for (const TrainerDataPosition& p : positions) {
-    o << "position " << p.task_index << " " << p.epoch << " " << p.file_index << " " << p.offset
-      << " " << p.line_number << " " << p.line_index << " " << p.epoch_rows << "\n";
+    o << "position " << p.task_index << " " << p.position << "\n";
   }
   for (const CheckpointFile& f : files) {
     o << "file " << f.name << " " << f.bytes << " " << f.crc32c << "\n";
@@ -94,8 +93,7 @@ Status Manifest::Parse(const std::string& text, const std::string& path, Manifes
     }
     else if (key == "position") {
       TrainerDataPosition p;
-      ok = static_cast<bool>(ls >> p.task_index >> p.epoch >> p.file_index >> p.offset >>
-                             p.line_number >> p.line_index >> p.epoch_rows);
+      ok = static_cast<bool>(ls >> p.task_index >> p.position);
       out->positions.push_back(p);
     }
     else if (key == "file") {

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "common/env.h"
+#include "common/read_position.h"
 #include "common/status.h"
 
 namespace deepfm {
@@ -32,16 +33,6 @@ struct CheckpointFile {
   uint32_t crc32c = 0;
 };
 
-// A trainer's data position at the checkpoint's step (proto DataPosition).
-struct TrainerDataPosition {
-  uint32_t task_index = 0;
-  int32_t epoch = 0;
-  uint32_t file_index = 0;
-  uint64_t offset = 0;
-  int64_t line_number = 0;
-  int64_t line_index = 0;
-  int64_t epoch_rows = 0;
-};
 
 struct Manifest {
   static constexpr int kVersion = 1;

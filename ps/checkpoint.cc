@@ -688,13 +688,7 @@ Status RestoreShard(std::unique_ptr<Shard>* target, const std::string& folder, u
   for (const TrainerDataPosition& p : m.positions) {
     TrainerPosition* tp = data.add_restored_positions();
     tp->set_task_index(p.task_index);
-    DataPosition* dp = tp->mutable_position();
-    dp->set_epoch(p.epoch);
-    dp->set_file_index(p.file_index);
-    dp->set_offset(p.offset);
-    dp->set_line_number(p.line_number);
-    dp->set_line_index(p.line_index);
-    dp->set_epoch_rows(p.epoch_rows);
+    ToProto(p.position, tp->mutable_position());
   }
   shard->SetRestored(m.global_step, data);
   *target = std::move(staging);

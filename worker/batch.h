@@ -9,20 +9,11 @@
 #include <cstdint>
 #include <vector>
 
+#include "common/read_position.h"  // ReadPosition: the next line a reader would read
+
 namespace deepfm {
 
 class FeatureSpec;
-
-// Where a reader stands: the next line it would read. Lines are numbered
-// within an epoch across the files, which is how readers share the data.
-struct ReadPosition {
-  int32_t epoch = 0;
-  uint32_t file_index = 0;
-  uint64_t offset = 0;       // byte offset of the next line in that file
-  int64_t line_number = 0;   // lines of that file before `offset` (for messages)
-  int64_t line_index = 0;    // lines of the epoch before it
-  int64_t epoch_rows = 0;    // this reader's good rows of the epoch before it
-};
 
 // One table's keys for a batch, row by row and, within a row, member column
 // by member column (the table's members in file order).

@@ -14,15 +14,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-ReadPosition FromProto(const ps::DataPosition& p) {
-  return ReadPosition{p.epoch(),       p.file_index(), p.offset(), p.line_number(),
-                      p.line_index(),  p.epoch_rows()};
-}
-
 TrainerDataPosition ToManifest(const ps::TrainerPosition& tp) {
-  const ps::DataPosition& p = tp.position();
-  return TrainerDataPosition{tp.task_index(), p.epoch(),      p.file_index(), p.offset(),
-                             p.line_number(), p.line_index(), p.epoch_rows()};
+  return TrainerDataPosition{tp.task_index(), FromProto(tp.position())};
 }
 
 }  // namespace

@@ -272,14 +272,8 @@ void Trainer::RunPush(Pipeline* p) {
       obs::TraceScope scope(st->trace.get(), "push");
       obs::ScopedSpan span("push");
       for (size_t d = 0; d < num_dense; ++d) dg[d] = st->dense_grads[d].data();
-      const ReadPosition& e = st->batch.end;
       ps::DataPosition position;
-      position.set_epoch(e.epoch);
-      position.set_file_index(e.file_index);
-      position.set_offset(e.offset);
-      position.set_line_number(e.line_number);
-      position.set_line_index(e.line_index);
-      position.set_epoch_rows(e.epoch_rows);
+      ToProto(st->batch.end, &position);
       step = p->sync.global_step() + 1;
       s = client_->Push(Parts(st.get(), true), dg, /*advance_step=*/true, &step, &bytes,
                         &position);

@@ -277,7 +277,7 @@ void CheckpointFormatTest::WriteAndCompare(int version) {
   m.batch_size = 256;
   m.num_workers = 3;
   m.data_files = "train.csv:1234,more%20data.csv:99";
-  m.positions = {{0, 1, 1, 77, 3, 9, 4}, {2, 0, 0, 0, 0, 0, 0}};
+  m.positions = {{0, {1, 1, 77, 3, 9, 4}}, {2, {0, 0, 0, 0, 0, 0}}};
   uint64_t total_rows = 0;
   for (uint32_t i = 0; i < 2; ++i) {
     auto shard = GoldenShard(i, version);
@@ -331,12 +331,12 @@ TEST_F(CheckpointFormatTest, TheGoldenManifestLoadsExactly) {
   EXPECT_EQ(m.data_files, "train.csv:1234,more%20data.csv:99");
   ASSERT_EQ(m.positions.size(), 2u);
   EXPECT_EQ(m.positions[0].task_index, 0u);
-  EXPECT_EQ(m.positions[0].epoch, 1);
-  EXPECT_EQ(m.positions[0].file_index, 1u);
-  EXPECT_EQ(m.positions[0].offset, 77u);
-  EXPECT_EQ(m.positions[0].line_number, 3);
-  EXPECT_EQ(m.positions[0].line_index, 9);
-  EXPECT_EQ(m.positions[0].epoch_rows, 4);
+  EXPECT_EQ(m.positions[0].position.epoch, 1);
+  EXPECT_EQ(m.positions[0].position.file_index, 1u);
+  EXPECT_EQ(m.positions[0].position.offset, 77u);
+  EXPECT_EQ(m.positions[0].position.line_number, 3);
+  EXPECT_EQ(m.positions[0].position.line_index, 9);
+  EXPECT_EQ(m.positions[0].position.epoch_rows, 4);
   EXPECT_EQ(m.positions[1].task_index, 2u);
   // Shard 0 hands the positions to the trainers after a restore.
   auto shard = NewShard(0, 1);
