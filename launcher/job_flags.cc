@@ -1,6 +1,7 @@
 #include "launcher/job_flags.h"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 #include <filesystem>
 #include <functional>
@@ -23,12 +24,36 @@ constexpr unsigned kTrainer = kTrain | kWorker;
 constexpr unsigned kSecure = kTrain | kPs | kWorker | kStatus | kServe;
 constexpr unsigned kScoring = kPredict | kServe;
 
+// What a flag accepts, beside its kind; ValidateFlags checks it for every
+// flag the command reads, so a flag's range is written beside its help.
+struct Accepts {
+  enum class Rule { kAny, kInts, kReals, kChoices } rule = Rule::kAny;
+  long long lo = 0, hi = 0;           // kInts: [lo, hi]
+  bool (*real_ok)(double) = nullptr;  // kReals: finite and this
+  std::vector<std::string> choices;   // kChoices
+  const char* what = nullptr;         // the refusal's words; null: said from the rule
+};
+
+Accepts IntIn(long long lo, long long hi) {
+  return {Accepts::Rule::kInts, lo, hi, nullptr, {}, nullptr};
+}
+Accepts IntAtLeast(long long lo, const char* what = nullptr) {
+  return {Accepts::Rule::kInts, lo, LLONG_MAX, nullptr, {}, what};
+}
+Accepts RealIf(bool (*ok)(double), const char* what) {
+  return {Accepts::Rule::kReals, 0, 0, ok, {}, what};
+}
+Accepts OneOf(std::vector<std::string> choices) {
+  return {Accepts::Rule::kChoices, 0, 0, nullptr, std::move(choices), nullptr};
+}
+
 struct FlagDef {
   const char* name;
   K kind;
   const char* default_value;
   unsigned commands;
   const char* help;
+  Accepts accepts = {};
 };
 
 // The one definition of every flag. Names and meanings follow DeepRec's
@@ -43,10 +68,14 @@ const FlagDef kFlags[] = {
     {"worker_hosts", K::kString, "", kTasks,
      "TF1: comma-separated host:port of every worker, worker 0 (the chief) first"},
     {"job_name", K::kString, "", kTasks,
-     "TF1: this task's type, ps or worker (default: the command's)"},
-    {"task_index", K::kInt, "0", kTasks, "TF1: this task's index within its type"},
-    {"ps_num", K::kInt, "1", kTrain, "parameter-server shards of a local job"},
-    {"worker_num", K::kInt, "1", kTrain, "workers of a local job"},
+     "TF1: this task's type, ps or worker (default: the command's)",
+     OneOf({"", "ps", "worker", "chief", "master"})},
+    {"task_index", K::kInt, "0", kTasks, "TF1: this task's index within its type",
+     IntIn(0, 1 << 16)},
+    {"ps_num", K::kInt, "1", kTrain, "parameter-server shards of a local job",
+     IntIn(1, 4096)},
+    {"worker_num", K::kInt, "1", kTrain, "workers of a local job",
+     IntIn(1, 4096)},
     {"standalone", K::kBool, "false", kTrain,
      "one process: the trainer with --ps_num shards in-process, no RPC (DeepRec's stand-alone "
      "training); with --staleness=0 it trains bit for bit like a 1-shard, 1-worker job"},
@@ -71,17 +100,23 @@ const FlagDef kFlags[] = {
     {"data_location", K::kString, "./data", kTrainer | kPredict,
      "folder with train.csv and eval.csv (or Criteo's train.txt/eval.txt); only the default folder "
      "is filled with generated data when empty. predict: a data file, or a folder (its eval file)"},
-    {"data_format", K::kString, "auto", kTrainer, "auto, csv or tsv"},
+    {"data_format", K::kString, "auto", kTrainer, "auto, csv or tsv",
+     OneOf({"auto", "csv", "tsv"})},
     {"num_epochs", K::kInt, "1", kTrainer,
-     "passes over the training data when --steps does not stop earlier"},
-    {"batch_size", K::kInt, "512", kTrainer, "rows per step per worker"},
+     "passes over the training data when --steps does not stop earlier",
+     IntIn(1, 1000000)},
+    {"batch_size", K::kInt, "512", kTrainer, "rows per step per worker",
+     IntIn(1, 1 << 20)},
     {"steps", K::kInt, "0", kTrainer,
-     "stop at this global step; 0 = --num_epochs passes over the data"},
+     "stop at this global step; 0 = --num_epochs passes over the data",
+     IntAtLeast(0, "must be >= 0 (0 trains --num_epochs passes over the data)")},
     {"max_bad_fraction", K::kDouble, "0.001", kTrainer | kPredict,
-     "fail when more than this fraction of lines is bad"},
+     "fail when more than this fraction of lines is bad",
+     RealIf([](double v) { return v >= 0 && v <= 1; }, "must lie in [0, 1]")},
     {"strict", K::kBool, "false", kTrainer | kPredict, "fail on the first bad input line"},
     {"gen_rows", K::kInt, "500000", kTrain,
-     "training rows of the default data, made when the default --data_location has none"},
+     "training rows of the default data, made when the default --data_location has none",
+     IntAtLeast(1)},
     // Model.
     {"feature_spec", K::kString, "auto", kTrainer | kGenData | kExport,
      "what a row of data is, which embedding tables it looks up and the network: a preset "
@@ -93,7 +128,8 @@ const FlagDef kFlags[] = {
     {"hidden_units", K::kString, "1024,256,32", kTrainer,
      "DNN hidden layer widths; when not given, the feature spec's model.hidden_units (if any)"},
     {"embedding_dim", K::kInt, "16", kTrainer,
-     "embedding dimension; when given, every table of the feature spec gets it"},
+     "embedding dimension; when given, every table of the feature spec gets it",
+     IntIn(1, 1024)},
     {"seed", K::kInt, "2021", kTrainer | kGenData,
      "initialisation seed (embedding rows, dense weights); gen-data: generator seed"},
     {"bf16", K::kBool, "false", kTrainer,
@@ -104,48 +140,65 @@ const FlagDef kFlags[] = {
     {"hash_buckets", K::kInt, "0", kTrainer,
      "every table a fixed hash bucket of N rows (key mod N, TensorFlow's "
      "categorical_column_with_hash_bucket) instead of an embedding variable; 0: embedding "
-     "variables (the spec's tables.hash_buckets, if any); --tf: 10000"},
+     "variables (the spec's tables.hash_buckets, if any); --tf: 10000",
+     IntIn(0, int64_t{1} << 40)},
     {"tf", K::kBool, "false", kJob,
      "stock TensorFlow's baseline, as train.py --tf: plain adam, fp32, no staging "
      "(--smartstaged=false), no fusion (--emb_fusion=false --op_fusion=false) and hash buckets of "
      "10000 rows (--hash_buckets)"},
     {"dnn_threads", K::kInt, "0", kTrainer,
      "threads per DNN GEMM in each worker; 0: the cores this process may use, shared among the "
-     "job's trainers on its host"},
+     "job's trainers on its host",
+     IntIn(0, 256)},
     // Optimizer (applied on the shards; the workers check the shards run it).
-    {"optimizer", K::kString, "adamasync", kJob, "adam, adamasync, adagrad, adagraddecay or sgd"},
-    {"learning_rate", K::kDouble, "0.001", kJob, "learning rate"},
-    {"beta1", K::kDouble, "0.9", kTrain | kPs, "adam: beta1"},
-    {"beta2", K::kDouble, "0.999", kTrain | kPs, "adam: beta2"},
-    {"epsilon", K::kDouble, "1e-8", kTrain | kPs, "adam: epsilon"},
+    {"optimizer", K::kString, "adamasync", kJob, "adam, adamasync, adagrad, adagraddecay or sgd",
+     OneOf({"adam", "adamasync", "adagrad", "adagraddecay", "sgd"})},
+    {"learning_rate", K::kDouble, "0.001", kJob, "learning rate",
+     RealIf([](double v) { return v > 0; }, "must be a positive number")},
+    {"beta1", K::kDouble, "0.9", kTrain | kPs, "adam: beta1",
+     RealIf([](double v) { return v >= 0 && v < 1; }, "must lie in [0, 1)")},
+    {"beta2", K::kDouble, "0.999", kTrain | kPs, "adam: beta2",
+     RealIf([](double v) { return v >= 0 && v < 1; }, "must lie in [0, 1)")},
+    {"epsilon", K::kDouble, "1e-8", kTrain | kPs, "adam: epsilon",
+     RealIf([](double v) { return v >= 0; }, "must be >= 0")},
     {"initial_accumulator", K::kDouble, "0.1", kTrain | kPs,
-     "adagrad(decay): initial accumulator and decay floor"},
+     "adagrad(decay): initial accumulator and decay floor",
+     RealIf([](double v) { return v > 0; }, "must be > 0")},
     {"decay_period", K::kInt, "100000", kTrain | kPs,
-     "adagraddecay: global steps between accumulator decays"},
-    {"decay_rate", K::kDouble, "0.9", kTrain | kPs, "adagraddecay: accumulator decay factor"},
+     "adagraddecay: global steps between accumulator decays",
+     IntAtLeast(1)},
+    {"decay_rate", K::kDouble, "0.9", kTrain | kPs, "adagraddecay: accumulator decay factor",
+     RealIf([](double v) { return v > 0 && v <= 1; }, "must lie in (0, 1]")},
     // Embedding admission and eviction (ps/ev_policy.h; DeepRec's EmbeddingVariable options).
     {"ev_filter_freq", K::kInt, "0", kTrain | kPs,
      "admission: a key gets an embedding row at its N-th push; until then it reads its initial "
-     "value and its gradient is dropped (DeepRec's filter_freq); 0 or 1 = every key"},
+     "value and its gradient is dropped (DeepRec's filter_freq); 0 or 1 = every key",
+     IntIn(0, 65535)},
     {"ev_filter", K::kString, "counter", kTrain | kPs,
      "admission filter: counter (exact count per key, DeepRec's CounterFilter) or bloom "
      "(counting Bloom filter, DeepRec's CBFFilter)"},
     {"ev_bloom_fp_rate", K::kDouble, "0.01", kTrain | kPs,
-     "bloom filter: false-positive probability (k = ceil|log2 p| hashes)"},
+     "bloom filter: false-positive probability (k = ceil|log2 p| hashes)",
+     RealIf([](double v) { return v > 0 && v < 1; }, "must lie in (0, 1)")},
     {"ev_bloom_max_elements", K::kInt, "1048576", kTrain | kPs,
      "bloom filter: expected distinct keys per table per shard (m = ceil(|ln p| n / ln(2)^2) "
-     "16-bit counters)"},
+     "16-bit counters)",
+     IntAtLeast(1)},
     {"ev_steps_to_live", K::kInt, "0", kTrain | kPs | kExport,
      "evict rows not pushed for more than N global steps (DeepRec's GlobalStepEvict); 0 = never. "
-     "export: the job's value (default: its job.json's), rows dead by it are left out"},
+     "export: the job's value (default: its job.json's), rows dead by it are left out",
+     IntIn(0, 0x7fffffff)},
     {"ev_l2_threshold", K::kDouble, "0", kTrain | kPs,
      "evict rows whose half squared L2 norm falls below this at a sweep (DeepRec's "
-     "L2WeightEvict); 0 = never"},
+     "L2WeightEvict); 0 = never",
+     RealIf([](double v) { return v >= 0 && std::isfinite(v); }, "must be >= 0")},
     {"ev_evict_interval_steps", K::kInt, "1000", kTrain | kPs,
-     "global steps between the shards' background eviction sweeps (they also run at each save)"},
+     "global steps between the shards' background eviction sweeps (they also run at each save)",
+     IntAtLeast(1)},
     {"ps_memory_budget_mb", K::kInt, "0", kTrain | kPs,
      "most MiB each shard's embedding tables may hold; beyond it the least recently (then least "
-     "frequently) pushed rows are evicted; 0 = unbounded"},
+     "frequently) pushed rows are evicted; 0 = unbounded",
+     IntIn(0, 1 << 24)},
     // Training, checkpoints, results.
     {"smartstaged", K::kBool, "true", kTrainer,
      "read, de-duplicate and pull the next batch while the step computes (DeepRec's SmartStage); "
@@ -157,7 +210,8 @@ const FlagDef kFlags[] = {
     {"protocol", K::kString, "grpc", kJob,
      "RPC transport: grpc (train.py's default); DeepRec's grpc++ and star_server are not built"},
     {"staleness", K::kInt, "1", kTrainer,
-     "pulls may run this many pushes ahead; 0 = synchronous and deterministic"},
+     "pulls may run this many pushes ahead; 0 = synchronous and deterministic",
+     IntIn(0, 1000)},
     {"checkpoint", K::kString, "", kJob | kExport,
      "job folder (on storage every task shares): checkpoints, reports; a job started on one "
      "holding a "
@@ -172,15 +226,19 @@ const FlagDef kFlags[] = {
      "when the latest checkpoint is damaged, restore the newest one that verifies instead of "
      "refusing to start (the launcher sets it when it restarts a job)"},
     {"save_steps", K::kInt, "0", kTrainer,
-     "save a checkpoint every N global steps; the job always saves at its end"},
+     "save a checkpoint every N global steps; the job always saves at its end",
+     IntAtLeast(0)},
     {"keep_checkpoint_max", K::kInt, "5", kTrainer,
-     "keep the newest N checkpoints (and the saves a kept delta builds on); 0 keeps all"},
+     "keep the newest N checkpoints (and the saves a kept delta builds on); 0 keeps all",
+     IntAtLeast(0, "must be >= 0 (0 keeps every checkpoint)")},
     {"incremental_save_steps", K::kInt, "0", kJob,
      "between full saves, every N global steps save a delta: only the rows changed since the "
-     "previous save (DeepRec's incremental checkpoints); 0: none"},
+     "previous save (DeepRec's incremental checkpoints); 0: none",
+     IntAtLeast(0, "must be >= 0 (0 saves no deltas)")},
     {"max_restarts", K::kInt, "3", kTrain,
      "restart crashed tasks this many times: a trainer alone while the shards live, else "
-     "every task from the newest good checkpoint"},
+     "every task from the newest good checkpoint",
+     IntIn(0, 1000)},
     {"reset_data_position", K::kBool, "false", kTrainer,
      "resuming a checkpoint saved with another --batch_size, trainer count or data files: "
      "start every trainer at the beginning of the data instead of refusing (positions saved "
@@ -189,8 +247,10 @@ const FlagDef kFlags[] = {
     {"timeline", K::kInt, "0", kTrainer,
      "every N-th step of each trainer, write timeline-<global step>.json in the job folder: "
      "Chrome trace events of the trainer's stages and the shards' handling (open in "
-     "ui.perfetto.dev or chrome://tracing); 0: none"},
-    {"log_every", K::kInt, "100", kTrainer, "log every N steps"},
+     "ui.perfetto.dev or chrome://tracing); 0: none",
+     IntAtLeast(0)},
+    {"log_every", K::kInt, "100", kTrainer, "log every N steps",
+     IntAtLeast(0)},
     {"metrics_token_file", K::kString, "", kJob,
      "file holding the password a scrape of the metrics page must send (basic auth); default: "
      "the job's token. Give a separate one where scrapes cross a network in plain HTTP (a job "
@@ -199,26 +259,34 @@ const FlagDef kFlags[] = {
      "serve Prometheus metrics at http://<task host>:PORT/metrics (https with --tls_cert), "
      "guarded by the job's token "
      "(basic auth password); 0: off. A job the launcher runs gives shard i PORT+i and trainer j "
-     "PORT+ps_num+j"},
+     "PORT+ps_num+j",
+     IntIn(0, 65535)},
     // Processes and RPC.
-    {"ps_threads", K::kInt, "2", kTrain | kPs, "gRPC handler threads per shard"},
-    {"rpc_deadline_ms", K::kInt, "60000", kTrainer | kStatus, "deadline of every RPC to a shard"},
-    {"max_message_mb", K::kInt, "512", kJob | kServe, "largest gRPC message sent or accepted, MiB"},
+    {"ps_threads", K::kInt, "2", kTrain | kPs, "gRPC handler threads per shard",
+     IntIn(1, 1024)},
+    {"rpc_deadline_ms", K::kInt, "60000", kTrainer | kStatus, "deadline of every RPC to a shard",
+     IntIn(100, 24 * 3600 * 1000)},
+    {"max_message_mb", K::kInt, "512", kJob | kServe, "largest gRPC message sent or accepted, MiB",
+     IntIn(4, 2047)},
     {"dense_slice_kb", K::kInt, "64", kJob,
      "dense variables above this many KiB are split in contiguous row slices over every shard "
      "(TF's partitioned variables); 0 keeps each whole on one shard. Shards and trainers must "
-     "agree; checkpoints restore under any value"},
+     "agree; checkpoints restore under any value",
+     IntIn(0, 1 << 20)},
     {"hang_timeout", K::kInt, "300", kTrainer,
      "a trainer that sends no heartbeat, or makes no progress, for this many seconds is hung: the "
-     "job stops"},
+     "job stops",
+     IntIn(1, 7 * 24 * 3600)},
     {"dry_run", K::kBool, "false", kTasks,
      "resolve this task's cluster spec and check its flags, print the spec (TF_CONFIG's JSON "
      "shape) and exit without serving or training: how deploy files are checked"},
     {"shutdown_ps", K::kBool, "false", kWorker,
      "ask every shard to stop when this worker is done (by-hand runs)"},
     // gen-data.
-    {"rows", K::kInt, "500000", kGenData, "training rows"},
-    {"eval_rows", K::kInt, "-1", kGenData, "evaluation rows; -1 = rows / 5"},
+    {"rows", K::kInt, "500000", kGenData, "training rows",
+     IntAtLeast(1)},
+    {"eval_rows", K::kInt, "-1", kGenData, "evaluation rows; -1 = rows / 5",
+     IntAtLeast(-1, "must be >= 0, or -1 for rows / 5")},
     {"out", K::kString, "", kGenData | kExport | kPredict,
      "gen-data: the data folder (default ./data); export: the export root, each export a "
      "numbered version folder in it (default <--checkpoint>/export); predict: the scores file, one "
@@ -226,33 +294,42 @@ const FlagDef kFlags[] = {
     {"report_file", K::kString, "", kReport,
      "where to write the page; default: report.html in the job folder (one job) or in the "
      "current folder (several)"},
-    {"format", K::kString, "csv", kGenData, "csv (train.csv) or tsv (train.txt, Criteo's layout)"},
+    {"format", K::kString, "csv", kGenData, "csv (train.csv) or tsv (train.txt, Criteo's layout)",
+     OneOf({"csv", "tsv"})},
     // Serving: export, predict, serve.
     {"export", K::kBool, "false", kTrain,
      "at the job's end, export its last checkpoint to <job folder>/export (deepfm export), so the "
      "run leaves a servable model"},
     {"min_frequency", K::kInt, "0", kTrain | kExport,
      "export: leave out rows pushed fewer than N times (they read as unseen keys: their initial "
-     "row); 0 keeps every row"},
+     "row); 0 keeps every row",
+     IntAtLeast(0)},
     {"export_values", K::kString, "fp32", kTrain | kExport,
-     "export: store rows as fp32 or bf16 (half the bytes, values rounded to nearest even)"},
+     "export: store rows as fp32 or bf16 (half the bytes, values rounded to nearest even)",
+     OneOf({"fp32", "bf16"})},
     {"model", K::kString, "", kScoring,
      "the export to score with: an export root (its newest version), a version folder or a "
      "model.dfm"},
     {"forward", K::kString, "auto", kScoring,
-     "the forward's precision: auto (as the job trained), fp32 or bf16"},
+     "the forward's precision: auto (as the job trained), fp32 or bf16",
+     OneOf({"auto", "fp32", "bf16"})},
     {"threads", K::kInt, "0", kScoring,
      "scoring threads; 0: predict all but one of the cores this process may use (that one "
-     "parses the data), serve half of them (the rest parse requests)"},
-    {"port", K::kInt, "8500", kServe, "the Predict service's gRPC port"},
+     "parses the data), serve half of them (the rest parse requests)",
+     IntAtLeast(0)},
+    {"port", K::kInt, "8500", kServe, "the Predict service's gRPC port",
+     IntIn(0, 65535)},
     {"batch_wait_us", K::kInt, "200", kServe,
      "a forward pass waits up to this long after its first request for more to batch with it; 0: "
-     "only those already queued"},
-    {"max_batch_rows", K::kInt, "1024", kServe, "most rows one forward pass batches"},
+     "only those already queued",
+     IntIn(0, 1000000)},
+    {"max_batch_rows", K::kInt, "1024", kServe, "most rows one forward pass batches",
+     IntIn(1, 65536)},
     {"watch", K::kBool, "false", kServe,
      "poll --model (an export root) for a newer version and swap to it without dropping a "
      "request; a damaged one is refused and the old keeps serving"},
-    {"watch_interval_ms", K::kInt, "1000", kServe, "how often --watch looks"},
+    {"watch_interval_ms", K::kInt, "1000", kServe, "how often --watch looks",
+     IntIn(10, 3600000)},
 };
 
 std::vector<std::string> Split(const std::string& s, char sep) {
@@ -277,33 +354,38 @@ class Checker {
     }
     return false;
   }
-  void IntAtLeast(const char* name, long long min, const char* what = nullptr) {
-    if (!s_.ok() || !Reads(name)) return;
-    if (f_.GetInt(name) < min) {
-      s_ = Bad(name, f_.Get(name), what ? what : "must be >= " + std::to_string(min));
+  // The flag's own rule (its FlagDef's accepts).
+  void Accepted(const FlagDef& d) {
+    if (!s_.ok() || !Reads(d.name)) return;
+    const Accepts& a = d.accepts;
+    switch (a.rule) {
+      case Accepts::Rule::kAny:
+        return;
+      case Accepts::Rule::kInts: {
+        const long long v = f_.GetInt(d.name);
+        if (v >= a.lo && v <= a.hi) return;
+        s_ = Bad(d.name, f_.Get(d.name),
+                 a.what                ? a.what
+                 : a.hi == LLONG_MAX ? "must be >= " + std::to_string(a.lo)
+                                     : "must lie in [" + std::to_string(a.lo) + ", " +
+                                           std::to_string(a.hi) + "]");
+        return;
+      }
+      case Accepts::Rule::kReals: {
+        const double v = f_.GetDouble(d.name);
+        if (!std::isfinite(v) || !a.real_ok(v)) s_ = Bad(d.name, f_.Get(d.name), a.what);
+        return;
+      }
+      case Accepts::Rule::kChoices: {
+        for (const std::string& v : a.choices) {
+          if (f_.Get(d.name) == v) return;
+        }
+        std::string list;
+        for (const std::string& v : a.choices) list += (list.empty() ? "" : ", ") + v;
+        s_ = Bad(d.name, f_.Get(d.name), "must be one of " + list);
+        return;
+      }
     }
-  }
-  void IntIn(const char* name, long long lo, long long hi) {
-    if (!s_.ok() || !Reads(name)) return;
-    const long long v = f_.GetInt(name);
-    if (v < lo || v > hi) {
-      s_ = Bad(name, f_.Get(name),
-               "must lie in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]");
-    }
-  }
-  void Real(const char* name, const std::function<bool(double)>& ok, const char* what) {
-    if (!s_.ok() || !Reads(name)) return;
-    const double v = f_.GetDouble(name);
-    if (!std::isfinite(v) || !ok(v)) s_ = Bad(name, f_.Get(name), what);
-  }
-  void OneOf(const char* name, const std::vector<std::string>& values) {
-    if (!s_.ok() || !Reads(name)) return;
-    for (const std::string& v : values) {
-      if (f_.Get(name) == v) return;
-    }
-    std::string list;
-    for (const std::string& v : values) list += (list.empty() ? "" : ", ") + v;
-    s_ = Bad(name, f_.Get(name), "must be one of " + list);
   }
   void Set(const Status& s) {
     if (s_.ok()) s_ = s;
@@ -418,56 +500,7 @@ Status FindDataFiles(const std::string& folder, bool need_eval, std::string* tra
 
 Status ValidateFlags(const FlagSet& f, Command c) {
   Checker k(f, c);
-  k.IntAtLeast("steps", 0, "must be >= 0 (0 trains --num_epochs passes over the data)");
-  k.IntIn("batch_size", 1, 1 << 20);
-  k.IntIn("num_epochs", 1, 1000000);
-  k.IntIn("embedding_dim", 1, 1024);
-  k.IntIn("dnn_threads", 0, 256);
-  k.IntIn("staleness", 0, 1000);
-  k.IntAtLeast("save_steps", 0);
-  k.IntAtLeast("keep_checkpoint_max", 0, "must be >= 0 (0 keeps every checkpoint)");
-  k.IntIn("max_restarts", 0, 1000);
-  k.IntAtLeast("incremental_save_steps", 0, "must be >= 0 (0 saves no deltas)");
-  k.IntAtLeast("log_every", 0);
-  k.IntAtLeast("timeline", 0);
-  k.IntIn("metrics_port", 0, 65535);
-  k.IntIn("ps_num", 1, 4096);
-  k.IntIn("worker_num", 1, 4096);
-  k.IntIn("ps_threads", 1, 1024);
-  k.IntIn("rpc_deadline_ms", 100, 24 * 3600 * 1000);
-  k.IntIn("max_message_mb", 4, 2047);
-  k.IntIn("dense_slice_kb", 0, 1 << 20);
-  k.IntIn("ev_filter_freq", 0, 65535);
-  k.IntAtLeast("ev_bloom_max_elements", 1);
-  k.IntIn("ev_steps_to_live", 0, 0x7fffffff);
-  k.IntAtLeast("ev_evict_interval_steps", 1);
-  k.IntIn("ps_memory_budget_mb", 0, 1 << 24);
-  k.Real(
-      "ev_bloom_fp_rate", [](double v) { return v > 0 && v < 1; }, "must lie in (0, 1)");
-  k.Real(
-      "ev_l2_threshold", [](double v) { return v >= 0 && std::isfinite(v); }, "must be >= 0");
-  k.IntIn("hang_timeout", 1, 7 * 24 * 3600);
-  k.IntIn("task_index", 0, 1 << 16);
-  k.IntAtLeast("gen_rows", 1);
-  k.IntAtLeast("rows", 1);
-  k.IntAtLeast("eval_rows", -1, "must be >= 0, or -1 for rows / 5");
-  k.IntAtLeast("decay_period", 1);
-  k.Real(
-      "learning_rate", [](double v) { return v > 0; }, "must be a positive number");
-  k.Real(
-      "max_bad_fraction", [](double v) { return v >= 0 && v <= 1; }, "must lie in [0, 1]");
-  k.Real(
-      "beta1", [](double v) { return v >= 0 && v < 1; }, "must lie in [0, 1)");
-  k.Real(
-      "beta2", [](double v) { return v >= 0 && v < 1; }, "must lie in [0, 1)");
-  k.Real(
-      "epsilon", [](double v) { return v >= 0; }, "must be >= 0");
-  k.Real(
-      "initial_accumulator", [](double v) { return v > 0; }, "must be > 0");
-  k.Real(
-      "decay_rate", [](double v) { return v > 0 && v <= 1; }, "must lie in (0, 1]");
-  k.OneOf("optimizer", {"adam", "adamasync", "adagrad", "adagraddecay", "sgd"});
-  k.IntIn("hash_buckets", 0, int64_t{1} << 40);
+  for (const FlagDef& d : kFlags) k.Accepted(d);
   if (k.Reads("protocol") && f.Get("protocol") != "grpc") {
     k.Set(Bad("protocol", f.Get("protocol"),
               f.Get("protocol") == "grpc++" || f.Get("protocol") == "star_server"
@@ -491,15 +524,6 @@ Status ValidateFlags(const FlagSet& f, Command c) {
     conflict("emb_fusion", "false");
     conflict("op_fusion", "false");
   }
-  k.OneOf("data_format", {"auto", "csv", "tsv"});
-  k.OneOf("export_values", {"fp32", "bf16"});
-  k.OneOf("forward", {"auto", "fp32", "bf16"});
-  k.IntAtLeast("min_frequency", 0);
-  k.IntAtLeast("threads", 0);
-  k.IntIn("port", 0, 65535);
-  k.IntIn("batch_wait_us", 0, 1000000);
-  k.IntIn("max_batch_rows", 1, 65536);
-  k.IntIn("watch_interval_ms", 10, 3600000);
   if (c == kTrain && k.status().ok() && !f.GetBool("export")) {
     for (const char* flag : {"min_frequency", "export_values"}) {
       if (f.WasSet(flag)) {
@@ -517,8 +541,6 @@ Status ValidateFlags(const FlagSet& f, Command c) {
                                           : "the export to score with (deepfm export's --out)")));
     }
   }
-  k.OneOf("format", {"csv", "tsv"});
-  k.OneOf("job_name", {"", "ps", "worker", "chief", "master"});
   if (k.Reads("hidden_units")) {
     std::vector<int> units;
     k.Set(ParseHiddenUnits(f.Get("hidden_units"), &units));
