@@ -4,6 +4,12 @@
 // writes erases the bar, is written to the real stream, and redraws it. The
 // bar reads shard 0's job status in-process four times a second. Off the
 // terminal it does nothing at all: no pipes, no threads.
+//
+// A process that dies with the bar up (LOG(FATAL) or a failed CHECK, a fatal
+// signal, exit() from any thread) first gives the streams back and lets the
+// relays write out everything already in the pipes, partial lines too, for
+// at most two seconds, so its last words reach the terminal. One bar at a
+// time per process.
 #pragma once
 
 #include <atomic>
@@ -26,6 +32,7 @@ class StandaloneProgress {
   StandaloneProgress& operator=(const StandaloneProgress&) = delete;
 
  private:
+  // Relays what is written to `from` until its writers are gone.
   void Relay(int from, int to);
   void Poll();
 
