@@ -66,6 +66,9 @@ TEST_F(JobFlagsTest, BadValuesNameTheFlagAndWhatItAccepts) {
     std::string expect;
   } cases[] = {
       {kTrain, {"--beta1=1"}, "--beta1=1: must lie in [0, 1)"},
+      // One past each end of an integer range.
+      {kTrain, {"--batch_size=1048577"}, "--batch_size=1048577: must lie in [1, 1048576]"},
+      {kTrain, {"--batch_size=0"}, "--batch_size=0: must lie in [1, 1048576]"},
       {kTrain, {"--decay_rate=0"}, "--decay_rate=0: must lie in (0, 1]"},
       {kTrain, {"--data_format=json"}, "--data_format=json: must be one of auto, csv, tsv"},
       {kTrain, {"--max_bad_fraction=2"}, "--max_bad_fraction=2: must lie in [0, 1]"},
